@@ -1,0 +1,38 @@
+# centra build and test entry points. `make test` is the one test command
+# (README and .ci/run call it).
+GO ?= go
+BIN := bin/centra
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/centra-cloud/centra/internal/cli.Version=$(VERSION)
+
+include tools.mk
+
+.PHONY: build test test-unit test-e2e vet fmt-check bench clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+# Every test: unit and integration tests, then the end-to-end suite against
+# real centra processes.
+test: vet fmt-check test-unit test-e2e
+
+test-unit:
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-e2e: build
+	$(GO) test -count=1 -timeout 20m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./e2e/...
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Throughput benchmarks (not run by make test).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 5s ./shared/raftnode/ ./chainfire/...
+
+clean:
+	rm -rf bin

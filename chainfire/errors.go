@@ -1,0 +1,118 @@
+package chainfire
+
+import (
+	"context"
+	"errors"
+
+	"connectrpc.com/connect"
+
+	"github.com/centra-cloud/centra/chainfire/internal/lease"
+	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// Errors returned by the Chainfire services. The messages are etcd's own
+// ("etcdserver: ..."), because etcd clients (clientv3, etcdctl) recognise
+// errors by their gRPC code and message.
+var (
+	// ErrEmptyKey: a request has no key.
+	ErrEmptyKey = errors.New("etcdserver: key is not provided")
+	// ErrKeyNotFound: ignore_value or ignore_lease on a key that does not exist.
+	ErrKeyNotFound = errors.New("etcdserver: key not found")
+	// ErrValueProvided: ignore_value together with a value.
+	ErrValueProvided = errors.New("etcdserver: value is provided")
+	// ErrLeaseProvided: ignore_lease together with a lease.
+	ErrLeaseProvided = errors.New("etcdserver: lease is provided")
+	// ErrTooManyOps: a transaction has more operations than allowed.
+	ErrTooManyOps = errors.New("etcdserver: too many operations in txn request")
+	// ErrDuplicateKey: a transaction writes one key twice.
+	ErrDuplicateKey = errors.New("etcdserver: duplicate key given in txn request")
+	// ErrCompacted: the revision asked for was compacted.
+	ErrCompacted = errors.New("etcdserver: mvcc: required revision has been compacted")
+	// ErrFutureRev: the revision asked for does not exist yet.
+	ErrFutureRev = errors.New("etcdserver: mvcc: required revision is a future revision")
+	// ErrLeaseNotFound: no such lease.
+	ErrLeaseNotFound = errors.New("etcdserver: requested lease not found")
+	// ErrLeaseExist: a lease with that ID exists.
+	ErrLeaseExist = errors.New("etcdserver: lease already exists")
+	// ErrLeaseTTLTooLarge: the TTL exceeds MaxLeaseTTL.
+	ErrLeaseTTLTooLarge = errors.New("etcdserver: too large lease TTL")
+	// ErrNoLeader: the metadata shard has no leader (no quorum).
+	ErrNoLeader = errors.New("etcdserver: no leader")
+	// ErrTimeout: the request timed out; a write may or may not have been applied.
+	ErrTimeout = errors.New("etcdserver: request timed out")
+	// ErrRequestTooLarge: the request exceeds the size limit.
+	ErrRequestTooLarge = errors.New("etcdserver: request is too large")
+	// ErrNotCapable: the operation is not supported by Chainfire.
+	ErrNotCapable = errors.New("etcdserver: not capable")
+	// ErrStopped: the server is shutting down.
+	ErrStopped = errors.New("etcdserver: server stopped")
+	// ErrBadCommand: a raft log entry could not be decoded (a newer or corrupt encoding).
+	ErrBadCommand = errors.New("chainfire: undecodable raft command")
+)
+
+// errorCodes maps every error a Chainfire RPC can return to its wire code,
+// following etcd's rpctypes table so clients retry (Unavailable) or give up
+// exactly as they do against etcd.
+var errorCodes = map[error]connect.Code{
+	ErrEmptyKey:         connect.CodeInvalidArgument,
+	ErrKeyNotFound:      connect.CodeInvalidArgument,
+	ErrValueProvided:    connect.CodeInvalidArgument,
+	ErrLeaseProvided:    connect.CodeInvalidArgument,
+	ErrTooManyOps:       connect.CodeInvalidArgument,
+	ErrDuplicateKey:     connect.CodeInvalidArgument,
+	ErrCompacted:        connect.CodeOutOfRange,
+	ErrFutureRev:        connect.CodeOutOfRange,
+	ErrLeaseNotFound:    connect.CodeNotFound,
+	ErrLeaseExist:       connect.CodeFailedPrecondition,
+	ErrLeaseTTLTooLarge: connect.CodeOutOfRange,
+	ErrNoLeader:         connect.CodeUnavailable,
+	ErrTimeout:          connect.CodeUnavailable,
+	ErrRequestTooLarge:  connect.CodeInvalidArgument,
+	ErrNotCapable:       connect.CodeUnimplemented,
+	ErrStopped:          connect.CodeUnavailable,
+	ErrBadCommand:       connect.CodeInternal,
+}
+
+// internalErrors translates errors of lower layers to the service errors.
+var internalErrors = []struct{ from, to error }{
+	{mvcc.ErrCompacted, ErrCompacted},
+	{mvcc.ErrFutureRev, ErrFutureRev},
+	{mvcc.ErrLeaseNotFound, ErrLeaseNotFound},
+	{mvcc.ErrLeaseExists, ErrLeaseExist},
+	{lease.ErrNotFound, ErrLeaseNotFound},
+	{raftnode.ErrNoLeader, ErrNoLeader},
+	{raftnode.ErrTimeout, ErrTimeout},
+	{raftnode.ErrClosed, ErrStopped},
+}
+
+// toConnectError converts err to a connect error with etcd's code and
+// message. Context errors keep their meaning; unknown errors are Internal
+// with their full text, so the operator sees the cause.
+func toConnectError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	for _, m := range internalErrors {
+		if errors.Is(err, m.from) {
+			err = m.to
+			break
+		}
+	}
+	for sentinel, code := range errorCodes {
+		if errors.Is(err, sentinel) {
+			return connect.NewError(code, sentinel)
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, err)
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}

@@ -1,0 +1,229 @@
+package chainfire
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/centra-cloud/centra/chainfire/internal/lease"
+	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
+	"github.com/centra-cloud/centra/chainfire/internal/watch"
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
+	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// commandVersion is the raftcmd encoding version this binary writes and the
+// newest it applies.
+const commandVersion = 1
+
+// fsm is the metadata shard's state machine: Chainfire's MVCC KV, leases and
+// member attributes. It implements raftnode.Applier.
+type fsm struct {
+	db     *pebble.DB
+	st     *mvcc.Store
+	lessor *lease.Lessor
+	hub    *watch.Hub
+	log    *slog.Logger
+
+	rev       atomic.Int64 // newest committed revision, visible to readers
+	compacted atomic.Int64
+
+	// Owned by the apply goroutine: what the batch being applied changed.
+	pending                  []mvcc.Event
+	applyRev, applyCompacted int64
+
+	compactMu   sync.Mutex
+	compactWant int64 // revision the compactor must reach
+	compactKick chan struct{}
+}
+
+var _ raftnode.Applier = (*fsm)(nil)
+
+func newFSM(db *pebble.DB, ks raftnode.Keyspace, lessor *lease.Lessor, log *slog.Logger) *fsm {
+	f := &fsm{
+		db:          db,
+		st:          mvcc.New(ks.Key(nil)),
+		lessor:      lessor,
+		log:         log,
+		compactKick: make(chan struct{}, 1),
+	}
+	f.hub = watch.NewHub(func(from, to int64, max int, withPrev bool) ([]mvcc.Event, int64, error) {
+		return f.st.Events(f.db, from, to, max, withPrev)
+	})
+	return f
+}
+
+// Load rebuilds the in-memory state (revision counters, leases, watch hub)
+// from pebble.
+func (f *fsm) Load(r pebble.Reader) error {
+	meta, err := f.st.LoadMeta(r)
+	if err != nil {
+		return err
+	}
+	leases := map[int64]int64{}
+	if err := f.st.Leases(r, func(id, ttl int64) { leases[id] = ttl }); err != nil {
+		return err
+	}
+	f.rev.Store(meta.Revision)
+	f.compacted.Store(meta.Compacted)
+	f.applyRev, f.applyCompacted = meta.Revision, meta.Compacted
+	f.lessor.Reset(leases)
+	f.hub.Reset(meta.Revision, meta.Compacted)
+	if meta.Compacted > meta.Physical {
+		f.requestCompaction(meta.Compacted)
+	}
+	return nil
+}
+
+// Apply applies committed commands into the raft batch b.
+func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
+	rev, compacted := f.rev.Load(), f.compacted.Load()
+	startRev, startCompacted := rev, compacted
+	for i := range entries {
+		var cmd raftcmdv1.Command
+		var resp proto.Message
+		var err error
+		if uerr := proto.Unmarshal(entries[i].Cmd, &cmd); uerr != nil || cmd.Version > commandVersion {
+			err = fmt.Errorf("%w: entry %d (version %d)", ErrBadCommand, entries[i].Index, cmd.Version)
+		} else {
+			v := view{st: f.st, r: b, rev: rev, compacted: compacted}
+			resp, rev, compacted, err = f.applyOne(v, b, &cmd)
+		}
+		if err != nil {
+			code, ok := applyErrorCode(err)
+			if !ok {
+				return fmt.Errorf("chainfire: apply entry %d: %w", entries[i].Index, err)
+			}
+			entries[i].Result = sm.Result{Value: code}
+			continue
+		}
+		data, err := proto.Marshal(resp)
+		if err != nil {
+			return fmt.Errorf("chainfire: encode result of entry %d: %w", entries[i].Index, err)
+		}
+		entries[i].Result = sm.Result{Data: data}
+	}
+	if rev != startRev {
+		if err := f.st.SetRevision(b, rev); err != nil {
+			return err
+		}
+	}
+	if compacted != startCompacted {
+		if err := f.st.SetCompacted(b, compacted); err != nil {
+			return err
+		}
+	}
+	f.applyRev, f.applyCompacted = rev, compacted
+	return nil
+}
+
+// applyOne applies one command and returns its response and the new
+// revision counters. Failures that are part of the command's semantics
+// (apply errors) are checked before anything is written.
+func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.Message, int64, int64, error) {
+	w := writer{view: v, txn: f.st.Begin(b, v.rev)}
+	var resp proto.Message
+	var hdr **etcdserverpb.ResponseHeader
+	switch c := cmd.Cmd.(type) {
+	case *raftcmdv1.Command_Put:
+		if err := w.checkPut(c.Put); err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		r, err := w.put(c.Put)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_DeleteRange:
+		r, err := w.deleteRange(c.DeleteRange)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_Txn:
+		if err := w.checkTxn(c.Txn); err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		r, err := w.txnOps(c.Txn)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_Compaction:
+		rev := c.Compaction.Revision
+		if rev > v.rev {
+			return nil, v.rev, v.compacted, ErrFutureRev
+		}
+		if rev <= v.compacted {
+			return nil, v.rev, v.compacted, ErrCompacted
+		}
+		v.compacted = rev
+		r := &etcdserverpb.CompactionResponse{Header: &etcdserverpb.ResponseHeader{}}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_LeaseGrant:
+		g := c.LeaseGrant
+		if err := w.txn.GrantLease(g.ID, g.TTL); err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		f.lessor.Granted(g.ID, g.TTL)
+		r := &etcdserverpb.LeaseGrantResponse{Header: &etcdserverpb.ResponseHeader{}, ID: g.ID, TTL: g.TTL}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_LeaseRevoke:
+		if err := w.txn.RevokeLease(c.LeaseRevoke.ID); err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		f.lessor.Revoked(c.LeaseRevoke.ID)
+		r := &etcdserverpb.LeaseRevokeResponse{Header: &etcdserverpb.ResponseHeader{}}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_LeaseExpire:
+		// Expiry proposals may race with revokes: skip leases already gone.
+		for _, id := range c.LeaseExpire.Ids {
+			err := w.txn.RevokeLease(id)
+			if err != nil && !errors.Is(err, mvcc.ErrLeaseNotFound) {
+				return nil, v.rev, v.compacted, err
+			}
+			f.lessor.Revoked(id)
+		}
+		r := &etcdserverpb.LeaseRevokeResponse{Header: &etcdserverpb.ResponseHeader{}}
+		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_MemberAttributes:
+		data, err := proto.Marshal(c.MemberAttributes)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		if err := f.st.PutMember(b, c.MemberAttributes.NodeId, data); err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		r := &etcdserverpb.MemberUpdateResponse{Header: &etcdserverpb.ResponseHeader{}}
+		resp, hdr = r, &r.Header
+	default:
+		return nil, v.rev, v.compacted, fmt.Errorf("%w: empty or unknown command", ErrBadCommand)
+	}
+	rev := w.txn.Revision()
+	(*hdr).Revision = rev
+	f.pending = append(f.pending, w.txn.Events()...)
+	return resp, rev, v.compacted, nil
+}
+
+// Applied publishes what the committed batch changed: the new revision to
+// readers, the events to watchers, and compaction work to the compactor.
+func (f *fsm) Applied(uint64) {
+	f.rev.Store(f.applyRev)
+	if f.applyCompacted != f.compacted.Swap(f.applyCompacted) {
+		f.requestCompaction(f.applyCompacted)
+	}
+	f.hub.Publish(f.applyRev, f.applyCompacted, f.pending)
+	f.pending = nil
+}
+
+// view returns a read view on the committed state.
+func (f *fsm) view() view {
+	return view{st: f.st, r: f.db, rev: f.rev.Load(), compacted: f.compacted.Load()}
+}

@@ -1,0 +1,159 @@
+package chainfire
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
+	"github.com/centra-cloud/centra/gen/etcdserverpb"
+)
+
+// maxTxnOps is the largest number of operations in one txn branch (etcd's
+// default --max-txn-ops).
+const maxTxnOps = 128
+
+// kvService implements etcdserverpb.KV.
+type kvService struct{ s *Server }
+
+func (k *kvService) Range(ctx context.Context, req *connect.Request[etcdserverpb.RangeRequest]) (*connect.Response[etcdserverpb.RangeResponse], error) {
+	if len(req.Msg.Key) == 0 {
+		return nil, toConnectError(ErrEmptyKey)
+	}
+	out, err := k.s.read(ctx, rangeQuery{req: req.Msg}, req.Msg.Serializable)
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	resp := out.(*etcdserverpb.RangeResponse)
+	k.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+func checkPut(p *etcdserverpb.PutRequest) error {
+	switch {
+	case len(p.Key) == 0:
+		return ErrEmptyKey
+	case p.IgnoreValue && len(p.Value) != 0:
+		return ErrValueProvided
+	case p.IgnoreLease && p.Lease != 0:
+		return ErrLeaseProvided
+	}
+	return nil
+}
+
+func (k *kvService) Put(ctx context.Context, req *connect.Request[etcdserverpb.PutRequest]) (*connect.Response[etcdserverpb.PutResponse], error) {
+	if err := checkPut(req.Msg); err != nil {
+		return nil, toConnectError(err)
+	}
+	resp := &etcdserverpb.PutResponse{}
+	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Put{Put: req.Msg}}, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	k.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+func (k *kvService) DeleteRange(ctx context.Context, req *connect.Request[etcdserverpb.DeleteRangeRequest]) (*connect.Response[etcdserverpb.DeleteRangeResponse], error) {
+	if len(req.Msg.Key) == 0 {
+		return nil, toConnectError(ErrEmptyKey)
+	}
+	resp := &etcdserverpb.DeleteRangeResponse{}
+	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_DeleteRange{DeleteRange: req.Msg}}, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	k.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+func (k *kvService) Txn(ctx context.Context, req *connect.Request[etcdserverpb.TxnRequest]) (*connect.Response[etcdserverpb.TxnResponse], error) {
+	if err := checkTxn(req.Msg); err != nil {
+		return nil, toConnectError(err)
+	}
+	resp := &etcdserverpb.TxnResponse{}
+	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Txn{Txn: req.Msg}}, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	k.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+func (k *kvService) Compact(ctx context.Context, req *connect.Request[etcdserverpb.CompactionRequest]) (*connect.Response[etcdserverpb.CompactionResponse], error) {
+	resp := &etcdserverpb.CompactionResponse{}
+	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Compaction{Compaction: req.Msg}}, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	k.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+// checkTxn validates a txn as etcd does: bounded size, keys present, and no
+// key written twice in one branch.
+func checkTxn(t *etcdserverpb.TxnRequest) error {
+	if len(t.Compare) > maxTxnOps || len(t.Success) > maxTxnOps || len(t.Failure) > maxTxnOps {
+		return ErrTooManyOps
+	}
+	for _, c := range t.Compare {
+		if len(c.Key) == 0 {
+			return ErrEmptyKey
+		}
+	}
+	for _, ops := range [][]*etcdserverpb.RequestOp{t.Success, t.Failure} {
+		if err := checkOps(ops); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkOps(ops []*etcdserverpb.RequestOp) error {
+	var puts [][]byte
+	var dels []*etcdserverpb.DeleteRangeRequest
+	for _, op := range ops {
+		switch r := op.Request.(type) {
+		case *etcdserverpb.RequestOp_RequestRange:
+			if len(r.RequestRange.Key) == 0 {
+				return ErrEmptyKey
+			}
+		case *etcdserverpb.RequestOp_RequestPut:
+			if err := checkPut(r.RequestPut); err != nil {
+				return err
+			}
+			for _, p := range puts {
+				if string(p) == string(r.RequestPut.Key) {
+					return ErrDuplicateKey
+				}
+			}
+			puts = append(puts, r.RequestPut.Key)
+		case *etcdserverpb.RequestOp_RequestDeleteRange:
+			if len(r.RequestDeleteRange.Key) == 0 {
+				return ErrEmptyKey
+			}
+			dels = append(dels, r.RequestDeleteRange)
+		case *etcdserverpb.RequestOp_RequestTxn:
+			if err := checkTxn(r.RequestTxn); err != nil {
+				return err
+			}
+		default:
+			return connect.NewError(connect.CodeInvalidArgument, ErrBadCommand)
+		}
+	}
+	for _, d := range dels {
+		for _, p := range puts {
+			if inRange(p, d.Key, d.RangeEnd) {
+				return ErrDuplicateKey
+			}
+		}
+	}
+	return nil
+}
+
+// inRange reports whether key is in [start, end) with etcd's conventions.
+func inRange(key, start, end []byte) bool {
+	switch {
+	case len(end) == 0:
+		return string(key) == string(start)
+	case len(end) == 1 && end[0] == 0:
+		return string(key) >= string(start)
+	}
+	return string(key) >= string(start) && string(key) < string(end)
+}

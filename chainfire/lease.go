@@ -1,0 +1,189 @@
+package chainfire
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/centra-cloud/centra/chainfire/internal/lease"
+	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
+	"github.com/centra-cloud/centra/gen/etcdserverpb"
+)
+
+// leaseService implements etcdserverpb.Lease. Grants and revokes go through
+// raft from any member; keep-alives and time-to-live need the leader's
+// deadlines, so followers forward them to the leader.
+type leaseService struct{ s *Server }
+
+// expiryInterval is how often the leader looks for expired leases, and
+// expiryBatch how many it revokes per proposal.
+const (
+	expiryInterval = 250 * time.Millisecond
+	expiryBatch    = 500
+)
+
+func newLeaseID() int64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(err) // crypto/rand never fails on Linux
+		}
+		if id := int64(binary.BigEndian.Uint64(b[:]) >> 1); id != 0 {
+			return id
+		}
+	}
+}
+
+func (l *leaseService) LeaseGrant(ctx context.Context, req *connect.Request[etcdserverpb.LeaseGrantRequest]) (*connect.Response[etcdserverpb.LeaseGrantResponse], error) {
+	g := &etcdserverpb.LeaseGrantRequest{ID: req.Msg.ID, TTL: req.Msg.TTL}
+	if g.TTL > MaxLeaseTTL {
+		return nil, toConnectError(ErrLeaseTTLTooLarge)
+	}
+	if g.TTL < l.s.cfg.MinLeaseTTL {
+		g.TTL = l.s.cfg.MinLeaseTTL
+	}
+	if g.ID == 0 {
+		g.ID = newLeaseID()
+	}
+	resp := &etcdserverpb.LeaseGrantResponse{}
+	if err := l.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseGrant{LeaseGrant: g}}, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	l.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+func (l *leaseService) LeaseRevoke(ctx context.Context, req *connect.Request[etcdserverpb.LeaseRevokeRequest]) (*connect.Response[etcdserverpb.LeaseRevokeResponse], error) {
+	resp := &etcdserverpb.LeaseRevokeResponse{}
+	if err := l.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseRevoke{LeaseRevoke: req.Msg}}, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	l.s.header(resp.Header)
+	return connect.NewResponse(resp), nil
+}
+
+func (l *leaseService) LeaseKeepAlive(ctx context.Context, stream *connect.BidiStream[etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.LeaseKeepAliveResponse]) error {
+	for {
+		req, err := stream.Receive()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		ttl, err := l.s.renew(ctx, req.ID)
+		if err != nil {
+			return toConnectError(err)
+		}
+		if err := stream.Send(&etcdserverpb.LeaseKeepAliveResponse{Header: l.s.header(nil), ID: req.ID, TTL: ttl}); err != nil {
+			return err
+		}
+	}
+}
+
+// renew renews a lease on the leader (forwarding when this node is not) and
+// returns its TTL, or 0 when the lease does not exist (etcd's answer).
+func (s *Server) renew(ctx context.Context, id int64) (int64, error) {
+	ttl, err := s.lessor.Renew(id)
+	switch {
+	case err == nil:
+		return ttl, nil
+	case errors.Is(err, lease.ErrNotFound):
+		return 0, nil
+	case errors.Is(err, lease.ErrNotPrimary):
+		ctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		url, err := s.leaderURL(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return s.fwd.keepAlive(ctx, url, id)
+	}
+	return 0, err
+}
+
+func (l *leaseService) LeaseTimeToLive(ctx context.Context, req *connect.Request[etcdserverpb.LeaseTimeToLiveRequest]) (*connect.Response[etcdserverpb.LeaseTimeToLiveResponse], error) {
+	if !l.s.lessor.IsPrimary() {
+		ctx, cancel := l.s.withTimeout(ctx)
+		defer cancel()
+		url, err := l.s.leaderURL(ctx)
+		if err != nil {
+			return nil, toConnectError(err)
+		}
+		resp, err := l.s.fwd.timeToLive(ctx, url, req.Msg)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(resp), nil
+	}
+	resp := &etcdserverpb.LeaseTimeToLiveResponse{ID: req.Msg.ID, TTL: -1}
+	out, err := l.s.read(ctx, leaseQuery{id: req.Msg.ID}, false)
+	switch {
+	case errors.Is(err, mvcc.ErrLeaseNotFound):
+	case err != nil:
+		return nil, toConnectError(err)
+	default:
+		info := out.(leaseInfo)
+		granted, remaining, err := l.s.lessor.Remaining(req.Msg.ID)
+		if err != nil && !errors.Is(err, lease.ErrNotFound) {
+			return nil, toConnectError(err)
+		}
+		if err == nil {
+			resp.GrantedTTL, resp.TTL = granted, remaining
+		} else {
+			resp.GrantedTTL = info.ttl
+		}
+		if req.Msg.Keys {
+			resp.Keys = info.keys
+		}
+	}
+	resp.Header = l.s.header(nil)
+	return connect.NewResponse(resp), nil
+}
+
+func (l *leaseService) LeaseLeases(ctx context.Context, req *connect.Request[etcdserverpb.LeaseLeasesRequest]) (*connect.Response[etcdserverpb.LeaseLeasesResponse], error) {
+	out, err := l.s.read(ctx, leasesQuery{}, false)
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	resp := &etcdserverpb.LeaseLeasesResponse{Header: l.s.header(nil)}
+	for _, li := range out.([]leaseInfo) {
+		resp.Leases = append(resp.Leases, &etcdserverpb.LeaseStatus{ID: li.id})
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// runLeaseExpiry proposes the expiry of leases whose deadline passed, while
+// this node leads the metadata shard.
+func (s *Server) runLeaseExpiry(ctx context.Context) {
+	t := time.NewTicker(expiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			ids := s.lessor.Expired(expiryBatch)
+			if len(ids) == 0 {
+				break
+			}
+			err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseExpire{LeaseExpire: &raftcmdv1.LeaseExpire{Ids: ids}}}, &etcdserverpb.LeaseRevokeResponse{})
+			if err != nil {
+				s.lessor.Unmark(ids)
+				if ctx.Err() == nil {
+					s.log.Warn("Lease expiry proposal failed; retrying", "leases", len(ids), "err", err)
+				}
+				break
+			}
+			s.log.Debug("Leases expired", "leases", len(ids))
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package chainfire
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lni/dragonboat/v4"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/centra-cloud/centra/chainfire/internal/lease"
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
+	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// Raft is what the server needs from the node's raft layer
+// (*raftnode.Node implements it).
+type Raft interface {
+	Propose(ctx context.Context, shardID uint64, cmd []byte) (sm.Result, error)
+	Read(ctx context.Context, shardID uint64, query any) (any, error)
+	StaleRead(shardID uint64, query any) (any, error)
+	Leader(shardID uint64) (leaderID, term uint64, ok bool)
+	Status(ctx context.Context, shardID uint64) (raftnode.Status, error)
+	Membership(ctx context.Context, shardID uint64) (*dragonboat.Membership, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	NodeID    uint64 // [node] id; also the etcd member ID
+	ReplicaID uint64 // this node's replica ID in the metadata shard
+	ClusterID uint64 // [cluster] id; the etcd cluster ID
+	Name      string // [node] name
+	// PeerURLs and ClientURLs are published in the member list (etcd's
+	// member attributes): the raft address and the API URLs.
+	PeerURLs   []string
+	ClientURLs []string
+
+	Raft     Raft
+	DB       *pebble.DB
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// ClientTLS dials other members' APIs (lease requests are forwarded to
+	// the leader); nil means plaintext HTTP/2.
+	ClientTLS *tls.Config
+	// RequestTimeout bounds requests whose client set no deadline
+	// (default 5s, etcd's).
+	RequestTimeout time.Duration
+	// MinLeaseTTL is the smallest lease TTL granted, in seconds (etcd:
+	// 1.5 election timeouts, rounded up).
+	MinLeaseTTL int64
+}
+
+// MaxLeaseTTL is the largest lease TTL, in seconds (etcd's limit).
+const MaxLeaseTTL = 9_000_000_000
+
+// maxRequestBytes is the largest encoded write (etcd's default, 1.5 MiB).
+const maxRequestBytes = 1536 * 1024
+
+// Server is Chainfire: the state machine of the metadata shard and the etcd
+// v3 services on top of it.
+type Server struct {
+	cfg     Config
+	fsm     *fsm
+	lessor  *lease.Lessor
+	log     *slog.Logger
+	metrics *metrics
+	fwd     *forwarder
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// New checks cfg and builds a server; it does no I/O.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.NodeID == 0:
+		return nil, errors.New("chainfire: node ID must be >= 1 (set [node] id)")
+	case cfg.ReplicaID == 0:
+		return nil, errors.New("chainfire: replica ID must be >= 1")
+	case cfg.Raft == nil || cfg.DB == nil || cfg.Logger == nil || cfg.Registry == nil:
+		return nil, errors.New("chainfire: Raft, DB, Logger and Registry are required")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.MinLeaseTTL <= 0 {
+		cfg.MinLeaseTTL = 1
+	}
+	log := cfg.Logger.With("component", "chainfire")
+	lessor := lease.New(nil)
+	s := &Server{
+		cfg:    cfg,
+		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
+		lessor: lessor,
+		log:    log,
+		fwd:    newForwarder(cfg.ClientTLS),
+	}
+	m, err := newMetrics(cfg.Registry, s)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// CreateStateMachine is the factory to start the metadata shard with
+// (raftnode.Node.StartShard).
+func (s *Server) CreateStateMachine(shardID, replicaID uint64) sm.IOnDiskStateMachine {
+	return raftnode.NewDiskStateMachine(s.cfg.DB, raftnode.ShardKeyspace(shardID), s.fsm)
+}
+
+// OnLeaderChange must receive the node's leader events: the lessor tracks
+// lease deadlines only while this replica leads the metadata shard.
+func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
+	if ev.ShardID != raftnode.MetadataShardID {
+		return
+	}
+	if ev.LeaderID == ev.ReplicaID && ev.LeaderID != 0 {
+		s.lessor.Promote()
+		return
+	}
+	s.lessor.Demote()
+}
+
+// Start runs the background work: lease expiry, compaction and publishing
+// this member's attributes. The metadata shard must be started.
+func (s *Server) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes} {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			fn(ctx)
+		}()
+	}
+}
+
+// Close stops the background work and waits for it. It does not touch the
+// raft node or the DB, which the caller closes afterwards. Idempotent.
+func (s *Server) Close() {
+	s.closeMu.Do(func() {
+		if s.stop != nil {
+			s.stop()
+		}
+		s.wg.Wait()
+		s.fwd.close()
+	})
+}
+
+// Handlers returns the etcd v3 services as (path, handler) pairs to mount on
+// the API listener.
+func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler {
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes + 64*1024)}, opts...)
+	out := map[string]http.Handler{}
+	mount := func(path string, h http.Handler) { out[path] = h }
+	mount(etcdserverpbconnect.NewKVHandler(&kvService{s}, opts...))
+	mount(etcdserverpbconnect.NewWatchHandler(&watchService{s}, opts...))
+	mount(etcdserverpbconnect.NewLeaseHandler(&leaseService{s}, opts...))
+	mount(etcdserverpbconnect.NewMaintenanceHandler(&maintenanceService{s: s}, opts...))
+	mount(etcdserverpbconnect.NewClusterHandler(&clusterService{s: s}, opts...))
+	return out
+}
+
+// withTimeout applies the default request timeout when ctx has no deadline.
+func (s *Server) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
+}
+
+// propose replicates cmd through the metadata shard and decodes the result
+// into resp.
+func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command, resp proto.Message) error {
+	cmd.Version = commandVersion
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxRequestBytes {
+		return ErrRequestTooLarge
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	start := time.Now()
+	res, err := s.cfg.Raft.Propose(ctx, raftnode.MetadataShardID, data)
+	s.metrics.observeWrite(time.Since(start), err)
+	if err != nil {
+		return err
+	}
+	if res.Value != 0 {
+		return applyErrorFromCode(res.Value)
+	}
+	if err := proto.Unmarshal(res.Data, resp); err != nil {
+		return fmt.Errorf("chainfire: decode apply result: %w", err)
+	}
+	return nil
+}
+
+// read runs q on the committed state: linearizable unless serializable.
+func (s *Server) read(ctx context.Context, q any, serializable bool) (any, error) {
+	if serializable {
+		return s.cfg.Raft.StaleRead(raftnode.MetadataShardID, q)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return s.cfg.Raft.Read(ctx, raftnode.MetadataShardID, q)
+}
+
+// header fills the fields of a response header that the state machine does
+// not know: cluster, member and raft term.
+func (s *Server) header(h *etcdserverpb.ResponseHeader) *etcdserverpb.ResponseHeader {
+	if h == nil {
+		h = &etcdserverpb.ResponseHeader{Revision: s.fsm.rev.Load()}
+	}
+	h.ClusterId = s.cfg.ClusterID
+	h.MemberId = s.cfg.NodeID
+	_, term, _ := s.cfg.Raft.Leader(raftnode.MetadataShardID)
+	h.RaftTerm = term
+	return h
+}
+
+// Revision returns the newest revision applied on this node.
+func (s *Server) Revision() int64 { return s.fsm.rev.Load() }
+
+// HasLeader reports whether the metadata shard has a known leader.
+func (s *Server) HasLeader() bool {
+	id, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
+	return ok && id != 0
+}
+
+// Ready returns nil once this node can serve linearizable reads: the shard
+// has a leader and this replica applied everything up to the read index.
+func (s *Server) Ready(ctx context.Context) error {
+	_, err := s.cfg.Raft.Read(ctx, raftnode.MetadataShardID, revQuery{})
+	return err
+}

@@ -1,0 +1,180 @@
+package chainfire
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/centra-cloud/centra/chainfire/internal/watch"
+	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/gen/mvccpb"
+)
+
+// progressInterval is how often an idle watcher created with progress_notify
+// gets an empty response carrying the current revision (etcd: 10 minutes).
+var progressInterval = 10 * time.Minute
+
+// watchService implements etcdserverpb.Watch. One stream multiplexes many
+// watchers; each runs in its own goroutine and the stream's sends are
+// serialised.
+type watchService struct{ s *Server }
+
+type watchStream struct {
+	s      *Server
+	stream *connect.BidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]
+	ctx    context.Context
+
+	sendMu sync.Mutex
+
+	mu       sync.Mutex
+	nextID   int64
+	watchers map[int64]*activeWatcher
+	wg       sync.WaitGroup
+}
+
+type activeWatcher struct {
+	w      *watch.Watcher
+	cancel context.CancelFunc
+}
+
+func (ws *watchService) Watch(ctx context.Context, stream *connect.BidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]) error {
+	ctx, cancel := context.WithCancel(ctx)
+	st := &watchStream{s: ws.s, stream: stream, ctx: ctx, watchers: map[int64]*activeWatcher{}}
+	defer func() {
+		cancel()
+		st.wg.Wait()
+	}()
+	for {
+		req, err := stream.Receive()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return nil // client closed its side (io.EOF) or the connection broke
+		}
+		switch r := req.RequestUnion.(type) {
+		case *etcdserverpb.WatchRequest_CreateRequest:
+			if err := st.create(r.CreateRequest); err != nil {
+				return err
+			}
+		case *etcdserverpb.WatchRequest_CancelRequest:
+			if err := st.cancel(r.CancelRequest.WatchId); err != nil {
+				return err
+			}
+		case *etcdserverpb.WatchRequest_ProgressRequest:
+			if err := st.progress(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (st *watchStream) send(resp *etcdserverpb.WatchResponse) error {
+	st.sendMu.Lock()
+	defer st.sendMu.Unlock()
+	return st.stream.Send(resp)
+}
+
+func (st *watchStream) header(rev int64) *etcdserverpb.ResponseHeader {
+	return st.s.header(&etcdserverpb.ResponseHeader{Revision: rev})
+}
+
+func (st *watchStream) create(c *etcdserverpb.WatchCreateRequest) error {
+	f := watch.Filter{Key: c.Key, End: c.RangeEnd, PrevKV: c.PrevKv}
+	for _, ft := range c.Filters {
+		switch ft {
+		case etcdserverpb.WatchCreateRequest_NOPUT:
+			f.NoPut = true
+		case etcdserverpb.WatchCreateRequest_NODELETE:
+			f.NoDelete = true
+		}
+	}
+	hub := st.s.fsm.hub
+	st.mu.Lock()
+	id := c.WatchId
+	if id == 0 {
+		for st.watchers[st.nextID] != nil {
+			st.nextID++
+		}
+		id = st.nextID
+		st.nextID++
+	} else if st.watchers[id] != nil {
+		st.mu.Unlock()
+		return st.send(&etcdserverpb.WatchResponse{Header: st.header(hub.Revision()), WatchId: id, Created: true, Canceled: true, CancelReason: "watch ID already in use"})
+	}
+	w := hub.NewWatcher(f, c.StartRevision)
+	if c.ProgressNotify {
+		w.ProgressInterval = progressInterval
+	}
+	ctx, cancel := context.WithCancel(st.ctx)
+	st.watchers[id] = &activeWatcher{w: w, cancel: cancel}
+	st.mu.Unlock()
+
+	if err := st.send(&etcdserverpb.WatchResponse{Header: st.header(hub.Revision()), WatchId: id, Created: true}); err != nil {
+		cancel()
+		return err
+	}
+	st.wg.Add(1)
+	go func() {
+		defer st.wg.Done()
+		st.run(ctx, id, w)
+	}()
+	return nil
+}
+
+// run streams one watcher's events until it is cancelled or compacted.
+func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher) {
+	compactRev, err := st.s.fsm.hub.Run(ctx, w, func(b watch.Batch) error {
+		resp := &etcdserverpb.WatchResponse{Header: st.header(b.Revision), WatchId: id, Events: make([]*mvccpb.Event, len(b.Events))}
+		for i, ev := range b.Events {
+			resp.Events[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.KV, PrevKv: ev.Prev}
+		}
+		return st.send(resp)
+	})
+	switch {
+	case errors.Is(err, watch.ErrCompacted):
+		st.remove(id)
+		_ = st.send(&etcdserverpb.WatchResponse{
+			Header: st.header(st.s.fsm.hub.Revision()), WatchId: id, Canceled: true,
+			CompactRevision: compactRev, CancelReason: ErrCompacted.Error(),
+		})
+	case err != nil && ctx.Err() == nil:
+		st.s.log.Warn("Watch stopped", "watch_id", id, "err", err)
+		st.remove(id)
+		_ = st.send(&etcdserverpb.WatchResponse{Header: st.header(st.s.fsm.hub.Revision()), WatchId: id, Canceled: true, CancelReason: err.Error()})
+	}
+}
+
+func (st *watchStream) remove(id int64) *activeWatcher {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	aw := st.watchers[id]
+	delete(st.watchers, id)
+	return aw
+}
+
+func (st *watchStream) cancel(id int64) error {
+	aw := st.remove(id)
+	if aw == nil {
+		return nil
+	}
+	aw.cancel()
+	return st.send(&etcdserverpb.WatchResponse{Header: st.header(st.s.fsm.hub.Revision()), WatchId: id, Canceled: true})
+}
+
+// progress answers a progress request, as etcd does, with one response for
+// the whole stream (watch ID -1) whose revision every watcher has reached.
+func (st *watchStream) progress() error {
+	rev := st.s.fsm.hub.Revision()
+	st.mu.Lock()
+	for _, aw := range st.watchers {
+		if d := aw.w.Delivered(); d < rev {
+			rev = d
+		}
+	}
+	st.mu.Unlock()
+	return st.send(&etcdserverpb.WatchResponse{Header: st.header(rev), WatchId: -1})
+}

@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	centratls "github.com/centra-cloud/centra/shared/tls"
+)
+
+// apiServer is the API listener: the etcd v3 services (gRPC over HTTP/2,
+// through connect-go), /metrics, /health and /readyz. With TLS configured it
+// serves TLS only (no plaintext path); without, HTTP/1.1 and h2c.
+type apiServer struct {
+	a   *App
+	srv *http.Server
+	ln  net.Listener
+}
+
+func newAPIServer(a *App) (*apiServer, error) {
+	mux := http.NewServeMux()
+	for path, h := range a.cf.Handlers() {
+		mux.Handle(path, h)
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.HandleFunc("/health", a.handleHealth)
+	mux.HandleFunc("/readyz", a.handleReady)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+	}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	if t := a.cfg.Network.TLS; t.Enabled() {
+		tc, err := centratls.ServerConfig(t)
+		if err != nil {
+			return nil, err
+		}
+		srv.TLSConfig = tc
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return &apiServer{a: a, srv: srv}, nil
+}
+
+func (s *apiServer) start() error {
+	ln, err := net.Listen("tcp", s.a.cfg.Network.APIAddr)
+	if err != nil {
+		return fmt.Errorf("centra: listen on [network] api_addr %s: %w (is another centra or etcd running there?)", s.a.cfg.Network.APIAddr, err)
+	}
+	if s.srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.srv.TLSConfig)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.a.log.Error("API listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *apiServer) addr() string {
+	if s == nil || s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// stop stops accepting, lets in-flight unary requests finish for a moment,
+// then cuts long-lived streams (watches, keep-alives).
+func (s *apiServer) stop() error {
+	if s.ln == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return s.srv.Close()
+	}
+	return nil
+}
+
+// handleHealth answers 200 while the metadata shard has a leader, 503
+// otherwise (etcd's /health semantics).
+func (a *App) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if !a.cf.HasLeader() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"health":"false","reason":"no leader"}`)
+		return
+	}
+	fmt.Fprintln(w, `{"health":"true"}`)
+}
+
+// handleReady answers 200 once this node serves linearizable reads: raft is
+// up, the metadata shard has a leader and this replica caught up to the
+// leader's read index.
+func (a *App) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.cf.Ready(ctx); err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}

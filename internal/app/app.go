@@ -1,0 +1,262 @@
+// Package app is centra's composition root: it turns a validated
+// config.Config into a running process (state DB, raft node, Chainfire, the
+// API listener) and shuts it down in order.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/centra-cloud/centra/chainfire"
+	"github.com/centra-cloud/centra/config"
+	"github.com/centra-cloud/centra/shared/raftnode"
+	centratls "github.com/centra-cloud/centra/shared/tls"
+)
+
+// App is one running centra process.
+type App struct {
+	cfg config.Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	db   *pebble.DB
+	node *raftnode.Node
+	cf   *chainfire.Server
+	api  *apiServer
+
+	ready     chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg and prepares the process; it does no I/O.
+func New(cfg config.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.HasRole("control_plane") {
+		return nil, errors.New("centra: role \"store\" alone is not available yet: run with role control_plane (or control_plane,store)")
+	}
+	return &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}, nil
+}
+
+// raftAddresses returns the address peers dial for this node (advertised)
+// and the one it binds, and the bootstrap members (replica ID -> address).
+func (a *App) raftAddresses() (advertise, listen string, members map[uint64]string, err error) {
+	c := &a.cfg
+	listen = c.Network.RaftAddr
+	ms, err := c.Members()
+	if err != nil {
+		return "", "", nil, err
+	}
+	members = map[uint64]string{}
+	for _, m := range ms {
+		members[m.ID] = m.Addr
+	}
+	if len(members) == 0 && c.Cluster.Bootstrap {
+		members[c.Node.ID] = listen // a single-node cluster of this node
+	}
+	advertise = members[c.Node.ID]
+	if advertise == "" {
+		advertise = listen
+	}
+	if host, _, _ := net.SplitHostPort(advertise); host == "" || net.ParseIP(host).IsUnspecified() {
+		return "", "", nil, fmt.Errorf("centra: node %d has no routable raft address: list it in [cluster] initial_members as \"%d=HOST:PORT\" or set [network] raft_addr to an address peers can dial (not %q)", c.Node.ID, c.Node.ID, advertise)
+	}
+	if advertise == listen {
+		listen = ""
+	}
+	return advertise, listen, members, nil
+}
+
+// clientURL is the URL other members and clients use for this node's API.
+func (a *App) clientURL(raftAdvertise string) string {
+	scheme := "http"
+	if a.cfg.Network.TLS.Enabled() {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(a.cfg.Network.APIAddr)
+	if host == "" || net.ParseIP(host).IsUnspecified() {
+		host, _, _ = net.SplitHostPort(raftAdvertise)
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Start brings the node up: state DB, raft, the metadata shard, Chainfire,
+// then the API listener. On error everything started is closed again.
+func (a *App) Start() (err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	c := &a.cfg
+	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("centra: create data directory: %w (check [storage] data_dir and its permissions)", err)
+		}
+	}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	advertise, listen, members, err := a.raftAddresses()
+	if err != nil {
+		return err
+	}
+	level, err := ParseLevel(c.LogLevel)
+	if err != nil {
+		return err
+	}
+	var peerTLS *raftnode.PeerTLS
+	if t := c.Network.TLS; t.Enabled() {
+		host, _, _ := net.SplitHostPort(advertise)
+		if err := centratls.CheckPeerFiles(t, host); err != nil {
+			return err
+		}
+		peerTLS = &raftnode.PeerTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
+	if c.Storage.UseDirectIOForFlushAndCompaction {
+		a.log.Warn("use_direct_io_for_flush_and_compaction is accepted but has no effect: pebble has no direct I/O mode")
+	}
+	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log)
+	if err != nil {
+		return err
+	}
+	a.node, err = raftnode.New(raftnode.Config{
+		NodeHostDir:        c.RaftDir(),
+		RaftAddress:        advertise,
+		ListenAddress:      listen,
+		DeploymentID:       c.Cluster.ID,
+		RTTMillisecond:     c.Raft.TickIntervalMs,
+		ElectionRTT:        c.Raft.ElectionTicks,
+		HeartbeatRTT:       c.Raft.HeartbeatTicks,
+		SnapshotEntries:    c.Raft.SnapshotEntries,
+		CompactionOverhead: c.Raft.CompactionOverhead,
+		MaxInMemLogSize:    c.Raft.MaxInMemLogSize,
+		TLS:                peerTLS,
+		Logger:             a.log,
+		LogLevel:           level,
+		Registerer:         a.reg,
+	})
+	if err != nil {
+		return err
+	}
+	clientTLS, err := a.clientTLS()
+	if err != nil {
+		return err
+	}
+	electionMs := c.Raft.TickIntervalMs * c.Raft.ElectionTicks
+	a.cf, err = chainfire.New(chainfire.Config{
+		NodeID:      c.Node.ID,
+		ReplicaID:   c.Node.ID,
+		ClusterID:   c.Cluster.ID,
+		Name:        c.Node.Name,
+		PeerURLs:    []string{advertise},
+		ClientURLs:  []string{a.clientURL(advertise)},
+		Raft:        a.node,
+		DB:          a.db,
+		Logger:      a.log,
+		Registry:    a.reg,
+		ClientTLS:   clientTLS,
+		MinLeaseTTL: int64((3*electionMs/2 + 999) / 1000),
+	})
+	if err != nil {
+		return err
+	}
+	a.node.OnLeaderChange(a.cf.OnLeaderChange)
+	if err := a.node.Start(); err != nil {
+		return err
+	}
+	shard := raftnode.ShardConfig{ShardID: raftnode.MetadataShardID, ReplicaID: c.Node.ID, NonVoting: c.Raft.Role == "learner"}
+	if c.Cluster.Bootstrap {
+		shard.InitialMembers = members
+	} else {
+		shard.Join = true
+	}
+	if err := a.node.StartShard(shard, a.cf.CreateStateMachine); err != nil {
+		return err
+	}
+	a.cf.Start()
+
+	a.api, err = newAPIServer(a)
+	if err != nil {
+		return err
+	}
+	if err := a.api.start(); err != nil {
+		return err
+	}
+	a.log.Info("Serving the API", "api_addr", a.api.addr(), "raft_addr", advertise, "node_id", c.Node.ID, "data_dir", c.EffectiveDataDir())
+	go a.waitReady()
+	return nil
+}
+
+func (a *App) clientTLS() (*tls.Config, error) {
+	t := a.cfg.Network.TLS
+	if !t.Enabled() {
+		return nil, nil
+	}
+	return centratls.ClientConfig(t, "")
+}
+
+// waitReady logs "ready to serve" once the node can serve linearizable
+// reads, and closes Ready().
+func (a *App) waitReady() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := a.cf.Ready(ctx)
+		cancel()
+		if err == nil {
+			a.log.Info("Ready to serve", "node_id", a.cfg.Node.ID, "revision", a.cf.Revision())
+			close(a.ready)
+			return
+		}
+		if errors.Is(err, raftnode.ErrClosed) {
+			return
+		}
+		a.log.Debug("Not ready yet", "err", err)
+	}
+}
+
+// Ready is closed once the node serves linearizable reads.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// APIAddr returns the bound API address.
+func (a *App) APIAddr() string { return a.api.addr() }
+
+// Close shuts the process down, in this order:
+//  1. stop the API listener (no new requests; open streams are cut after a
+//     grace period);
+//  2. stop Chainfire's background work (lease expiry, compaction);
+//  3. close the raft node (dragonboat's NodeHost: replicas stop, log flushed);
+//  4. close the state DB (after raft, which may still apply entries).
+//
+// It is idempotent and safe after a partial Start.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.api != nil {
+			errs = append(errs, a.api.stop())
+		}
+		if a.cf != nil {
+			a.cf.Close()
+		}
+		if a.node != nil {
+			errs = append(errs, a.node.Close())
+		}
+		if a.db != nil {
+			errs = append(errs, a.db.Close())
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/urfave/cli/v2"
+
+	"github.com/centra-cloud/centra/config"
+	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	centratls "github.com/centra-cloud/centra/shared/tls"
+)
+
+// clientFlags are the connection flags shared by client commands.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "endpoint", Aliases: []string{"endpoints"}, Value: "127.0.0.1:2379", Usage: "comma-separated API endpoints (http://, https:// or host:port); any member works", EnvVars: []string{"CENTRA_ENDPOINT"}},
+		&cli.StringFlag{Name: "cacert", Usage: "CA certificate that signed the servers' certificates (enables TLS)"},
+		&cli.StringFlag{Name: "cert", Usage: "client certificate, for servers with require_client_cert"},
+		&cli.StringFlag{Name: "key", Usage: "client private key"},
+		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "timeout of each request"},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "simple", Usage: "output format: simple or json"},
+	}
+}
+
+// conn is a client connection to a list of endpoints.
+type conn struct {
+	urls    []string
+	http    *http.Client
+	timeout time.Duration
+	json    bool
+}
+
+func newConn(c *cli.Context) (*conn, error) {
+	out := c.String("output")
+	if out != "simple" && out != "json" {
+		return nil, exitf("--output %q: want simple or json", out)
+	}
+	var tlsCfg *tls.Config
+	if c.String("cacert") != "" || c.String("cert") != "" {
+		var err error
+		tlsCfg, err = centratls.ClientConfig(config.TLS{CAFile: c.String("cacert"), CertFile: c.String("cert"), KeyFile: c.String("key")}, "")
+		if err != nil {
+			return nil, err
+		}
+	}
+	var urls []string
+	for _, ep := range strings.Split(c.String("endpoint"), ",") {
+		ep = strings.TrimSpace(ep)
+		switch {
+		case ep == "":
+			continue
+		case strings.HasPrefix(ep, "http://"), strings.HasPrefix(ep, "https://"):
+		case tlsCfg != nil:
+			ep = "https://" + ep
+		default:
+			ep = "http://" + ep
+		}
+		if strings.HasPrefix(ep, "https://") && tlsCfg == nil {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		urls = append(urls, strings.TrimSuffix(ep, "/"))
+	}
+	if len(urls) == 0 {
+		return nil, exitf("--endpoint: no endpoint given")
+	}
+	tr := &http.Transport{
+		TLSClientConfig: tlsCfg,
+		DialContext:     (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+	}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetHTTP2(true)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	return &conn{urls: urls, http: &http.Client{Transport: tr}, timeout: c.Duration("timeout"), json: out == "json"}, nil
+}
+
+// retryable reports whether another endpoint may succeed where this one
+// failed: it is unreachable or has no leader.
+func retryable(err error) bool {
+	return connect.CodeOf(err) == connect.CodeUnavailable
+}
+
+// each calls fn with each endpoint in turn until one does not fail with an
+// unavailable error. Writes sent to any member reach the leader.
+func (cn *conn) each(ctx context.Context, fn func(ctx context.Context, url string) error) error {
+	var errs []error
+	for _, url := range cn.urls {
+		cctx, cancel := context.WithTimeout(ctx, cn.timeout)
+		err := fn(cctx, url)
+		cancel()
+		if err == nil || !retryable(err) {
+			return describe(url, err)
+		}
+		errs = append(errs, describe(url, err))
+	}
+	return errors.Join(errs...)
+}
+
+// describe turns an RPC error into a one-line reason naming the endpoint.
+func describe(url string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%s: %s", url, ce.Message())
+	}
+	return fmt.Errorf("%s: %w", url, err)
+}
+
+func (cn *conn) kv(url string) etcdserverpbconnect.KVClient {
+	return etcdserverpbconnect.NewKVClient(cn.http, url, connect.WithGRPC())
+}
+
+func (cn *conn) watch(url string) etcdserverpbconnect.WatchClient {
+	return etcdserverpbconnect.NewWatchClient(cn.http, url, connect.WithGRPC())
+}

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/centra-cloud/centra/config"
+	"github.com/centra-cloud/centra/internal/app"
+)
+
+// configFlags are --config plus one flag per config key (config.Keys), so a
+// key, its flag and its CENTRA_* variable are the same setting.
+func configFlags() []cli.Flag {
+	flags := []cli.Flag{&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML config file (chainfire.toml or flaredb.toml layout)", EnvVars: []string{config.EnvConfigFile}}}
+	for _, k := range config.Keys() {
+		f := &cli.StringFlag{Name: k.Flag, Usage: k.Help + " [" + k.Name + "]", DefaultText: k.Default}
+		if k.Name == "node.role" {
+			f.Aliases = []string{"role"}
+		}
+		flags = append(flags, f)
+	}
+	return flags
+}
+
+// loadConfig builds the effective config: defaults < file < env < flags.
+func loadConfig(c *cli.Context) (config.Config, error) {
+	set := map[string]any{}
+	for _, k := range config.Keys() {
+		if c.IsSet(k.Flag) {
+			set[k.Name] = c.String(k.Flag)
+		}
+	}
+	return config.Load(config.LoadOptions{File: c.String("config"), Env: os.Environ(), Flags: set})
+}
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run a centra node (with no config: a single-node dev cluster in ./centra-data on 127.0.0.1:2379)",
+		Flags: configFlags(),
+		Action: func(c *cli.Context) error {
+			cfg, err := loadConfig(c)
+			if err != nil {
+				return err
+			}
+			level, err := app.ParseLevel(cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			log := app.NewLogger(os.Stderr, level)
+			a, err := app.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			if err := a.Start(); err != nil {
+				return err
+			}
+			if c.String("config") == "" {
+				fmt.Fprintf(stdoutOf(c), "centra is running (node %d, data in %s).\nTalk to it with:\n  centra kv put foo bar --endpoint %s\n  centra kv get foo --endpoint %s\n  etcdctl --endpoints=%s get foo\nStop it with Ctrl-C.\n",
+					cfg.Node.ID, cfg.EffectiveDataDir(), a.APIAddr(), a.APIAddr(), a.APIAddr())
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			s := <-sig
+			log.Info("Shutting down", "signal", s.String())
+			return a.Close()
+		},
+	}
+}

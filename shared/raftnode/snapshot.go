@@ -1,0 +1,229 @@
+package raftnode
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lni/dragonboat/v4/statemachine"
+)
+
+// Snapshot stream, version 1 (see DESIGN.md):
+//
+//	header  "RNSNAP" version:u8=1 shardID:be64
+//	pair*   0x01 keyLen:be32 key valueLen:be32 value
+//	trailer 0x00 pairCount:be64 crc:be32
+//
+// Keys are relative to the shard prefix ('s' be64(shardID) removed), so
+// they start with the subspace byte. crc is CRC-32C (Castagnoli) of every
+// byte before it.
+var snapshotMagic = [6]byte{'R', 'N', 'S', 'N', 'A', 'P'}
+
+const (
+	snapshotV1      byte = 1
+	snapshotTagPair byte = 0x01
+	snapshotTagEnd  byte = 0x00
+	// snapshotDoneCheck is how many pairs are written or read between
+	// checks of the done channel.
+	snapshotDoneCheck = 256
+	// maxSnapshotKey and maxSnapshotValue bound lengths read from a stream,
+	// so a corrupt length fails instead of exhausting memory.
+	maxSnapshotKey   = 1 << 20
+	maxSnapshotValue = 1 << 30
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func stopped(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeSnapshot streams every key of ks's shard visible in r to w.
+func writeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, done <-chan struct{}) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	crc := crc32.New(castagnoli)
+	out := io.MultiWriter(bw, crc)
+	var hdr [len(snapshotMagic) + 1 + 8]byte
+	copy(hdr[:], snapshotMagic[:])
+	hdr[len(snapshotMagic)] = snapshotV1
+	binary.BigEndian.PutUint64(hdr[len(snapshotMagic)+1:], ks.shardID)
+	if _, err := out.Write(hdr[:]); err != nil {
+		return err
+	}
+	lower, upper := ks.shardBounds()
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("raftnode: shard %d: snapshot iterator: %w", ks.shardID, err)
+	}
+	defer it.Close()
+	var count uint64
+	var lens [4]byte
+	for valid := it.First(); valid; valid = it.Next() {
+		if count%snapshotDoneCheck == 0 && stopped(done) {
+			return statemachine.ErrSnapshotStopped
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("raftnode: shard %d: snapshot read value: %w", ks.shardID, err)
+		}
+		key := it.Key()[shardPrefixSz:]
+		if _, err := out.Write([]byte{snapshotTagPair}); err != nil {
+			return err
+		}
+		for _, field := range [][]byte{key, v} {
+			binary.BigEndian.PutUint32(lens[:], uint32(len(field)))
+			if _, err := out.Write(lens[:]); err != nil {
+				return err
+			}
+			if _, err := out.Write(field); err != nil {
+				return err
+			}
+		}
+		count++
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("raftnode: shard %d: snapshot iteration: %w", ks.shardID, err)
+	}
+	var trailer [1 + 8]byte
+	trailer[0] = snapshotTagEnd
+	binary.BigEndian.PutUint64(trailer[1:], count)
+	if _, err := out.Write(trailer[:]); err != nil {
+		return err
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
+	if _, err := bw.Write(sum[:]); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// crcReader hashes everything read through it.
+type crcReader struct {
+	r   io.Reader
+	crc hash.Hash32
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc.Write(p[:n])
+	return n, err
+}
+
+// corrupt wraps a framing error in ErrCorruptSnapshot; a truncated stream
+// counts as corrupt.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
+}
+
+func readFull(r io.Reader, buf []byte, what string) error {
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return corrupt("truncated in %s", what)
+		}
+		return err
+	}
+	return nil
+}
+
+// readSnapshot stages the pairs of a stream written by writeSnapshot for
+// ks's shard into b and verifies the trailer. b must not be committed when
+// it returns an error.
+func readSnapshot(r io.Reader, ks Keyspace, b *pebble.Batch, done <-chan struct{}) error {
+	cr := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
+	var hdr [len(snapshotMagic) + 1 + 8]byte
+	if err := readFull(cr, hdr[:], "header"); err != nil {
+		return err
+	}
+	if !bytes.Equal(hdr[:len(snapshotMagic)], snapshotMagic[:]) {
+		return corrupt("bad magic %q", hdr[:len(snapshotMagic)])
+	}
+	if v := hdr[len(snapshotMagic)]; v != snapshotV1 {
+		return fmt.Errorf("%w: snapshot stream version %d, this binary reads version %d; upgrade the receiving node", ErrUnknownFormat, v, snapshotV1)
+	}
+	if id := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:]); id != ks.shardID {
+		return corrupt("stream is for shard %d, not %d", id, ks.shardID)
+	}
+	var (
+		count  uint64
+		tag    [1]byte
+		lens   [4]byte
+		keyBuf bytes.Buffer
+		valBuf bytes.Buffer
+		full   []byte
+	)
+	readField := func(buf *bytes.Buffer, limit uint32, what string) error {
+		if err := readFull(cr, lens[:], what+" length"); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(lens[:])
+		if n > limit {
+			return corrupt("%s length %d exceeds %d", what, n, limit)
+		}
+		buf.Reset()
+		// CopyN grows buf as data arrives, so a corrupt length cannot
+		// allocate more than the stream holds.
+		if _, err := io.CopyN(buf, cr, int64(n)); err != nil {
+			if errors.Is(err, io.EOF) {
+				return corrupt("truncated in %s", what)
+			}
+			return err
+		}
+		return nil
+	}
+	for {
+		if count%snapshotDoneCheck == 0 && stopped(done) {
+			return statemachine.ErrSnapshotStopped
+		}
+		if err := readFull(cr, tag[:], "pair tag"); err != nil {
+			return err
+		}
+		if tag[0] == snapshotTagEnd {
+			break
+		}
+		if tag[0] != snapshotTagPair {
+			return corrupt("unknown tag 0x%02x after %d pairs", tag[0], count)
+		}
+		if err := readField(&keyBuf, maxSnapshotKey, "key"); err != nil {
+			return err
+		}
+		if keyBuf.Len() == 0 {
+			return corrupt("empty key after %d pairs", count)
+		}
+		if err := readField(&valBuf, maxSnapshotValue, "value"); err != nil {
+			return err
+		}
+		full = append(append(full[:0], ks.prefix[:]...), keyBuf.Bytes()...)
+		if err := b.Set(full, valBuf.Bytes(), nil); err != nil {
+			return fmt.Errorf("raftnode: shard %d: stage snapshot pair: %w", ks.shardID, err)
+		}
+		count++
+	}
+	var n [8]byte
+	if err := readFull(cr, n[:], "trailer"); err != nil {
+		return err
+	}
+	want := cr.crc.Sum32()
+	var sum [4]byte
+	if err := readFull(cr.r, sum[:], "checksum"); err != nil {
+		return err
+	}
+	if got := binary.BigEndian.Uint32(sum[:]); got != want {
+		return corrupt("checksum %08x, computed %08x", got, want)
+	}
+	if c := binary.BigEndian.Uint64(n[:]); c != count {
+		return corrupt("trailer counts %d pairs, stream has %d", c, count)
+	}
+	return nil
+}
