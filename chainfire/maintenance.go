@@ -63,3 +63,11 @@ func (s *Server) status(ctx context.Context) (*etcdserverpb.StatusResponse, erro
 	}
 	return resp, nil
 }
+
+// Alarm answers alarm queries: Chainfire raises no alarms (no space quota
+// alarm: pebble is not size-capped), so the list is always empty and
+// activate/deactivate are accepted as no-ops. `etcdctl endpoint health`
+// needs it.
+func (m *maintenanceService) Alarm(context.Context, *connect.Request[etcdserverpb.AlarmRequest]) (*connect.Response[etcdserverpb.AlarmResponse], error) {
+	return connect.NewResponse(&etcdserverpb.AlarmResponse{Header: m.s.header(nil)}), nil
+}

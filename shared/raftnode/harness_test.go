@@ -32,6 +32,8 @@ type kvApplier struct {
 	pending int64 // new keys in the batch being applied
 	loads   atomic.Int64
 	applied atomic.Uint64
+	// firstApplied is the index of the first entry Apply saw.
+	firstApplied atomic.Uint64
 }
 
 type countQuery struct{}
@@ -55,6 +57,7 @@ func (a *kvApplier) Load(r pebble.Reader) error {
 }
 
 func (a *kvApplier) Apply(b *pebble.Batch, entries []statemachine.Entry) error {
+	a.firstApplied.CompareAndSwap(0, entries[0].Index)
 	for i := range entries {
 		e := &entries[i]
 		k, v, ok := bytes.Cut(e.Cmd, []byte("="))

@@ -1,7 +1,7 @@
 package tls
 
 import (
-	"crypto/tls"
+	stdtls "crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -52,7 +52,7 @@ func CheckPeerFiles(t config.TLS, raftHost string) error {
 	fail := func(file string, sentinel error, format string, args ...any) {
 		errs = append(errs, &CertError{File: file, Err: sentinel, Reason: fmt.Sprintf(format, args...)})
 	}
-	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+	if _, err := stdtls.X509KeyPair(certPEM, keyPEM); err != nil {
 		fail(t.KeyFile, ErrInvalidCert, "key %s does not belong to certificate %s (%v); use the key generated with the certificate, or %s",
 			t.KeyFile, t.CertFile, err, regenerate)
 	}
@@ -100,7 +100,7 @@ func CheckPeerFiles(t config.TLS, raftHost string) error {
 		usage x509.ExtKeyUsage
 		name  string
 	}{{x509.ExtKeyUsageServerAuth, "serverAuth"}, {x509.ExtKeyUsageClientAuth, "clientAuth"}} {
-		if !slices.Contains(leaf.ExtKeyUsage, u.usage) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny) {
+		if !hasUsage(leaf, u.usage) {
 			fail(t.CertFile, ErrInvalidCert, "certificate %s lacks the %s extended key usage; raft peers need serverAuth and clientAuth; %s",
 				t.CertFile, u.name, regenerate)
 		}
@@ -123,4 +123,9 @@ func clamp(t, lo, hi time.Time) time.Time {
 		return hi
 	}
 	return t
+}
+
+// hasUsage reports whether c carries usage (or any usage).
+func hasUsage(c *x509.Certificate, usage x509.ExtKeyUsage) bool {
+	return slices.Contains(c.ExtKeyUsage, usage) || slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny)
 }

@@ -5,7 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
+	stdtls "crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 )
@@ -24,13 +23,16 @@ import (
 // Names of the files Generate writes in its directory.
 const (
 	// CACertFile is the CA certificate, ca_file of every node and client.
-	CACertFile = "ca.crt"
+	CACertFile = caName + ".crt"
 	// CAKeyFile is the CA's private key; keep it off the nodes if you can.
-	CAKeyFile = "ca.key"
+	CAKeyFile = caName + ".key"
 	// ClientName is the base name of the CLI's client certificate
 	// (client.crt, client.key), which has only the clientAuth usage.
 	ClientName = "client"
 )
+
+// caName is the base name of the CA files.
+const caName = "ca"
 
 // CAValidity is how long a CA created by Generate is valid. Node and
 // client certificates never outlive their CA.
@@ -84,7 +86,7 @@ func (n NodeSpec) validate() error {
 	if !validName.MatchString(n.Name) {
 		return fmt.Errorf("%w: name %q must start with a letter or digit and use only letters, digits, '.', '_' and '-'", ErrInvalidNodeSpec, n.Name)
 	}
-	if base := strings.TrimSuffix(CACertFile, ".crt"); n.Name == base || n.Name == ClientName {
+	if n.Name == caName || n.Name == ClientName {
 		return fmt.Errorf("%w: name %q is reserved for the %s files; pick another", ErrInvalidNodeSpec, n.Name, n.Name)
 	}
 	if len(n.IPs) == 0 && len(n.DNSNames) == 0 {
@@ -132,7 +134,10 @@ func Generate(dir string, nodes []NodeSpec, validity time.Duration) ([]string, e
 	issueTo := func(name string, tmpl *x509.Certificate) error {
 		tmpl.Subject = pkix.Name{CommonName: name}
 		tmpl.NotBefore = now.Add(-time.Minute) // tolerate small clock skew
-		tmpl.NotAfter = min(now.Add(validity), ca.cert.NotAfter)
+		tmpl.NotAfter = now.Add(validity)
+		if tmpl.NotAfter.After(ca.cert.NotAfter) {
+			tmpl.NotAfter = ca.cert.NotAfter
+		}
 		certPEM, keyPEM, err := issue(ca, tmpl)
 		if err != nil {
 			return err
@@ -207,14 +212,14 @@ func loadOrCreateCA(dir string) (ca *authority, created bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := writePair(dir, strings.TrimSuffix(CACertFile, ".crt"), encodeCert(der), keyPEM); err != nil {
+	if _, err := writePair(dir, caName, encodeCert(der), keyPEM); err != nil {
 		return nil, false, err
 	}
 	return &authority{cert: cert, key: key}, true, nil
 }
 
 func loadCA(certPath, keyPath string) (*authority, error) {
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	pair, err := stdtls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
 		return nil, &CertError{File: keyPath, Err: ErrInvalidCert,
 			Reason: fmt.Sprintf("cannot use the existing CA %s with key %s: %v; fix them or remove both to create a new CA", certPath, keyPath, err)}
@@ -320,9 +325,4 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-// hasUsage reports whether c carries usage (or any usage).
-func hasUsage(c *x509.Certificate, usage x509.ExtKeyUsage) bool {
-	return slices.Contains(c.ExtKeyUsage, usage) || slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny)
 }

@@ -1,7 +1,7 @@
 package tls
 
 import (
-	"crypto/tls"
+	stdtls "crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,7 +22,7 @@ type Reloader struct {
 	logger            *slog.Logger
 
 	mu    sync.Mutex
-	cert  *tls.Certificate
+	cert  *stdtls.Certificate
 	stamp [2]fileStamp // of the files when last loaded or tried; zero after a failed stat
 }
 
@@ -66,8 +66,8 @@ func (r *Reloader) stat() ([2]fileStamp, error) {
 	return s, nil
 }
 
-func (r *Reloader) load() (*tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+func (r *Reloader) load() (*stdtls.Certificate, error) {
+	cert, err := stdtls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
 		return nil, &CertError{File: r.certFile, Err: ErrInvalidCert,
 			Reason: fmt.Sprintf("cannot load certificate %s with key %s: %v; check that the key belongs to the certificate", r.certFile, r.keyFile, err)}
@@ -77,7 +77,7 @@ func (r *Reloader) load() (*tls.Certificate, error) {
 
 // Certificate returns the current certificate, reloading it first when the
 // files changed.
-func (r *Reloader) Certificate() *tls.Certificate {
+func (r *Reloader) Certificate() *stdtls.Certificate {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stamp, err := r.stat()
@@ -102,12 +102,12 @@ func (r *Reloader) Certificate() *tls.Certificate {
 	return r.cert
 }
 
-// GetCertificate implements tls.Config.GetCertificate.
-func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// GetCertificate implements stdtls.Config.GetCertificate.
+func (r *Reloader) GetCertificate(*stdtls.ClientHelloInfo) (*stdtls.Certificate, error) {
 	return r.Certificate(), nil
 }
 
-// GetClientCertificate implements tls.Config.GetClientCertificate.
-func (r *Reloader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+// GetClientCertificate implements stdtls.Config.GetClientCertificate.
+func (r *Reloader) GetClientCertificate(*stdtls.CertificateRequestInfo) (*stdtls.Certificate, error) {
 	return r.Certificate(), nil
 }

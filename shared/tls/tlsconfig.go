@@ -1,7 +1,7 @@
 package tls
 
 import (
-	"crypto/tls"
+	stdtls "crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -18,13 +18,13 @@ var nextProtos = []string{"h2", "http/1.1"}
 // and http/1.1. With t.RequireClientCert, clients must present a
 // certificate signed by t.CAFile; otherwise a certificate is verified if
 // the client offers one (and ignored when CAFile is empty).
-func ServerConfig(t config.TLS) (*tls.Config, error) {
+func ServerConfig(t config.TLS) (*stdtls.Config, error) {
 	r, err := NewReloader(t.CertFile, t.KeyFile, nil)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
+	cfg := &stdtls.Config{
+		MinVersion:     stdtls.VersionTLS12,
 		GetCertificate: r.GetCertificate,
 		NextProtos:     nextProtos,
 	}
@@ -39,9 +39,9 @@ func ServerConfig(t config.TLS) (*tls.Config, error) {
 		return nil, err
 	}
 	cfg.ClientCAs = pool
-	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	cfg.ClientAuth = stdtls.VerifyClientCertIfGiven
 	if t.RequireClientCert {
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		cfg.ClientAuth = stdtls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
 }
@@ -57,18 +57,18 @@ func ServerConfig(t config.TLS) (*tls.Config, error) {
 // itself (hence InsecureSkipVerify), with the same checks, so that a
 // certificate from another CA fails with an ErrUnknownCA error naming
 // t.CAFile instead of "certificate signed by unknown authority".
-func ClientConfig(t config.TLS, serverName string) (*tls.Config, error) {
+func ClientConfig(t config.TLS, serverName string) (*stdtls.Config, error) {
 	pool, cas, err := caPool(t.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
+	cfg := &stdtls.Config{
+		MinVersion:         stdtls.VersionTLS12,
 		NextProtos:         nextProtos,
 		RootCAs:            pool,
 		ServerName:         serverName,
 		InsecureSkipVerify: true, // VerifyConnection verifies; see above.
-		VerifyConnection: func(cs tls.ConnectionState) error {
+		VerifyConnection: func(cs stdtls.ConnectionState) error {
 			return verifyServer(cs, serverName, pool, t.CAFile, cas)
 		},
 	}
@@ -84,7 +84,7 @@ func ClientConfig(t config.TLS, serverName string) (*tls.Config, error) {
 
 // verifyServer does what crypto/tls does to verify a server certificate,
 // with errors that name the CA file and the fix.
-func verifyServer(cs tls.ConnectionState, serverName string, pool *x509.CertPool, caFile string, cas []*x509.Certificate) error {
+func verifyServer(cs stdtls.ConnectionState, serverName string, pool *x509.CertPool, caFile string, cas []*x509.Certificate) error {
 	if serverName == "" {
 		serverName = cs.ServerName
 	}

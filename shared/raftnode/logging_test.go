@@ -1,0 +1,92 @@
+package raftnode
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lni/dragonboat/v4/logger"
+)
+
+func TestDragonboatLogRouting(t *testing.T) {
+	var buf lockedBuffer
+	sink := &logSink{logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), level: slog.LevelInfo}
+	attachDragonboatLogs(sink)
+	defer detachDragonboatLogs(sink)
+
+	logger.GetLogger("raft").Warningf("election chatter %d", 1)
+	logger.GetLogger("raft").Errorf("raft trouble %d", 2)
+	logger.GetLogger("transport").Infof("connected %d", 3)
+	logger.GetLogger("transport").Warningf("breaker %d", 4)
+	logger.GetLogger("dragonboat").Infof("NodeHost %d", 5)
+	logger.GetLogger("dragonboat").Debugf("details %d", 6)
+	out := buf.String()
+	for _, want := range []string{"raft trouble 2", "breaker 4", "NodeHost 5", "component=dragonboat/raft"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+	for _, unwanted := range []string{"election chatter", "connected 3", "details 6"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("logs contain %q below the package floor:\n%s", unwanted, out)
+		}
+	}
+
+	debug := &logSink{logger: sink.logger, level: slog.LevelDebug}
+	attachDragonboatLogs(debug)
+	logger.GetLogger("raft").Warningf("debug chatter %d", 7)
+	detachDragonboatLogs(debug)
+	logger.GetLogger("raft").Warningf("back to info %d", 8)
+	out = buf.String()
+	if !strings.Contains(out, "debug chatter 7") || strings.Contains(out, "back to info 8") {
+		t.Errorf("debug level must lift the floors, detaching must restore them:\n%s", out)
+	}
+
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "fatal 9") {
+				t.Errorf("Panicf recovered %v, want a panic", r)
+			}
+		}()
+		logger.GetLogger("rsm").Panicf("fatal %d", 9)
+	}()
+}
+
+func TestOpenStateDB(t *testing.T) {
+	var buf lockedBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	dir := filepath.Join(t.TempDir(), "state")
+	if _, err := OpenStateDB(dir, &pebble.Options{DisableWAL: true}, log); err == nil || !strings.Contains(err.Error(), "DisableWAL") {
+		t.Fatalf("DisableWAL accepted: %v", err)
+	}
+	if _, err := OpenStateDB(dir, nil, nil); err == nil {
+		t.Fatal("nil logger accepted")
+	}
+	opts := &pebble.Options{EventListener: &pebble.EventListener{}}
+	db, err := OpenStateDB(dir, opts, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Logger != nil {
+		t.Fatal("OpenStateDB modified the caller's options")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l := stateEventListener(log)
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
+	l.WriteStallEnd()
+	if out := buf.String(); !strings.Contains(out, "Storage write stall detected, duration=") {
+		t.Fatalf("no stall line:\n%s", out)
+	}
+	var b bytes.Buffer
+	pebbleLogger{log: slog.New(slog.NewTextHandler(&b, nil))}.Infof("hello %d", 1)
+	if !strings.Contains(b.String(), "hello 1") {
+		t.Fatalf("pebble Infof lost: %s", b.String())
+	}
+}
