@@ -97,12 +97,7 @@ func toConnectError(err error) error {
 	if errors.As(err, &ce) {
 		return err
 	}
-	for _, m := range internalErrors {
-		if errors.Is(err, m.from) {
-			err = m.to
-			break
-		}
-	}
+	err = translate(err)
 	for sentinel, code := range errorCodes {
 		if errors.Is(err, sentinel) {
 			return connect.NewError(code, sentinel)
@@ -115,4 +110,15 @@ func toConnectError(err error) error {
 		return connect.NewError(connect.CodeCanceled, err)
 	}
 	return connect.NewError(connect.CodeInternal, err)
+}
+
+// translate maps an error of a lower layer to the service error it means, or
+// returns err unchanged.
+func translate(err error) error {
+	for _, m := range internalErrors {
+		if errors.Is(err, m.from) {
+			return m.to
+		}
+	}
+	return err
 }

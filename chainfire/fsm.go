@@ -97,7 +97,7 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 			resp, rev, compacted, err = f.applyOne(v, b, &cmd)
 		}
 		if err != nil {
-			code, ok := applyErrorCode(err)
+			code, ok := applyErrorCode(translate(err))
 			if !ok {
 				return fmt.Errorf("chainfire: apply entry %d: %w", entries[i].Index, err)
 			}

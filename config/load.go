@@ -291,21 +291,15 @@ func didYouMean(s string) string {
 
 // adjust applies the rules that span keys after merging: flaredb.toml
 // aliases, the store-shaped role default and the derived node name.
+// sources holds the keys set by the file, environment or flags.
 func (c *Config) adjust(sources map[string]origin) {
 	c.sources = map[string]string{}
 	for name, o := range sources {
-		if o.rank > rankDefault {
-			c.sources[name] = o.desc
-		}
+		c.sources[name] = o.desc
 	}
-	rank := func(prefix string) (int, bool) {
-		best, found := rankDefault, false
-		for name, o := range sources {
-			if o.rank > rankDefault && (name == prefix || strings.HasPrefix(name, prefix+".")) {
-				best, found = max(best, o.rank), true
-			}
-		}
-		return best, found
+	rank := func(key string) (int, bool) {
+		o, ok := sources[key]
+		return o.rank, ok
 	}
 	inFile := func(prefixes ...string) bool {
 		for name, o := range sources {

@@ -141,6 +141,9 @@ func TestClusterProposeReadRestart(t *testing.T) {
 		}
 
 		c.start(m, ShardConfig{ShardID: testShard, ReplicaID: m.id})
+		// A restarted replica learns the leader from its heartbeats, which
+		// resume once the leader's transport reconnects.
+		c.waitLeader()
 		c.propose(c.members[leader], "after", "restart")
 		v, err := m.node.Read(testCtx(t, 5*time.Second), testShard, "after")
 		if err != nil || v != "restart" {

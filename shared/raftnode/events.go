@@ -112,6 +112,9 @@ func (l nodeListener) LeaderUpdated(info raftio.LeaderInfo) {
 // SnapshotRecovered logs a snapshot applied to the state machine (a
 // streamed one, or the latest one on restart).
 func (l nodeListener) SnapshotRecovered(info raftio.SnapshotInfo) {
+	if info.Index == 0 {
+		return // a replica starting without any snapshot
+	}
 	l.n.log.Info(fmt.Sprintf("Applied snapshot, index=%d", info.Index), "shard_id", info.ShardID, "replica_id", info.ReplicaID)
 }
 

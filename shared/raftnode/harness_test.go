@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,11 +126,12 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// testLogger returns a logger into a buffer that is dumped if t fails.
+// testLogger returns a logger into a buffer that is dumped if t fails, or
+// always when RAFTNODE_TEST_LOGS is set.
 func testLogger(t testing.TB) (*slog.Logger, *lockedBuffer) {
 	buf := &lockedBuffer{}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("RAFTNODE_TEST_LOGS") != "" {
 			out := buf.String()
 			if len(out) > 20000 {
 				out = "...\n" + out[len(out)-20000:]

@@ -29,12 +29,15 @@ type logSink struct {
 }
 
 // pkgFloors raises dragonboat's chatty packages: "raft" logs every election
-// step at WARNING, "rsm" and "transport" log routine snapshot and connection
-// events at INFO.
+// step at WARNING; "rsm", "transport", "dragonboat" and "logdb" log routine
+// snapshot, connection and startup details (about 30 lines per NodeHost
+// start) at INFO, which the Node's own log lines summarize.
 var pkgFloors = map[string]slog.Level{
-	"raft":      slog.LevelError,
-	"rsm":       slog.LevelWarn,
-	"transport": slog.LevelWarn,
+	"raft":       slog.LevelError,
+	"rsm":        slog.LevelWarn,
+	"transport":  slog.LevelWarn,
+	"dragonboat": slog.LevelWarn,
+	"logdb":      slog.LevelWarn,
 }
 
 // attachDragonboatLogs installs the bridge (once per process) and makes s the

@@ -22,8 +22,8 @@ func TestDragonboatLogRouting(t *testing.T) {
 	logger.GetLogger("raft").Errorf("raft trouble %d", 2)
 	logger.GetLogger("transport").Infof("connected %d", 3)
 	logger.GetLogger("transport").Warningf("breaker %d", 4)
-	logger.GetLogger("dragonboat").Infof("NodeHost %d", 5)
-	logger.GetLogger("dragonboat").Debugf("details %d", 6)
+	logger.GetLogger("dragonboat").Warningf("NodeHost %d", 5)
+	logger.GetLogger("dragonboat").Infof("details %d", 6)
 	out := buf.String()
 	for _, want := range []string{"raft trouble 2", "breaker 4", "NodeHost 5", "component=dragonboat/raft"} {
 		if !strings.Contains(out, want) {

@@ -20,6 +20,11 @@ type request struct {
 	write bool
 	// rejectHint explains a Rejected result.
 	rejectHint string
+	// attempt, when set, bounds each attempt; only for reads, whose
+	// timed-out attempts are retried. A ReadIndex message lost between
+	// replicas (e.g. while the transport reconnects) is never answered, so
+	// without a bound one loss would cost the whole deadline.
+	attempt time.Duration
 	// start submits one attempt.
 	start func(nh *dragonboat.NodeHost, timeout time.Duration) (*dragonboat.RequestState, error)
 }
@@ -49,7 +54,11 @@ func (n *Node) do(ctx context.Context, r request) (*dragonboat.RequestState, dra
 		if err := n.waitLeader(ctx, w, r); err != nil {
 			return nil, none, err
 		}
-		rs, err := r.start(nh, time.Until(deadline))
+		timeout := time.Until(deadline)
+		if r.attempt > 0 {
+			timeout = min(timeout, r.attempt)
+		}
+		rs, err := r.start(nh, timeout)
 		switch {
 		case err == nil:
 			res, err := n.await(ctx, w, r, rs)
@@ -60,7 +69,7 @@ func (n *Node) do(ctx context.Context, r request) (*dragonboat.RequestState, dra
 				return rs, res, nil
 			}
 			rs.Release()
-			if !res.Dropped() {
+			if !res.Dropped() && (r.write || !res.Timeout()) {
 				return nil, none, n.resultError(r, res)
 			}
 		case !notSubmitted(err):
@@ -154,8 +163,8 @@ func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonb
 				continue
 			}
 			if r.write {
-				return none, fmt.Errorf("%w: %w: shard %d had no known leader for %v while the %s was in flight; outcome unknown, it may still commit",
-					ErrNoLeader, ErrTimeout, r.shardID, lostFor.Round(time.Millisecond), r.what)
+				return none, fmt.Errorf("%w: shard %d had no known leader for %v while the %s was in flight; outcome unknown, it may still commit: %w",
+					ErrNoLeader, r.shardID, lostFor.Round(time.Millisecond), r.what, ErrTimeout)
 			}
 			return none, fmt.Errorf("%w: shard %d had no known leader for %v; the %s was abandoned (is a quorum of replicas running and reachable?)",
 				ErrNoLeader, r.shardID, lostFor.Round(time.Millisecond), r.what)
@@ -296,7 +305,7 @@ func (n *Node) Read(ctx context.Context, shardID uint64, query any) (v any, err 
 	defer func() { n.observe(opRead, began, err) }()
 	var nh *dragonboat.NodeHost
 	rs, _, err := n.do(ctx, request{
-		op: opRead, what: "read", shardID: shardID,
+		op: opRead, what: "read", shardID: shardID, attempt: 2 * n.electionTimeout,
 		rejectHint: "read index requests are not expected to be rejected",
 		start: func(h *dragonboat.NodeHost, timeout time.Duration) (*dragonboat.RequestState, error) {
 			nh = h

@@ -78,20 +78,27 @@ func CheckPeerFiles(t config.TLS, raftHost string) error {
 	opts := x509.VerifyOptions{
 		Roots:         pool,
 		Intermediates: x509.NewCertPool(),
-		// Validity is reported above; check the chain at a time the
-		// certificate is valid so the two problems are not mixed up.
-		CurrentTime: clamp(now, leaf.NotBefore, leaf.NotAfter),
+		// Validity is reported above; check the chain at a time when the
+		// certificate and the CA are valid, so problems are not reported
+		// twice or hidden behind an expiry.
+		CurrentTime: validTime(now, append([]*x509.Certificate{leaf}, cas...)),
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}
 	for _, c := range chain[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	if _, err := leaf.Verify(opts); err != nil {
-		var unknown x509.UnknownAuthorityError
-		if errors.As(err, &unknown) {
+		var (
+			unknown x509.UnknownAuthorityError
+			invalid x509.CertificateInvalidError
+		)
+		switch {
+		case errors.As(err, &unknown):
 			fail(t.CertFile, ErrUnknownCA, "certificate %s was issued by %q, not by the CA in %s (%s); %s from that CA, or fix ca_file",
 				t.CertFile, leaf.Issuer.String(), t.CAFile, subjects(cas), regenerate)
-		} else {
+		case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+			// The validity windows do not overlap; reported above.
+		default:
 			fail(t.CertFile, ErrInvalidCert, "certificate %s does not verify against the CA in %s: %v; %s", t.CertFile, t.CAFile, err, regenerate)
 		}
 	}
@@ -115,14 +122,27 @@ func CheckPeerFiles(t config.TLS, raftHost string) error {
 	return errors.Join(errs...)
 }
 
-func clamp(t, lo, hi time.Time) time.Time {
+// validTime returns now moved into the window in which all certs are
+// valid, or now when there is no such window.
+func validTime(now time.Time, certs []*x509.Certificate) time.Time {
+	lo, hi := certs[0].NotBefore, certs[0].NotAfter
+	for _, c := range certs[1:] {
+		if c.NotBefore.After(lo) {
+			lo = c.NotBefore
+		}
+		if c.NotAfter.Before(hi) {
+			hi = c.NotAfter
+		}
+	}
 	switch {
-	case t.Before(lo):
+	case lo.After(hi):
+		return now
+	case now.Before(lo):
 		return lo
-	case t.After(hi):
+	case now.After(hi):
 		return hi
 	}
-	return t
+	return now
 }
 
 // hasUsage reports whether c carries usage (or any usage).

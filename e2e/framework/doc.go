@@ -1,0 +1,26 @@
+//go:build e2e
+
+// Package framework runs clusters of real centra processes for the
+// end-to-end tests in e2e/, in the manner of etcd's tests/framework/e2e.
+//
+// A test calls NewCluster with functional options (WithNodes, WithTLS,
+// WithTickMs, WithDevMode). Every node gets its own data directory, log
+// file and --config file rendered from config.Config (so the real loader
+// parses it), on loopback ports that no other node of the test process
+// uses. NewCluster returns once every node serves linearizable reads and
+// all of them agree on a leader; t.Cleanup stops every process and, when
+// the test failed, logs the tail of each node's log.
+//
+// Faults are process-level: Node.Kill (SIGKILL), Node.Stop (SIGTERM),
+// Node.Restart (same data directory and config), Node.Pause and
+// Node.Resume (SIGSTOP, SIGCONT). Nothing here sleeps for a fixed time:
+// waits poll a condition with a short tick until a deadline (Eventually,
+// Node.WaitReady, Cluster.WaitLeader).
+//
+// The centra binary comes from the -centra-bin flag (make test-e2e passes
+// bin/centra) or, when it is empty, from `go build` in Main. Etcdctl is
+// built on first use from the nested module in e2e/tools, which pins its
+// version.
+//
+// Everything is behind the e2e build tag: go test -tags e2e ./e2e/...
+package framework
