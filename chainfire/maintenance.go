@@ -50,7 +50,7 @@ func (s *Server) status(ctx context.Context) (*etcdserverpb.StatusResponse, erro
 	if rs.LeaderID != 0 {
 		resp.Leader = rs.LeaderID
 		// Report the leader's node ID (the etcd member ID) when known.
-		if ms, err := s.cfg.Raft.StaleRead(raftnode.MetadataShardID, membersQuery{}); err == nil {
+		if ms, err := s.fsm.Lookup(membersQuery{}); err == nil {
 			if m := memberOfReplica(ms.([]*raftcmdv1.MemberAttributes), rs.LeaderID); m != nil {
 				resp.Leader = m.NodeId
 			}

@@ -233,6 +233,9 @@ func (k *KeyInfo) coerce(raw any, text bool) (any, error) {
 	case KindList:
 		return coerceList(raw, k.Kind)
 	case KindMap:
+		if list, ok := raw.([]string); ok { // a repeated flag
+			return k.parseText(strings.Join(list, ","))
+		}
 		return coerceMap(raw, k.Kind)
 	}
 	return nil, typeMismatch(raw, k.Kind)

@@ -307,6 +307,7 @@ func TestTextForms(t *testing.T) {
 		},
 		Flags: map[string]any{
 			"pd_addr":                         []string{"a:2379", "b:2379"},
+			"peers":                           []string{"2=10.0.0.2:2380", "3=10.0.0.3:2380"},
 			"network-tls-require-client-cert": true,
 			"storage.block_cache_size":        1 << 30,
 		},
@@ -325,6 +326,9 @@ func TestTextForms(t *testing.T) {
 	}
 	if want := []string{"a:2379", "b:2379"}; !reflect.DeepEqual(c.PDAddr, want) {
 		t.Errorf("pd_addr = %q, want %q", c.PDAddr, want)
+	}
+	if want := map[string]string{"2": "10.0.0.2:2380", "3": "10.0.0.3:2380"}; !reflect.DeepEqual(c.Peers, want) {
+		t.Errorf("peers = %v, want %v", c.Peers, want)
 	}
 	if !c.Network.TLS.RequireClientCert {
 		t.Error("network.tls.require_client_cert = false, want true from the flag")

@@ -150,6 +150,11 @@ func (n *Node) launch() error {
 	n.cmd, n.cancel, n.done, n.exitErr, n.paused = cmd, cancel, done, nil, false
 	go func() {
 		err := cmd.Wait()
+		if cmd.ProcessState != nil && cmd.ProcessState.Success() {
+			// Wait reports the canceled context even when the process
+			// exited 0 on our SIGTERM; a clean exit is not an error.
+			err = nil
+		}
 		_ = logf.Close()
 		n.mu.Lock()
 		n.exitErr = err
@@ -489,8 +494,8 @@ func lastLines(text string, n int) string {
 
 // tlsFiles are the certificate files of a TLS cluster.
 type tlsFiles struct {
-	dir                string
-	caFile             string
+	dir                   string
+	caFile                string
 	clientCert, clientKey string
-	client             *tls.Config // CA + client certificate
+	client                *tls.Config // CA + client certificate
 }

@@ -51,31 +51,30 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	return &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}, nil
 }
 
-// raftAddresses returns the address peers dial for this node (advertised)
-// and the one it binds, and the bootstrap members (replica ID -> address).
+// raftAddresses returns the address peers dial for this node (advertised),
+// the one it binds (empty = the same), and the bootstrap members (replica ID
+// -> address; nil when joining).
 func (a *App) raftAddresses() (advertise, listen string, members map[uint64]string, err error) {
 	c := &a.cfg
-	listen = c.Network.RaftAddr
-	ms, err := c.Members()
+	ms, err := c.BootstrapMembers()
 	if err != nil {
 		return "", "", nil, err
 	}
-	members = map[uint64]string{}
-	for _, m := range ms {
-		members[m.ID] = m.Addr
-	}
-	if len(members) == 0 && c.Cluster.Bootstrap {
-		members[c.Node.ID] = listen // a single-node cluster of this node
-	}
-	advertise = members[c.Node.ID]
-	if advertise == "" {
-		advertise = listen
+	advertise = c.Network.RaftAddr
+	if len(ms) > 0 {
+		members = map[uint64]string{}
+		for _, m := range ms {
+			members[m.ID] = m.Addr
+		}
+		if addr := members[c.Node.ID]; addr != "" {
+			advertise = addr
+		}
 	}
 	if host, _, _ := net.SplitHostPort(advertise); host == "" || net.ParseIP(host).IsUnspecified() {
 		return "", "", nil, fmt.Errorf("centra: node %d has no routable raft address: list it in [cluster] initial_members as \"%d=HOST:PORT\" or set [network] raft_addr to an address peers can dial (not %q)", c.Node.ID, c.Node.ID, advertise)
 	}
-	if advertise == listen {
-		listen = ""
+	if advertise != c.Network.RaftAddr {
+		listen = c.Network.RaftAddr
 	}
 	return advertise, listen, members, nil
 }
@@ -125,8 +124,8 @@ func (a *App) Start() (err error) {
 		}
 		peerTLS = &raftnode.PeerTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 	}
-	if c.Storage.UseDirectIOForFlushAndCompaction {
-		a.log.Warn("use_direct_io_for_flush_and_compaction is accepted but has no effect: pebble has no direct I/O mode")
+	for _, w := range c.Storage.Warnings() {
+		a.log.Warn(w)
 	}
 	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log)
 	if err != nil {

@@ -39,8 +39,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 // Run runs the CLI with args (args[0] is the program name) and returns the
 // process exit code. Errors are printed as one line on stderr.
 func Run(args []string, stdout, stderr io.Writer) int {
-	args = multiCall(args)
-	if err := NewApp(stdout, stderr).Run(args); err != nil {
+	app := NewApp(stdout, stderr)
+	if err := app.Run(interleaveFlags(app, multiCall(args))); err != nil {
 		fmt.Fprintf(stderr, "Error: %s\n", strings.TrimSpace(err.Error()))
 		return 1
 	}
@@ -89,4 +89,59 @@ func stdoutOf(c *cli.Context) io.Writer {
 		return c.App.Writer
 	}
 	return os.Stdout
+}
+
+// interleaveFlags lets flags follow positional arguments, as etcdctl allows
+// (`centra kv put foo bar --endpoint X`): urfave/cli stops parsing flags at
+// the first positional argument, so the leaf command's flags found after
+// one are moved in front of it.
+func interleaveFlags(app *cli.App, args []string) []string {
+	cmds, i := app.Commands, 1
+	var leaf *cli.Command
+	for ; i < len(args); i++ {
+		var next *cli.Command
+		for _, c := range cmds {
+			if c.HasName(args[i]) {
+				next = c
+			}
+		}
+		if next == nil {
+			break
+		}
+		leaf, cmds = next, next.Subcommands
+	}
+	if leaf == nil || len(leaf.Subcommands) > 0 {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range leaf.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, positional []string
+	rest := args[i:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			positional = append(positional, rest[j+1:]...)
+			break
+		}
+		name := strings.TrimLeft(a, "-")
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		if eq := strings.IndexByte(name, '='); eq < 0 && takesValue[name] && j+1 < len(rest) {
+			flags = append(flags, rest[j+1])
+			j++
+		}
+	}
+	out := append(append([]string{}, args[:i]...), flags...)
+	if len(positional) > 0 {
+		out = append(append(out, "--"), positional...)
+	}
+	return out
 }

@@ -17,11 +17,16 @@ import (
 func configFlags() []cli.Flag {
 	flags := []cli.Flag{&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML config file (chainfire.toml or flaredb.toml layout)", EnvVars: []string{config.EnvConfigFile}}}
 	for _, k := range config.Keys() {
-		f := &cli.StringFlag{Name: k.Flag, Usage: k.Help + " [" + k.Name + "]", DefaultText: k.Default}
+		var aliases []string
 		if k.Name == "node.role" {
-			f.Aliases = []string{"role"}
+			aliases = []string{"role"}
 		}
-		flags = append(flags, f)
+		usage := k.Help + " [" + k.Name + "]"
+		if k.Kind == config.KindBool {
+			flags = append(flags, &cli.BoolFlag{Name: k.Flag, Aliases: aliases, Usage: usage, DefaultText: k.Default})
+			continue
+		}
+		flags = append(flags, &cli.StringFlag{Name: k.Flag, Aliases: aliases, Usage: usage, DefaultText: k.Default})
 	}
 	return flags
 }
@@ -30,7 +35,11 @@ func configFlags() []cli.Flag {
 func loadConfig(c *cli.Context) (config.Config, error) {
 	set := map[string]any{}
 	for _, k := range config.Keys() {
-		if c.IsSet(k.Flag) {
+		switch {
+		case !c.IsSet(k.Flag):
+		case k.Kind == config.KindBool:
+			set[k.Name] = c.Bool(k.Flag)
+		default:
 			set[k.Name] = c.String(k.Flag)
 		}
 	}

@@ -141,14 +141,8 @@ func TestClusterProposeReadRestart(t *testing.T) {
 		}
 
 		c.start(m, ShardConfig{ShardID: testShard, ReplicaID: m.id})
-		// A restarted replica learns the leader from its heartbeats, which
-		// resume once the leader's transport reconnects.
-		c.waitLeader()
 		c.propose(c.members[leader], "after", "restart")
-		v, err := m.node.Read(testCtx(t, 5*time.Second), testShard, "after")
-		if err != nil || v != "restart" {
-			t.Fatalf("Read after restart = %v, %v", v, err)
-		}
+		c.waitRead(m, "after", "restart")
 		// Entries up to the persisted index are never applied again.
 		if first := m.app.firstApplied.Load(); first <= applied {
 			t.Fatalf("restarted replica re-applied entry %d, at or below its persisted index %d", first, applied)
@@ -191,9 +185,7 @@ func TestSnapshotStreamedToNewReplica(t *testing.T) {
 	if m4.app.loads.Load() < 2 {
 		t.Fatalf("replica 4 Load ran %d times; want Open plus RecoverFromSnapshot", m4.app.loads.Load())
 	}
-	if !c.logged("Applied snapshot, index=") {
-		t.Fatal("no 'Applied snapshot' log line")
-	}
+	eventually(t, 5*time.Second, "an 'Applied snapshot' log line", func() bool { return c.logged("Applied snapshot, index=") })
 	for i := range keys {
 		v, err := m4.node.Read(ctx, testShard, fmt.Sprintf("key%02d", i))
 		if err != nil || v != fmt.Sprintf("val%02d", i) {
@@ -225,10 +217,7 @@ func TestSnapshotStreamedToNewReplica(t *testing.T) {
 		m4.stop(t)
 		c.start(m4, ShardConfig{ShardID: testShard, ReplicaID: 4})
 		c.propose(leader, "promoted", "yes")
-		v, err := m4.node.Read(ctx, testShard, "promoted")
-		if err != nil || v != "yes" {
-			t.Fatalf("Read on restarted voter 4 = %v, %v", v, err)
-		}
+		c.waitRead(m4, "promoted", "yes")
 	})
 
 	t.Run("transfer leader", func(t *testing.T) {

@@ -326,3 +326,17 @@ func (c *cluster) propose(m *member, key, value string) uint64 {
 
 // logged reports whether the logs contain s.
 func (c *cluster) logged(s string) bool { return strings.Contains(c.logs.String(), s) }
+
+// waitRead waits until a linearizable read of key through m returns want.
+// Right after a restart the replica may briefly know no leader: with 20 ms
+// ticks its election timeout is shorter than dragonboat's reconnect backoff
+// (up to 1 s), so such reads can fail with ErrNoLeader at first.
+func (c *cluster) waitRead(m *member, key, want string) {
+	c.t.Helper()
+	eventually(c.t, 10*time.Second, fmt.Sprintf("reading %s=%s via member %d", key, want, m.id), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		v, err := m.node.Read(ctx, testShard, key)
+		return err == nil && v == want
+	})
+}

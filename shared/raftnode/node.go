@@ -125,8 +125,16 @@ func (n *Node) Start() error {
 	n.state = stateRunning
 	go n.dispatchEvents()
 	n.log.Info("Raft node started", "raft_address", n.cfg.RaftAddress, "node_host_id", nh.ID())
+	if n.electionTimeout < reconnectBackoff {
+		n.log.Warn("Election timeout is below dragonboat's reconnect backoff; restarted replicas will know no leader for up to a second (use RTTMillisecond x ElectionRTT >= 1000)",
+			"election_timeout", n.electionTimeout)
+	}
 	return nil
 }
+
+// reconnectBackoff is the longest backoff of dragonboat's transport circuit
+// breaker: a restarted peer may hear no heartbeat for that long.
+const reconnectBackoff = time.Second
 
 // nodeHostHints explains NewNodeHost failures caused by NodeHostDir being
 // pinned to its identity. dragonboat's errors for these live in an internal

@@ -1,0 +1,455 @@
+//go:build e2e
+
+package framework
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/centra-cloud/centra/config"
+)
+
+// startTimeout bounds NewCluster's wait for every node to be ready.
+const startTimeout = 60 * time.Second
+
+// startAttempts is how many times NewCluster tries fresh ports when a node
+// fails to bind one.
+const startAttempts = 3
+
+// DevAPIAddr and DevRaftAddr are the addresses of `centra serve` without
+// any configuration.
+const (
+	DevAPIAddr  = "127.0.0.1:2379"
+	DevRaftAddr = "127.0.0.1:2380"
+)
+
+// Option configures NewCluster.
+type Option func(*options)
+
+type options struct {
+	nodes          int
+	tls            bool
+	tickMs         uint64
+	electionTicks  uint64
+	heartbeatTicks uint64
+	logLevel       string
+	dev            bool
+}
+
+// WithNodes sets the number of nodes, all bootstrapping from
+// [cluster] initial_members (default 1).
+func WithNodes(n int) Option { return func(o *options) { o.nodes = n } }
+
+// WithTLS generates certificates with `centra certs init` and configures
+// [network.tls] on every node with require_client_cert = true. Clients of
+// the framework then present the generated client certificate.
+func WithTLS() Option { return func(o *options) { o.tls = true } }
+
+// WithTickMs sets raft.tick_interval_ms (default 50, for fast elections;
+// the election timeout is 10 ticks).
+func WithTickMs(ms uint64) Option { return func(o *options) { o.tickMs = ms } }
+
+// WithLogLevel sets log_level (default info).
+func WithLogLevel(level string) Option { return func(o *options) { o.logLevel = level } }
+
+// WithDevMode runs one node as `centra serve` with no configuration at all:
+// its working directory is a temporary directory (data in ./centra-data)
+// and it listens on DevAPIAddr and DevRaftAddr, which must be free.
+func WithDevMode() Option { return func(o *options) { o.dev = true } }
+
+// Cluster is a set of centra processes started by NewCluster.
+type Cluster struct {
+	t     testing.TB
+	opts  options
+	nodes []*Node
+	tls   *tlsFiles
+	base  string // holds every file of the cluster
+}
+
+// NewCluster starts a cluster and waits until every node is ready and all
+// agree on a leader. Everything is stopped when the test ends; if it
+// failed, the tail of each node's log is logged.
+func NewCluster(t testing.TB, opts ...Option) *Cluster {
+	t.Helper()
+	o := options{nodes: 1, tickMs: 50, electionTicks: 10, heartbeatTicks: 1, logLevel: "info"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.dev {
+		o.nodes = 1
+	}
+	if o.nodes < 1 {
+		t.Fatalf("WithNodes(%d): need at least one node", o.nodes)
+	}
+	// The base directory is created before the cleanup is registered, so
+	// that it is removed only after every process has stopped (cleanups
+	// run last-in first-out).
+	c := &Cluster{t: t, opts: o, base: t.TempDir()}
+	t.Cleanup(c.cleanup)
+	if o.tls {
+		if err := c.makeCerts(); err != nil {
+			t.Fatalf("certificates: %v", err)
+		}
+	}
+	begin := time.Now()
+	var err error
+	for attempt := 1; attempt <= startAttempts; attempt++ {
+		if err = c.boot(); err == nil || !errors.Is(err, errAddrInUse) || o.dev {
+			break
+		}
+		t.Logf("start attempt %d: %v; retrying on fresh ports", attempt, err)
+		c.stopAll()
+	}
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	for _, n := range c.nodes {
+		if err := n.WaitReady(ctx); err != nil {
+			t.Fatalf("start cluster: %v", err)
+		}
+	}
+	leader, err := c.WaitLeader(ctx)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Logf("cluster of %d node(s) ready in %v, leader %s", len(c.nodes), time.Since(begin).Round(time.Millisecond), c.nodes[leader])
+	return c
+}
+
+// boot creates the nodes on fresh ports and directories, launches every
+// process and waits until each has opened its API port.
+func (c *Cluster) boot() error {
+	c.nodes = nil
+	for i := range c.opts.nodes {
+		n := &Node{c: c, Index: i, ID: uint64(i + 1), Name: fmt.Sprintf("node%d", i+1)}
+		dir, err := os.MkdirTemp(c.base, n.Name+"-")
+		if err != nil {
+			return err
+		}
+		n.dir = dir
+		n.logPath = filepath.Join(dir, n.Name+".log")
+		if c.opts.dev {
+			n.apiAddr, n.raftAddr = DevAPIAddr, DevRaftAddr
+			n.dataDir = filepath.Join(n.dir, "centra-data")
+			n.Name = "centra-1"
+		} else {
+			if n.apiAddr, err = allocAddr(); err != nil {
+				return err
+			}
+			if n.raftAddr, err = allocAddr(); err != nil {
+				return err
+			}
+			n.dataDir = filepath.Join(n.dir, "data")
+			n.configPath = filepath.Join(n.dir, "centra.toml")
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	if !c.opts.dev {
+		for _, n := range c.nodes {
+			if err := c.writeConfig(n); err != nil {
+				return err
+			}
+		}
+	}
+	// Launch everything before waiting: a bootstrapping node may need its
+	// peers before it opens the API.
+	for _, n := range c.nodes {
+		if err := n.launch(); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, n := range c.nodes {
+		errs = append(errs, n.waitListening(context.Background()))
+	}
+	return errors.Join(errs...)
+}
+
+// writeConfig renders n's config.Config as TOML with config.Config.TOML, so
+// the node parses it with the real loader.
+func (c *Cluster) writeConfig(n *Node) error {
+	cfg := config.Default()
+	cfg.Node = config.Node{ID: n.ID, Name: n.Name, Role: config.RoleControlPlane}
+	var members []string
+	for _, m := range c.nodes {
+		members = append(members, fmt.Sprintf("%d=%s", m.ID, m.raftAddr))
+	}
+	cfg.Cluster = config.Cluster{ID: 1, Bootstrap: true, InitialMembers: members}
+	cfg.Network.APIAddr = n.apiAddr
+	cfg.Network.RaftAddr = n.raftAddr
+	cfg.Network.GossipAddr = "127.0.0.1:0" // reserved and unused by centra
+	if c.tls != nil {
+		cfg.Network.TLS = config.TLS{
+			CertFile:          filepath.Join(c.tls.dir, n.Name+".crt"),
+			KeyFile:           filepath.Join(c.tls.dir, n.Name+".key"),
+			CAFile:            c.tls.caFile,
+			RequireClientCert: true,
+		}
+	}
+	cfg.Storage.DataDir = n.dataDir
+	// Small caches: several nodes share a small test machine.
+	cfg.Storage.WriteBufferSize = 4 << 20
+	cfg.Storage.BlockCacheSize = 8 << 20
+	cfg.Raft.TickIntervalMs = c.opts.tickMs
+	cfg.Raft.ElectionTicks = c.opts.electionTicks
+	cfg.Raft.HeartbeatTicks = c.opts.heartbeatTicks
+	cfg.LogLevel = c.opts.logLevel
+	b, err := cfg.TOML()
+	if err != nil {
+		return fmt.Errorf("render config of %s: %w", n, err)
+	}
+	return os.WriteFile(n.configPath, b, 0o600)
+}
+
+// makeCerts runs `centra certs init` for every node (IP SAN 127.0.0.1) and
+// loads the client certificate.
+func (c *Cluster) makeCerts() error {
+	dir := filepath.Join(c.base, "certs")
+	args := []string{"certs", "init", "--dir", dir}
+	for i := range c.opts.nodes {
+		args = append(args, "--node", fmt.Sprintf("node%d=127.0.0.1", i+1))
+	}
+	if r := RunCLI(args...); r.Err != nil {
+		return fmt.Errorf("centra %s: %s", strings.Join(args, " "), r)
+	}
+	f := &tlsFiles{
+		dir:        dir,
+		caFile:     filepath.Join(dir, "ca.crt"),
+		clientCert: filepath.Join(dir, "client.crt"),
+		clientKey:  filepath.Join(dir, "client.key"),
+	}
+	pool, err := loadCA(f.caFile)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(f.clientCert, f.clientKey)
+	if err != nil {
+		return err
+	}
+	f.client = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	c.tls = f
+	return nil
+}
+
+func loadCA(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// TLSFlags returns the centra CLI flags for this cluster's client
+// certificate (--cacert, --cert, --key), or nil without TLS. The CLI wants
+// flags before positional arguments, so put them right after the command
+// words.
+func (c *Cluster) TLSFlags() []string {
+	if c.tls == nil {
+		return nil
+	}
+	return []string{"--cacert", c.tls.caFile, "--cert", c.tls.clientCert, "--key", c.tls.clientKey}
+}
+
+// CAFile returns the CA certificate of a TLS cluster ("" without TLS).
+func (c *Cluster) CAFile() string {
+	if c.tls == nil {
+		return ""
+	}
+	return c.tls.caFile
+}
+
+// ClientTLS returns a copy of the TLS config the framework's clients use
+// (CA and client certificate), or nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	if c.tls == nil {
+		return nil
+	}
+	return c.tls.client.Clone()
+}
+
+// Node returns node i (from 0).
+func (c *Cluster) Node(i int) *Node { return c.nodes[i] }
+
+// Nodes returns every node.
+func (c *Cluster) Nodes() []*Node { return c.nodes }
+
+// Endpoints returns the API address of every node, running or not.
+func (c *Cluster) Endpoints() []string {
+	eps := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		eps[i] = n.apiAddr
+	}
+	return eps
+}
+
+// Client returns a clientv3 client over all endpoints, closed when the test
+// ends.
+func (c *Cluster) Client(t testing.TB) *clientv3.Client {
+	t.Helper()
+	cli, err := c.NewClient(c.Endpoints()...)
+	if err != nil {
+		t.Fatalf("cluster client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// RunCLI runs the centra binary as a client; see the package-level RunCLI.
+func (c *Cluster) RunCLI(args ...string) CmdResult { return RunCLI(args...) }
+
+// WaitLeader waits until every running node reports the same non-zero
+// leader through Maintenance.Status and the leader is one of them (etcd's
+// WaitMembersForLeader). It returns the leader's index.
+func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
+	var last error
+	for {
+		idx, err := c.leaderOnce(ctx)
+		if err == nil {
+			return idx, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return -1, fmt.Errorf("no agreed leader: %w (last: %v)", ctx.Err(), last)
+		case <-time.After(pollTick):
+		}
+	}
+}
+
+func (c *Cluster) leaderOnce(ctx context.Context) (int, error) {
+	type answer struct {
+		leader uint64
+		err    error
+	}
+	var running []*Node
+	for _, n := range c.nodes {
+		if n.Running() {
+			running = append(running, n)
+		}
+	}
+	if len(running) == 0 {
+		return -1, errors.New("no node is running")
+	}
+	answers := make([]answer, len(running))
+	var wg sync.WaitGroup
+	for i, n := range running {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := n.Status(ctx)
+			if err != nil {
+				answers[i] = answer{err: fmt.Errorf("%s: %w", n, err)}
+				return
+			}
+			answers[i] = answer{leader: st.Leader}
+		}()
+	}
+	wg.Wait()
+	var leader uint64
+	for i, a := range answers {
+		switch {
+		case a.err != nil:
+			return -1, a.err
+		case a.leader == 0:
+			return -1, fmt.Errorf("%s has no leader", running[i])
+		case leader != 0 && a.leader != leader:
+			return -1, fmt.Errorf("nodes disagree on the leader (%d vs %d)", leader, a.leader)
+		}
+		leader = a.leader
+	}
+	for _, n := range running {
+		if n.ID == leader {
+			return n.Index, nil
+		}
+	}
+	return -1, fmt.Errorf("leader %d is not a running node", leader)
+}
+
+// Leader waits (up to 20 s) for an agreed leader and returns its index;
+// it fails the test if there is none.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	i, err := c.WaitLeader(ctx)
+	if err != nil {
+		c.t.Fatalf("leader: %v", err)
+	}
+	return i
+}
+
+// Followers returns the indexes of the running nodes other than leader.
+func (c *Cluster) Followers(leader int) []int {
+	var out []int
+	for _, n := range c.nodes {
+		if n.Index != leader && n.Running() {
+			out = append(out, n.Index)
+		}
+	}
+	return out
+}
+
+// stopAll stops every node concurrently, returning their stop errors.
+func (c *Cluster) stopAll() []error {
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = n.stop()
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func (c *Cluster) cleanup() {
+	for _, err := range c.stopAll() {
+		if err != nil {
+			// A node that does not shut down cleanly on SIGTERM is a bug.
+			c.t.Errorf("cleanup: %v", err)
+		}
+	}
+	if !c.t.Failed() {
+		return
+	}
+	for _, n := range c.nodes {
+		c.t.Logf("---- last lines of %s log (%s) ----\n%s", n, n.logPath, n.tail(60))
+	}
+}
+
+// Eventually calls cond every 50 ms until it returns nil, and fails the
+// test with cond's last error if that does not happen within timeout
+// (PD's testutil.Eventually).
+func Eventually(t testing.TB, cond func() error, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(pollTick) // the poll tick, not a fixed wait
+	}
+}
