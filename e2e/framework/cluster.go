@@ -45,6 +45,8 @@ type options struct {
 	heartbeatTicks uint64
 	logLevel       string
 	dev            bool
+	snapEntries    uint64
+	snapOverhead   uint64
 }
 
 // WithNodes sets the number of nodes, all bootstrapping from
@@ -59,6 +61,13 @@ func WithTLS() Option { return func(o *options) { o.tls = true } }
 // WithTickMs sets raft.tick_interval_ms (default 50, for fast elections;
 // the election timeout is 10 ticks).
 func WithTickMs(ms uint64) Option { return func(o *options) { o.tickMs = ms } }
+
+// WithSnapshotEntries sets raft.snapshot_entries and
+// raft.compaction_overhead, so that a short test can make the log compact
+// and a lagging node catch up from a snapshot.
+func WithSnapshotEntries(entries, overhead uint64) Option {
+	return func(o *options) { o.snapEntries, o.snapOverhead = entries, overhead }
+}
 
 // WithLogLevel sets log_level (default info).
 func WithLogLevel(level string) Option { return func(o *options) { o.logLevel = level } }
@@ -206,6 +215,10 @@ func (c *Cluster) writeConfig(n *Node) error {
 	cfg.Raft.TickIntervalMs = c.opts.tickMs
 	cfg.Raft.ElectionTicks = c.opts.electionTicks
 	cfg.Raft.HeartbeatTicks = c.opts.heartbeatTicks
+	if c.opts.snapEntries != 0 {
+		cfg.Raft.SnapshotEntries = c.opts.snapEntries
+		cfg.Raft.CompactionOverhead = c.opts.snapOverhead
+	}
 	cfg.LogLevel = c.opts.logLevel
 	b, err := cfg.TOML()
 	if err != nil {

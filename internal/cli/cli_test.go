@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/centra-cloud/centra/gen/etcdserverpb"
+)
+
+func TestInterleaveFlags(t *testing.T) {
+	app := NewApp(&bytes.Buffer{}, &bytes.Buffer{})
+	for _, tc := range []struct{ in, want string }{
+		{"centra kv put foo bar --endpoint h:1", "centra kv put --endpoint h:1 -- foo bar"},
+		{"centra kv get --endpoint=h:1 foo --prefix -o json", "centra kv get --endpoint=h:1 --prefix -o json -- foo"},
+		{"centra kv put --endpoint h:1 -- -neg val", "centra kv put --endpoint h:1 -- -neg val"},
+		{"centra serve --config f", "centra serve --config f"},
+		{"centra kv", "centra kv"},
+	} {
+		got := strings.Join(interleaveFlags(app, strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("%q -> %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestMultiCall(t *testing.T) {
+	got := multiCall([]string{"/usr/bin/chainfire-server", "--config", "c.toml"})
+	if !slices.Equal(got, []string{"centra", "serve", "--config", "c.toml"}) {
+		t.Errorf("chainfire-server: %q", got)
+	}
+	if got := multiCall([]string{"centra", "version"}); !slices.Equal(got, []string{"centra", "version"}) {
+		t.Errorf("centra: %q", got)
+	}
+}
+
+func TestParseTxn(t *testing.T) {
+	req, err := parseTxn(strings.NewReader(`mod("key1") > "0"
+value("key2") = "a b"
+
+put key1 "overwrote key1"
+
+put key1 "created-key1"
+del key2 key3
+get key4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Compare) != 2 || req.Compare[0].Target != etcdserverpb.Compare_MOD || req.Compare[0].GetModRevision() != 0 ||
+		req.Compare[0].Result != etcdserverpb.Compare_GREATER || string(req.Compare[1].GetValue()) != "a b" {
+		t.Fatalf("compares: %v", req.Compare)
+	}
+	if len(req.Success) != 1 || string(req.Success[0].GetRequestPut().Value) != "overwrote key1" {
+		t.Fatalf("success: %v", req.Success)
+	}
+	if len(req.Failure) != 3 || string(req.Failure[1].GetRequestDeleteRange().RangeEnd) != "key3" || string(req.Failure[2].GetRequestRange().Key) != "key4" {
+		t.Fatalf("failure: %v", req.Failure)
+	}
+	for _, bad := range []string{`value("k") ~ "v"`, `version("k") = "x"`, "\n\nfrobnicate k"} {
+		if _, err := parseTxn(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "txn line") {
+			t.Errorf("%q: error %v", bad, err)
+		}
+	}
+}
