@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
@@ -12,6 +13,24 @@ import (
 // maxTxnOps is the largest number of operations in one txn branch (etcd's
 // default --max-txn-ops).
 const maxTxnOps = 128
+
+// response is an etcd response message (they all carry a header).
+type response[T any] interface {
+	*T
+	proto.Message
+	GetHeader() *etcdserverpb.ResponseHeader
+}
+
+// write proposes cmd and returns the applied result as an RPC response T
+// with a complete header.
+func write[T any, R response[T]](ctx context.Context, s *Server, cmd *raftcmdv1.Command) (*connect.Response[T], error) {
+	resp := R(new(T))
+	if err := s.propose(ctx, cmd, resp); err != nil {
+		return nil, toConnectError(err)
+	}
+	s.header(resp.GetHeader())
+	return connect.NewResponse((*T)(resp)), nil
+}
 
 // kvService implements etcdserverpb.KV.
 type kvService struct{ s *Server }
@@ -45,45 +64,25 @@ func (k *kvService) Put(ctx context.Context, req *connect.Request[etcdserverpb.P
 	if err := checkPut(req.Msg); err != nil {
 		return nil, toConnectError(err)
 	}
-	resp := &etcdserverpb.PutResponse{}
-	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Put{Put: req.Msg}}, resp); err != nil {
-		return nil, toConnectError(err)
-	}
-	k.s.header(resp.Header)
-	return connect.NewResponse(resp), nil
+	return write[etcdserverpb.PutResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Put{Put: req.Msg}})
 }
 
 func (k *kvService) DeleteRange(ctx context.Context, req *connect.Request[etcdserverpb.DeleteRangeRequest]) (*connect.Response[etcdserverpb.DeleteRangeResponse], error) {
 	if len(req.Msg.Key) == 0 {
 		return nil, toConnectError(ErrEmptyKey)
 	}
-	resp := &etcdserverpb.DeleteRangeResponse{}
-	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_DeleteRange{DeleteRange: req.Msg}}, resp); err != nil {
-		return nil, toConnectError(err)
-	}
-	k.s.header(resp.Header)
-	return connect.NewResponse(resp), nil
+	return write[etcdserverpb.DeleteRangeResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_DeleteRange{DeleteRange: req.Msg}})
 }
 
 func (k *kvService) Txn(ctx context.Context, req *connect.Request[etcdserverpb.TxnRequest]) (*connect.Response[etcdserverpb.TxnResponse], error) {
 	if err := checkTxn(req.Msg); err != nil {
 		return nil, toConnectError(err)
 	}
-	resp := &etcdserverpb.TxnResponse{}
-	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Txn{Txn: req.Msg}}, resp); err != nil {
-		return nil, toConnectError(err)
-	}
-	k.s.header(resp.Header)
-	return connect.NewResponse(resp), nil
+	return write[etcdserverpb.TxnResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Txn{Txn: req.Msg}})
 }
 
 func (k *kvService) Compact(ctx context.Context, req *connect.Request[etcdserverpb.CompactionRequest]) (*connect.Response[etcdserverpb.CompactionResponse], error) {
-	resp := &etcdserverpb.CompactionResponse{}
-	if err := k.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Compaction{Compaction: req.Msg}}, resp); err != nil {
-		return nil, toConnectError(err)
-	}
-	k.s.header(resp.Header)
-	return connect.NewResponse(resp), nil
+	return write[etcdserverpb.CompactionResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Compaction{Compaction: req.Msg}})
 }
 
 // checkTxn validates a txn as etcd does: bounded size, keys present, and no

@@ -51,21 +51,11 @@ func (l *leaseService) LeaseGrant(ctx context.Context, req *connect.Request[etcd
 	if g.ID == 0 {
 		g.ID = newLeaseID()
 	}
-	resp := &etcdserverpb.LeaseGrantResponse{}
-	if err := l.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseGrant{LeaseGrant: g}}, resp); err != nil {
-		return nil, toConnectError(err)
-	}
-	l.s.header(resp.Header)
-	return connect.NewResponse(resp), nil
+	return write[etcdserverpb.LeaseGrantResponse](ctx, l.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseGrant{LeaseGrant: g}})
 }
 
 func (l *leaseService) LeaseRevoke(ctx context.Context, req *connect.Request[etcdserverpb.LeaseRevokeRequest]) (*connect.Response[etcdserverpb.LeaseRevokeResponse], error) {
-	resp := &etcdserverpb.LeaseRevokeResponse{}
-	if err := l.s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseRevoke{LeaseRevoke: req.Msg}}, resp); err != nil {
-		return nil, toConnectError(err)
-	}
-	l.s.header(resp.Header)
-	return connect.NewResponse(resp), nil
+	return write[etcdserverpb.LeaseRevokeResponse](ctx, l.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseRevoke{LeaseRevoke: req.Msg}})
 }
 
 func (l *leaseService) LeaseKeepAlive(ctx context.Context, stream *connect.BidiStream[etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.LeaseKeepAliveResponse]) error {

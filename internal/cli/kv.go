@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	"github.com/centra-cloud/centra/gen/mvccpb"
 )
 
@@ -123,14 +124,8 @@ func kvPut(c *cli.Context) error {
 		return err
 	}
 	req := &etcdserverpb.PutRequest{Key: []byte(c.Args().Get(0)), Value: []byte(c.Args().Get(1)), Lease: c.Int64("lease"), PrevKv: c.Bool("prev-kv")}
-	var resp *etcdserverpb.PutResponse
-	if err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := cn.kv(url).Put(ctx, connect.NewRequest(req))
-		if err == nil {
-			resp = r.Msg
-		}
-		return err
-	}); err != nil {
+	resp, err := unary(c.Context, cn, req, etcdserverpbconnect.KVClient.Put)
+	if err != nil {
 		return err
 	}
 	w := stdoutOf(c)
@@ -142,10 +137,13 @@ func kvPut(c *cli.Context) error {
 	})
 }
 
-func (cn *conn) rangeReq(c *cli.Context, req *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResponse, error) {
-	var resp *etcdserverpb.RangeResponse
-	err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := cn.kv(url).Range(ctx, connect.NewRequest(req))
+// unary calls one KV method on the first endpoint that answers.
+func unary[Req, Resp any](ctx context.Context, cn *conn, req *Req,
+	method func(etcdserverpbconnect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
+) (*Resp, error) {
+	var resp *Resp
+	err := cn.each(ctx, func(ctx context.Context, url string) error {
+		r, err := method(cn.kv(url), ctx, connect.NewRequest(req))
 		if err == nil {
 			resp = r.Msg
 		}
@@ -172,7 +170,7 @@ func kvGet(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := cn.rangeReq(c, rangeRequest(c, key, end))
+	resp, err := unary(c.Context, cn, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
 	if err != nil {
 		return err
 	}
@@ -203,7 +201,7 @@ func kvRange(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := cn.rangeReq(c, rangeRequest(c, key, end))
+	resp, err := unary(c.Context, cn, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
 	if err != nil {
 		return err
 	}
@@ -242,14 +240,8 @@ func kvDel(c *cli.Context) error {
 		return err
 	}
 	req := &etcdserverpb.DeleteRangeRequest{Key: key, RangeEnd: end, PrevKv: c.Bool("prev-kv")}
-	var resp *etcdserverpb.DeleteRangeResponse
-	if err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := cn.kv(url).DeleteRange(ctx, connect.NewRequest(req))
-		if err == nil {
-			resp = r.Msg
-		}
-		return err
-	}); err != nil {
+	resp, err := unary(c.Context, cn, req, etcdserverpbconnect.KVClient.DeleteRange)
+	if err != nil {
 		return err
 	}
 	w := stdoutOf(c)

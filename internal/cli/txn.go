@@ -2,17 +2,16 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
 
-	"connectrpc.com/connect"
 	"github.com/urfave/cli/v2"
 
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 )
 
 // kvTxn reads a transaction in etcdctl's interactive format from stdin:
@@ -31,14 +30,8 @@ func kvTxn(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var resp *etcdserverpb.TxnResponse
-	if err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := cn.kv(url).Txn(ctx, connect.NewRequest(req))
-		if err == nil {
-			resp = r.Msg
-		}
-		return err
-	}); err != nil {
+	resp, err := unary(c.Context, cn, req, etcdserverpbconnect.KVClient.Txn)
+	if err != nil {
 		return err
 	}
 	w := stdoutOf(c)
