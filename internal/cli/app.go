@@ -26,6 +26,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			serveCommand(),
 			kvCommand(),
+			clusterCommand(),
 			certsCommand(),
 			configCommand(),
 			versionCommand(),
@@ -49,8 +50,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 
 // multiCall rewrites the command line when centra runs under one of the
 // runbooks' program names (through a symlink or a copy):
-// chainfire-server/flaredb-server ARGS = centra serve ARGS,
-// chainfire-client ARGS = centra kv ARGS.
+// chainfire-server/flaredb-server ARGS = centra serve ARGS;
+// chainfire-client [FLAGS] member-list|status|... = centra cluster ...;
+// chainfire-client [FLAGS] put|get|... = centra kv ....
 func multiCall(args []string) []string {
 	if len(args) == 0 {
 		return args
@@ -60,7 +62,7 @@ func multiCall(args []string) []string {
 	case "chainfire-server", "flaredb-server":
 		sub = []string{"serve"}
 	case "chainfire-client":
-		sub = []string{"kv"}
+		sub = chainfireClientCommand(args[1:])
 	default:
 		return args
 	}
@@ -91,57 +93,85 @@ func stdoutOf(c *cli.Context) io.Writer {
 	return os.Stdout
 }
 
-// interleaveFlags lets flags follow positional arguments, as etcdctl allows
-// (`centra kv put foo bar --endpoint X`): urfave/cli stops parsing flags at
-// the first positional argument, so the leaf command's flags found after
-// one are moved in front of it.
+// interleaveFlags lets flags stand anywhere on the command line, as etcdctl
+// and the runbooks write them (`centra kv put foo bar --endpoint X`,
+// `chainfire-client --endpoint X member-list`): urfave/cli only parses a
+// command's flags between its name and the first positional argument, so
+// every flag is moved right after the leaf command's name and the
+// positional arguments follow a "--".
 func interleaveFlags(app *cli.App, args []string) []string {
-	cmds, i := app.Commands, 1
-	var leaf *cli.Command
-	for ; i < len(args); i++ {
-		var next *cli.Command
-		for _, c := range cmds {
-			if c.HasName(args[i]) {
-				next = c
-			}
-		}
-		if next == nil {
-			break
-		}
-		leaf, cmds = next, next.Subcommands
-	}
-	if leaf == nil || len(leaf.Subcommands) > 0 {
+	if len(args) < 2 {
 		return args
 	}
 	takesValue := map[string]bool{}
-	for _, f := range leaf.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			takesValue[n] = !isBool
+	var collect func([]*cli.Command)
+	collect = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			for _, f := range c.Flags {
+				_, isBool := f.(*cli.BoolFlag)
+				for _, n := range f.Names() {
+					takesValue[n] = !isBool
+				}
+			}
+			collect(c.Subcommands)
 		}
 	}
+	collect(app.Commands)
+
+	path := []string{args[0]}
 	var flags, positional []string
-	rest := args[i:]
+	cmds := app.Commands
+	leaf := false
+	rest := args[1:]
 	for j := 0; j < len(rest); j++ {
 		a := rest[j]
-		if a == "--" {
+		switch {
+		case a == "--":
 			positional = append(positional, rest[j+1:]...)
-			break
-		}
-		name := strings.TrimLeft(a, "-")
-		if !strings.HasPrefix(a, "-") || a == "-" {
+			j = len(rest)
+		case strings.HasPrefix(a, "-") && a != "-":
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && takesValue[name] && j+1 < len(rest) {
+				flags = append(flags, rest[j+1])
+				j++
+			}
+		case !leaf:
+			var next *cli.Command
+			for _, c := range cmds {
+				if c.HasName(a) {
+					next = c
+				}
+			}
+			if next == nil {
+				leaf = true
+				positional = append(positional, a)
+				continue
+			}
+			path = append(path, a)
+			cmds = next.Subcommands
+			leaf = len(cmds) == 0
+		default:
 			positional = append(positional, a)
-			continue
-		}
-		flags = append(flags, a)
-		if eq := strings.IndexByte(name, '='); eq < 0 && takesValue[name] && j+1 < len(rest) {
-			flags = append(flags, rest[j+1])
-			j++
 		}
 	}
-	out := append(append([]string{}, args[:i]...), flags...)
+	out := append(path, flags...)
 	if len(positional) > 0 {
 		out = append(append(out, "--"), positional...)
 	}
 	return out
+}
+
+// chainfireClientCommand picks the centra command group for a
+// chainfire-client command line: cluster commands when one of the words is a
+// cluster command's name (member-list, status, ...), kv commands otherwise.
+func chainfireClientCommand(args []string) []string {
+	for _, a := range args {
+		for _, c := range clusterCommand().Subcommands {
+			if c.HasName(a) {
+				return []string{"cluster"}
+			}
+		}
+	}
+	return []string{"kv"}
 }

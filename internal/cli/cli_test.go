@@ -17,6 +17,8 @@ func TestInterleaveFlags(t *testing.T) {
 		{"centra kv put --endpoint h:1 -- -neg val", "centra kv put --endpoint h:1 -- -neg val"},
 		{"centra serve --config f", "centra serve --config f"},
 		{"centra kv", "centra kv"},
+		{"centra cluster --endpoint h:1 member-list", "centra cluster member-list --endpoint h:1"},
+		{"centra --help", "centra --help"},
 	} {
 		got := strings.Join(interleaveFlags(app, strings.Fields(tc.in)), " ")
 		if got != tc.want {
@@ -61,6 +63,20 @@ get key4
 	for _, bad := range []string{`value("k") ~ "v"`, `version("k") = "x"`, "\n\nfrobnicate k"} {
 		if _, err := parseTxn(strings.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "txn line") {
 			t.Errorf("%q: error %v", bad, err)
+		}
+	}
+}
+
+func TestChainfireClientCommandLines(t *testing.T) {
+	app := NewApp(&bytes.Buffer{}, &bytes.Buffer{})
+	for _, tc := range []struct{ in, want string }{
+		{"chainfire-client --endpoint http://10.0.0.1:2379 member-list", "centra cluster member-list --endpoint http://10.0.0.1:2379"},
+		{"chainfire-client --endpoint http://10.0.0.1:2379 status", "centra cluster status --endpoint http://10.0.0.1:2379"},
+		{"chainfire-client --endpoint http://10.0.0.1:2379 put k v", "centra kv put --endpoint http://10.0.0.1:2379 -- k v"},
+	} {
+		got := strings.Join(interleaveFlags(app, multiCall(strings.Fields(tc.in))), " ")
+		if got != tc.want {
+			t.Errorf("%q -> %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
