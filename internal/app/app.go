@@ -226,6 +226,33 @@ func (a *App) waitReady() {
 	}
 }
 
+// transferLeadership moves the metadata shard's leadership to another voter
+// when this node holds it. Failure only costs the cluster an election.
+func (a *App) transferLeadership() {
+	self := a.cfg.Node.ID
+	if leader, _, ok := a.node.Leader(raftnode.MetadataShardID); !ok || leader != self {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	m, err := a.node.Membership(ctx, raftnode.MetadataShardID)
+	if err != nil {
+		a.log.Warn("Leadership transfer skipped: cannot read the membership", "err", err)
+		return
+	}
+	for id := range m.Nodes {
+		if id == self {
+			continue
+		}
+		if err := a.node.TransferLeader(ctx, raftnode.MetadataShardID, id); err != nil {
+			a.log.Warn("Leadership transfer failed; the cluster will elect a new leader", "target_replica_id", id, "err", err)
+			return
+		}
+		a.log.Info("Leadership transferred before shutdown", "leader_id", id)
+		return
+	}
+}
+
 // Ready is closed once the node serves linearizable reads.
 func (a *App) Ready() <-chan struct{} { return a.ready }
 
@@ -235,9 +262,12 @@ func (a *App) APIAddr() string { return a.api.addr() }
 // Close shuts the process down, in this order:
 //  1. stop the API listener (no new requests; open streams are cut after a
 //     grace period);
-//  2. stop Chainfire's background work (lease expiry, compaction);
-//  3. close the raft node (dragonboat's NodeHost: replicas stop, log flushed);
-//  4. close the state DB (after raft, which may still apply entries).
+//  2. when this node leads the metadata shard, hand leadership to another
+//     voter (bounded wait), so the cluster does not sit out an election
+//     timeout without a leader;
+//  3. stop Chainfire's background work (lease expiry, compaction);
+//  4. close the raft node (dragonboat's NodeHost: replicas stop, log flushed);
+//  5. close the state DB (after raft, which may still apply entries).
 //
 // It is idempotent and safe after a partial Start.
 func (a *App) Close() error {
@@ -245,6 +275,9 @@ func (a *App) Close() error {
 		var errs []error
 		if a.api != nil {
 			errs = append(errs, a.api.stop())
+		}
+		if a.node != nil && a.node.NodeHost() != nil {
+			a.transferLeadership()
 		}
 		if a.cf != nil {
 			a.cf.Close()
