@@ -101,6 +101,9 @@ func (a *App) Start() (err error) {
 		}
 	}()
 	c := &a.cfg
+	if err := checkDataDirs(c.StateDir(), c.RaftDir()); err != nil {
+		return err
+	}
 	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("centra: create data directory: %w (check [storage] data_dir and its permissions)", err)
@@ -176,7 +179,14 @@ func (a *App) Start() (err error) {
 	if err := a.node.Start(); err != nil {
 		return err
 	}
-	shard := raftnode.ShardConfig{ShardID: raftnode.MetadataShardID, ReplicaID: c.Node.ID, NonVoting: c.Raft.Role == "learner"}
+	applied, err := raftnode.ReadAppliedIndex(a.db, raftnode.ShardKeyspace(raftnode.MetadataShardID))
+	if err != nil {
+		return err
+	}
+	shard := raftnode.ShardConfig{
+		ShardID: raftnode.MetadataShardID, ReplicaID: c.Node.ID, NonVoting: c.Raft.Role == "learner",
+		StateAppliedIndex: applied, // refuses a state DB that is ahead of a lost raft log
+	}
 	if c.Cluster.Bootstrap {
 		shard.InitialMembers = members
 	} else {
@@ -224,6 +234,20 @@ func (a *App) waitReady() {
 		}
 		a.log.Debug("Not ready yet", "err", err)
 	}
+}
+
+// checkDataDirs refuses a raft log without its state DB: dragonboat would
+// replay the log onto an empty state machine whose snapshot index it already
+// recorded, and panic (dragonboat issue #410).
+func checkDataDirs(stateDir, raftDir string) error {
+	entries, err := os.ReadDir(raftDir)
+	if err != nil || len(entries) == 0 {
+		return nil // a new node
+	}
+	if _, err := os.Stat(stateDir); os.IsNotExist(err) {
+		return fmt.Errorf("centra: %s holds a raft log but the state directory %s is missing; restore it from a backup, or wipe the whole data directory and re-add this node (member-remove, then member-add)", raftDir, stateDir)
+	}
+	return nil
 }
 
 // transferLeadership moves the metadata shard's leadership to another voter

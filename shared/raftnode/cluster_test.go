@@ -9,6 +9,7 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/statemachine"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
 
@@ -148,6 +149,51 @@ func TestClusterProposeReadRestart(t *testing.T) {
 			t.Fatalf("restarted replica re-applied entry %d, at or below its persisted index %d", first, applied)
 		}
 	})
+
+	t.Run("learner catches up from the log, is promoted and restarted", func(t *testing.T) {
+		m4 := c.add(4)
+		c.open(m4)
+		if err := c.members[leader].node.AddNonVoting(testCtx(t, 10*time.Second), testShard, 4, m4.addr); err != nil {
+			t.Fatal(err)
+		}
+		c.startShard(m4, ShardConfig{ShardID: testShard, ReplicaID: 4, Join: true, NonVoting: true})
+		c.waitRead(m4, "after", "restart")
+		if loads := m4.app.loads.Load(); loads != 1 {
+			t.Fatalf("learner Load ran %d times; it should catch up from the log, not a snapshot", loads)
+		}
+		c.promoteAndRestart(t, c.members[leader], m4)
+	})
+}
+
+// promoteAndRestart promotes non-voting m to voter, waits for the snapshot
+// that makes restarting it as a voter safe, restarts it and checks it serves
+// reads.
+func (c *cluster) promoteAndRestart(t *testing.T, proposer, m *member) {
+	ctx := testCtx(t, 10*time.Second)
+	if err := proposer.node.AddReplica(ctx, testShard, m.id, m.addr); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := proposer.node.Membership(ctx, testShard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms.Nodes[m.id] != m.addr {
+		t.Fatalf("membership after promotion: %+v", ms)
+	}
+	eventually(t, 5*time.Second, fmt.Sprintf("replica %d sees its promotion", m.id), func() bool {
+		st, err := m.node.Status(testCtx(t, time.Second), testShard)
+		return err == nil && !st.IsNonVoting
+	})
+	// Restarting a just-promoted replica as a voter panics while its
+	// AddNonVoting entry is in its log; the Node snapshots it on promotion.
+	eventually(t, 5*time.Second, fmt.Sprintf("the post-promotion snapshot on replica %d", m.id), func() bool {
+		return !m.node.shard(testShard).learner.Load()
+	})
+	m.stop(t)
+	c.start(m, ShardConfig{ShardID: testShard, ReplicaID: m.id})
+	key := fmt.Sprintf("promoted%d", m.id)
+	c.propose(proposer, key, "yes")
+	c.waitRead(m, key, "yes")
 }
 
 func TestSnapshotStreamedToNewReplica(t *testing.T) {
@@ -194,30 +240,7 @@ func TestSnapshotStreamedToNewReplica(t *testing.T) {
 	}
 
 	t.Run("promote, snapshot, restart as voter", func(t *testing.T) {
-		ctx := testCtx(t, 10*time.Second)
-		if err := leader.node.AddReplica(ctx, testShard, 4, m4.addr); err != nil {
-			t.Fatal(err)
-		}
-		ms, err := leader.node.Membership(ctx, testShard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ms.Nodes[4] != m4.addr {
-			t.Fatalf("membership after promotion: %+v", ms)
-		}
-		// The trap: restarting a just-promoted replica as a voter panics
-		// until it took a snapshot.
-		eventually(t, 5*time.Second, "replica 4 sees its promotion", func() bool {
-			st, err := m4.node.Status(testCtx(t, time.Second), testShard)
-			return err == nil && !st.IsNonVoting
-		})
-		if _, err := m4.node.RequestSnapshot(ctx, testShard); err != nil && !errors.Is(err, ErrRejected) {
-			t.Fatal(err)
-		}
-		m4.stop(t)
-		c.start(m4, ShardConfig{ShardID: testShard, ReplicaID: 4})
-		c.propose(leader, "promoted", "yes")
-		c.waitRead(m4, "promoted", "yes")
+		c.promoteAndRestart(t, leader, m4)
 	})
 
 	t.Run("transfer leader", func(t *testing.T) {
@@ -303,7 +326,10 @@ func TestStartShardValidation(t *testing.T) {
 	logger, _ := testLogger(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	node, err := New(testConfig(logger, dir, addr))
+	cfg := testConfig(logger, dir, addr)
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	node, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +392,15 @@ func TestStartShardValidation(t *testing.T) {
 	if err != nil || res.Value == 0 {
 		t.Fatalf("Propose on single-replica shard = %+v, %v", res, err)
 	}
+	if got := histogramCount(t, reg, "raftnode_request_duration_seconds", opPropose); got != 1 {
+		t.Fatalf("propose duration histogram counted %d proposals, want 1", got)
+	}
+	if idx, err := node.RequestSnapshot(testCtx(t, 5*time.Second), 5); err != nil || idx < res.Value {
+		t.Fatalf("RequestSnapshot = %d, %v; want an index >= %d", idx, err, res.Value)
+	}
+	if _, err := node.RequestSnapshot(testCtx(t, 5*time.Second), 5); !errors.Is(err, ErrRejected) {
+		t.Fatalf("second RequestSnapshot at the same index: %v, want ErrRejected", err)
+	}
 	if idx, err := ReadAppliedIndex(db, ks); err != nil || idx < res.Value {
 		t.Fatalf("ReadAppliedIndex = %d, %v; want >= %d", idx, err, res.Value)
 	}
@@ -381,4 +416,26 @@ func TestStartShardValidation(t *testing.T) {
 	if err := node.Start(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Start after Close: %v", err)
 	}
+}
+
+// histogramCount returns the sample count of histogram name{op=op} in reg.
+func histogramCount(t *testing.T, reg *prometheus.Registry, name, op string) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" && l.GetValue() == op {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
 }

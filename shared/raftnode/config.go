@@ -183,9 +183,10 @@ type ShardConfig struct {
 	// Join starts a replica that was already added to an existing shard with
 	// AddReplica or AddNonVoting.
 	Join bool
-	// NonVoting starts the replica as a non-voting member (learner). Keep
-	// the role the replica was started with until a snapshot was taken on it
-	// after a promotion (see DESIGN.md).
+	// NonVoting starts the replica as a non-voting member (learner). After
+	// AddReplica promotes it, the Node snapshots it in the background; until
+	// that finished ("Snapshot taken after promotion to voter"), restart it
+	// with NonVoting still set: dragonboat panics otherwise (see DESIGN.md).
 	NonVoting bool
 	// StateAppliedIndex is the applied index the state DB holds for this
 	// shard (ReadAppliedIndex). When it is non-zero and NodeHostDir has no

@@ -134,9 +134,19 @@ func (l nodeListener) SendSnapshotAborted(info raftio.SnapshotInfo) {
 	l.n.log.Warn("Sending snapshot to replica failed, raft will retry", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
 }
 
-// MembershipChanged logs an applied membership change.
+// MembershipChanged logs an applied membership change and, for a replica
+// started non-voting, checks (off this goroutine) whether it was promoted.
 func (l nodeListener) MembershipChanged(info raftio.NodeInfo) {
-	l.n.log.Info("Membership changed", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	n := l.n
+	n.log.Info("Membership changed", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	v, ok := n.shards.Load(info.ShardID)
+	if !ok || !v.(*shardState).learner.Load() {
+		return
+	}
+	if nh := n.nh.Load(); nh != nil {
+		n.background.Add(1)
+		go n.snapshotIfPromoted(nh, info.ShardID, v.(*shardState))
+	}
 }
 
 // NodeUnloaded logs a replica that stopped, e.g. after being removed.

@@ -181,6 +181,7 @@ type member struct {
 // cluster is a set of members, each with its own Node, dirs and port.
 type cluster struct {
 	t       testing.TB
+	dir     string
 	logger  *slog.Logger
 	logs    *lockedBuffer
 	tune    func(*Config)
@@ -189,7 +190,10 @@ type cluster struct {
 
 func newCluster(t testing.TB, tune func(*Config)) *cluster {
 	logger, logs := testLogger(t)
-	c := &cluster{t: t, logger: logger, logs: logs, tune: tune, members: map[uint64]*member{}}
+	// TempDir's removal is a cleanup too; taking the dir before registering
+	// the members' shutdown makes the removal run after it (LIFO).
+	dir := t.TempDir()
+	c := &cluster{t: t, dir: dir, logger: logger, logs: logs, tune: tune, members: map[uint64]*member{}}
 	t.Cleanup(func() {
 		for _, m := range c.members {
 			m.stop(t)
@@ -198,27 +202,39 @@ func newCluster(t testing.TB, tune func(*Config)) *cluster {
 	return c
 }
 
-// bootstrap starts n members that form a new shard.
+// bootstrap starts n members that form a new shard. Every Node listens
+// before any replica starts: a replica sending to a port nobody listens on
+// yet trips dragonboat's circuit breaker, which then drops messages to that
+// peer for up to a second (a proposal forwarded meanwhile is lost and waits
+// for its deadline).
 func (c *cluster) bootstrap(n int) {
 	initial := map[uint64]string{}
 	for id := uint64(1); id <= uint64(n); id++ {
 		m := c.add(id)
 		initial[id] = m.addr
+		c.open(m)
 	}
 	for id := uint64(1); id <= uint64(n); id++ {
-		c.start(c.members[id], ShardConfig{ShardID: testShard, ReplicaID: id, InitialMembers: initial})
+		c.startShard(c.members[id], ShardConfig{ShardID: testShard, ReplicaID: id, InitialMembers: initial})
 	}
 }
 
 // add creates a member with fresh dirs and port, not started.
 func (c *cluster) add(id uint64) *member {
-	m := &member{id: id, addr: freeAddr(c.t), dir: c.t.TempDir()}
+	m := &member{id: id, addr: freeAddr(c.t), dir: filepath.Join(c.dir, fmt.Sprintf("member%d", id))}
 	c.members[id] = m
 	return m
 }
 
-// start opens m's state DB, starts its Node and its replica of testShard.
+// start opens m's Node and state DB and starts its replica of testShard.
 func (c *cluster) start(m *member, sc ShardConfig) {
+	c.t.Helper()
+	c.open(m)
+	c.startShard(m, sc)
+}
+
+// open starts m's Node and opens its state DB.
+func (c *cluster) open(m *member) {
 	t := c.t
 	t.Helper()
 	cfg := testConfig(c.logger.With("member", m.id), m.dir, m.addr)
@@ -245,11 +261,19 @@ func (c *cluster) start(m *member, sc ShardConfig) {
 		t.Fatal(err)
 	}
 	m.node, m.db = node, db
+}
+
+// startShard starts m's replica of testShard.
+func (c *cluster) startShard(m *member, sc ShardConfig) {
+	t := c.t
+	t.Helper()
 	ks := ShardKeyspace(testShard)
-	if sc.StateAppliedIndex, err = ReadAppliedIndex(db, ks); err != nil {
+	var err error
+	if sc.StateAppliedIndex, err = ReadAppliedIndex(m.db, ks); err != nil {
 		t.Fatal(err)
 	}
-	err = node.StartShard(sc, func(shardID, replicaID uint64) statemachine.IOnDiskStateMachine {
+	db := m.db
+	err = m.node.StartShard(sc, func(shardID, replicaID uint64) statemachine.IOnDiskStateMachine {
 		m.app = &kvApplier{ks: ks, db: db}
 		return NewDiskStateMachine(db, ks, m.app)
 	})

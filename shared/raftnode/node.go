@@ -46,6 +46,7 @@ type Node struct {
 	events       *eventQueue
 	stopc        chan struct{} // closed when Close starts
 	dispatchDone chan struct{}
+	background   sync.WaitGroup // snapshotIfPromoted goroutines
 }
 
 // shardState is the Node's bookkeeping for one shard.
@@ -60,6 +61,9 @@ type shardState struct {
 	pendingQuery *dragonboat.RequestState
 	// applied reports the state machine's applied index, when it can.
 	applied atomic.Pointer[appliedSource]
+	// learner is set while the local replica was started non-voting and
+	// has not taken a snapshot since its promotion (see snapshotIfPromoted).
+	learner atomic.Bool
 }
 
 type appliedSource struct{ r AppliedIndexReporter }
@@ -165,7 +169,8 @@ func startError(cfg Config, err error) error {
 //  3. Close: new calls fail with ErrClosed and leader callbacks stop, then
 //     NodeHost.Close stops every replica (DiskStateMachine.Close, which does
 //     not close the shared DB), the transport and the LogDB; calls still in
-//     flight return ErrClosed; finally dragonboat's logs are detached;
+//     flight return ErrClosed; background snapshots end; finally
+//     dragonboat's logs are detached;
 //  4. close the state DB from OpenStateDB, only after Close returned.
 //
 // Leader callbacks must not call Close.
@@ -185,6 +190,7 @@ func (n *Node) Close() error {
 	close(n.stopc)
 	nh.Close()
 	<-n.dispatchDone
+	n.background.Wait()
 	n.log.Info("Raft node stopped", "raft_address", n.cfg.RaftAddress)
 	detachDragonboatLogs(sink)
 	return nil
@@ -276,6 +282,7 @@ func (n *Node) StartShard(sc ShardConfig, create statemachine.CreateOnDiskStateM
 	if err := nh.StartOnDiskReplica(maps.Clone(sc.InitialMembers), sc.Join, factory, rc); err != nil {
 		return shardStartError(sc, err)
 	}
+	st.learner.Store(sc.NonVoting)
 	n.log.Info("Shard started", "shard_id", sc.ShardID, "replica_id", sc.ReplicaID, "join", sc.Join, "non_voting", sc.NonVoting)
 	return nil
 }
@@ -298,4 +305,45 @@ func shardStartError(sc ShardConfig, err error) error {
 		return fmt.Errorf("raftnode: start shard %d replica %d: %w", sc.ShardID, sc.ReplicaID, err)
 	}
 	return fmt.Errorf("raftnode: start shard %d replica %d: %w (%s)", sc.ShardID, sc.ReplicaID, err, hint)
+}
+
+// snapshotIfPromoted takes a snapshot of the local replica of shardID if it
+// was started non-voting and has become a voter. Until such a snapshot
+// exists, restarting the replica as a voter panics in dragonboat ("is not a
+// nonVoting") because its own AddNonVoting entry is still in its log. It
+// runs on its own goroutine, started from the membership-change event.
+func (n *Node) snapshotIfPromoted(nh *dragonboat.NodeHost, shardID uint64, st *shardState) {
+	defer n.background.Done()
+	promoted := false
+	for _, si := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
+		if si.ShardID == shardID {
+			// Replicas lists the voters. A learner replaying the log from
+			// before its own AddNonVoting is in neither list yet.
+			_, voter := si.Replicas[si.ReplicaID]
+			promoted = voter && !si.IsNonVoting
+		}
+	}
+	if !promoted {
+		return
+	}
+	rs, err := nh.RequestSnapshot(shardID, dragonboat.DefaultSnapshotOption, 10*n.electionTimeout)
+	if err != nil {
+		n.log.Warn("Snapshot after promotion to voter failed; restart this replica as non-voting until a snapshot succeeds",
+			"shard_id", shardID, "err", err)
+		return
+	}
+	select {
+	case res := <-rs.ResultC():
+		switch {
+		case res.Completed():
+			st.learner.Store(false)
+			n.log.Info(fmt.Sprintf("Snapshot taken after promotion to voter, index=%d", res.SnapshotIndex()), "shard_id", shardID)
+		case res.Rejected():
+			st.learner.Store(false) // a snapshot at the current index already exists
+		default:
+			n.log.Warn("Snapshot after promotion to voter did not complete; restart this replica as non-voting until a snapshot succeeds",
+				"shard_id", shardID)
+		}
+	case <-n.stopc:
+	}
 }

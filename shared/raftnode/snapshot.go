@@ -115,6 +115,7 @@ type crcReader struct {
 	crc hash.Hash32
 }
 
+// Read implements io.Reader.
 func (c *crcReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.crc.Write(p[:n])

@@ -21,7 +21,8 @@ type Applier interface {
 	// so later entries see earlier writes through b.Get and b.NewIter. It
 	// must set every entries[i].Result and be deterministic: same entries,
 	// same state and results on every replica (no clocks, no randomness).
-	// A returned error is fatal for the replica.
+	// Report a bad command in its Result; return an error only for failures
+	// that must stop the process (I/O errors): dragonboat panics on it.
 	Apply(b *pebble.Batch, entries []statemachine.Entry) error
 	// Applied is called after the batch holding entries up to index was
 	// committed to pebble. It runs on the apply path: it must not block for
@@ -45,7 +46,10 @@ type Applier interface {
 //     data, then replaces the shard's keys atomically in one synced batch
 //     and calls Load.
 //
-// Close does not close the shared DB.
+// Errors returned by Update, SaveSnapshot and RecoverFromSnapshot make
+// dragonboat panic the process (the replica cannot continue consistently);
+// the state is left as it was before the failing call. Close does not close
+// the shared DB.
 type DiskStateMachine struct {
 	db         *pebble.DB
 	ks         Keyspace

@@ -165,10 +165,15 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	after := dumpDB(t, dst)
-	ks6 := ShardKeyspace(6)
+	ks6, ks8 := ShardKeyspace(6), ShardKeyspace(8)
 	for k, v := range otherBefore {
 		if bytes.HasPrefix([]byte(k), ks6.prefix[:]) && after[k] != v {
 			t.Fatalf("shard 6 key %q changed by shard 7's snapshot", k)
+		}
+	}
+	for k := range after {
+		if bytes.HasPrefix([]byte(k), ks8.prefix[:]) {
+			t.Fatalf("shard 8 key %q leaked into shard 7's snapshot", k)
 		}
 	}
 	// Saving again from the same state gives the same bytes.

@@ -120,10 +120,10 @@ func (n *Node) queryLogRange(ctx context.Context, nh *dragonboat.NodeHost, shard
 
 // RequestSnapshot makes the local replica of shardID take a snapshot now and
 // returns its index. For on-disk state machines this is cheap (metadata plus
-// Sync). Take one on a replica right after promoting it from non-voting to
-// voter: until then it must be restarted with NonVoting set (see DESIGN.md).
-// A snapshot at the current index that already exists gives ErrRejected,
-// which callers may treat as success.
+// Sync) and compacts the raft log. The Node already snapshots a replica it
+// started non-voting once it sees its promotion; this forces one. A snapshot
+// at the current index that already exists gives ErrRejected, which callers
+// may treat as success.
 func (n *Node) RequestSnapshot(ctx context.Context, shardID uint64) (uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		return 0, fmt.Errorf("%w: snapshot of shard %d; use context.WithTimeout", ErrNoDeadline, shardID)
