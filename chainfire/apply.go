@@ -17,13 +17,17 @@ import (
 // raft Result's Value (0 = success). The numbers are part of the apply
 // contract between replicas of different versions: append only.
 var applyErrors = []error{
-	1: ErrKeyNotFound,
-	2: ErrLeaseNotFound,
-	3: ErrLeaseExist,
-	4: ErrCompacted,
-	5: ErrFutureRev,
-	6: ErrBadCommand,
-	7: ErrLeaseTTLTooLarge,
+	1:  ErrKeyNotFound,
+	2:  ErrLeaseNotFound,
+	3:  ErrLeaseExist,
+	4:  ErrCompacted,
+	5:  ErrFutureRev,
+	6:  ErrBadCommand,
+	7:  ErrLeaseTTLTooLarge,
+	8:  ErrMemberExists,
+	9:  ErrPeerURLExists,
+	10: ErrMemberNotFound,
+	11: ErrMemberNotLearner,
 }
 
 func applyErrorCode(err error) (uint64, bool) {

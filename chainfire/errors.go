@@ -3,6 +3,7 @@ package chainfire
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -49,29 +50,52 @@ var (
 	ErrStopped = errors.New("etcdserver: server stopped")
 	// ErrBadCommand: a raft log entry could not be decoded (a newer or corrupt encoding).
 	ErrBadCommand = errors.New("chainfire: undecodable raft command")
+	// ErrMemberExists: member-add of a node ID that is already a member.
+	ErrMemberExists = errors.New("etcdserver: member ID already exist")
+	// ErrPeerURLExists: member-add with a peer URL another member uses.
+	ErrPeerURLExists = errors.New("etcdserver: Peer URLs already exists")
+	// ErrMemberNotFound: no member with that node ID.
+	ErrMemberNotFound = errors.New("etcdserver: member not found")
+	// ErrMemberNotLearner: promote of a member that already votes.
+	ErrMemberNotLearner = errors.New("etcdserver: can only promote a learner member")
+	// ErrLearnerNotReady: promote of a learner that has not caught up.
+	ErrLearnerNotReady = errors.New("etcdserver: can only promote a learner member which is in sync with leader")
+	// ErrUnhealthy: the change would leave the cluster without a quorum.
+	ErrUnhealthy = errors.New("etcdserver: unhealthy cluster")
+	// errAlreadyMember: a join handshake sent to a running member.
+	errAlreadyMember = errors.New("chainfire: this node is already a member of a cluster")
+	// ErrConfigChangeInFlight: another membership change is in progress.
+	ErrConfigChangeInFlight = errors.New("chainfire: another membership change is in progress; retry when it finished")
 )
 
 // errorCodes maps every error a Chainfire RPC can return to its wire code,
 // following etcd's rpctypes table so clients retry (Unavailable) or give up
 // exactly as they do against etcd.
 var errorCodes = map[error]connect.Code{
-	ErrEmptyKey:         connect.CodeInvalidArgument,
-	ErrKeyNotFound:      connect.CodeInvalidArgument,
-	ErrValueProvided:    connect.CodeInvalidArgument,
-	ErrLeaseProvided:    connect.CodeInvalidArgument,
-	ErrTooManyOps:       connect.CodeInvalidArgument,
-	ErrDuplicateKey:     connect.CodeInvalidArgument,
-	ErrCompacted:        connect.CodeOutOfRange,
-	ErrFutureRev:        connect.CodeOutOfRange,
-	ErrLeaseNotFound:    connect.CodeNotFound,
-	ErrLeaseExist:       connect.CodeFailedPrecondition,
-	ErrLeaseTTLTooLarge: connect.CodeOutOfRange,
-	ErrNoLeader:         connect.CodeUnavailable,
-	ErrTimeout:          connect.CodeUnavailable,
-	ErrRequestTooLarge:  connect.CodeInvalidArgument,
-	ErrNotCapable:       connect.CodeUnimplemented,
-	ErrStopped:          connect.CodeUnavailable,
-	ErrBadCommand:       connect.CodeInternal,
+	ErrEmptyKey:             connect.CodeInvalidArgument,
+	ErrKeyNotFound:          connect.CodeInvalidArgument,
+	ErrValueProvided:        connect.CodeInvalidArgument,
+	ErrLeaseProvided:        connect.CodeInvalidArgument,
+	ErrTooManyOps:           connect.CodeInvalidArgument,
+	ErrDuplicateKey:         connect.CodeInvalidArgument,
+	ErrCompacted:            connect.CodeOutOfRange,
+	ErrFutureRev:            connect.CodeOutOfRange,
+	ErrLeaseNotFound:        connect.CodeNotFound,
+	ErrLeaseExist:           connect.CodeFailedPrecondition,
+	ErrLeaseTTLTooLarge:     connect.CodeOutOfRange,
+	ErrNoLeader:             connect.CodeUnavailable,
+	ErrTimeout:              connect.CodeUnavailable,
+	ErrRequestTooLarge:      connect.CodeInvalidArgument,
+	ErrNotCapable:           connect.CodeUnimplemented,
+	ErrStopped:              connect.CodeUnavailable,
+	ErrBadCommand:           connect.CodeInternal,
+	ErrMemberExists:         connect.CodeFailedPrecondition,
+	ErrPeerURLExists:        connect.CodeFailedPrecondition,
+	ErrMemberNotFound:       connect.CodeNotFound,
+	ErrMemberNotLearner:     connect.CodeFailedPrecondition,
+	ErrLearnerNotReady:      connect.CodeFailedPrecondition,
+	ErrUnhealthy:            connect.CodeUnavailable,
+	ErrConfigChangeInFlight: connect.CodeUnavailable,
 }
 
 // internalErrors translates errors of lower layers to the service errors.
@@ -84,6 +108,7 @@ var internalErrors = []struct{ from, to error }{
 	{raftnode.ErrNoLeader, ErrNoLeader},
 	{raftnode.ErrTimeout, ErrTimeout},
 	{raftnode.ErrClosed, ErrStopped},
+	{raftnode.ErrRejected, ErrConfigChangeInFlight},
 }
 
 // toConnectError converts err to a connect error with etcd's code and
@@ -100,7 +125,13 @@ func toConnectError(err error) error {
 	err = translate(err)
 	for sentinel, code := range errorCodes {
 		if errors.Is(err, sentinel) {
-			return connect.NewError(code, sentinel)
+			// etcd clients match the message: it must start with etcd's
+			// text. Context added after it (which node, which numbers) is
+			// kept; wrapping by lower layers in front of it is not.
+			if !strings.HasPrefix(err.Error(), sentinel.Error()) {
+				err = sentinel
+			}
+			return connect.NewError(code, err)
 		}
 	}
 	switch {

@@ -26,11 +26,12 @@ const commandVersion = 1
 // fsm is the metadata shard's state machine: Chainfire's MVCC KV, leases and
 // member attributes. It implements raftnode.Applier.
 type fsm struct {
-	db     *pebble.DB
-	st     *mvcc.Store
-	lessor *lease.Lessor
-	hub    *watch.Hub
-	log    *slog.Logger
+	db      *pebble.DB
+	st      *mvcc.Store
+	lessor  *lease.Lessor
+	hub     *watch.Hub
+	members memberTable
+	log     *slog.Logger
 
 	rev       atomic.Int64 // newest committed revision, visible to readers
 	compacted atomic.Int64
@@ -54,6 +55,7 @@ func newFSM(db *pebble.DB, ks raftnode.Keyspace, lessor *lease.Lessor, log *slog
 		log:         log,
 		compactKick: make(chan struct{}, 1),
 	}
+	f.members = memberTable{st: f.st}
 	f.hub = watch.NewHub(func(from, to int64, max int, withPrev bool) ([]mvcc.Event, int64, error) {
 		return f.st.Events(f.db, from, to, max, withPrev)
 	})
@@ -194,20 +196,36 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 		r := &etcdserverpb.LeaseRevokeResponse{Header: &etcdserverpb.ResponseHeader{}}
 		resp, hdr = r, &r.Header
 	case *raftcmdv1.Command_MemberAttributes:
-		data, err := proto.Marshal(c.MemberAttributes)
+		m, err := f.members.publish(b, c.MemberAttributes)
 		if err != nil {
 			return nil, v.rev, v.compacted, err
 		}
-		if err := f.st.PutMember(b, c.MemberAttributes.NodeId, data); err != nil {
+		resp = m
+	case *raftcmdv1.Command_MemberAdd:
+		m, err := f.members.add(b, c.MemberAdd)
+		if err != nil {
 			return nil, v.rev, v.compacted, err
 		}
-		r := &etcdserverpb.MemberUpdateResponse{Header: &etcdserverpb.ResponseHeader{}}
-		resp, hdr = r, &r.Header
+		resp = m
+	case *raftcmdv1.Command_MemberRemove:
+		m, err := f.members.remove(b, c.MemberRemove.NodeId)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp = m
+	case *raftcmdv1.Command_MemberPromote:
+		m, err := f.members.promote(b, c.MemberPromote.NodeId)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp = m
 	default:
 		return nil, v.rev, v.compacted, fmt.Errorf("%w: empty or unknown command", ErrBadCommand)
 	}
 	rev := w.txn.Revision()
-	(*hdr).Revision = rev
+	if hdr != nil {
+		(*hdr).Revision = rev
+	}
 	f.pending = append(f.pending, w.txn.Events()...)
 	return resp, rev, v.compacted, nil
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
-	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 )
 
@@ -48,16 +46,7 @@ func (f *fsm) Lookup(q any) (any, error) {
 		keys, err := f.st.LeaseKeys(f.db, q.id)
 		return leaseInfo{id: q.id, ttl: ttl, keys: keys}, err
 	case membersQuery:
-		var out []*raftcmdv1.MemberAttributes
-		err := f.st.Members(f.db, func(_ uint64, data []byte) error {
-			m := &raftcmdv1.MemberAttributes{}
-			if err := proto.Unmarshal(data, m); err != nil {
-				return fmt.Errorf("chainfire: decode member record: %w", err)
-			}
-			out = append(out, m)
-			return nil
-		})
-		return out, err
+		return f.members.list(f.db)
 	}
 	return nil, fmt.Errorf("chainfire: unknown query %T", q)
 }

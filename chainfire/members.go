@@ -82,13 +82,11 @@ func (s *Server) publishOnce(ctx context.Context, want *raftcmdv1.MemberAttribut
 	if err != nil {
 		return err
 	}
-	for _, m := range ms {
-		if m.NodeId == want.NodeId && m.ReplicaId == want.ReplicaId && m.Name == want.Name &&
-			slices.Equal(m.PeerUrls, want.PeerUrls) && slices.Equal(m.ClientUrls, want.ClientUrls) {
-			return nil
-		}
+	if m := find(ms, want.NodeId); m != nil && m.ReplicaId == want.ReplicaId && m.Name == want.Name &&
+		slices.Equal(m.PeerUrls, want.PeerUrls) && slices.Equal(m.ClientUrls, want.ClientUrls) {
+		return nil
 	}
-	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAttributes{MemberAttributes: want}}, &etcdserverpb.MemberUpdateResponse{})
+	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAttributes{MemberAttributes: want}}, &raftcmdv1.MemberAttributes{})
 	if err == nil {
 		s.log.Info("Published member attributes", "name", want.Name, "client_urls", want.ClientUrls)
 	}

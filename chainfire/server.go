@@ -19,6 +19,7 @@ import (
 
 	"github.com/centra-cloud/centra/chainfire/internal/lease"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
+	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	"github.com/centra-cloud/centra/shared/raftnode"
@@ -32,6 +33,10 @@ type Raft interface {
 	Leader(shardID uint64) (leaderID, term uint64, ok bool)
 	Status(ctx context.Context, shardID uint64) (raftnode.Status, error)
 	Membership(ctx context.Context, shardID uint64) (*dragonboat.Membership, error)
+	AddReplica(ctx context.Context, shardID, replicaID uint64, addr string) error
+	AddNonVoting(ctx context.Context, shardID, replicaID uint64, addr string) error
+	RemoveReplica(ctx context.Context, shardID, replicaID uint64) error
+	TransferLeader(ctx context.Context, shardID, targetReplicaID uint64) error
 }
 
 // Config configures a Server.
@@ -76,6 +81,10 @@ type Server struct {
 	metrics *metrics
 	fwd     *forwarder
 
+	// memberMu serialises membership changes made through this member.
+	memberMu sync.Mutex
+	joinKick chan struct{}
+
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
 	closeMu sync.Once
@@ -100,11 +109,12 @@ func New(cfg Config) (*Server, error) {
 	log := cfg.Logger.With("component", "chainfire")
 	lessor := lease.New(nil)
 	s := &Server{
-		cfg:    cfg,
-		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
-		lessor: lessor,
-		log:    log,
-		fwd:    newForwarder(cfg.ClientTLS),
+		cfg:      cfg,
+		fsm:      newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
+		lessor:   lessor,
+		log:      log,
+		fwd:      newForwarder(cfg.ClientTLS),
+		joinKick: make(chan struct{}, 1),
 	}
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
@@ -138,7 +148,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -170,6 +180,7 @@ func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler
 	mount(etcdserverpbconnect.NewLeaseHandler(&leaseService{s}, opts...))
 	mount(etcdserverpbconnect.NewMaintenanceHandler(&maintenanceService{s: s}, opts...))
 	mount(etcdserverpbconnect.NewClusterHandler(&clusterService{s: s}, opts...))
+	mount(chainfirev1connect.NewClusterServiceHandler(&adminService{s: s}, opts...))
 	return out
 }
 

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/centra-cloud/centra/chainfire"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
@@ -18,21 +20,39 @@ import (
 // through connect-go), /metrics, /health and /readyz. With TLS configured it
 // serves TLS only (no plaintext path); without, HTTP/1.1 and h2c.
 type apiServer struct {
-	a   *App
-	srv *http.Server
-	ln  net.Listener
+	a       *App
+	srv     *http.Server
+	ln      net.Listener
+	handler atomic.Pointer[http.ServeMux]
+}
+
+// mux builds the API's routes: /metrics always; the etcd services, /health
+// and /readyz once Chainfire runs (before that, while the node starts or
+// waits to join, /health and /readyz answer 503 with the reason).
+func (a *App) mux(cf *chainfire.Server) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	if cf == nil {
+		starting := func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "not ready: starting, or waiting to be added to a cluster", http.StatusServiceUnavailable)
+		}
+		mux.HandleFunc("/health", starting)
+		mux.HandleFunc("/readyz", starting)
+		return mux
+	}
+	for path, h := range cf.Handlers() {
+		mux.Handle(path, h)
+	}
+	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { handleHealth(w, cf) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { handleReady(w, r, cf) })
+	return mux
 }
 
 func newAPIServer(a *App) (*apiServer, error) {
-	mux := http.NewServeMux()
-	for path, h := range a.cf.Handlers() {
-		mux.Handle(path, h)
-	}
-	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	mux.HandleFunc("/health", a.handleHealth)
-	mux.HandleFunc("/readyz", a.handleReady)
+	s := &apiServer{a: a}
+	s.handler.Store(a.mux(nil))
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.Load().ServeHTTP(w, r) }),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 	}
@@ -48,8 +68,12 @@ func newAPIServer(a *App) (*apiServer, error) {
 	} else {
 		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	return &apiServer{a: a, srv: srv}, nil
+	s.srv = srv
+	return s, nil
 }
+
+// serve switches to the full set of routes once Chainfire runs.
+func (s *apiServer) serve(cf *chainfire.Server) { s.handler.Store(s.a.mux(cf)) }
 
 func (s *apiServer) start() error {
 	ln, err := net.Listen("tcp", s.a.cfg.Network.APIAddr)
@@ -91,9 +115,9 @@ func (s *apiServer) stop() error {
 
 // handleHealth answers 200 while the metadata shard has a leader, 503
 // otherwise (etcd's /health semantics).
-func (a *App) handleHealth(w http.ResponseWriter, _ *http.Request) {
+func handleHealth(w http.ResponseWriter, cf *chainfire.Server) {
 	w.Header().Set("Content-Type", "application/json")
-	if !a.cf.HasLeader() {
+	if !cf.HasLeader() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, `{"health":"false","reason":"no leader"}`)
 		return
@@ -104,10 +128,10 @@ func (a *App) handleHealth(w http.ResponseWriter, _ *http.Request) {
 // handleReady answers 200 once this node serves linearizable reads: raft is
 // up, the metadata shard has a leader and this replica caught up to the
 // leader's read index.
-func (a *App) handleReady(w http.ResponseWriter, r *http.Request) {
+func handleReady(w http.ResponseWriter, r *http.Request, cf *chainfire.Server) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := a.cf.Ready(ctx); err != nil {
+	if err := cf.Ready(ctx); err != nil {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

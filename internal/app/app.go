@@ -35,6 +35,7 @@ type App struct {
 	cf   *chainfire.Server
 	api  *apiServer
 
+	replicaID uint64 // this node's replica in the metadata shard
 	ready     chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -51,34 +52,6 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	return &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}, nil
 }
 
-// raftAddresses returns the address peers dial for this node (advertised),
-// the one it binds (empty = the same), and the bootstrap members (replica ID
-// -> address; nil when joining).
-func (a *App) raftAddresses() (advertise, listen string, members map[uint64]string, err error) {
-	c := &a.cfg
-	ms, err := c.BootstrapMembers()
-	if err != nil {
-		return "", "", nil, err
-	}
-	advertise = c.Network.RaftAddr
-	if len(ms) > 0 {
-		members = map[uint64]string{}
-		for _, m := range ms {
-			members[m.ID] = m.Addr
-		}
-		if addr := members[c.Node.ID]; addr != "" {
-			advertise = addr
-		}
-	}
-	if host, _, _ := net.SplitHostPort(advertise); host == "" || net.ParseIP(host).IsUnspecified() {
-		return "", "", nil, fmt.Errorf("centra: node %d has no routable raft address: list it in [cluster] initial_members as \"%d=HOST:PORT\" or set [network] raft_addr to an address peers can dial (not %q)", c.Node.ID, c.Node.ID, advertise)
-	}
-	if advertise != c.Network.RaftAddr {
-		listen = c.Network.RaftAddr
-	}
-	return advertise, listen, members, nil
-}
-
 // clientURL is the URL other members and clients use for this node's API.
 func (a *App) clientURL(raftAdvertise string) string {
 	scheme := "http"
@@ -92,9 +65,11 @@ func (a *App) clientURL(raftAdvertise string) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// Start brings the node up: state DB, raft, the metadata shard, Chainfire,
-// then the API listener. On error everything started is closed again.
-func (a *App) Start() (err error) {
+// Start brings the node up: the API listener (health and metrics only at
+// first), this node's identity in the cluster (for a joining node: waiting
+// for the join handshake until ctx ends), state DB, raft, the metadata shard,
+// then Chainfire's services. On error everything started is closed again.
+func (a *App) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -110,10 +85,20 @@ func (a *App) Start() (err error) {
 		}
 	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	advertise, listen, members, err := a.raftAddresses()
+	a.api, err = newAPIServer(a)
 	if err != nil {
 		return err
+	}
+	if err := a.api.start(); err != nil {
+		return err
+	}
+	id, err := a.identity(ctx)
+	if err != nil {
+		return err
+	}
+	advertise, listen := id.advertise, ""
+	if advertise != c.Network.RaftAddr {
+		listen = c.Network.RaftAddr
 	}
 	level, err := ParseLevel(c.LogLevel)
 	if err != nil {
@@ -160,7 +145,7 @@ func (a *App) Start() (err error) {
 	electionMs := c.Raft.TickIntervalMs * c.Raft.ElectionTicks
 	a.cf, err = chainfire.New(chainfire.Config{
 		NodeID:      c.Node.ID,
-		ReplicaID:   c.Node.ID,
+		ReplicaID:   id.replicaID,
 		ClusterID:   c.Cluster.ID,
 		Name:        c.Node.Name,
 		PeerURLs:    []string{advertise},
@@ -184,26 +169,15 @@ func (a *App) Start() (err error) {
 		return err
 	}
 	shard := raftnode.ShardConfig{
-		ShardID: raftnode.MetadataShardID, ReplicaID: c.Node.ID, NonVoting: c.Raft.Role == "learner",
+		ShardID: raftnode.MetadataShardID, ReplicaID: id.replicaID, NonVoting: id.learner,
+		InitialMembers: id.members, Join: id.join,
 		StateAppliedIndex: applied, // refuses a state DB that is ahead of a lost raft log
-	}
-	if c.Cluster.Bootstrap {
-		shard.InitialMembers = members
-	} else {
-		shard.Join = true
 	}
 	if err := a.node.StartShard(shard, a.cf.CreateStateMachine); err != nil {
 		return err
 	}
 	a.cf.Start()
-
-	a.api, err = newAPIServer(a)
-	if err != nil {
-		return err
-	}
-	if err := a.api.start(); err != nil {
-		return err
-	}
+	a.api.serve(a.cf)
 	a.log.Info("Serving the API", "api_addr", a.api.addr(), "raft_addr", advertise, "node_id", c.Node.ID, "data_dir", c.EffectiveDataDir())
 	go a.waitReady()
 	return nil
@@ -253,7 +227,7 @@ func checkDataDirs(stateDir, raftDir string) error {
 // transferLeadership moves the metadata shard's leadership to another voter
 // when this node holds it. Failure only costs the cluster an election.
 func (a *App) transferLeadership() {
-	self := a.cfg.Node.ID
+	self := a.replicaID
 	if leader, _, ok := a.node.Leader(raftnode.MetadataShardID); !ok || leader != self {
 		return
 	}

@@ -3,11 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/urfave/cli/v2"
 
+	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
+	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 )
@@ -18,6 +22,32 @@ func clusterCommand() *cli.Command {
 		Usage: "inspect the Chainfire cluster (members, raft status)",
 		Subcommands: []*cli.Command{
 			{Name: "member-list", Usage: "list the members of the metadata shard", Flags: clientFlags(), Action: memberList},
+			{
+				Name: "member-add", Usage: "add a node (started with bootstrap = false) as a voter or learner",
+				Flags: append(clientFlags(),
+					&cli.Uint64Flag{Name: "node-id", Required: true, Usage: "the new node's [node] id"},
+					&cli.StringFlag{Name: "peer-url", Required: true, Usage: "the new node's raft address, HOST:PORT"},
+					&cli.BoolFlag{Name: "learner", Usage: "add as a non-voting learner (promote it later)"},
+					&cli.BoolFlag{Name: "voter", Usage: "add as a voter (the default)"}),
+				Action: memberAdd,
+			},
+			{
+				Name: "member-promote", Usage: "make a caught-up learner a voter",
+				Flags: append(clientFlags(),
+					&cli.Uint64Flag{Name: "node-id", Required: true, Usage: "the learner's node id"},
+					&cli.BoolFlag{Name: "wait", Usage: "wait until the learner caught up instead of failing"}),
+				Action: memberPromote,
+			},
+			{
+				Name: "member-remove", Usage: "remove a node; its replica ID is never reused",
+				Flags:  append(clientFlags(), &cli.Uint64Flag{Name: "node-id", Required: true, Usage: "the node to remove"}),
+				Action: memberRemove,
+			},
+			{
+				Name: "leader-transfer", Usage: "hand the metadata shard's leadership to a voter",
+				Flags:  append(clientFlags(), &cli.Uint64Flag{Name: "node-id", Required: true, Usage: "the voter to lead"}),
+				Action: leaderTransfer,
+			},
 			{Name: "status", Usage: "raft status of the endpoint's node (leader, term, index)", Flags: clientFlags(), Action: status},
 		},
 	}
@@ -75,4 +105,96 @@ func status(c *cli.Context) error {
 			fmt.Fprintf(w, "error: %s\n", e)
 		}
 	})
+}
+
+func (cn *conn) admin(url string) chainfirev1connect.ClusterServiceClient {
+	return chainfirev1connect.NewClusterServiceClient(cn.http, url, connect.WithGRPC())
+}
+
+// adminCall runs one ClusterService call on the first endpoint that answers.
+func adminCall[Req, Resp any](c *cli.Context, cn *conn, req *Req,
+	method func(chainfirev1connect.ClusterServiceClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
+) (*Resp, error) {
+	var resp *Resp
+	err := cn.each(c.Context, func(ctx context.Context, url string) error {
+		r, err := method(cn.admin(url), ctx, connect.NewRequest(req))
+		if err == nil {
+			resp = r.Msg
+		}
+		return err
+	})
+	return resp, err
+}
+
+func memberAdd(c *cli.Context) error {
+	if c.Bool("learner") && c.Bool("voter") {
+		return exitf("member-add: --voter and --learner exclude each other")
+	}
+	cn, err := newConn(c)
+	if err != nil {
+		return err
+	}
+	resp, err := adminCall(c, cn, &chainfirev1.AddMemberRequest{NodeId: c.Uint64("node-id"), PeerUrl: c.String("peer-url"), IsLearner: c.Bool("learner")}, chainfirev1connect.ClusterServiceClient.AddMember)
+	if err != nil {
+		return err
+	}
+	w := stdoutOf(c)
+	return cn.print(w, resp, func() {
+		urls := make([]string, len(resp.Member.PeerUrls))
+		for i, u := range resp.Member.PeerUrls {
+			urls[i] = strconv.Quote(u)
+		}
+		fmt.Fprintf(w, "Node added: id=%d, peer_urls=[%s]\n", resp.Member.NodeId, strings.Join(urls, ", "))
+	})
+}
+
+func memberPromote(c *cli.Context) error {
+	cn, err := newConn(c)
+	if err != nil {
+		return err
+	}
+	req := &chainfirev1.PromoteMemberRequest{NodeId: c.Uint64("node-id")}
+	for {
+		resp, err := adminCall(c, cn, req, chainfirev1connect.ClusterServiceClient.PromoteMember)
+		if err != nil && c.Bool("wait") && strings.Contains(err.Error(), "in sync with leader") {
+			fmt.Fprintf(c.App.ErrWriter, "waiting: %v\n", err)
+			select {
+			case <-c.Context.Done():
+				return c.Context.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		w := stdoutOf(c)
+		return cn.print(w, resp, func() { fmt.Fprintf(w, "Node promoted: id=%d, IsLearner=false\n", resp.Member.NodeId) })
+	}
+}
+
+func memberRemove(c *cli.Context) error {
+	cn, err := newConn(c)
+	if err != nil {
+		return err
+	}
+	resp, err := adminCall(c, cn, &chainfirev1.RemoveMemberRequest{NodeId: c.Uint64("node-id")}, chainfirev1connect.ClusterServiceClient.RemoveMember)
+	if err != nil {
+		return err
+	}
+	w := stdoutOf(c)
+	return cn.print(w, resp, func() { fmt.Fprintf(w, "Node removed: id=%d\n", c.Uint64("node-id")) })
+}
+
+func leaderTransfer(c *cli.Context) error {
+	cn, err := newConn(c)
+	if err != nil {
+		return err
+	}
+	resp, err := adminCall(c, cn, &chainfirev1.TransferLeaderRequest{NodeId: c.Uint64("node-id")}, chainfirev1connect.ClusterServiceClient.TransferLeader)
+	if err != nil {
+		return err
+	}
+	w := stdoutOf(c)
+	return cn.print(w, resp, func() { fmt.Fprintf(w, "Leader transferred: leader=%d\n", resp.LeaderId) })
 }

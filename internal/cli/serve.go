@@ -65,17 +65,21 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.Start(); err != nil {
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			if err := a.Start(ctx); err != nil {
+				if ctx.Err() != nil {
+					log.Info("Shutting down before the node started")
+					return nil
+				}
 				return err
 			}
 			if c.String("config") == "" {
 				fmt.Fprintf(stdoutOf(c), "centra is running (node %d, data in %s).\nTalk to it with:\n  centra kv put foo bar --endpoint %s\n  centra kv get foo --endpoint %s\n  etcdctl --endpoints=%s get foo\nStop it with Ctrl-C.\n",
 					cfg.Node.ID, cfg.EffectiveDataDir(), a.APIAddr(), a.APIAddr(), a.APIAddr())
 			}
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-			s := <-sig
-			log.Info("Shutting down", "signal", s.String())
+			<-ctx.Done()
+			log.Info("Shutting down")
 			return a.Close()
 		},
 	}

@@ -232,3 +232,29 @@ func (s *Store) SetRevision(w pebble.Writer, rev int64) error {
 func (s *Store) SetCompacted(w pebble.Writer, rev int64) error {
 	return s.setMeta(w, metaCompacted, rev)
 }
+
+// Counter reads a named counter of the store's metadata (0 when unset).
+func (s *Store) Counter(r pebble.Reader, name string) (int64, error) {
+	v, closer, err := r.Get(s.full(metaKey([]byte("counter/" + name))))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("mvcc: counter %s has %d bytes, want 8", name, len(v))
+	}
+	return int64(uint64FromBE(v)), nil
+}
+
+// SetCounter writes a named counter into w.
+func (s *Store) SetCounter(w pebble.Writer, name string, v int64) error {
+	return s.setMeta(w, []byte("counter/"+name), v)
+}
+
+// DeleteMember removes a member record.
+func (s *Store) DeleteMember(w pebble.Writer, nodeID uint64) error {
+	return w.Delete(s.full(memberKey(nodeID)), nil)
+}

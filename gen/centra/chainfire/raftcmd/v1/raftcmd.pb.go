@@ -60,6 +60,9 @@ type Command struct {
 	//	*Command_LeaseRevoke
 	//	*Command_LeaseExpire
 	//	*Command_MemberAttributes
+	//	*Command_MemberAdd
+	//	*Command_MemberRemove
+	//	*Command_MemberPromote
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -181,6 +184,33 @@ func (x *Command) GetMemberAttributes() *MemberAttributes {
 	return nil
 }
 
+func (x *Command) GetMemberAdd() *MemberAdd {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_MemberAdd); ok {
+			return x.MemberAdd
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMemberRemove() *MemberRemove {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_MemberRemove); ok {
+			return x.MemberRemove
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetMemberPromote() *MemberPromote {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_MemberPromote); ok {
+			return x.MemberPromote
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -219,6 +249,19 @@ type Command_MemberAttributes struct {
 	MemberAttributes *MemberAttributes `protobuf:"bytes,9,opt,name=member_attributes,json=memberAttributes,proto3,oneof"`
 }
 
+type Command_MemberAdd struct {
+	// Membership table changes (see chainfire/DESIGN.md, "Membership").
+	MemberAdd *MemberAdd `protobuf:"bytes,10,opt,name=member_add,json=memberAdd,proto3,oneof"`
+}
+
+type Command_MemberRemove struct {
+	MemberRemove *MemberRemove `protobuf:"bytes,11,opt,name=member_remove,json=memberRemove,proto3,oneof"`
+}
+
+type Command_MemberPromote struct {
+	MemberPromote *MemberPromote `protobuf:"bytes,12,opt,name=member_promote,json=memberPromote,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Cmd() {}
 
 func (*Command_DeleteRange) isCommand_Cmd() {}
@@ -234,6 +277,12 @@ func (*Command_LeaseRevoke) isCommand_Cmd() {}
 func (*Command_LeaseExpire) isCommand_Cmd() {}
 
 func (*Command_MemberAttributes) isCommand_Cmd() {}
+
+func (*Command_MemberAdd) isCommand_Cmd() {}
+
+func (*Command_MemberRemove) isCommand_Cmd() {}
+
+func (*Command_MemberPromote) isCommand_Cmd() {}
 
 // LeaseExpire revokes leases whose TTL the leader saw run out.
 type LeaseExpire struct {
@@ -294,7 +343,11 @@ type MemberAttributes struct {
 	// peer_urls are the URLs other nodes reach it at.
 	PeerUrls []string `protobuf:"bytes,4,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
 	// client_urls are the URLs clients reach it at.
-	ClientUrls    []string `protobuf:"bytes,5,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	ClientUrls []string `protobuf:"bytes,5,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	// is_learner is true while the member's replica is non-voting. Only
+	// MemberAdd and MemberPromote set it; a published MemberAttributes keeps
+	// the table's value.
+	IsLearner     bool `protobuf:"varint,6,opt,name=is_learner,json=isLearner,proto3" json:"is_learner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -364,11 +417,182 @@ func (x *MemberAttributes) GetClientUrls() []string {
 	return nil
 }
 
+func (x *MemberAttributes) GetIsLearner() bool {
+	if x != nil {
+		return x.IsLearner
+	}
+	return false
+}
+
+// MemberAdd records a new member: the state machine allocates its replica ID
+// (never reused) and rejects a node ID or peer URL that is already in use.
+type MemberAdd struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	NodeId    uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	PeerUrl   string                 `protobuf:"bytes,2,opt,name=peer_url,json=peerUrl,proto3" json:"peer_url,omitempty"`
+	IsLearner bool                   `protobuf:"varint,3,opt,name=is_learner,json=isLearner,proto3" json:"is_learner,omitempty"`
+	// replica_id_floor is the highest replica ID the proposer saw in the raft
+	// membership (voters, learners and removed replicas): the allocated ID is
+	// above it, above every ID in the table and above every ID allocated before.
+	ReplicaIdFloor uint64 `protobuf:"varint,4,opt,name=replica_id_floor,json=replicaIdFloor,proto3" json:"replica_id_floor,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MemberAdd) Reset() {
+	*x = MemberAdd{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAdd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAdd) ProtoMessage() {}
+
+func (x *MemberAdd) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAdd.ProtoReflect.Descriptor instead.
+func (*MemberAdd) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MemberAdd) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *MemberAdd) GetPeerUrl() string {
+	if x != nil {
+		return x.PeerUrl
+	}
+	return ""
+}
+
+func (x *MemberAdd) GetIsLearner() bool {
+	if x != nil {
+		return x.IsLearner
+	}
+	return false
+}
+
+func (x *MemberAdd) GetReplicaIdFloor() uint64 {
+	if x != nil {
+		return x.ReplicaIdFloor
+	}
+	return 0
+}
+
+// MemberRemove deletes a member's record (after its replica was removed
+// from the raft membership, or to roll back a failed add).
+type MemberRemove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemove) Reset() {
+	*x = MemberRemove{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemove) ProtoMessage() {}
+
+func (x *MemberRemove) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemove.ProtoReflect.Descriptor instead.
+func (*MemberRemove) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MemberRemove) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+// MemberPromote marks a learner as a voter (after the raft promotion).
+type MemberPromote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberPromote) Reset() {
+	*x = MemberPromote{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberPromote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberPromote) ProtoMessage() {}
+
+func (x *MemberPromote) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberPromote.ProtoReflect.Descriptor instead.
+func (*MemberPromote) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MemberPromote) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
 var File_centra_chainfire_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xc8\x04\n" +
+	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xb8\x06\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x03put\x18\x02 \x01(\v2\x18.etcdserverpb.PutRequestH\x00R\x03put\x12E\n" +
@@ -381,10 +605,15 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"leaseGrant\x12E\n" +
 	"\flease_revoke\x18\a \x01(\v2 .etcdserverpb.LeaseRevokeRequestH\x00R\vleaseRevoke\x12M\n" +
 	"\flease_expire\x18\b \x01(\v2(.centra.chainfire.raftcmd.v1.LeaseExpireH\x00R\vleaseExpire\x12\\\n" +
-	"\x11member_attributes\x18\t \x01(\v2-.centra.chainfire.raftcmd.v1.MemberAttributesH\x00R\x10memberAttributesB\x05\n" +
+	"\x11member_attributes\x18\t \x01(\v2-.centra.chainfire.raftcmd.v1.MemberAttributesH\x00R\x10memberAttributes\x12G\n" +
+	"\n" +
+	"member_add\x18\n" +
+	" \x01(\v2&.centra.chainfire.raftcmd.v1.MemberAddH\x00R\tmemberAdd\x12P\n" +
+	"\rmember_remove\x18\v \x01(\v2).centra.chainfire.raftcmd.v1.MemberRemoveH\x00R\fmemberRemove\x12S\n" +
+	"\x0emember_promote\x18\f \x01(\v2*.centra.chainfire.raftcmd.v1.MemberPromoteH\x00R\rmemberPromoteB\x05\n" +
 	"\x03cmd\"\x1f\n" +
 	"\vLeaseExpire\x12\x10\n" +
-	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\x9c\x01\n" +
+	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\xbb\x01\n" +
 	"\x10MemberAttributes\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -392,7 +621,19 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1b\n" +
 	"\tpeer_urls\x18\x04 \x03(\tR\bpeerUrls\x12\x1f\n" +
 	"\vclient_urls\x18\x05 \x03(\tR\n" +
-	"clientUrlsB\x88\x02\n" +
+	"clientUrls\x12\x1d\n" +
+	"\n" +
+	"is_learner\x18\x06 \x01(\bR\tisLearner\"\x88\x01\n" +
+	"\tMemberAdd\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x19\n" +
+	"\bpeer_url\x18\x02 \x01(\tR\apeerUrl\x12\x1d\n" +
+	"\n" +
+	"is_learner\x18\x03 \x01(\bR\tisLearner\x12(\n" +
+	"\x10replica_id_floor\x18\x04 \x01(\x04R\x0ereplicaIdFloor\"'\n" +
+	"\fMemberRemove\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"(\n" +
+	"\rMemberPromote\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeIdB\x88\x02\n" +
 	"\x1fcom.centra.chainfire.raftcmd.v1B\fRaftcmdProtoP\x01ZHgithub.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1;raftcmdv1\xa2\x02\x03CCR\xaa\x02\x1bCentra.Chainfire.Raftcmd.V1\xca\x02\x1bCentra\\Chainfire\\Raftcmd\\V1\xe2\x02'Centra\\Chainfire\\Raftcmd\\V1\\GPBMetadata\xea\x02\x1eCentra::Chainfire::Raftcmd::V1b\x06proto3"
 
 var (
@@ -407,32 +648,38 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP() []byte {
 	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescData
 }
 
-var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*Command)(nil),                         // 0: centra.chainfire.raftcmd.v1.Command
 	(*LeaseExpire)(nil),                     // 1: centra.chainfire.raftcmd.v1.LeaseExpire
 	(*MemberAttributes)(nil),                // 2: centra.chainfire.raftcmd.v1.MemberAttributes
-	(*etcdserverpb.PutRequest)(nil),         // 3: etcdserverpb.PutRequest
-	(*etcdserverpb.DeleteRangeRequest)(nil), // 4: etcdserverpb.DeleteRangeRequest
-	(*etcdserverpb.TxnRequest)(nil),         // 5: etcdserverpb.TxnRequest
-	(*etcdserverpb.CompactionRequest)(nil),  // 6: etcdserverpb.CompactionRequest
-	(*etcdserverpb.LeaseGrantRequest)(nil),  // 7: etcdserverpb.LeaseGrantRequest
-	(*etcdserverpb.LeaseRevokeRequest)(nil), // 8: etcdserverpb.LeaseRevokeRequest
+	(*MemberAdd)(nil),                       // 3: centra.chainfire.raftcmd.v1.MemberAdd
+	(*MemberRemove)(nil),                    // 4: centra.chainfire.raftcmd.v1.MemberRemove
+	(*MemberPromote)(nil),                   // 5: centra.chainfire.raftcmd.v1.MemberPromote
+	(*etcdserverpb.PutRequest)(nil),         // 6: etcdserverpb.PutRequest
+	(*etcdserverpb.DeleteRangeRequest)(nil), // 7: etcdserverpb.DeleteRangeRequest
+	(*etcdserverpb.TxnRequest)(nil),         // 8: etcdserverpb.TxnRequest
+	(*etcdserverpb.CompactionRequest)(nil),  // 9: etcdserverpb.CompactionRequest
+	(*etcdserverpb.LeaseGrantRequest)(nil),  // 10: etcdserverpb.LeaseGrantRequest
+	(*etcdserverpb.LeaseRevokeRequest)(nil), // 11: etcdserverpb.LeaseRevokeRequest
 }
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
-	3, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
-	4, // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
-	5, // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
-	6, // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
-	7, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
-	8, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
-	1, // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
-	2, // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6,  // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
+	7,  // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
+	8,  // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
+	9,  // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
+	10, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
+	11, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
+	1,  // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
+	2,  // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
+	3,  // 8: centra.chainfire.raftcmd.v1.Command.member_add:type_name -> centra.chainfire.raftcmd.v1.MemberAdd
+	4,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
+	5,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() }
@@ -449,6 +696,9 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 		(*Command_LeaseRevoke)(nil),
 		(*Command_LeaseExpire)(nil),
 		(*Command_MemberAttributes)(nil),
+		(*Command_MemberAdd)(nil),
+		(*Command_MemberRemove)(nil),
+		(*Command_MemberPromote)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -456,7 +706,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc), len(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

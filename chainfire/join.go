@@ -1,0 +1,156 @@
+package chainfire
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
+	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// The join handshake.
+//
+// A node started with bootstrap = false and no raft data knows neither its
+// replica ID nor how the cluster dials it, and dragonboat needs both before
+// it can start (its data directory is pinned to the raft address). So until
+// it is added, the node serves one RPC, ClusterService.Join, on its raft port
+// (the port member-add names as the peer URL, unused until dragonboat
+// starts). After member-add, the metadata shard's leader calls Join there
+// with the cluster ID, node ID, the allocated replica ID and the peer URL;
+// the node checks the cluster and node IDs, persists the identity, closes the
+// listener and starts its replica, which then catches up from the leader
+// (by snapshot when the log was compacted). With TLS configured, both sides
+// use the node certificates: the joining node requires a client certificate
+// signed by its CA, the leader verifies the node's certificate.
+
+// JoinInfo is what a joining node learns from the handshake.
+type JoinInfo struct {
+	ReplicaID uint64
+	PeerURL   string
+	Learner   bool
+}
+
+// joinWaiter implements ClusterService.Join for a waiting node.
+type joinWaiter struct {
+	chainfirev1connect.UnimplementedClusterServiceHandler
+	clusterID, nodeID uint64
+	accepted          chan JoinInfo
+}
+
+func (j *joinWaiter) Join(_ context.Context, req *connect.Request[chainfirev1.JoinRequest]) (*connect.Response[chainfirev1.JoinResponse], error) {
+	r := req.Msg
+	switch {
+	case r.ClusterId != j.clusterID:
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("chainfire: this node is configured for cluster %d ([cluster] id), not %d", j.clusterID, r.ClusterId))
+	case r.NodeId != j.nodeID:
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("chainfire: this node is node %d ([node] id), not %d; check member-add --node-id", j.nodeID, r.NodeId))
+	case r.ReplicaId == 0 || r.PeerUrl == "":
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: join without replica ID or peer URL"))
+	}
+	select {
+	case j.accepted <- JoinInfo{ReplicaID: r.ReplicaId, PeerURL: r.PeerUrl, Learner: r.IsLearner}:
+		return connect.NewResponse(&chainfirev1.JoinResponse{}), nil
+	default:
+		return nil, connect.NewError(connect.CodeAborted, errors.New("chainfire: already joining"))
+	}
+}
+
+// WaitForJoin serves the join handshake on lis (the node's raft address)
+// until a member hands this node its identity or ctx ends. tlsConfig, when
+// set, must require client certificates. lis is closed on return.
+func WaitForJoin(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, clusterID, nodeID uint64, log *slog.Logger) (JoinInfo, error) {
+	j := &joinWaiter{clusterID: clusterID, nodeID: nodeID, accepted: make(chan JoinInfo, 1)}
+	mux := http.NewServeMux()
+	mux.Handle(chainfirev1connect.NewClusterServiceHandler(j))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	if tlsConfig != nil {
+		lis = tls.NewListener(lis, tlsConfig)
+	} else {
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	reminder := time.NewTicker(30 * time.Second)
+	defer reminder.Stop()
+	for {
+		select {
+		case info := <-j.accepted:
+			log.Info("Join request accepted", "replica_id", info.ReplicaID, "peer_url", info.PeerURL, "learner", info.Learner)
+			return info, nil
+		case <-ctx.Done():
+			return JoinInfo{}, ctx.Err()
+		case <-reminder.C:
+			log.Info("Still waiting to be added to a cluster", "node_id", nodeID, "listen", lis.Addr().String())
+		}
+	}
+}
+
+// kickJoiner wakes the join loop (after a member-add).
+func (s *Server) kickJoiner() {
+	select {
+	case s.joinKick <- struct{}{}:
+	default:
+	}
+}
+
+// runJoiner, while this node leads the metadata shard, calls the join
+// handshake of every member that was added but has not started yet (it has
+// not published its client URLs).
+func (s *Server) runJoiner(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.joinKick:
+		}
+		if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); !ok || leader != s.cfg.ReplicaID {
+			continue
+		}
+		table, err := s.members(ctx)
+		if err != nil {
+			continue
+		}
+		for _, m := range table {
+			if len(m.ClientUrls) > 0 || m.ReplicaId == s.cfg.ReplicaID || len(m.PeerUrls) == 0 {
+				continue
+			}
+			if err := s.callJoin(ctx, m.NodeId, m.ReplicaId, m.PeerUrls[0], m.IsLearner); err != nil {
+				s.log.Debug("Join handshake not answered yet", "node_id", m.NodeId, "peer_url", m.PeerUrls[0], "err", err)
+				continue
+			}
+			s.log.Info("Handed its replica ID to the joining node", "node_id", m.NodeId, "replica_id", m.ReplicaId, "peer_url", m.PeerUrls[0])
+		}
+	}
+}
+
+func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string, learner bool) error {
+	scheme := "http://"
+	if s.cfg.ClientTLS != nil {
+		scheme = "https://"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := chainfirev1connect.NewClusterServiceClient(s.fwd.client, scheme+peerURL, connect.WithGRPC()).Join(ctx, connect.NewRequest(&chainfirev1.JoinRequest{
+		ClusterId: s.cfg.ClusterID, NodeId: nodeID, ReplicaId: replicaID, PeerUrl: peerURL, IsLearner: learner,
+	}))
+	return err
+}
