@@ -289,6 +289,9 @@ func (s *Server) TransferLeader(ctx context.Context, nodeID uint64) (uint64, err
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	if err := s.cfg.Raft.TransferLeader(ctx, raftnode.MetadataShardID, m.ReplicaId); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return 0, fmt.Errorf("%w: leadership did not move to node %d in time; is it running and caught up?", ErrTimeout, nodeID)
+		}
 		return 0, err
 	}
 	return nodeID, nil
