@@ -20,6 +20,7 @@ import (
 
 	"github.com/centra-cloud/centra/chainfire"
 	"github.com/centra-cloud/centra/config"
+	"github.com/centra-cloud/centra/internal/sdnotify"
 	"github.com/centra-cloud/centra/shared/raftnode"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
@@ -200,6 +201,9 @@ func (a *App) waitReady() {
 		cancel()
 		if err == nil {
 			a.log.Info("Ready to serve", "node_id", a.cfg.Node.ID, "revision", a.cf.Revision())
+			if err := sdnotify.Ready(); err != nil {
+				a.log.Warn("Could not notify systemd", "err", err)
+			}
 			close(a.ready)
 			return
 		}
@@ -207,6 +211,7 @@ func (a *App) waitReady() {
 			return
 		}
 		a.log.Debug("Not ready yet", "err", err)
+		_ = sdnotify.Notify("STATUS=Waiting for a leader of the metadata shard (a quorum of members)")
 	}
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/internal/app"
+	"github.com/centra-cloud/centra/internal/sdnotify"
 )
 
 // configFlags are --config plus one flag per config key (config.Keys), so a
@@ -70,6 +72,7 @@ func serveCommand() *cli.Command {
 			if err := a.Start(ctx); err != nil {
 				if ctx.Err() != nil {
 					log.Info("Shutting down before the node started")
+					notifyStopping(log)
 					return nil
 				}
 				return err
@@ -80,7 +83,15 @@ func serveCommand() *cli.Command {
 			}
 			<-ctx.Done()
 			log.Info("Shutting down")
+			notifyStopping(log)
 			return a.Close()
 		},
+	}
+}
+
+// notifyStopping tells systemd (Type=notify units) that shutdown began.
+func notifyStopping(log *slog.Logger) {
+	if err := sdnotify.Stopping(); err != nil {
+		log.Warn("Could not notify systemd", "err", err)
 	}
 }
