@@ -71,7 +71,8 @@ func WaitForJoin(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, c
 	j := &joinWaiter{clusterID: clusterID, nodeID: nodeID, accepted: make(chan JoinInfo, 1)}
 	mux := http.NewServeMux()
 	mux.Handle(chainfirev1connect.NewClusterServiceHandler(j))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)

@@ -101,7 +101,7 @@ func TestThreeNodeKV(t *testing.T) {
 	})
 
 	t.Run("serializable get on a follower", func(t *testing.T) {
-		leader := c.Leader()
+		leader := c.Leader(t)
 		lc := c.Node(leader).Client(t)
 		f := c.Node(c.Followers(leader)[0])
 		fc := f.Client(t)
@@ -260,6 +260,8 @@ func TestThreeNodeKV(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("JSON logs", func(t *testing.T) { checkLogs(t, c) })
 
 	t.Run("compact then old revision is compacted", func(t *testing.T) {
 		var revs []int64

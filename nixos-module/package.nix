@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-3b4QJobqIqyPIwaCyqDM+vEtCFGTl6tC4N7IZpnJ/D4=";
+  vendorHash = "sha256-dro7v6b50znN1BFSEat89+9OWRqwzlGzU1V6XC1ZUDI=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];

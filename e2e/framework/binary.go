@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var centraBinFlag = flag.String("centra-bin", "", "centra binary to test (make test-e2e passes bin/centra); empty builds one with go build")
@@ -42,7 +44,16 @@ func Main(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// Clients must be closed and processes reaped: no goroutine of
+		// the suite may outlive it (PD's goleak.VerifyTestMain).
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: goroutine leak:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // CentraBin returns the path of the centra binary under test.

@@ -4,13 +4,10 @@ package framework
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,76 +224,6 @@ func (c *Cluster) writeConfig(n *Node) error {
 	return os.WriteFile(n.configPath, b, 0o600)
 }
 
-// makeCerts runs `centra certs init` for every node (IP SAN 127.0.0.1) and
-// loads the client certificate.
-func (c *Cluster) makeCerts() error {
-	dir := filepath.Join(c.base, "certs")
-	args := []string{"certs", "init", "--dir", dir}
-	for i := range c.opts.nodes {
-		args = append(args, "--node", fmt.Sprintf("node%d=127.0.0.1", i+1))
-	}
-	if r := RunCLI(args...); r.Err != nil {
-		return fmt.Errorf("centra %s: %s", strings.Join(args, " "), r)
-	}
-	f := &tlsFiles{
-		dir:        dir,
-		caFile:     filepath.Join(dir, "ca.crt"),
-		clientCert: filepath.Join(dir, "client.crt"),
-		clientKey:  filepath.Join(dir, "client.key"),
-	}
-	pool, err := loadCA(f.caFile)
-	if err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(f.clientCert, f.clientKey)
-	if err != nil {
-		return err
-	}
-	f.client = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	c.tls = f
-	return nil
-}
-
-func loadCA(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return pool, nil
-}
-
-// TLSFlags returns the centra CLI flags for this cluster's client
-// certificate (--cacert, --cert, --key), or nil without TLS. The CLI wants
-// flags before positional arguments, so put them right after the command
-// words.
-func (c *Cluster) TLSFlags() []string {
-	if c.tls == nil {
-		return nil
-	}
-	return []string{"--cacert", c.tls.caFile, "--cert", c.tls.clientCert, "--key", c.tls.clientKey}
-}
-
-// CAFile returns the CA certificate of a TLS cluster ("" without TLS).
-func (c *Cluster) CAFile() string {
-	if c.tls == nil {
-		return ""
-	}
-	return c.tls.caFile
-}
-
-// ClientTLS returns a copy of the TLS config the framework's clients use
-// (CA and client certificate), or nil without TLS.
-func (c *Cluster) ClientTLS() *tls.Config {
-	if c.tls == nil {
-		return nil
-	}
-	return c.tls.client.Clone()
-}
-
 // Node returns node i (from 0).
 func (c *Cluster) Node(i int) *Node { return c.nodes[i] }
 
@@ -327,9 +254,9 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 // RunCLI runs the centra binary as a client; see the package-level RunCLI.
 func (c *Cluster) RunCLI(args ...string) CmdResult { return RunCLI(args...) }
 
-// WaitLeader waits until every running node reports the same non-zero
-// leader through Maintenance.Status and the leader is one of them (etcd's
-// WaitMembersForLeader). It returns the leader's index.
+// WaitLeader waits until every running node that is not paused reports the
+// same non-zero leader through Maintenance.Status and the leader is one of
+// them (etcd's WaitMembersForLeader). It returns the leader's index.
 func (c *Cluster) WaitLeader(ctx context.Context) (int, error) {
 	var last error
 	for {
@@ -353,12 +280,12 @@ func (c *Cluster) leaderOnce(ctx context.Context) (int, error) {
 	}
 	var running []*Node
 	for _, n := range c.nodes {
-		if n.Running() {
+		if n.Running() && !n.Paused() {
 			running = append(running, n)
 		}
 	}
 	if len(running) == 0 {
-		return -1, errors.New("no node is running")
+		return -1, errors.New("no node is running (and not paused)")
 	}
 	answers := make([]answer, len(running))
 	var wg sync.WaitGroup
@@ -396,24 +323,36 @@ func (c *Cluster) leaderOnce(ctx context.Context) (int, error) {
 }
 
 // Leader waits (up to 20 s) for an agreed leader and returns its index;
-// it fails the test if there is none.
-func (c *Cluster) Leader() int {
-	c.t.Helper()
+// it fails t if there is none. Pass the running (sub)test's t.
+func (c *Cluster) Leader(t testing.TB) int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	i, err := c.WaitLeader(ctx)
 	if err != nil {
-		c.t.Fatalf("leader: %v", err)
+		t.Fatalf("leader: %v", err)
 	}
 	return i
 }
 
-// Followers returns the indexes of the running nodes other than leader.
+// Followers returns the indexes of the running, unpaused nodes other than
+// leader.
 func (c *Cluster) Followers(leader int) []int {
 	var out []int
 	for _, n := range c.nodes {
-		if n.Index != leader && n.Running() {
+		if n.Index != leader && n.Running() && !n.Paused() {
 			out = append(out, n.Index)
+		}
+	}
+	return out
+}
+
+// Running returns the nodes whose process runs.
+func (c *Cluster) Running() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.Running() {
+			out = append(out, n)
 		}
 	}
 	return out
@@ -435,6 +374,11 @@ func (c *Cluster) stopAll() []error {
 }
 
 func (c *Cluster) cleanup() {
+	for _, n := range c.nodes {
+		for _, crash := range n.Crashes() {
+			c.t.Errorf("unexpected exit: %s", crash)
+		}
+	}
 	for _, err := range c.stopAll() {
 		if err != nil {
 			// A node that does not shut down cleanly on SIGTERM is a bug.
@@ -446,23 +390,5 @@ func (c *Cluster) cleanup() {
 	}
 	for _, n := range c.nodes {
 		c.t.Logf("---- last lines of %s log (%s) ----\n%s", n, n.logPath, n.tail(60))
-	}
-}
-
-// Eventually calls cond every 50 ms until it returns nil, and fails the
-// test with cond's last error if that does not happen within timeout
-// (PD's testutil.Eventually).
-func Eventually(t testing.TB, cond func() error, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(pollTick) // the poll tick, not a fixed wait
 	}
 }

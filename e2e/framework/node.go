@@ -3,25 +3,17 @@
 package framework
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // Timeouts of process control. They bound waits; nothing sleeps for them.
@@ -63,6 +55,10 @@ type Node struct {
 	paused  bool
 	logOff  int64 // size of the log file when the process started
 	starts  int
+	// stopping is set when the framework stops or kills the process; an
+	// exit without it is a crash, recorded in crashes.
+	stopping bool
+	crashes  []string
 }
 
 // Endpoint returns the API address HOST:PORT.
@@ -110,6 +106,13 @@ func (n *Node) runningLocked() bool {
 	}
 }
 
+// Paused reports whether the process is stopped with SIGSTOP.
+func (n *Node) Paused() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.runningLocked() && n.paused
+}
+
 // launch starts the process; it does not wait for anything.
 func (n *Node) launch() error {
 	n.mu.Lock()
@@ -147,7 +150,7 @@ func (n *Node) launch() error {
 		return fmt.Errorf("start %s: %w", n, err)
 	}
 	done := make(chan struct{})
-	n.cmd, n.cancel, n.done, n.exitErr, n.paused = cmd, cancel, done, nil, false
+	n.cmd, n.cancel, n.done, n.exitErr, n.paused, n.stopping = cmd, cancel, done, nil, false, false
 	go func() {
 		err := cmd.Wait()
 		if cmd.ProcessState != nil && cmd.ProcessState.Success() {
@@ -158,6 +161,10 @@ func (n *Node) launch() error {
 		_ = logf.Close()
 		n.mu.Lock()
 		n.exitErr = err
+		if !n.stopping {
+			n.crashes = append(n.crashes, fmt.Sprintf("%s exited on its own at %s (%v, pid %d)",
+				n, time.Now().Format(time.RFC3339Nano), cmd.ProcessState, cmd.Process.Pid))
+		}
 		n.mu.Unlock()
 		close(done)
 	}()
@@ -193,18 +200,6 @@ func (n *Node) exitReason(exitErr error) error {
 	return fmt.Errorf("%s exited early (%v); its log ends:\n%s", n, exitErr, lastLines(text, 20))
 }
 
-// currentLog returns the log written since the current process started.
-func (n *Node) currentLog() string {
-	n.mu.Lock()
-	off := n.logOff
-	n.mu.Unlock()
-	b, err := os.ReadFile(n.logPath)
-	if err != nil || int64(len(b)) < off {
-		return ""
-	}
-	return string(b[off:])
-}
-
 // waitListening waits until the API port accepts TCP connections, or the
 // process exits (then it returns exitReason).
 func (n *Node) waitListening(ctx context.Context) error {
@@ -216,6 +211,15 @@ func (n *Node) waitListening(ctx context.Context) error {
 			return n.exitReason(err)
 		}
 		conn, err := d.DialContext(ctx, "tcp", n.apiAddr)
+		if err == nil && n.c.tls != nil {
+			// Complete a handshake rather than hang up in the middle of
+			// one, which the node would log as an error.
+			tc := tls.Client(conn, n.c.tls.client.Clone())
+			if err = tc.HandshakeContext(ctx); err != nil {
+				_ = conn.Close()
+			}
+			conn = tc
+		}
 		if err == nil {
 			_ = conn.Close()
 			return nil
@@ -242,6 +246,11 @@ func (n *Node) start() error {
 			return err
 		}
 		n.c.t.Logf("%s: port in use, retrying the start once its ports are free: %v", n, err)
+		n.mu.Lock()
+		if len(n.crashes) > 0 {
+			n.crashes = n.crashes[:len(n.crashes)-1] // this exit was expected
+		}
+		n.mu.Unlock()
 		if err := n.waitPortsFree(deadline); err != nil {
 			return err
 		}
@@ -289,24 +298,28 @@ func (n *Node) wait(timeout time.Duration) error {
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.
-func (n *Node) Kill() {
-	n.c.t.Helper()
+func (n *Node) Kill() error {
+	n.mu.Lock()
+	n.stopping = true
+	n.mu.Unlock()
 	if err := n.signal(syscall.SIGKILL); err != nil {
-		n.c.t.Fatalf("kill: %v", err)
+		return fmt.Errorf("kill: %w", err)
 	}
 	if err := n.wait(stopGrace); err != nil {
-		n.c.t.Fatalf("kill: %v", err)
+		return fmt.Errorf("kill: %w", err)
 	}
 	n.c.t.Logf("%s killed (SIGKILL)", n)
+	return nil
 }
 
-// Stop sends SIGTERM and waits for a clean exit (SIGKILL after stopGrace).
-// A non-zero exit status fails the test (but does not stop it).
-func (n *Node) Stop() {
-	n.c.t.Helper()
+// Stop sends SIGTERM and waits for the process to exit (SIGKILL after
+// stopGrace). It returns an error if the exit was not clean (status 0):
+// a node must shut down cleanly on SIGTERM.
+func (n *Node) Stop() error {
 	if err := n.stop(); err != nil {
-		n.c.t.Errorf("stop: %v", err)
+		return fmt.Errorf("stop: %w", err)
 	}
+	return nil
 }
 
 func (n *Node) stop() error {
@@ -315,6 +328,7 @@ func (n *Node) stop() error {
 		n.mu.Unlock()
 		return nil
 	}
+	n.stopping = true
 	if n.paused {
 		_ = n.cmd.Process.Signal(syscall.SIGCONT)
 		n.paused = false
@@ -338,164 +352,39 @@ func (n *Node) stop() error {
 // Restart starts the node again on the same data directory and config,
 // stopping it first (SIGTERM) if it runs, and waits until its API port is
 // open. Call WaitReady to wait until it serves reads.
-func (n *Node) Restart() {
-	n.c.t.Helper()
+func (n *Node) Restart() error {
 	if n.Running() {
-		n.Stop()
+		if err := n.Stop(); err != nil {
+			return err
+		}
 	}
 	if err := n.start(); err != nil {
-		n.c.t.Fatalf("restart: %v", err)
+		return fmt.Errorf("restart: %w", err)
 	}
 	n.c.t.Logf("%s restarted", n)
+	return nil
 }
 
 // Pause freezes the process (SIGSTOP).
-func (n *Node) Pause() {
-	n.c.t.Helper()
+func (n *Node) Pause() error {
 	if err := n.signal(syscall.SIGSTOP); err != nil {
-		n.c.t.Fatalf("pause: %v", err)
+		return fmt.Errorf("pause: %w", err)
 	}
 	n.mu.Lock()
 	n.paused = true
 	n.mu.Unlock()
+	n.c.t.Logf("%s paused (SIGSTOP)", n)
+	return nil
 }
 
 // Resume continues a paused process (SIGCONT).
-func (n *Node) Resume() {
-	n.c.t.Helper()
+func (n *Node) Resume() error {
 	if err := n.signal(syscall.SIGCONT); err != nil {
-		n.c.t.Fatalf("resume: %v", err)
+		return fmt.Errorf("resume: %w", err)
 	}
 	n.mu.Lock()
 	n.paused = false
 	n.mu.Unlock()
-}
-
-// httpClient returns a client for the node's HTTP endpoints (TLS-aware).
-func (n *Node) httpClient() *http.Client {
-	tr := &http.Transport{DisableKeepAlives: true}
-	if n.c.tls != nil {
-		tr.TLSClientConfig = n.c.tls.client.Clone()
-	}
-	return &http.Client{Transport: tr, Timeout: 3 * time.Second}
-}
-
-// Get fetches path (e.g. "/metrics") from the API listener and returns the
-// status code and body.
-func (n *Node) Get(ctx context.Context, path string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+path, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	hc := n.httpClient()
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// WaitReady polls /readyz about every 50 ms until it answers 200 (the node
-// serves linearizable reads) or ctx ends. It fails fast if the process
-// exits.
-func (n *Node) WaitReady(ctx context.Context) error {
-	var last string
-	for {
-		if err, ok := n.exited(); ok {
-			return n.exitReason(err)
-		}
-		code, body, err := n.Get(ctx, "/readyz")
-		if err == nil && code == http.StatusOK {
-			return nil
-		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w (last /readyz: %s)", n, ctx.Err(), last)
-		case <-time.After(pollTick):
-		}
-	}
-}
-
-// clientConfig returns the clientv3 config for endpoints, TLS-aware.
-func (c *Cluster) clientConfig(endpoints []string) clientv3.Config {
-	cfg := clientv3.Config{
-		Endpoints:   endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	}
-	if c.tls != nil {
-		cfg.TLS = c.tls.client.Clone()
-	}
-	return cfg
-}
-
-// NewClient returns a clientv3 client for the given endpoints that the
-// caller must close.
-func (c *Cluster) NewClient(endpoints ...string) (*clientv3.Client, error) {
-	return clientv3.New(c.clientConfig(endpoints))
-}
-
-// Client returns a clientv3 client talking to this node only, closed when
-// the test ends.
-func (n *Node) Client(t testing.TB) *clientv3.Client {
-	t.Helper()
-	cli, err := n.c.NewClient(n.apiAddr)
-	if err != nil {
-		t.Fatalf("client for %s: %v", n, err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
-// Status asks the node for its Maintenance.Status through a fresh
-// connection (so that a restarted node is not hidden by a reconnect
-// backoff).
-func (n *Node) Status(ctx context.Context) (*clientv3.StatusResponse, error) {
-	cli, err := n.c.NewClient(n.apiAddr)
-	if err != nil {
-		return nil, err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return cli.Status(ctx, n.apiAddr)
-}
-
-// tail returns the last n lines of the node's log file.
-func (n *Node) tail(lines int) string {
-	b, err := os.ReadFile(n.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	return lastLines(string(b), lines)
-}
-
-// lastLines returns the last n lines of text.
-func lastLines(text string, n int) string {
-	var all []string
-	sc := bufio.NewScanner(bytes.NewReader([]byte(text)))
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		all = append(all, sc.Text())
-	}
-	if len(all) > n {
-		all = all[len(all)-n:]
-	}
-	return strings.Join(all, "\n")
-}
-
-// tlsFiles are the certificate files of a TLS cluster.
-type tlsFiles struct {
-	dir                   string
-	caFile                string
-	clientCert, clientKey string
-	client                *tls.Config // CA + client certificate
+	n.c.t.Logf("%s resumed (SIGCONT)", n)
+	return nil
 }

@@ -1,8 +1,14 @@
+// Module tools pins the third-party programs the e2e suite runs: etcdctl,
+// to prove that centra answers etcd's own client. It is a separate module so
+// that etcdctl's dependencies stay out of centra's go.mod, and ./... of the
+// centra module does not see it. The e2e framework builds the tool with
+// `go build go.etcd.io/etcd/etcdctl/v3` in this directory (`go tool etcdctl`
+// works too).
 module github.com/centra-cloud/centra/e2e/tools
 
 go 1.26.0
 
-require go.etcd.io/etcd/etcdctl/v3 v3.6.8
+require go.etcd.io/etcd/etcdctl/v3 v3.6.8 // indirect
 
 require (
 	github.com/VividCortex/ewma v1.2.0 // indirect
@@ -38,3 +44,5 @@ require (
 	google.golang.org/grpc v1.71.1 // indirect
 	google.golang.org/protobuf v1.36.5 // indirect
 )
+
+tool go.etcd.io/etcd/etcdctl/v3

@@ -34,6 +34,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, on one line, by Run.
 		ExitErrHandler:  func(*cli.Context, error) {},
 		HideHelpCommand: true,
+		// --node NAME=IP,IP,DNS must keep its commas.
+		DisableSliceFlagSeparator: true,
 	}
 }
 

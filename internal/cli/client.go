@@ -100,7 +100,11 @@ func (cn *conn) each(ctx context.Context, fn func(ctx context.Context, url strin
 		}
 		errs = append(errs, describe(url, err))
 	}
-	return errors.Join(errs...)
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // describe turns an RPC error into a one-line reason naming the endpoint.

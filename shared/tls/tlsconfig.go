@@ -53,25 +53,33 @@ func ServerConfig(t config.TLS) (*stdtls.Config, error) {
 // t.KeyFile are optional; when set, they are presented as the client
 // certificate and reloaded when they change.
 //
-// The server is verified by VerifyConnection rather than by crypto/tls
-// itself (hence InsecureSkipVerify), with the same checks, so that a
-// certificate from another CA fails with an ErrUnknownCA error naming
-// t.CAFile instead of "certificate signed by unknown authority".
+// With a serverName the server is verified by VerifyConnection rather than
+// by crypto/tls itself (hence InsecureSkipVerify), with the same checks, so
+// that a certificate from another CA fails with an ErrUnknownCA error naming
+// t.CAFile instead of "certificate signed by unknown authority". Without one
+// (clients of several hosts), crypto/tls verifies: the connection state does
+// not carry the dialed host for IP addresses, so VerifyConnection could not.
 func ClientConfig(t config.TLS, serverName string) (*stdtls.Config, error) {
 	pool, cas, err := caPool(t.CAFile)
 	if err != nil {
 		return nil, err
 	}
 	cfg := &stdtls.Config{
-		MinVersion:         stdtls.VersionTLS12,
-		NextProtos:         nextProtos,
-		RootCAs:            pool,
-		ServerName:         serverName,
-		InsecureSkipVerify: true, // VerifyConnection verifies; see above.
-		VerifyConnection: func(cs stdtls.ConnectionState) error {
-			return verifyServer(cs, serverName, pool, t.CAFile, cas)
-		},
+		MinVersion: stdtls.VersionTLS12,
+		NextProtos: nextProtos,
+		RootCAs:    pool,
 	}
+	if serverName != "" {
+		cfg.ServerName = serverName
+		cfg.InsecureSkipVerify = true // VerifyConnection verifies; see above.
+		cfg.VerifyConnection = func(cs stdtls.ConnectionState) error {
+			return verifyServer(cs, serverName, pool, t.CAFile, cas)
+		}
+	}
+	// Without a server name, crypto/tls verifies against the host each
+	// connection dials (net/http sets it per request, IP addresses
+	// included): its errors do not name the CA file, but the CA pool is the
+	// same.
 	if t.CertFile != "" || t.KeyFile != "" {
 		r, err := NewReloader(t.CertFile, t.KeyFile, nil)
 		if err != nil {
