@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/shared/raftnode"
@@ -112,7 +113,8 @@ func (s *Server) kickJoiner() {
 
 // runJoiner, while this node leads the metadata shard, calls the join
 // handshake of every member that was added but has not started yet (it has
-// not published its client URLs).
+// not published its client URLs), and promotes members added as voters once
+// they caught up.
 func (s *Server) runJoiner(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -130,11 +132,17 @@ func (s *Server) runJoiner(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		// Members added, not yet joined: hand them their replica ID.
+		// Members joined as non-voting but added as voters: promote them.
 		for _, m := range table {
-			if len(m.ClientUrls) > 0 || m.ReplicaId == s.cfg.ReplicaID || len(m.PeerUrls) == 0 {
+			if m.ReplicaId == s.cfg.ReplicaID || len(m.PeerUrls) == 0 {
 				continue
 			}
-			if err := s.callJoin(ctx, m.NodeId, m.ReplicaId, m.PeerUrls[0], m.IsLearner); err != nil {
+			if len(m.ClientUrls) > 0 {
+				s.autoPromote(ctx, m)
+				continue
+			}
+			if err := s.callJoin(ctx, m.NodeId, m.ReplicaId, m.PeerUrls[0]); err != nil {
 				s.log.Debug("Join handshake not answered yet", "node_id", m.NodeId, "peer_url", m.PeerUrls[0], "err", err)
 				continue
 			}
@@ -143,7 +151,31 @@ func (s *Server) runJoiner(ctx context.Context) {
 	}
 }
 
-func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string, learner bool) error {
+// autoPromote promotes a member added as a voter, which joined as a
+// non-voting replica, once it caught up.
+func (s *Server) autoPromote(ctx context.Context, m *raftcmdv1.MemberAttributes) {
+	if m.IsLearner || !s.memberMu.TryLock() {
+		return
+	}
+	defer s.memberMu.Unlock()
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	ms, err := s.cfg.Raft.Membership(ctx, raftnode.MetadataShardID)
+	if err != nil {
+		s.log.Debug("Cannot read the membership to promote new voters", "err", err)
+		return
+	}
+	if _, ok := ms.NonVotings[m.ReplicaId]; !ok {
+		return
+	}
+	if _, err := s.promote(ctx, m.NodeId); err != nil {
+		s.log.Debug("New voter not promoted yet", "node_id", m.NodeId, "err", err)
+		return
+	}
+	s.log.Info("New voter caught up and was promoted", "node_id", m.NodeId, "replica_id", m.ReplicaId)
+}
+
+func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {
 	scheme := "http://"
 	if s.cfg.ClientTLS != nil {
 		scheme = "https://"
@@ -151,7 +183,8 @@ func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	_, err := chainfirev1connect.NewClusterServiceClient(s.fwd.client, scheme+peerURL, connect.WithGRPC()).Join(ctx, connect.NewRequest(&chainfirev1.JoinRequest{
-		ClusterId: s.cfg.ClusterID, NodeId: nodeID, ReplicaId: replicaID, PeerUrl: peerURL, IsLearner: learner,
+		// Every member joins as a non-voting replica (see AddMember).
+		ClusterId: s.cfg.ClusterID, NodeId: nodeID, ReplicaId: replicaID, PeerUrl: peerURL, IsLearner: true,
 	}))
 	return err
 }

@@ -52,7 +52,13 @@ func (s *Server) memberView(ctx context.Context) ([]*chainfirev1.Member, *dragon
 	add(ms.Nodes, false)
 	add(ms.NonVotings, true)
 	// Members added to the table whose raft change has not landed yet.
+	// Records of removed replicas (a crash between the raft removal and the
+	// table update, or a forced new cluster) are stale: skipped here,
+	// replaced by member-add.
 	for _, a := range table {
+		if isRemoved(ms, a.ReplicaId) {
+			continue
+		}
 		if !slices.ContainsFunc(out, func(m *chainfirev1.Member) bool { return m.NodeId == a.NodeId }) {
 			out = append(out, &chainfirev1.Member{NodeId: a.NodeId, ReplicaId: a.ReplicaId, Name: a.Name, PeerUrls: a.PeerUrls, ClientUrls: a.ClientUrls, IsLearner: a.IsLearner})
 		}
@@ -114,6 +120,16 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 			return nil, nil, fmt.Errorf("%w: %s is the peer URL of node %d", ErrPeerURLExists, peerURL, m.NodeId)
 		}
 	}
+	// A stale record (its replica was removed) would block the re-add.
+	table, err := s.members(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if stale := find(table, nodeID); stale != nil && isRemoved(ms, stale.ReplicaId) {
+		if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{}); err != nil {
+			return nil, nil, err
+		}
+	}
 	var floor uint64
 	for _, set := range []map[uint64]string{ms.Nodes, ms.NonVotings, ms.Witnesses} {
 		for id := range set {
@@ -129,14 +145,12 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 	}}}, added); err != nil {
 		return nil, nil, err
 	}
+	// Voters too join as non-voting replicas and are promoted by the
+	// leader once caught up (runJoiner): adding a voter that is not running
+	// yet would raise the quorum and could leave the cluster without one.
 	cctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	if learner {
-		err = s.cfg.Raft.AddNonVoting(cctx, raftnode.MetadataShardID, added.ReplicaId, peerURL)
-	} else {
-		err = s.cfg.Raft.AddReplica(cctx, raftnode.MetadataShardID, added.ReplicaId, peerURL)
-	}
-	if err != nil {
+	if err = s.cfg.Raft.AddNonVoting(cctx, raftnode.MetadataShardID, added.ReplicaId, peerURL); err != nil {
 		if rerr := s.propose(context.Background(), &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{}); rerr != nil {
 			s.log.Error("Rolling back a failed member-add failed; remove the member by hand", "node_id", nodeID, "err", rerr)
 		}
@@ -236,6 +250,11 @@ func (s *Server) PromoteMember(ctx context.Context, nodeID uint64) (*chainfirev1
 		return nil, ErrConfigChangeInFlight
 	}
 	defer s.memberMu.Unlock()
+	return s.promote(ctx, nodeID)
+}
+
+// promote does PromoteMember's work; the caller holds memberMu.
+func (s *Server) promote(ctx context.Context, nodeID uint64) (*chainfirev1.Member, error) {
 	view, _, err := s.memberView(ctx)
 	if err != nil {
 		return nil, err
@@ -265,7 +284,7 @@ func (s *Server) PromoteMember(ctx context.Context, nodeID uint64) (*chainfirev1
 		return nil, err
 	}
 	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberPromote{MemberPromote: &raftcmdv1.MemberPromote{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{})
-	if err != nil && !errors.Is(err, ErrMemberNotFound) {
+	if err != nil && !errors.Is(err, ErrMemberNotFound) && !errors.Is(err, ErrMemberNotLearner) {
 		return nil, err
 	}
 	s.log.Info("Member promoted to voter", "node_id", nodeID, "replica_id", m.ReplicaId)
@@ -295,4 +314,9 @@ func (s *Server) TransferLeader(ctx context.Context, nodeID uint64) (uint64, err
 		return 0, err
 	}
 	return nodeID, nil
+}
+
+func isRemoved(ms *dragonboat.Membership, replicaID uint64) bool {
+	_, ok := ms.Removed[replicaID]
+	return ok
 }

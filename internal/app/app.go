@@ -36,21 +36,30 @@ type App struct {
 	cf   *chainfire.Server
 	api  *apiServer
 
+	opts      Options
 	replicaID uint64 // this node's replica in the metadata shard
 	ready     chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
+// Options are one-off start options that are not configuration.
+type Options struct {
+	// ForceNewCluster makes this node the only member of the metadata shard,
+	// keeping its data: the recovery when a quorum is lost for good
+	// (split-brain procedure). Other members are removed for ever.
+	ForceNewCluster bool
+}
+
 // New checks cfg and prepares the process; it does no I/O.
-func New(cfg config.Config, log *slog.Logger) (*App, error) {
+func New(cfg config.Config, opts Options, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if !cfg.HasRole("control_plane") {
 		return nil, errors.New("centra: role \"store\" alone is not available yet: run with role control_plane (or control_plane,store)")
 	}
-	return &App{cfg: cfg, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}, nil
+	return &App{cfg: cfg, opts: opts, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}, nil
 }
 
 // clientURL is the URL other members and clients use for this node's API.
@@ -120,7 +129,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.node, err = raftnode.New(raftnode.Config{
+	raftCfg := raftnode.Config{
 		NodeHostDir:        c.RaftDir(),
 		RaftAddress:        advertise,
 		ListenAddress:      listen,
@@ -135,35 +144,24 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Logger:             a.log,
 		LogLevel:           level,
 		Registerer:         a.reg,
-	})
-	if err != nil {
-		return err
 	}
 	clientTLS, err := a.clientTLS()
 	if err != nil {
 		return err
 	}
 	electionMs := c.Raft.TickIntervalMs * c.Raft.ElectionTicks
-	a.cf, err = chainfire.New(chainfire.Config{
+	cfCfg := chainfire.Config{
 		NodeID:      c.Node.ID,
 		ReplicaID:   id.replicaID,
 		ClusterID:   c.Cluster.ID,
 		Name:        c.Node.Name,
 		PeerURLs:    []string{advertise},
 		ClientURLs:  []string{a.clientURL(advertise)},
-		Raft:        a.node,
 		DB:          a.db,
 		Logger:      a.log,
 		Registry:    a.reg,
 		ClientTLS:   clientTLS,
 		MinLeaseTTL: int64((3*electionMs/2 + 999) / 1000),
-	})
-	if err != nil {
-		return err
-	}
-	a.node.OnLeaderChange(a.cf.OnLeaderChange)
-	if err := a.node.Start(); err != nil {
-		return err
 	}
 	applied, err := raftnode.ReadAppliedIndex(a.db, raftnode.ShardKeyspace(raftnode.MetadataShardID))
 	if err != nil {
@@ -173,6 +171,22 @@ func (a *App) Start(ctx context.Context) (err error) {
 		ShardID: raftnode.MetadataShardID, ReplicaID: id.replicaID, NonVoting: id.learner,
 		InitialMembers: id.members, Join: id.join,
 		StateAppliedIndex: applied, // refuses a state DB that is ahead of a lost raft log
+	}
+	if a.opts.ForceNewCluster {
+		if err := a.forceNewCluster(raftCfg, cfCfg, shard); err != nil {
+			return err
+		}
+	}
+	if a.node, err = raftnode.New(raftCfg); err != nil {
+		return err
+	}
+	cfCfg.Raft = a.node
+	if a.cf, err = chainfire.New(cfCfg); err != nil {
+		return err
+	}
+	a.node.OnLeaderChange(a.cf.OnLeaderChange)
+	if err := a.node.Start(); err != nil {
+		return err
 	}
 	if err := a.node.StartShard(shard, a.cf.CreateStateMachine); err != nil {
 		return err
@@ -213,6 +227,31 @@ func (a *App) waitReady() {
 		a.log.Debug("Not ready yet", "err", err)
 		_ = sdnotify.Notify("STATUS=Waiting for a leader of the metadata shard (a quorum of members)")
 	}
+}
+
+// forceNewCluster makes this member the only member of the metadata shard,
+// keeping its data (see raftnode.ForceNewCluster). The state machine used
+// meanwhile is a Chainfire instance of its own, with a scratch metrics
+// registry; the real one starts afterwards.
+func (a *App) forceNewCluster(raftCfg raftnode.Config, cfCfg chainfire.Config, shard raftnode.ShardConfig) error {
+	raftCfg.Registerer = prometheus.NewRegistry()
+	node, err := raftnode.New(raftCfg)
+	if err != nil {
+		return err
+	}
+	cfCfg.Raft, cfCfg.Registry = node, prometheus.NewRegistry()
+	cf, err := chainfire.New(cfCfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	shard.StateAppliedIndex = 0
+	if err := node.ForceNewCluster(ctx, shard, cf.CreateStateMachine); err != nil {
+		return fmt.Errorf("centra: --force-new-cluster: %w", err)
+	}
+	a.log.Warn("Forced a new cluster: this node is now the only member; add the others back with member-add (they must start with bootstrap = false and empty data)", "node_id", a.cfg.Node.ID)
+	return nil
 }
 
 // checkDataDirs refuses a raft log without its state DB: dragonboat would

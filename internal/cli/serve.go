@@ -52,7 +52,10 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a centra node (with no config: a single-node dev cluster in ./centra-data on 127.0.0.1:2379)",
-		Flags: configFlags(),
+		Flags: append(configFlags(), &cli.BoolFlag{
+			Name:  "force-new-cluster",
+			Usage: "recovery after a quorum was lost for good: make this node the only member, keeping its data (run once, on the member with the highest raft_index; then member-add the others with wiped data and bootstrap = false)",
+		}),
 		Action: func(c *cli.Context) error {
 			cfg, err := loadConfig(c)
 			if err != nil {
@@ -63,7 +66,7 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			log := app.NewLogger(os.Stderr, level)
-			a, err := app.New(cfg, log)
+			a, err := app.New(cfg, app.Options{ForceNewCluster: c.Bool("force-new-cluster")}, log)
 			if err != nil {
 				return err
 			}

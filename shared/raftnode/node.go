@@ -259,7 +259,12 @@ func (n *Node) StartShard(sc ShardConfig, create statemachine.CreateOnDiskStateM
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("%w: shard %d replica %d: %w", ErrInvalidShardConfig, sc.ShardID, sc.ReplicaID, err)
 	}
-	if !nh.HasNodeInfo(sc.ShardID, sc.ReplicaID) {
+	if nh.HasNodeInfo(sc.ShardID, sc.ReplicaID) {
+		// A restart: dragonboat has the membership; passing the bootstrap
+		// members again would fail validation after a join or a forced new
+		// cluster (both record a join).
+		sc.InitialMembers, sc.Join = nil, false
+	} else {
 		if !sc.Join && len(sc.InitialMembers) == 0 {
 			return fmt.Errorf("%w: shard %d replica %d: NodeHostDir has no raft data for this replica; pass InitialMembers to bootstrap a new shard, or set Join after adding the replica with AddReplica/AddNonVoting",
 				ErrInvalidShardConfig, sc.ShardID, sc.ReplicaID)
