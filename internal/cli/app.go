@@ -29,6 +29,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			clusterCommand(),
 			certsCommand(),
 			configCommand(),
+			installLinksCommand(),
 			versionCommand(),
 		},
 		// Errors are printed once, on one line, by Run.
