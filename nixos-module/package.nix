@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-dro7v6b50znN1BFSEat89+9OWRqwzlGzU1V6XC1ZUDI=";
+  vendorHash = "sha256-LziTIEguD7CcBlBuTEAUo4jV7oqaoVWIBNCZemVBToY=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];
