@@ -81,6 +81,8 @@ type Cluster struct {
 	nodes []*Node
 	tls   *tlsFiles
 	base  string // holds every file of the cluster
+	// bootMembers is initial_members of the bootstrapping nodes.
+	bootMembers []string
 }
 
 // NewCluster starts a cluster and waits until every node is ready and all
@@ -163,6 +165,10 @@ func (c *Cluster) boot() error {
 		}
 		c.nodes = append(c.nodes, n)
 	}
+	c.bootMembers = nil
+	for _, m := range c.nodes {
+		c.bootMembers = append(c.bootMembers, fmt.Sprintf("%d=%s", m.ID, m.raftAddr))
+	}
 	if !c.opts.dev {
 		for _, n := range c.nodes {
 			if err := c.writeConfig(n); err != nil {
@@ -189,11 +195,10 @@ func (c *Cluster) boot() error {
 func (c *Cluster) writeConfig(n *Node) error {
 	cfg := config.Default()
 	cfg.Node = config.Node{ID: n.ID, Name: n.Name, Role: config.RoleControlPlane}
-	var members []string
-	for _, m := range c.nodes {
-		members = append(members, fmt.Sprintf("%d=%s", m.ID, m.raftAddr))
+	cfg.Cluster = config.Cluster{ID: 1, Bootstrap: true, InitialMembers: c.bootMembers}
+	if n.joining {
+		cfg.Cluster = config.Cluster{ID: 1, Bootstrap: false, InitialMembers: []string{}}
 	}
-	cfg.Cluster = config.Cluster{ID: 1, Bootstrap: true, InitialMembers: members}
 	cfg.Network.APIAddr = n.apiAddr
 	cfg.Network.RaftAddr = n.raftAddr
 	cfg.Network.GossipAddr = "127.0.0.1:0" // reserved and unused by centra
@@ -212,6 +217,9 @@ func (c *Cluster) writeConfig(n *Node) error {
 	cfg.Raft.TickIntervalMs = c.opts.tickMs
 	cfg.Raft.ElectionTicks = c.opts.electionTicks
 	cfg.Raft.HeartbeatTicks = c.opts.heartbeatTicks
+	if n.raftRole != "" {
+		cfg.Raft.Role = n.raftRole
+	}
 	if c.opts.snapEntries != 0 {
 		cfg.Raft.SnapshotEntries = c.opts.snapEntries
 		cfg.Raft.CompactionOverhead = c.opts.snapOverhead

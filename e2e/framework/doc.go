@@ -13,7 +13,16 @@
 //
 // Faults are process-level: Node.Kill (SIGKILL), Node.Stop (SIGTERM),
 // Node.Restart (same data directory and config), Node.Pause and
-// Node.Resume (SIGSTOP, SIGCONT). Nothing here sleeps for a fixed time:
+// Node.Resume (SIGSTOP, SIGCONT).
+//
+// Membership: Cluster.PrepareNode makes a node that joins through
+// member-add (bootstrap = false, initial_members = []), started with
+// Node.Start; Node.WipeData, Node.SetJoining and Node.StartWithArgs (e.g.
+// --force-new-cluster) replay the remove/wipe/re-add and recovery
+// procedures; MultiCallBin links the binary under the runbooks' program
+// names (chainfire-client, chainfire-server) for RunBin.
+//
+// Nothing here sleeps for a fixed time:
 // waits poll a condition with a short tick until a deadline (Eventually,
 // Node.WaitReady, Cluster.WaitLeader).
 //

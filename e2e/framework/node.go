@@ -47,6 +47,18 @@ type Node struct {
 	configPath        string // "" in dev mode: no --config at all
 	logPath           string
 
+	// joining renders the config with bootstrap = false and an empty
+	// initial_members (a node that joins through member-add).
+	joining bool
+	// raftRole is raft.role in the config ("" keeps the default, voter).
+	raftRole string
+	// serverBin, when set, is run as `serverBin --config FILE` instead of
+	// `centra serve --config FILE` (a chainfire-server multi-call link).
+	serverBin string
+	// extraArgs are appended to the command line of the start in progress
+	// (StartWithArgs).
+	extraArgs []string
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	cancel  context.CancelFunc // sends SIGTERM through cmd.Cancel
@@ -131,14 +143,18 @@ func (n *Node) launch() error {
 	}
 	n.starts++
 	n.logOff = st.Size()
-	args := []string{"serve"}
+	bin, args := centraBin, []string{"serve"}
+	if n.serverBin != "" {
+		bin, args = n.serverBin, nil
+	}
 	if n.configPath != "" {
 		args = append(args, "--config", n.configPath)
 	}
-	fmt.Fprintf(logf, "=== framework: start #%d: %s %s (cwd %s) at %s\n", n.starts, centraBin, strings.Join(args, " "), n.dir, time.Now().Format(time.RFC3339Nano))
+	args = append(args, n.extraArgs...)
+	fmt.Fprintf(logf, "=== framework: start #%d: %s %s (cwd %s) at %s\n", n.starts, bin, strings.Join(args, " "), n.dir, time.Now().Format(time.RFC3339Nano))
 
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, centraBin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = n.dir
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf

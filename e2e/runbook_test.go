@@ -1,0 +1,326 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/centra-cloud/centra/e2e/framework"
+)
+
+// runbookNodeConfig is Step 1 of the Chainfire scale-out runbook
+// (runbooks/scale-out.md) verbatim, comments included, with this test's
+// ports and directory; the listen addresses keep the runbook's 0.0.0.0.
+const runbookNodeConfig = `[node]
+id = %d # NEW NODE ID (must be unique)
+name = "%s"
+role = "control_plane"
+[cluster]
+id = 1
+bootstrap = false # IMPORTANT: Do not bootstrap
+initial_members = [] # Leave empty for join flow
+[network]
+api_addr = "0.0.0.0:%s"
+raft_addr = "0.0.0.0:%s"
+gossip_addr = "0.0.0.0:%s"
+[storage]
+data_dir = "%s"
+[raft]
+role = "voter" # or "learner" for non-voting replica
+`
+
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRunbookScaleOut replays the Chainfire part of runbooks/scale-out.md
+// (3 -> 4 nodes, learner first, then promoted) and its rollback, with the
+// runbook's program names: chainfire-server and chainfire-client links to
+// the centra binary.
+func TestRunbookScaleOut(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(3))
+	client := framework.MultiCallBin(t, "chainfire-client")
+	server := framework.MultiCallBin(t, "chainfire-server")
+	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
+
+	leader := c.Node(c.Leader(t))
+	leaderEP := httpEndpoint(leader)
+	const keys = 20
+	for i := range keys {
+		if r := cf("--endpoint", leaderEP, "put", fmt.Sprintf("scale/%02d", i), fmt.Sprintf("v%d", i)); r.Err != nil || r.Stdout != "OK\n" {
+			t.Fatalf("chainfire-client put: %s", r)
+		}
+	}
+
+	// Step 1 and 2: the new node's chainfire.toml, started as
+	// chainfire-server --config FILE.
+	n4, err := c.PrepareNode(framework.WithNodeID(4), framework.WithNodeName("chainfire-node-4"), framework.WithServerBin(server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gossip, err := framework.UnusedAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(runbookNodeConfig, 4, "chainfire-node-4", port(t, n4.Endpoint()), port(t, n4.RaftAddr()), port(t, gossip), n4.DataDir())
+	if err := os.WriteFile(n4.ConfigPath(), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	must(t, n4.Start())
+	must(t, n4.WaitLog(testCtx(t, 20*time.Second), "Waiting to be added to a cluster"))
+	if log := n4.CurrentLog(); !strings.Contains(log, "member-add --node-id 4 --peer-url") {
+		t.Errorf("the waiting node's log should print the member-add command to run; it logged:\n%s", log)
+	}
+	if _, err := framework.PortsFree(n4.RaftAddr()); err == nil {
+		t.Errorf("a waiting node should listen on its raft address %s (join handshake)", n4.RaftAddr())
+	}
+	for _, path := range []string{"/health", "/readyz"} {
+		if code, body, err := n4.Get(t.Context(), path); err != nil || code != 503 {
+			t.Errorf("%s of a node that is not a member yet: want 503, got %d %q (%v)", path, code, body, err)
+		}
+	}
+
+	// Step 3: member-add as a learner through the leader.
+	r := cf("--endpoint", leaderEP, "member-add", "--node-id", "4", "--peer-url", n4.RaftAddr(), "--learner")
+	if want := fmt.Sprintf("Node added: id=4, peer_urls=[%q]\n", n4.RaftAddr()); r.Err != nil || r.Stdout != want {
+		t.Fatalf("member-add --learner: want %q, got %s", want, r)
+	}
+	must(t, n4.WaitLog(testCtx(t, 20*time.Second), "Ready to serve"))
+	rec, err := n4.MemberRecord()
+	if err != nil {
+		t.Fatalf("member.json after the join: %v", err)
+	}
+	if rec.NodeID != 4 || rec.ClusterID != 1 || rec.ReplicaID == 0 || rec.RaftAddress != n4.RaftAddr() {
+		t.Errorf("member.json: %+v; want node 4 of cluster 1 at %s", rec, n4.RaftAddr())
+	}
+
+	// Troubleshooting "New node stuck as learner": compare raft_index of
+	// the leader and of the new node until it caught up.
+	framework.Eventually(t, func() error {
+		ls := cf("--endpoint", leaderEP, "status")
+		ns := cf("--endpoint", httpEndpoint(n4), "status")
+		if ls.Err != nil || ns.Err != nil {
+			return fmt.Errorf("status: leader %s; node 4 %s", ls, ns)
+		}
+		lst, nst := statusLines(ls.Stdout), statusLines(ns.Stdout)
+		li, err := statusUint(lst, "raft_index")
+		if err != nil {
+			return err
+		}
+		ni, err := statusUint(nst, "raft_applied_index")
+		if err != nil {
+			return err
+		}
+		if nst["is_learner"] != "true" {
+			return fmt.Errorf("node 4 status before promotion: is_learner %q, want true", nst["is_learner"])
+		}
+		if ni < li {
+			return fmt.Errorf("node 4 applied %d, leader's raft_index %d", ni, li)
+		}
+		return nil
+	}, 30*time.Second)
+	waitMembers(t, leaderEP, append(bootMembers(c, 3), memberLine(4, "chainfire-node-4", n4.RaftAddr(), true)), 10*time.Second)
+
+	// Step 5: promote, then IsLearner=false.
+	if r := cf("--endpoint", leaderEP, "member-promote", "--node-id", "4"); r.Err != nil {
+		t.Fatalf("member-promote of a caught-up learner: %s", r)
+	}
+	want4 := memberLine(4, "chainfire-node-4", n4.RaftAddr(), false)
+	r = cf("--endpoint", leaderEP, "member-list")
+	if r.Err != nil || !strings.Contains(r.Stdout, want4+"\n") {
+		t.Errorf("member-list after member-promote: want the line %q, got %s", want4, r)
+	}
+	waitMembers(t, leaderEP, append(bootMembers(c, 3), want4), 10*time.Second)
+
+	// Step 4: the new node's status shows the leader and the same term.
+	must(t, n4.WaitReady(testCtx(t, 20*time.Second)))
+	lidx := c.Leader(t)
+	framework.Eventually(t, func() error {
+		ls := cf("--endpoint", httpEndpoint(c.Node(lidx)), "status")
+		ns := cf("--endpoint", httpEndpoint(n4), "status")
+		if ls.Err != nil || ns.Err != nil {
+			return fmt.Errorf("status: leader %s; node 4 %s", ls, ns)
+		}
+		lst, nst := statusLines(ls.Stdout), statusLines(ns.Stdout)
+		switch {
+		case nst["member_id"] != "4":
+			return fmt.Errorf("node 4 status member_id %q, want 4", nst["member_id"])
+		case nst["leader"] != fmt.Sprint(c.Node(lidx).ID):
+			return fmt.Errorf("node 4 status leader %q, want %d", nst["leader"], c.Node(lidx).ID)
+		case nst["raft_term"] == "" || nst["raft_term"] != lst["raft_term"]:
+			return fmt.Errorf("node 4 raft_term %q, leader's %q", nst["raft_term"], lst["raft_term"])
+		case nst["is_learner"] != "false":
+			return fmt.Errorf("node 4 is_learner %q after promotion", nst["is_learner"])
+		}
+		return nil
+	}, 10*time.Second)
+
+	// The new voter serves linearizable reads of the data written before
+	// it existed, through the runbook's client and through clientv3.
+	if r := cf("--endpoint", httpEndpoint(n4), "get", "scale/07"); r.Err != nil || r.Stdout != "v7\n" {
+		t.Errorf("chainfire-client get on node 4: want v7, got %s", r)
+	}
+	if resp, err := n4.Client(t).Get(testCtx(t, 10*time.Second), "scale/", clientv3.WithPrefix()); err != nil || len(resp.Kvs) != keys {
+		t.Errorf("linearizable range on node 4: %v, err %v; want %d keys", resp, err, keys)
+	}
+	if r := cf("--endpoint", httpEndpoint(n4), "put", "scale/from-4", "x"); r.Err != nil || r.Stdout != "OK\n" {
+		t.Errorf("put through node 4: %s", r)
+	}
+
+	// etcd compatibility: etcdctl sees the fourth member.
+	if r := framework.RunEtcdctl(t, "--endpoints", n4.Endpoint(), "member", "list"); r.Err != nil || strings.Count(r.Stdout, "\n") != 4 || !strings.Contains(r.Stdout, "chainfire-node-4") {
+		t.Errorf("etcdctl member list: want 4 members including chainfire-node-4, got %s", r)
+	}
+	if r := framework.RunEtcdctl(t, "--endpoints", n4.Endpoint(), "endpoint", "status"); r.Err != nil || !strings.Contains(r.Stdout, n4.Endpoint()) {
+		t.Errorf("etcdctl endpoint status on node 4: %s", r)
+	}
+
+	// Rollback: member-remove through the leader, stop, wipe.
+	lidx = c.Leader(t)
+	if c.Node(lidx) == n4 {
+		// The runbook sends member-remove to the leader, which refuses to
+		// remove itself: hand leadership back first.
+		if r := cf("--endpoint", httpEndpoint(n4), "leader-transfer", "--node-id", "1"); r.Err != nil {
+			t.Fatalf("leader-transfer away from node 4: %s", r)
+		}
+		lidx = c.Leader(t)
+	}
+	leaderEP = httpEndpoint(c.Node(lidx))
+	if r := cf("--endpoint", leaderEP, "member-remove", "--node-id", "4"); r.Err != nil || r.Stdout != "Node removed: id=4\n" {
+		t.Fatalf("member-remove --node-id 4: %s", r)
+	}
+	must(t, n4.Stop())
+	must(t, n4.WipeData())
+	if _, err := os.Stat(n4.DataDir()); !os.IsNotExist(err) {
+		t.Errorf("data dir of node 4 after the wipe: %v", err)
+	}
+	waitMembers(t, leaderEP, bootMembers(c, 3), 10*time.Second)
+	if r := cf("--endpoint", leaderEP, "get", "scale/from-4"); r.Err != nil || r.Stdout != "x\n" {
+		t.Errorf("after the rollback: %s", r)
+	}
+}
+
+// TestRunbookSplitBrainRecovery replays the "split-brain" resolution of
+// runbooks/troubleshooting.md: stop all nodes, wipe two of them, restart
+// the survivor as a new one-member cluster keeping its data
+// (--force-new-cluster), member-add the other two and start them as
+// joining nodes.
+func TestRunbookSplitBrainRecovery(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(3))
+	client := framework.MultiCallBin(t, "chainfire-client")
+	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
+
+	cli := c.Client(t)
+	const keys = 30
+	want := wantKeys("sb/%02d", keys)
+	for k, v := range want {
+		if _, err := cli.Put(testCtx(t, 10*time.Second), k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// "Keep only the node with highest raft_index".
+	var survivor *framework.Node
+	var best uint64
+	for _, n := range c.Nodes() {
+		r := cf("--endpoint", httpEndpoint(n), "status")
+		if r.Err != nil {
+			t.Fatalf("chainfire-client status: %s", r)
+		}
+		idx, err := statusUint(statusLines(r.Stdout), "raft_index")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if survivor == nil || idx > best {
+			survivor, best = n, idx
+		}
+	}
+	var others []*framework.Node
+	for _, n := range c.Nodes() {
+		if n != survivor {
+			others = append(others, n)
+		}
+	}
+	t.Logf("survivor: %s (raft_index %d)", survivor, best)
+
+	// Stop all nodes (systemctl stop: SIGTERM) and wipe the others.
+	for _, n := range c.Nodes() {
+		must(t, n.Stop())
+	}
+	for _, n := range others {
+		must(t, n.WipeData())
+	}
+
+	// Restart the survivor as a new one-member cluster keeping its data.
+	must(t, survivor.StartWithArgs("--force-new-cluster"))
+	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))
+	ep := httpEndpoint(survivor)
+	waitMembers(t, ep, []string{memberLine(survivor.ID, survivor.Name, survivor.RaftAddr(), false)}, 10*time.Second)
+	if err := checkAcked(testCtx(t, 10*time.Second), survivor.Client(t), "sb/", want); err != nil {
+		t.Fatalf("the survivor should keep its data after --force-new-cluster: %v", err)
+	}
+
+	// Re-add followers via member-add, then start them (bootstrap =
+	// false, initial_members = []).
+	for _, n := range others {
+		r := cf("--endpoint", ep, "member-add", "--node-id", fmt.Sprint(n.ID), "--peer-url", n.RaftAddr())
+		if want := fmt.Sprintf("Node added: id=%d, peer_urls=[%q]\n", n.ID, n.RaftAddr()); r.Err != nil || r.Stdout != want {
+			t.Fatalf("member-add --node-id %d: want %q, got %s", n.ID, want, r)
+		}
+	}
+	for _, n := range others {
+		must(t, n.SetJoining())
+		must(t, n.Start())
+	}
+	for _, n := range others {
+		must(t, n.WaitReady(testCtx(t, 30*time.Second)))
+	}
+	c.Leader(t)
+	waitMembers(t, ep, bootMembers(c, 3), 20*time.Second)
+	for _, n := range others {
+		// Replicas 1-3 are gone for good: the re-added nodes get new ones.
+		if rec, err := n.MemberRecord(); err != nil || rec.NodeID != n.ID || rec.ReplicaID <= 3 {
+			t.Errorf("%s member.json: %+v, %v; want node %d with a new replica ID (> 3)", n, rec, err, n.ID)
+		}
+		if err := checkAcked(testCtx(t, 10*time.Second), n.Client(t), "sb/", want); err != nil {
+			t.Errorf("linearizable read on %s after the recovery: %v", n, err)
+		}
+	}
+	if _, err := cli.Put(testCtx(t, 10*time.Second), "sb/after", "ok"); err != nil {
+		t.Errorf("write after the recovery: %v", err)
+	}
+	want["sb/after"] = "ok"
+
+	// --force-new-cluster is a one-off: a plain restart of the survivor
+	// rejoins the three-member cluster.
+	must(t, survivor.Restart())
+	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))
+	c.Leader(t)
+	waitMembers(t, ep, bootMembers(c, 3), 10*time.Second)
+	for _, n := range c.Nodes() {
+		if err := checkAcked(testCtx(t, 10*time.Second), n.Client(t), "sb/", want); err != nil {
+			t.Errorf("after restarting the survivor: %v", err)
+		}
+	}
+}
+
+// wantKeys returns {fmt.Sprintf(format, i): fmt.Sprint(i)} for i < n.
+func wantKeys(format string, n int) map[string]string {
+	m := map[string]string{}
+	for i := range n {
+		m[fmt.Sprintf(format, i)] = fmt.Sprint(i)
+	}
+	return m
+}
