@@ -119,10 +119,6 @@ func describe(url string, err error) error {
 	return fmt.Errorf("%s: %w", url, err)
 }
 
-func (cn *conn) kv(url string) etcdserverpbconnect.KVClient {
-	return etcdserverpbconnect.NewKVClient(cn.http, url, connect.WithGRPC())
-}
-
 func (cn *conn) watch(url string) etcdserverpbconnect.WatchClient {
 	return etcdserverpbconnect.NewWatchClient(cn.http, url, connect.WithGRPC())
 }

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/urfave/cli/v2"
 
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
@@ -58,14 +56,8 @@ func memberList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var resp *etcdserverpb.MemberListResponse
-	if err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := etcdserverpbconnect.NewClusterClient(cn.http, url, connect.WithGRPC()).MemberList(ctx, connect.NewRequest(&etcdserverpb.MemberListRequest{Linearizable: true}))
-		if err == nil {
-			resp = r.Msg
-		}
-		return err
-	}); err != nil {
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewClusterClient, &etcdserverpb.MemberListRequest{Linearizable: true}, etcdserverpbconnect.ClusterClient.MemberList)
+	if err != nil {
 		return err
 	}
 	w := stdoutOf(c)
@@ -83,14 +75,8 @@ func status(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var resp *etcdserverpb.StatusResponse
-	if err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := etcdserverpbconnect.NewMaintenanceClient(cn.http, url, connect.WithGRPC()).Status(ctx, connect.NewRequest(&etcdserverpb.StatusRequest{}))
-		if err == nil {
-			resp = r.Msg
-		}
-		return err
-	}); err != nil {
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewMaintenanceClient, &etcdserverpb.StatusRequest{}, etcdserverpbconnect.MaintenanceClient.Status)
+	if err != nil {
 		return err
 	}
 	w := stdoutOf(c)
@@ -107,25 +93,6 @@ func status(c *cli.Context) error {
 	})
 }
 
-func (cn *conn) admin(url string) chainfirev1connect.ClusterServiceClient {
-	return chainfirev1connect.NewClusterServiceClient(cn.http, url, connect.WithGRPC())
-}
-
-// adminCall runs one ClusterService call on the first endpoint that answers.
-func adminCall[Req, Resp any](c *cli.Context, cn *conn, req *Req,
-	method func(chainfirev1connect.ClusterServiceClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
-) (*Resp, error) {
-	var resp *Resp
-	err := cn.each(c.Context, func(ctx context.Context, url string) error {
-		r, err := method(cn.admin(url), ctx, connect.NewRequest(req))
-		if err == nil {
-			resp = r.Msg
-		}
-		return err
-	})
-	return resp, err
-}
-
 func memberAdd(c *cli.Context) error {
 	if c.Bool("learner") && c.Bool("voter") {
 		return exitf("member-add: --voter and --learner exclude each other")
@@ -134,7 +101,7 @@ func memberAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := adminCall(c, cn, &chainfirev1.AddMemberRequest{NodeId: c.Uint64("node-id"), PeerUrl: c.String("peer-url"), IsLearner: c.Bool("learner")}, chainfirev1connect.ClusterServiceClient.AddMember)
+	resp, err := call(c.Context, cn, chainfirev1connect.NewClusterServiceClient, &chainfirev1.AddMemberRequest{NodeId: c.Uint64("node-id"), PeerUrl: c.String("peer-url"), IsLearner: c.Bool("learner")}, chainfirev1connect.ClusterServiceClient.AddMember)
 	if err != nil {
 		return err
 	}
@@ -155,7 +122,7 @@ func memberPromote(c *cli.Context) error {
 	}
 	req := &chainfirev1.PromoteMemberRequest{NodeId: c.Uint64("node-id")}
 	for {
-		resp, err := adminCall(c, cn, req, chainfirev1connect.ClusterServiceClient.PromoteMember)
+		resp, err := call(c.Context, cn, chainfirev1connect.NewClusterServiceClient, req, chainfirev1connect.ClusterServiceClient.PromoteMember)
 		if err != nil && c.Bool("wait") && strings.Contains(err.Error(), "in sync with leader") {
 			fmt.Fprintf(c.App.ErrWriter, "waiting: %v\n", err)
 			select {
@@ -178,7 +145,7 @@ func memberRemove(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := adminCall(c, cn, &chainfirev1.RemoveMemberRequest{NodeId: c.Uint64("node-id")}, chainfirev1connect.ClusterServiceClient.RemoveMember)
+	resp, err := call(c.Context, cn, chainfirev1connect.NewClusterServiceClient, &chainfirev1.RemoveMemberRequest{NodeId: c.Uint64("node-id")}, chainfirev1connect.ClusterServiceClient.RemoveMember)
 	if err != nil {
 		return err
 	}
@@ -191,7 +158,7 @@ func leaderTransfer(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := adminCall(c, cn, &chainfirev1.TransferLeaderRequest{NodeId: c.Uint64("node-id")}, chainfirev1connect.ClusterServiceClient.TransferLeader)
+	resp, err := call(c.Context, cn, chainfirev1connect.NewClusterServiceClient, &chainfirev1.TransferLeaderRequest{NodeId: c.Uint64("node-id")}, chainfirev1connect.ClusterServiceClient.TransferLeader)
 	if err != nil {
 		return err
 	}

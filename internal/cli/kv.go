@@ -124,7 +124,7 @@ func kvPut(c *cli.Context) error {
 		return err
 	}
 	req := &etcdserverpb.PutRequest{Key: []byte(c.Args().Get(0)), Value: []byte(c.Args().Get(1)), Lease: c.Int64("lease"), PrevKv: c.Bool("prev-kv")}
-	resp, err := unary(c.Context, cn, req, etcdserverpbconnect.KVClient.Put)
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewKVClient, req, etcdserverpbconnect.KVClient.Put)
 	if err != nil {
 		return err
 	}
@@ -137,13 +137,14 @@ func kvPut(c *cli.Context) error {
 	})
 }
 
-// unary calls one KV method on the first endpoint that answers.
-func unary[Req, Resp any](ctx context.Context, cn *conn, req *Req,
-	method func(etcdserverpbconnect.KVClient, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
+// call runs one unary RPC, built by newClient, on the first endpoint that
+// answers.
+func call[C, Req, Resp any](ctx context.Context, cn *conn, newClient func(connect.HTTPClient, string, ...connect.ClientOption) C, req *Req,
+	method func(C, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error),
 ) (*Resp, error) {
 	var resp *Resp
 	err := cn.each(ctx, func(ctx context.Context, url string) error {
-		r, err := method(cn.kv(url), ctx, connect.NewRequest(req))
+		r, err := method(newClient(cn.http, url, connect.WithGRPC()), ctx, connect.NewRequest(req))
 		if err == nil {
 			resp = r.Msg
 		}
@@ -170,7 +171,7 @@ func kvGet(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := unary(c.Context, cn, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewKVClient, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
 	if err != nil {
 		return err
 	}
@@ -201,7 +202,7 @@ func kvRange(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := unary(c.Context, cn, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewKVClient, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
 	if err != nil {
 		return err
 	}
@@ -240,7 +241,7 @@ func kvDel(c *cli.Context) error {
 		return err
 	}
 	req := &etcdserverpb.DeleteRangeRequest{Key: key, RangeEnd: end, PrevKv: c.Bool("prev-kv")}
-	resp, err := unary(c.Context, cn, req, etcdserverpbconnect.KVClient.DeleteRange)
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewKVClient, req, etcdserverpbconnect.KVClient.DeleteRange)
 	if err != nil {
 		return err
 	}

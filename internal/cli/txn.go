@@ -30,7 +30,7 @@ func kvTxn(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := unary(c.Context, cn, req, etcdserverpbconnect.KVClient.Txn)
+	resp, err := call(c.Context, cn, etcdserverpbconnect.NewKVClient, req, etcdserverpbconnect.KVClient.Txn)
 	if err != nil {
 		return err
 	}
