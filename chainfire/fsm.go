@@ -213,6 +213,12 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 			return nil, v.rev, v.compacted, err
 		}
 		resp = m
+	case *raftcmdv1.Command_SysTxn:
+		ok, err := f.applySysTxn(b, c.SysTxn)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp = &raftcmdv1.SysTxnResult{Succeeded: ok}
 	case *raftcmdv1.Command_MemberPromote:
 		m, err := f.members.promote(b, c.MemberPromote.NodeId)
 		if err != nil {
@@ -244,4 +250,28 @@ func (f *fsm) Applied(uint64) {
 // view returns a read view on the committed state.
 func (f *fsm) view() view {
 	return view{st: f.st, r: f.db, rev: f.rev.Load(), compacted: f.compacted.Load()}
+}
+
+// applySysTxn applies a compare-and-swap transaction on the system keyspace.
+func (f *fsm) applySysTxn(b *pebble.Batch, t *raftcmdv1.SysTxn) (bool, error) {
+	for _, c := range t.Compares {
+		cur, err := f.st.SysGet(b, c.Key)
+		if err != nil {
+			return false, err
+		}
+		if cur.Version != c.Version {
+			return false, nil
+		}
+	}
+	for _, p := range t.Puts {
+		if err := f.st.SysPut(b, p.Key, p.Value); err != nil {
+			return false, err
+		}
+	}
+	for _, k := range t.Deletes {
+		if err := f.st.SysDelete(b, k); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }

@@ -17,6 +17,8 @@ type (
 	leaseQuery   struct{ id int64 }
 	membersQuery struct{}
 	revQuery     struct{}
+	sysGetQuery  struct{ key []byte }
+	sysListQuery struct{ prefix []byte }
 )
 
 type leaseInfo struct {
@@ -47,6 +49,10 @@ func (f *fsm) Lookup(q any) (any, error) {
 		return leaseInfo{id: q.id, ttl: ttl, keys: keys}, err
 	case membersQuery:
 		return f.members.list(f.db)
+	case sysGetQuery:
+		return f.st.SysGet(f.db, q.key)
+	case sysListQuery:
+		return f.st.SysList(f.db, q.prefix)
 	}
 	return nil, fmt.Errorf("chainfire: unknown query %T", q)
 }

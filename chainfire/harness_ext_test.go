@@ -27,6 +27,7 @@ type node struct {
 	watch etcdserverpbconnect.WatchClient
 	lease etcdserverpbconnect.LeaseClient
 	maint etcdserverpbconnect.MaintenanceClient
+	srv   *chainfire.Server
 }
 
 func freeAddr(t *testing.T) string {
@@ -96,6 +97,7 @@ func startNode(t *testing.T) *node {
 		watch: etcdserverpbconnect.NewWatchClient(hc, hs.URL, connect.WithGRPC()),
 		lease: etcdserverpbconnect.NewLeaseClient(hc, hs.URL, connect.WithGRPC()),
 		maint: etcdserverpbconnect.NewMaintenanceClient(hc, hs.URL, connect.WithGRPC()),
+		srv:   srv,
 	}
 	ctx := testCtx(t, 10*time.Second)
 	for srv.Ready(ctx) != nil {

@@ -17,6 +17,7 @@ const (
 	tagLease  = 'l' // 'l' + be64(id): a lease and its TTL
 	tagAttach = 'a' // 'a' + be64(id) + key: key is attached to lease id
 	tagMember = 'n' // 'n' + be64(node id): published member attributes
+	tagSystem = 'y' // 'y' + key: a system key (placement driver state): be64(version) + value
 )
 
 // Meta record names (after tagMeta).

@@ -63,6 +63,7 @@ type Command struct {
 	//	*Command_MemberAdd
 	//	*Command_MemberRemove
 	//	*Command_MemberPromote
+	//	*Command_SysTxn
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -211,6 +212,15 @@ func (x *Command) GetMemberPromote() *MemberPromote {
 	return nil
 }
 
+func (x *Command) GetSysTxn() *SysTxn {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_SysTxn); ok {
+			return x.SysTxn
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -262,6 +272,11 @@ type Command_MemberPromote struct {
 	MemberPromote *MemberPromote `protobuf:"bytes,12,opt,name=member_promote,json=memberPromote,proto3,oneof"`
 }
 
+type Command_SysTxn struct {
+	// The system keyspace (placement driver state), see SysTxn.
+	SysTxn *SysTxn `protobuf:"bytes,13,opt,name=sys_txn,json=sysTxn,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Cmd() {}
 
 func (*Command_DeleteRange) isCommand_Cmd() {}
@@ -283,6 +298,8 @@ func (*Command_MemberAdd) isCommand_Cmd() {}
 func (*Command_MemberRemove) isCommand_Cmd() {}
 
 func (*Command_MemberPromote) isCommand_Cmd() {}
+
+func (*Command_SysTxn) isCommand_Cmd() {}
 
 // LeaseExpire revokes leases whose TTL the leader saw run out.
 type LeaseExpire struct {
@@ -588,11 +605,225 @@ func (x *MemberPromote) GetNodeId() uint64 {
 	return 0
 }
 
+// SysTxn is a compare-and-swap transaction on the system keyspace: if every
+// compare holds, the puts and deletes apply atomically. Each system key has
+// a version: 0 when absent, 1 after the first put, +1 on each put.
+type SysTxn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Compares      []*SysCompare          `protobuf:"bytes,1,rep,name=compares,proto3" json:"compares,omitempty"`
+	Puts          []*SysKeyValue         `protobuf:"bytes,2,rep,name=puts,proto3" json:"puts,omitempty"`
+	Deletes       [][]byte               `protobuf:"bytes,3,rep,name=deletes,proto3" json:"deletes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SysTxn) Reset() {
+	*x = SysTxn{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SysTxn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SysTxn) ProtoMessage() {}
+
+func (x *SysTxn) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SysTxn.ProtoReflect.Descriptor instead.
+func (*SysTxn) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SysTxn) GetCompares() []*SysCompare {
+	if x != nil {
+		return x.Compares
+	}
+	return nil
+}
+
+func (x *SysTxn) GetPuts() []*SysKeyValue {
+	if x != nil {
+		return x.Puts
+	}
+	return nil
+}
+
+func (x *SysTxn) GetDeletes() [][]byte {
+	if x != nil {
+		return x.Deletes
+	}
+	return nil
+}
+
+// SysCompare requires key to be at version.
+type SysCompare struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Version       uint64                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SysCompare) Reset() {
+	*x = SysCompare{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SysCompare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SysCompare) ProtoMessage() {}
+
+func (x *SysCompare) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SysCompare.ProtoReflect.Descriptor instead.
+func (*SysCompare) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SysCompare) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SysCompare) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// SysKeyValue is one system key and its value.
+type SysKeyValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SysKeyValue) Reset() {
+	*x = SysKeyValue{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SysKeyValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SysKeyValue) ProtoMessage() {}
+
+func (x *SysKeyValue) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SysKeyValue.ProtoReflect.Descriptor instead.
+func (*SysKeyValue) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SysKeyValue) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SysKeyValue) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// SysTxnResult is the result of a SysTxn.
+type SysTxnResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Succeeded     bool                   `protobuf:"varint,1,opt,name=succeeded,proto3" json:"succeeded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SysTxnResult) Reset() {
+	*x = SysTxnResult{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SysTxnResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SysTxnResult) ProtoMessage() {}
+
+func (x *SysTxnResult) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SysTxnResult.ProtoReflect.Descriptor instead.
+func (*SysTxnResult) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SysTxnResult) GetSucceeded() bool {
+	if x != nil {
+		return x.Succeeded
+	}
+	return false
+}
+
 var File_centra_chainfire_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xb8\x06\n" +
+	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xf8\x06\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x03put\x18\x02 \x01(\v2\x18.etcdserverpb.PutRequestH\x00R\x03put\x12E\n" +
@@ -610,7 +841,8 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"member_add\x18\n" +
 	" \x01(\v2&.centra.chainfire.raftcmd.v1.MemberAddH\x00R\tmemberAdd\x12P\n" +
 	"\rmember_remove\x18\v \x01(\v2).centra.chainfire.raftcmd.v1.MemberRemoveH\x00R\fmemberRemove\x12S\n" +
-	"\x0emember_promote\x18\f \x01(\v2*.centra.chainfire.raftcmd.v1.MemberPromoteH\x00R\rmemberPromoteB\x05\n" +
+	"\x0emember_promote\x18\f \x01(\v2*.centra.chainfire.raftcmd.v1.MemberPromoteH\x00R\rmemberPromote\x12>\n" +
+	"\asys_txn\x18\r \x01(\v2#.centra.chainfire.raftcmd.v1.SysTxnH\x00R\x06sysTxnB\x05\n" +
 	"\x03cmd\"\x1f\n" +
 	"\vLeaseExpire\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\xbb\x01\n" +
@@ -633,7 +865,20 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\fMemberRemove\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"(\n" +
 	"\rMemberPromote\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\x04R\x06nodeIdB\x88\x02\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"\xa5\x01\n" +
+	"\x06SysTxn\x12C\n" +
+	"\bcompares\x18\x01 \x03(\v2'.centra.chainfire.raftcmd.v1.SysCompareR\bcompares\x12<\n" +
+	"\x04puts\x18\x02 \x03(\v2(.centra.chainfire.raftcmd.v1.SysKeyValueR\x04puts\x12\x18\n" +
+	"\adeletes\x18\x03 \x03(\fR\adeletes\"8\n" +
+	"\n" +
+	"SysCompare\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"5\n" +
+	"\vSysKeyValue\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\",\n" +
+	"\fSysTxnResult\x12\x1c\n" +
+	"\tsucceeded\x18\x01 \x01(\bR\tsucceededB\x88\x02\n" +
 	"\x1fcom.centra.chainfire.raftcmd.v1B\fRaftcmdProtoP\x01ZHgithub.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1;raftcmdv1\xa2\x02\x03CCR\xaa\x02\x1bCentra.Chainfire.Raftcmd.V1\xca\x02\x1bCentra\\Chainfire\\Raftcmd\\V1\xe2\x02'Centra\\Chainfire\\Raftcmd\\V1\\GPBMetadata\xea\x02\x1eCentra::Chainfire::Raftcmd::V1b\x06proto3"
 
 var (
@@ -648,7 +893,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP() []byte {
 	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescData
 }
 
-var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*Command)(nil),                         // 0: centra.chainfire.raftcmd.v1.Command
 	(*LeaseExpire)(nil),                     // 1: centra.chainfire.raftcmd.v1.LeaseExpire
@@ -656,30 +901,37 @@ var file_centra_chainfire_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*MemberAdd)(nil),                       // 3: centra.chainfire.raftcmd.v1.MemberAdd
 	(*MemberRemove)(nil),                    // 4: centra.chainfire.raftcmd.v1.MemberRemove
 	(*MemberPromote)(nil),                   // 5: centra.chainfire.raftcmd.v1.MemberPromote
-	(*etcdserverpb.PutRequest)(nil),         // 6: etcdserverpb.PutRequest
-	(*etcdserverpb.DeleteRangeRequest)(nil), // 7: etcdserverpb.DeleteRangeRequest
-	(*etcdserverpb.TxnRequest)(nil),         // 8: etcdserverpb.TxnRequest
-	(*etcdserverpb.CompactionRequest)(nil),  // 9: etcdserverpb.CompactionRequest
-	(*etcdserverpb.LeaseGrantRequest)(nil),  // 10: etcdserverpb.LeaseGrantRequest
-	(*etcdserverpb.LeaseRevokeRequest)(nil), // 11: etcdserverpb.LeaseRevokeRequest
+	(*SysTxn)(nil),                          // 6: centra.chainfire.raftcmd.v1.SysTxn
+	(*SysCompare)(nil),                      // 7: centra.chainfire.raftcmd.v1.SysCompare
+	(*SysKeyValue)(nil),                     // 8: centra.chainfire.raftcmd.v1.SysKeyValue
+	(*SysTxnResult)(nil),                    // 9: centra.chainfire.raftcmd.v1.SysTxnResult
+	(*etcdserverpb.PutRequest)(nil),         // 10: etcdserverpb.PutRequest
+	(*etcdserverpb.DeleteRangeRequest)(nil), // 11: etcdserverpb.DeleteRangeRequest
+	(*etcdserverpb.TxnRequest)(nil),         // 12: etcdserverpb.TxnRequest
+	(*etcdserverpb.CompactionRequest)(nil),  // 13: etcdserverpb.CompactionRequest
+	(*etcdserverpb.LeaseGrantRequest)(nil),  // 14: etcdserverpb.LeaseGrantRequest
+	(*etcdserverpb.LeaseRevokeRequest)(nil), // 15: etcdserverpb.LeaseRevokeRequest
 }
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
-	6,  // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
-	7,  // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
-	8,  // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
-	9,  // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
-	10, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
-	11, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
+	10, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
+	11, // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
+	12, // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
+	13, // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
+	14, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
+	15, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
 	1,  // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
 	2,  // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
 	3,  // 8: centra.chainfire.raftcmd.v1.Command.member_add:type_name -> centra.chainfire.raftcmd.v1.MemberAdd
 	4,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
 	5,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 11: centra.chainfire.raftcmd.v1.Command.sys_txn:type_name -> centra.chainfire.raftcmd.v1.SysTxn
+	7,  // 12: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
+	8,  // 13: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() }
@@ -699,6 +951,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 		(*Command_MemberAdd)(nil),
 		(*Command_MemberRemove)(nil),
 		(*Command_MemberPromote)(nil),
+		(*Command_SysTxn)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -706,7 +959,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc), len(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
