@@ -15,7 +15,7 @@ import (
 
 // progressInterval is how often an idle watcher created with progress_notify
 // gets an empty response carrying the current revision (etcd: 10 minutes).
-var progressInterval = 10 * time.Minute
+const progressInterval = 10 * time.Minute
 
 // watchService implements etcdserverpb.Watch. One stream multiplexes many
 // watchers; each runs in its own goroutine and the stream's sends are

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
+	"github.com/centra-cloud/centra/gen/mvccpb"
 )
 
 // ErrCompacted is returned by Run when the watcher needs revisions that were
@@ -144,7 +145,7 @@ type Filter struct {
 }
 
 func (f *Filter) match(ev mvcc.Event) bool {
-	if (f.NoPut && ev.Type == 0) || (f.NoDelete && ev.Type != 0) {
+	if (f.NoPut && ev.Type == mvccpb.Event_PUT) || (f.NoDelete && ev.Type == mvccpb.Event_DELETE) {
 		return false
 	}
 	k := ev.KV.Key
