@@ -6,6 +6,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 )
@@ -138,21 +139,10 @@ func checkOps(ops []*etcdserverpb.RequestOp) error {
 	}
 	for _, d := range dels {
 		for _, p := range puts {
-			if inRange(p, d.Key, d.RangeEnd) {
+			if mvcc.InRange(p, d.Key, d.RangeEnd) {
 				return ErrDuplicateKey
 			}
 		}
 	}
 	return nil
-}
-
-// inRange reports whether key is in [start, end) with etcd's conventions.
-func inRange(key, start, end []byte) bool {
-	switch {
-	case len(end) == 0:
-		return string(key) == string(start)
-	case len(end) == 1 && end[0] == 0:
-		return string(key) >= string(start)
-	}
-	return string(key) >= string(start) && string(key) < string(end)
 }

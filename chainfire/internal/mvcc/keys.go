@@ -170,3 +170,16 @@ func prefixEnd(p []byte) []byte {
 	}
 	return nil
 }
+
+// InRange reports whether key is in the range [start, end) with etcd's
+// conventions: an empty end means the single key start, end "\x00" means
+// every key >= start.
+func InRange(key, start, end []byte) bool {
+	switch {
+	case len(end) == 0:
+		return bytes.Equal(key, start)
+	case len(end) == 1 && end[0] == 0:
+		return bytes.Compare(key, start) >= 0
+	}
+	return bytes.Compare(key, start) >= 0 && bytes.Compare(key, end) < 0
+}

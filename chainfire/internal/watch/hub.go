@@ -148,15 +148,7 @@ func (f *Filter) match(ev mvcc.Event) bool {
 	if (f.NoPut && ev.Type == mvccpb.Event_PUT) || (f.NoDelete && ev.Type == mvccpb.Event_DELETE) {
 		return false
 	}
-	k := ev.KV.Key
-	switch {
-	case len(f.End) == 0:
-		return bytes.Equal(k, f.Key)
-	case len(f.End) == 1 && f.End[0] == 0:
-		return bytes.Compare(k, f.Key) >= 0
-	default:
-		return bytes.Compare(k, f.Key) >= 0 && bytes.Compare(k, f.End) < 0
-	}
+	return mvcc.InRange(ev.KV.Key, f.Key, f.End)
 }
 
 // Batch is what a watcher sends at once: matching events up to Revision.
