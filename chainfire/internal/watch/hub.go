@@ -11,7 +11,6 @@
 package watch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
