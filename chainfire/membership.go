@@ -320,3 +320,9 @@ func isRemoved(ms *dragonboat.Membership, replicaID uint64) bool {
 	_, ok := ms.Removed[replicaID]
 	return ok
 }
+
+// MemberList returns the members as operators see them (see memberView).
+func (s *Server) MemberList(ctx context.Context) ([]*chainfirev1.Member, error) {
+	view, _, err := s.memberView(ctx)
+	return view, err
+}

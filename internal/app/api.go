@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/centra-cloud/centra/chainfire"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
@@ -27,13 +26,14 @@ type apiServer struct {
 	handler atomic.Pointer[http.ServeMux]
 }
 
-// mux builds the API's routes: /metrics always; the etcd services, /health
-// and /readyz once Chainfire runs (before that, while the node starts or
-// waits to join, /health and /readyz answer 503 with the reason).
-func (a *App) mux(cf *chainfire.Server) *http.ServeMux {
+// mux builds the API's routes: /metrics always; the etcd services and the
+// placement driver (/pd/api/v1, PDService) on control-plane nodes; /health
+// and /readyz once the roles run (before that, while the node starts or
+// waits to join, they answer 503 with the reason).
+func (a *App) mux(r *routes) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
-	if cf == nil {
+	if r == nil {
 		starting := func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "not ready: starting, or waiting to be added to a cluster", http.StatusServiceUnavailable)
 		}
@@ -41,11 +41,17 @@ func (a *App) mux(cf *chainfire.Server) *http.ServeMux {
 		mux.HandleFunc("/readyz", starting)
 		return mux
 	}
-	for path, h := range cf.Handlers() {
-		mux.Handle(path, h)
+	if r.cf != nil {
+		for path, h := range r.cf.Handlers() {
+			mux.Handle(path, h)
+		}
 	}
-	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) { handleHealth(w, cf) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { handleReady(w, r, cf) })
+	if r.pd != nil {
+		mux.Handle("/pd/", r.pd.HTTPHandler())
+		mux.Handle(r.pd.ConnectHandler())
+	}
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { handleHealth(w, *r) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, req *http.Request) { handleReady(w, req, *r) })
 	return mux
 }
 
@@ -74,8 +80,8 @@ func newAPIServer(a *App) (*apiServer, error) {
 	return s, nil
 }
 
-// serve switches to the full set of routes once Chainfire runs.
-func (s *apiServer) serve(cf *chainfire.Server) { s.handler.Store(s.a.mux(cf)) }
+// serve switches to the full set of routes once the roles run.
+func (s *apiServer) serve(r routes) { s.handler.Store(s.a.mux(&r)) }
 
 func (s *apiServer) start() error {
 	ln, err := net.Listen("tcp", s.a.cfg.Network.APIAddr)
@@ -117,11 +123,16 @@ func (s *apiServer) stop() error {
 
 // handleHealth answers 200 while the metadata shard has a leader, 503
 // otherwise (etcd's /health semantics).
-func handleHealth(w http.ResponseWriter, cf *chainfire.Server) {
+func handleHealth(w http.ResponseWriter, r routes) {
 	w.Header().Set("Content-Type", "application/json")
-	if !cf.HasLeader() {
+	if r.cf != nil && !r.cf.HasLeader() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, `{"health":"false","reason":"no leader"}`)
+		return
+	}
+	if r.store != nil && !r.store.registered.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, `{"health":"false","reason":"not registered with PD"}`)
 		return
 	}
 	fmt.Fprintln(w, `{"health":"true"}`)
@@ -130,10 +141,10 @@ func handleHealth(w http.ResponseWriter, cf *chainfire.Server) {
 // handleReady answers 200 once this node serves linearizable reads: raft is
 // up, the metadata shard has a leader and this replica caught up to the
 // leader's read index.
-func handleReady(w http.ResponseWriter, r *http.Request, cf *chainfire.Server) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+func handleReady(w http.ResponseWriter, req *http.Request, r routes) {
+	ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 	defer cancel()
-	if err := cf.Ready(ctx); err != nil {
+	if err := r.ready(ctx); err != nil {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,6 +22,7 @@ import (
 	"github.com/centra-cloud/centra/chainfire"
 	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/internal/sdnotify"
+	"github.com/centra-cloud/centra/pd"
 	"github.com/centra-cloud/centra/shared/raftnode"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
@@ -36,10 +38,17 @@ type App struct {
 	cf   *chainfire.Server
 	api  *apiServer
 
-	opts      Options
+	opts  Options
+	pd    *pd.Server
+	store *storeAgent
+	// failed receives an error that must stop the process (e.g. PD refused
+	// this store's identity).
+	failed chan error
+
 	replicaID uint64 // this node's replica in the metadata shard
 	ready     chan struct{}
 	closeOnce sync.Once
+	closed    atomic.Bool
 	closeErr  error
 }
 
@@ -56,10 +65,7 @@ func New(cfg config.Config, opts Options, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if !cfg.HasRole("control_plane") {
-		return nil, errors.New("centra: role \"store\" alone is not available yet: run with role control_plane (or control_plane,store)")
-	}
-	return &App{cfg: cfg, opts: opts, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{})}, nil
+	return &App{cfg: cfg, opts: opts, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{}), failed: make(chan error, 1)}, nil
 }
 
 // clientURL is the URL other members and clients use for this node's API.
@@ -86,14 +92,6 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}()
 	c := &a.cfg
-	if err := checkDataDirs(c.StateDir(), c.RaftDir()); err != nil {
-		return err
-	}
-	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("centra: create data directory: %w (check [storage] data_dir and its permissions)", err)
-		}
-	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.api, err = newAPIServer(a)
 	if err != nil {
@@ -101,6 +99,34 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	if err := a.api.start(); err != nil {
 		return err
+	}
+	if c.HasRole(config.RoleControlPlane) {
+		if err := a.startControlPlane(ctx); err != nil {
+			return err
+		}
+	}
+	if c.HasRole(config.RoleStore) {
+		if err := a.startStore(); err != nil {
+			return err
+		}
+	}
+	a.api.serve(routes{cf: a.cf, pd: a.pd, store: a.store})
+	a.log.Info("Serving the API", "api_addr", a.api.addr(), "roles", c.Node.Role, "node_id", c.Node.ID, "data_dir", c.EffectiveDataDir())
+	go a.waitReady()
+	return nil
+}
+
+// startControlPlane starts this node's replica of the metadata shard
+// (raft, Chainfire) and the placement driver on top of it.
+func (a *App) startControlPlane(ctx context.Context) (err error) {
+	c := &a.cfg
+	if err := checkDataDirs(c.StateDir(), c.RaftDir()); err != nil {
+		return err
+	}
+	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("centra: create data directory: %w (check [storage] data_dir and its permissions)", err)
+		}
 	}
 	id, err := a.identity(ctx)
 	if err != nil {
@@ -192,10 +218,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 	a.cf.Start()
-	a.api.serve(a.cf)
-	a.log.Info("Serving the API", "api_addr", a.api.addr(), "raft_addr", advertise, "node_id", c.Node.ID, "data_dir", c.EffectiveDataDir())
-	go a.waitReady()
-	return nil
+	return a.startPD(ctx)
 }
 
 func (a *App) clientTLS() (*tls.Config, error) {
@@ -209,23 +232,27 @@ func (a *App) clientTLS() (*tls.Config, error) {
 // waitReady logs "ready to serve" once the node can serve linearizable
 // reads, and closes Ready().
 func (a *App) waitReady() {
+	r := routes{cf: a.cf, pd: a.pd, store: a.store}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := a.cf.Ready(ctx)
+		err := r.ready(ctx)
 		cancel()
 		if err == nil {
-			a.log.Info("Ready to serve", "node_id", a.cfg.Node.ID, "revision", a.cf.Revision())
+			a.log.Info("Ready to serve", "node_id", a.cfg.Node.ID, "roles", a.cfg.Node.Role)
 			if err := sdnotify.Ready(); err != nil {
 				a.log.Warn("Could not notify systemd", "err", err)
 			}
 			close(a.ready)
 			return
 		}
-		if errors.Is(err, raftnode.ErrClosed) {
+		if errors.Is(err, raftnode.ErrClosed) || a.closed.Load() {
 			return
 		}
 		a.log.Debug("Not ready yet", "err", err)
-		_ = sdnotify.Notify("STATUS=Waiting for a leader of the metadata shard (a quorum of members)")
+		_ = sdnotify.Notify("STATUS=Not ready: " + err.Error())
+		<-tick.C
 	}
 }
 
@@ -295,6 +322,17 @@ func (a *App) transferLeadership() {
 	}
 }
 
+// fail reports an error that must stop the process (see Failed).
+func (a *App) fail(err error) {
+	select {
+	case a.failed <- err:
+	default:
+	}
+}
+
+// Failed delivers an error after which the process must stop.
+func (a *App) Failed() <-chan error { return a.failed }
+
 // Ready is closed once the node serves linearizable reads.
 func (a *App) Ready() <-chan struct{} { return a.ready }
 
@@ -304,19 +342,28 @@ func (a *App) APIAddr() string { return a.api.addr() }
 // Close shuts the process down, in this order:
 //  1. stop the API listener (no new requests; open streams are cut after a
 //     grace period);
-//  2. when this node leads the metadata shard, hand leadership to another
+//  2. stop the store agent's heartbeats and the placement driver's loops;
+//  3. when this node leads the metadata shard, hand leadership to another
 //     voter (bounded wait), so the cluster does not sit out an election
 //     timeout without a leader;
-//  3. stop Chainfire's background work (lease expiry, compaction);
-//  4. close the raft node (dragonboat's NodeHost: replicas stop, log flushed);
-//  5. close the state DB (after raft, which may still apply entries).
+//  4. stop Chainfire's background work (lease expiry, compaction);
+//  5. close the raft node (dragonboat's NodeHost: replicas stop, log flushed);
+//  6. close the state DB (after raft, which may still apply entries).
 //
 // It is idempotent and safe after a partial Start.
 func (a *App) Close() error {
 	a.closeOnce.Do(func() {
+		a.closed.Store(true)
 		var errs []error
 		if a.api != nil {
 			errs = append(errs, a.api.stop())
+		}
+		if a.store != nil {
+			a.store.stop()
+			<-a.store.done
+		}
+		if a.pd != nil {
+			errs = append(errs, a.pd.Close())
 		}
 		if a.node != nil && a.node.NodeHost() != nil {
 			a.transferLeadership()

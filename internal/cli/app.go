@@ -27,6 +27,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			kvCommand(),
 			clusterCommand(),
+			flaredbCommand(),
 			certsCommand(),
 			configCommand(),
 			installLinksCommand(),
@@ -55,7 +56,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 // runbooks' program names (through a symlink or a copy):
 // chainfire-server/flaredb-server ARGS = centra serve ARGS;
 // chainfire-client [FLAGS] member-list|status|... = centra cluster ...;
-// chainfire-client [FLAGS] put|get|... = centra kv ....
+// chainfire-client [FLAGS] put|get|... = centra kv ...;
+// flaredb-client [FLAGS] cluster-status = centra flaredb cluster-status.
 func multiCall(args []string) []string {
 	if len(args) == 0 {
 		return args
@@ -66,6 +68,8 @@ func multiCall(args []string) []string {
 		sub = []string{"serve"}
 	case "chainfire-client":
 		sub = chainfireClientCommand(args[1:])
+	case "flaredb-client":
+		sub = []string{"flaredb"}
 	default:
 		return args
 	}

@@ -84,10 +84,17 @@ func serveCommand() *cli.Command {
 				fmt.Fprintf(stdoutOf(c), "centra is running (node %d, data in %s).\nTalk to it with:\n  centra kv put foo bar --endpoint %s\n  centra kv get foo --endpoint %s\n  etcdctl --endpoints=%s get foo\nStop it with Ctrl-C.\n",
 					cfg.Node.ID, cfg.EffectiveDataDir(), a.APIAddr(), a.APIAddr(), a.APIAddr())
 			}
-			<-ctx.Done()
-			log.Info("Shutting down")
-			notifyStopping(log)
-			return a.Close()
+			select {
+			case <-ctx.Done():
+				log.Info("Shutting down")
+				notifyStopping(log)
+				return a.Close()
+			case err := <-a.Failed():
+				log.Error("Stopping", "err", err)
+				notifyStopping(log)
+				_ = a.Close()
+				return err
+			}
 		},
 	}
 }

@@ -1,0 +1,203 @@
+package flaredb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+)
+
+// PD is what a store needs from the placement driver; pd/client implements
+// it.
+type PD interface {
+	PutStore(ctx context.Context, store *metav1.Store) (*metav1.Store, error)
+	StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, store *metav1.Store) (*pdv1.StoreHeartbeatResponse, error)
+}
+
+// StoreConfig configures the store agent.
+type StoreConfig struct {
+	ID          uint64 // store_id
+	Address     string // addr: the store's API address, its identity in PD
+	PeerAddress string // raft address
+	DataDir     string
+	PD          PD
+	Logger      *slog.Logger
+	// HeartbeatInterval is how often the store reports (TiKV: 10s).
+	HeartbeatInterval time.Duration
+}
+
+// Store is the store agent: registration and heartbeats.
+type Store struct {
+	cfg     StoreConfig
+	log     *slog.Logger
+	started time.Time
+}
+
+// identityFile keeps the store's identity in its data directory: a data
+// directory belongs to one store_id for good.
+const identityFile = "store.json"
+
+type storeIdentity struct {
+	StoreID uint64 `json:"store_id"`
+	Address string `json:"address"`
+}
+
+// NewStore checks cfg; it does no I/O.
+func NewStore(cfg StoreConfig) (*Store, error) {
+	switch {
+	case cfg.ID == 0:
+		return nil, errors.New("flaredb: store_id must be >= 1 (set store_id in flaredb.toml)")
+	case cfg.Address == "" || cfg.DataDir == "" || cfg.PD == nil || cfg.Logger == nil:
+		return nil, errors.New("flaredb: store needs an address, a data directory, a PD client and a logger")
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	return &Store{cfg: cfg, log: cfg.Logger.With("component", "flaredb_pd_client", "store_id", cfg.ID)}, nil
+}
+
+// checkIdentity refuses a data directory that belongs to another store_id
+// (the runbook's duplicate-store_id fix: new store_id, wipe, restart) and
+// records the identity of a new one.
+func (s *Store) checkIdentity() error {
+	path := filepath.Join(s.cfg.DataDir, identityFile)
+	data, err := os.ReadFile(path)
+	if err == nil {
+		var id storeIdentity
+		if err := json.Unmarshal(data, &id); err != nil {
+			return fmt.Errorf("flaredb: %s is corrupt (%v); wipe the data directory to start this store afresh", path, err)
+		}
+		if id.StoreID != s.cfg.ID {
+			return fmt.Errorf("flaredb: data directory %s belongs to store_id %d but the config says %d; restore store_id = %d, or wipe the directory to start as a new store", s.cfg.DataDir, id.StoreID, s.cfg.ID, id.StoreID)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("flaredb: read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("flaredb: create data directory: %w", err)
+	}
+	data, _ = json.Marshal(storeIdentity{StoreID: s.cfg.ID, Address: s.cfg.Address})
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("flaredb: write %s: %w", tmp, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Register checks the data directory's identity and registers the store
+// with PD, retrying unreachable PDs until ctx ends. A refusal (store_id
+// taken by another address) is returned at once.
+func (s *Store) Register(ctx context.Context) error {
+	if err := s.checkIdentity(); err != nil {
+		return err
+	}
+	s.started = time.Now()
+	meta := s.meta()
+	backoff := 200 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := s.cfg.PD.PutStore(rctx, meta)
+		cancel()
+		if err == nil {
+			s.log.Info(fmt.Sprintf("Registered with PD, store_id=%d", s.cfg.ID), "address", s.cfg.Address)
+			return nil
+		}
+		if refused(err) {
+			return fmt.Errorf("flaredb: PD refused to register store_id %d at %s: %w", s.cfg.ID, s.cfg.Address, err)
+		}
+		s.log.Warn("Failed to register with PD, retrying...", "err", err)
+		if err := sleep(ctx, backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// meta is the store's metadata as registered with PD.
+func (s *Store) meta() *metav1.Store {
+	return &metav1.Store{Id: s.cfg.ID, Address: s.cfg.Address, PeerAddress: s.cfg.PeerAddress, StartTimestamp: s.started.Unix()}
+}
+
+// refused reports a PD answer that retrying cannot change.
+func refused(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeAlreadyExists, connect.CodeFailedPrecondition, connect.CodeInvalidArgument, connect.CodePermissionDenied:
+		return true
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// RunHeartbeats reports the store's statistics every HeartbeatInterval until
+// ctx ends; failures are logged and retried with backoff.
+func (s *Store) RunHeartbeats(ctx context.Context) {
+	wait := s.cfg.HeartbeatInterval
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// The metadata rides along, so a PD that lost track of the store
+		// (e.g. a new leader before the state was replicated) re-learns it.
+		_, err := s.cfg.PD.StoreHeartbeat(hctx, s.stats(), s.meta())
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Warn("Heartbeat to PD failed, retrying...", "err", err)
+			wait = min(max(time.Second, wait/2), s.cfg.HeartbeatInterval)
+		default:
+			wait = s.cfg.HeartbeatInterval
+		}
+		if sleep(ctx, wait) != nil {
+			return
+		}
+	}
+}
+
+// stats measures the store: the file system of the data directory gives
+// capacity and available space.
+func (s *Store) stats() *pdv1.StoreStats {
+	st := &pdv1.StoreStats{StoreId: s.cfg.ID, StartTime: uint32(s.started.Unix())}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(s.cfg.DataDir, &fs); err == nil {
+		st.Capacity = fs.Blocks * uint64(fs.Bsize)
+		st.Available = fs.Bavail * uint64(fs.Bsize)
+	}
+	st.UsedSize = dirSize(s.cfg.DataDir)
+	return st
+}
+
+// dirSize sums the sizes of the files under dir.
+func dirSize(dir string) uint64 {
+	var n uint64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += uint64(info.Size())
+			}
+		}
+		return nil
+	})
+	return n
+}

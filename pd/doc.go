@@ -1,0 +1,18 @@
+// Package pd is centra's placement driver: the control plane of FlareDB.
+//
+// It keeps the cluster's store and region metadata, registers stores and
+// tracks their heartbeats and states (Up, Disconnected, Down, Offline,
+// Tombstone, as TiKV PD does), records regions from their leaders'
+// heartbeats, allocates cluster-unique IDs, and serves TiKV PD's HTTP API
+// under /pd/api/v1 as well as the Connect service centra.pd.v1.PDService.
+//
+// All durable state lives in the metadata shard's system keyspace, reached
+// through chainfire/client.SystemKV and written with compare-and-swap; the
+// layout is described in DESIGN.md. Decisions are made by the node that
+// leads the metadata shard: followers forward HTTP requests to the leader
+// and refuse Connect calls with Unavailable naming the leader, which
+// pd/client follows.
+//
+// Lifecycle: New validates the configuration and does no I/O; Start begins
+// the background store checks; Close stops them.
+package pd

@@ -1,0 +1,433 @@
+package pd
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+)
+
+func parseID(w http.ResponseWriter, r *http.Request, name string) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue(name), 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, fmt.Sprintf("invalid %s %q: want an unsigned integer", name, r.PathValue(name)))
+		return 0, false
+	}
+	return id, true
+}
+
+// handleStores is GET /stores[?state=N...]: Up and Offline by default.
+func (s *Server) handleStores(w http.ResponseWriter, r *http.Request) {
+	want := map[metav1.StoreState]bool{metav1.StoreState_STORE_STATE_UP_UNSPECIFIED: true, metav1.StoreState_STORE_STATE_OFFLINE: true}
+	if states := r.URL.Query()["state"]; len(states) > 0 {
+		want = map[metav1.StoreState]bool{}
+		for _, v := range states {
+			n, err := strconv.Atoi(v)
+			if _, ok := metav1.StoreState_name[int32(n)]; err != nil || !ok {
+				writeJSON(w, http.StatusInternalServerError, fmt.Sprintf("unknown store state %q: want 0 (Up), 1 (Offline) or 2 (Tombstone)", v))
+				return
+			}
+			want[metav1.StoreState(n)] = true
+		}
+	}
+	infos, err := s.Stores(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	regions, err := s.ScanRegions(r.Context(), nil, nil, 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	aggs := aggregate(regions)
+	out := storesJSON{Stores: []storeJSON{}}
+	now := s.now()
+	for _, info := range infos {
+		if want[info.Store.GetState()] {
+			out.Stores = append(out.Stores, toStoreJSON(info, aggs[info.Store.GetId()], now))
+		}
+	}
+	out.Count = len(out.Stores)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleStore(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseID(w, r, "id")
+	if !ok {
+		return
+	}
+	info, err := s.GetStore(r.Context(), id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	regions, err := s.ScanRegions(r.Context(), nil, nil, 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toStoreJSON(info, aggregate(regions)[id], s.now()))
+}
+
+// handleDeleteStore is DELETE /store/{id}[?force]: take the store offline.
+func (s *Server) handleDeleteStore(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseID(w, r, "id")
+	if !ok {
+		return
+	}
+	force := r.URL.Query().Has("force")
+	if v := r.URL.Query().Get("force"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, fmt.Sprintf("invalid force %q: want true or false", v))
+			return
+		}
+		force = b
+	}
+	if err := s.DeleteStore(r.Context(), id, force); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, msgStoreOffline)
+}
+
+func (s *Server) handleRegions(w http.ResponseWriter, r *http.Request) {
+	regions, err := s.ScanRegions(r.Context(), nil, nil, 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := regionsJSON{Count: len(regions), Regions: []regionJSON{}}
+	for _, info := range regions {
+		out.Regions = append(out.Regions, toRegionJSON(info))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleRegionByID(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseID(w, r, "id")
+	if !ok {
+		return
+	}
+	info, err := s.GetRegionByID(r.Context(), id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRegionJSON(info))
+}
+
+// handleRegionByKey is GET /region/key/{key}: the raw key, or hex with
+// ?format=hex.
+func (s *Server) handleRegionByKey(w http.ResponseWriter, r *http.Request) {
+	key := []byte(r.PathValue("key"))
+	if r.URL.Query().Get("format") == "hex" {
+		k, err := hex.DecodeString(string(key))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, fmt.Sprintf("invalid hex key %q", key))
+			return
+		}
+		key = k
+	}
+	info, err := s.GetRegion(r.Context(), key)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toRegionJSON(info))
+}
+
+// handleRegionStats is GET /stats/region[?start_key=&end_key=][&count].
+func (s *Server) handleRegionStats(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	regions, err := s.ScanRegions(r.Context(), []byte(q.Get("start_key")), []byte(q.Get("end_key")), 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if q.Has("count") {
+		writeJSON(w, http.StatusOK, regionStatsJSON{Count: len(regions)})
+		return
+	}
+	writeJSON(w, http.StatusOK, computeRegionStats(regions))
+}
+
+// handleOperators is GET /operators[?object]: strings by default.
+func (s *Server) handleOperators(w http.ResponseWriter, r *http.Request) {
+	ops, err := s.operatorList(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if kind := r.URL.Query().Get("kind"); kind != "" && kind != "admin" {
+		ops = nil // only admin operators exist so far
+	}
+	if r.URL.Query().Has("object") {
+		views := make([]OperatorView, 0, len(ops))
+		for _, o := range ops {
+			views = append(views, o.view())
+		}
+		writeJSON(w, http.StatusOK, views)
+		return
+	}
+	strs := make([]string, 0, len(ops))
+	for _, o := range ops {
+		strs = append(strs, o.String())
+	}
+	writeJSON(w, http.StatusOK, strs)
+}
+
+func (s *Server) handleOperator(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseID(w, r, "region_id")
+	if !ok {
+		return
+	}
+	ops, err := s.operatorList(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	for _, o := range ops {
+		if o.regionID == id {
+			writeJSON(w, http.StatusOK, o.view())
+			return
+		}
+	}
+	writeErr(w, fmt.Errorf("%w: region %d", ErrOperatorNotFound, id))
+}
+
+func (s *Server) handleAddOperator(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var req OperatorRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, "invalid operator request: "+err.Error())
+		return
+	}
+	if err := s.AddOperator(r.Context(), req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "The operator is created.")
+}
+
+func (s *Server) handleDeleteOperator(w http.ResponseWriter, r *http.Request) {
+	id, ok := parseID(w, r, "region_id")
+	if !ok {
+		return
+	}
+	if err := s.RemoveOperator(r.Context(), id); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "The pending operator is canceled.")
+}
+
+// scheduleConfigJSON adds the read-only scheduler list to the config.
+type scheduleConfigJSON struct {
+	ScheduleConfig
+	SchedulersV2 []schedulerConfigJSON `json:"schedulers-v2"`
+}
+
+type schedulerConfigJSON struct {
+	Type        string   `json:"type"`
+	Args        []string `json:"args"`
+	Disable     bool     `json:"disable"`
+	ArgsPayload string   `json:"args-payload"`
+}
+
+func (s *Server) handleGetSchedule(w http.ResponseWriter, r *http.Request) {
+	cfg, err := s.ScheduleConfig(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.mu.Lock()
+	entries := append([]schedulerEntry(nil), s.schedulers...)
+	s.mu.Unlock()
+	out := scheduleConfigJSON{ScheduleConfig: cfg, SchedulersV2: []schedulerConfigJSON{}}
+	for _, e := range entries {
+		sc := schedulerConfigJSON{Type: schedulerType(e.Name), Args: []string{}}
+		if e.StoreID != 0 {
+			sc.Args = []string{strconv.FormatUint(e.StoreID, 10)}
+		}
+		out.SchedulersV2 = append(out.SchedulersV2, sc)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// schedulerType is PD's short type of a scheduler name.
+func schedulerType(name string) string {
+	switch name {
+	case "balance-hot-region-scheduler":
+		return "hot-region"
+	}
+	const suffix = "-scheduler"
+	if len(name) > len(suffix) && name[len(name)-len(suffix):] == suffix {
+		return name[:len(name)-len(suffix)]
+	}
+	return name
+}
+
+func (s *Server) handlePostSchedule(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.UpdateScheduleConfig(r.Context(), body); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "The config is updated.")
+}
+
+func (s *Server) handleGetReplicate(w http.ResponseWriter, r *http.Request) {
+	cfg, err := s.ReplicationConfig(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cfg)
+}
+
+func (s *Server) handlePostReplicate(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.UpdateReplicationConfig(r.Context(), body); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "The config is updated.")
+}
+
+// handleSchedulers is GET /schedulers[?status=paused|disabled]: nothing is
+// paused or disabled yet, so a status filter gives an empty list.
+func (s *Server) handleSchedulers(w http.ResponseWriter, r *http.Request) {
+	names, err := s.Schedulers(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if st := r.URL.Query().Get("status"); st != "" {
+		if st != "paused" && st != "disabled" {
+			writeJSON(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q: want paused or disabled", st))
+			return
+		}
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, names)
+}
+
+func (s *Server) handleAddScheduler(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var req struct {
+		Name    string `json:"name"`
+		StoreID uint64 `json:"store_id"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, "invalid scheduler request: "+err.Error())
+		return
+	}
+	if err := s.AddScheduler(r.Context(), req.Name, req.StoreID); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "The scheduler is created.")
+}
+
+func (s *Server) handleRemoveScheduler(w http.ResponseWriter, r *http.Request) {
+	if err := s.RemoveScheduler(r.Context(), r.PathValue("name")); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "The scheduler is removed.")
+}
+
+type memberHealthJSON struct {
+	Name       string   `json:"name"`
+	MemberID   uint64   `json:"member_id"`
+	ClientURLs []string `json:"client_urls"`
+	Health     bool     `json:"health"`
+}
+
+// handleHealth is GET /health: one entry per control-plane member. A
+// member counts as healthy when a leader is known (the metadata shard has
+// quorum); probing each member comes with the members' status API.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	members, err := s.members(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	_, lerr := s.cfg.KV.LeaderURL(r.Context())
+	out := make([]memberHealthJSON, 0, len(members))
+	for _, m := range members {
+		out = append(out, memberHealthJSON{Name: m.Name, MemberID: m.MemberID, ClientURLs: nonNil(m.ClientURLs), Health: lerr == nil})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type membersJSON struct {
+	Members []Member `json:"members"`
+	Leader  *Member  `json:"leader,omitempty"`
+}
+
+// handleMembers is GET /members: the control-plane members and the one
+// whose client URL is the metadata shard leader's.
+func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request) {
+	members, err := s.members(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	out := membersJSON{Members: members}
+	if leader, err := s.cfg.KV.LeaderURL(r.Context()); err == nil {
+		for i, m := range members {
+			for _, u := range m.ClientURLs {
+				if u == leader {
+					out.Leader = &members[i]
+				}
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) members(r *http.Request) ([]Member, error) {
+	if s.cfg.Members == nil {
+		return []Member{}, nil
+	}
+	ms, err := s.cfg.Members(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		ms[i].PeerURLs, ms[i].ClientURLs = nonNil(ms[i].PeerURLs), nonNil(ms[i].ClientURLs)
+	}
+	if ms == nil {
+		ms = []Member{}
+	}
+	return ms, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,95 @@
+package pd
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are PD's Prometheus metrics. Store and region gauges are read
+// from the leader's cache at scrape time; a follower exports none of them
+// (its view would be stale), so query them with max() across nodes.
+type metrics struct {
+	heartbeats        *prometheus.CounterVec
+	heartbeatDuration prometheus.Histogram
+}
+
+var (
+	descStoreState = prometheus.NewDesc("flaredb_store_state",
+		"1 when the store is Up (heartbeating, not Offline), 0 otherwise (Disconnected, Down, Offline); Tombstone stores are left out. Exported by the PD leader only.",
+		[]string{"store_id"}, nil)
+	descStoreCount = prometheus.NewDesc("pd_store_count",
+		"Number of stores by state name (Up, Disconnected, Down, Offline, Tombstone). Exported by the PD leader only.",
+		[]string{"state"}, nil)
+	descRegionCount = prometheus.NewDesc("pd_region_count",
+		"Number of regions PD knows. Exported by the PD leader only.", nil, nil)
+)
+
+func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
+	m := &metrics{
+		heartbeats: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pd_store_heartbeat_total",
+			Help: "Store heartbeats handled by this node, by result (ok, error, not_leader).",
+		}, []string{"result"}),
+		heartbeatDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pd_store_heartbeat_duration_seconds",
+			Help:    "Time to handle one store heartbeat on this node.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.heartbeats, m.heartbeatDuration, &storeCollector{s: s}} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeHeartbeat(d time.Duration, err error) {
+	result := "ok"
+	switch {
+	case err == nil:
+	case isNotLeader(err):
+		result = "not_leader"
+	default:
+		result = "error"
+	}
+	m.heartbeats.WithLabelValues(result).Inc()
+	m.heartbeatDuration.Observe(d.Seconds())
+}
+
+// storeCollector reads the store and region gauges at scrape time.
+type storeCollector struct{ s *Server }
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descStoreState
+	ch <- descStoreCount
+	ch <- descRegionCount
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded || !s.cfg.KV.IsLeader() {
+		return
+	}
+	counts := map[string]int{StateUp: 0, StateDisconnected: 0, StateDown: 0, StateOffline: 0, StateTombstone: 0}
+	for id, e := range s.stores {
+		name := s.stateName(e)
+		counts[name]++
+		if name == StateTombstone {
+			continue // gone for good: no alert
+		}
+		up := 0.0
+		if name == StateUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descStoreState, prometheus.GaugeValue, up, strconv.FormatUint(id, 10))
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descStoreCount, prometheus.GaugeValue, float64(n), state)
+	}
+	ch <- prometheus.MustNewConstMetric(descRegionCount, prometheus.GaugeValue, float64(len(s.regions.byID)))
+}

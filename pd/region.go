@@ -1,0 +1,273 @@
+package pd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/centra-cloud/centra/chainfire/client"
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+)
+
+// regionStats are the memory-only parts of a region heartbeat.
+type regionStats struct {
+	approximateSize uint64 // MiB
+	approximateKeys uint64
+	bytesWritten    uint64
+	keysWritten     uint64
+	bytesRead       uint64
+	keysRead        uint64
+	downPeers       []*pdv1.PeerStats
+	pendingPeers    []*metav1.Peer
+}
+
+// regionEntry is a region in the leader's cache: the persisted record (at
+// KV version ver) plus the last heartbeat's statistics.
+type regionEntry struct {
+	rec   *metav1.RegionRecord
+	ver   uint64
+	stats regionStats
+}
+
+func (e *regionEntry) region() *metav1.Region { return e.rec.GetRegion() }
+
+// RegionInfo is a region with its leader and last heartbeat statistics.
+type RegionInfo struct {
+	Region          *metav1.Region
+	Leader          *metav1.Peer
+	DownPeers       []*pdv1.PeerStats
+	PendingPeers    []*metav1.Peer
+	ApproximateSize uint64 // MiB
+	ApproximateKeys uint64
+	BytesWritten    uint64
+	KeysWritten     uint64
+	BytesRead       uint64
+	KeysRead        uint64
+}
+
+func (e *regionEntry) info() RegionInfo {
+	rec := proto.Clone(e.rec).(*metav1.RegionRecord)
+	return RegionInfo{
+		Region: rec.GetRegion(), Leader: rec.GetLeader(),
+		DownPeers: e.stats.downPeers, PendingPeers: e.stats.pendingPeers,
+		ApproximateSize: e.stats.approximateSize, ApproximateKeys: e.stats.approximateKeys,
+		BytesWritten: e.stats.bytesWritten, KeysWritten: e.stats.keysWritten,
+		BytesRead: e.stats.bytesRead, KeysRead: e.stats.keysRead,
+	}
+}
+
+// regionIndex finds regions by ID and by key. Regions never overlap in it;
+// sorted holds them by start key.
+type regionIndex struct {
+	byID   map[uint64]*regionEntry
+	sorted []*regionEntry
+}
+
+func newRegionIndex() *regionIndex { return &regionIndex{byID: map[uint64]*regionEntry{}} }
+
+// put inserts or replaces e (by ID). The caller removed overlaps first.
+func (x *regionIndex) put(e *regionEntry) {
+	x.remove(e.region().GetId())
+	x.byID[e.region().GetId()] = e
+	i := sort.Search(len(x.sorted), func(i int) bool {
+		return bytes.Compare(x.sorted[i].region().GetStartKey(), e.region().GetStartKey()) >= 0
+	})
+	x.sorted = slices.Insert(x.sorted, i, e)
+}
+
+func (x *regionIndex) remove(id uint64) {
+	if _, ok := x.byID[id]; !ok {
+		return
+	}
+	delete(x.byID, id)
+	x.sorted = slices.DeleteFunc(x.sorted, func(e *regionEntry) bool { return e.region().GetId() == id })
+}
+
+// byKey returns the region holding key, or nil.
+func (x *regionIndex) byKey(key []byte) *regionEntry {
+	i := sort.Search(len(x.sorted), func(i int) bool {
+		return bytes.Compare(x.sorted[i].region().GetStartKey(), key) > 0
+	})
+	if i == 0 {
+		return nil
+	}
+	e := x.sorted[i-1]
+	if end := e.region().GetEndKey(); len(end) > 0 && bytes.Compare(key, end) >= 0 {
+		return nil
+	}
+	return e
+}
+
+// overlapping returns the regions overlapping [start, end) (end empty:
+// unbounded), in key order.
+func (x *regionIndex) overlapping(start, end []byte) []*regionEntry {
+	var out []*regionEntry
+	for _, e := range x.sorted {
+		r := e.region()
+		if len(end) > 0 && bytes.Compare(r.GetStartKey(), end) >= 0 {
+			break
+		}
+		if len(r.GetEndKey()) > 0 && bytes.Compare(r.GetEndKey(), start) <= 0 {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// storeRegionCount counts the regions with a peer on the store.
+func (x *regionIndex) storeRegionCount(storeID uint64) int {
+	n := 0
+	for _, e := range x.sorted {
+		for _, p := range e.region().GetPeers() {
+			if p.GetStoreId() == storeID {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// RegionHeartbeat records a region leader's heartbeat. It returns
+// ErrStaleRegion, and changes nothing, when the heartbeat is older than
+// what PD knows (as TiKV PD: its version is below the stored version or
+// that of an overlapping region, its conf_ver below the stored conf_ver, or
+// its term below the stored term). The region is persisted only when it is
+// new or its range, epoch, peers or leader changed; statistics stay in
+// memory. Regions the heartbeat's range covers are replaced (a split or
+// merge seen from the new side).
+func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatRequest) error {
+	r := req.GetRegion()
+	if r.GetId() == 0 {
+		return fmt.Errorf("%w: region heartbeat without region id", ErrInvalidArgument)
+	}
+	if len(r.GetEndKey()) > 0 && bytes.Compare(r.GetStartKey(), r.GetEndKey()) >= 0 {
+		return fmt.Errorf("%w: region %d has start key %q >= end key %q", ErrInvalidArgument, r.GetId(), r.GetStartKey(), r.GetEndKey())
+	}
+	epoch := r.GetRegionEpoch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return err
+	}
+	origin := s.regions.byID[r.Id]
+	if origin != nil {
+		oe := origin.region().GetRegionEpoch()
+		switch {
+		case epoch.GetVersion() < oe.GetVersion() || epoch.GetConfVer() < oe.GetConfVer():
+			return fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
+				ErrStaleRegion, r.Id, epoch.GetConfVer(), epoch.GetVersion(), oe.GetConfVer(), oe.GetVersion())
+		case req.GetTerm() < origin.rec.GetTerm():
+			return fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.Id, req.GetTerm(), origin.rec.GetTerm())
+		}
+	}
+	var overlaps []*regionEntry
+	for _, o := range s.regions.overlapping(r.GetStartKey(), r.GetEndKey()) {
+		if o.region().GetId() == r.Id {
+			continue
+		}
+		if epoch.GetVersion() < o.region().GetRegionEpoch().GetVersion() {
+			return fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
+				ErrStaleRegion, r.Id, epoch.GetVersion(), o.region().GetId(), o.region().GetRegionEpoch().GetVersion())
+		}
+		overlaps = append(overlaps, o)
+	}
+	rec := &metav1.RegionRecord{Region: proto.Clone(r).(*metav1.Region), Leader: proto.Clone(req.GetLeader()).(*metav1.Peer), Term: req.GetTerm()}
+	if rec.Region.RegionEpoch == nil {
+		rec.Region.RegionEpoch = &metav1.RegionEpoch{}
+	}
+	e := &regionEntry{rec: rec}
+	if origin != nil {
+		e.ver = origin.ver
+	}
+	changed := origin == nil || len(overlaps) > 0 || !sameRegion(origin.rec, rec)
+	if changed {
+		val, err := proto.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		cmps := []client.SysCompare{{Key: regionKey(r.Id), Version: e.ver}}
+		var dels [][]byte
+		for _, o := range overlaps {
+			cmps = append(cmps, client.SysCompare{Key: regionKey(o.region().GetId()), Version: o.ver})
+			dels = append(dels, regionKey(o.region().GetId()))
+		}
+		ver, err := s.txn(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
+		if err != nil {
+			return err
+		}
+		e.ver = ver
+	}
+	e.stats = regionStats{
+		approximateSize: req.GetApproximateSize(), approximateKeys: req.GetApproximateKeys(),
+		bytesWritten: req.GetBytesWritten(), keysWritten: req.GetKeysWritten(),
+		bytesRead: req.GetBytesRead(), keysRead: req.GetKeysRead(),
+		downPeers: req.GetDownPeers(), pendingPeers: req.GetPendingPeers(),
+	}
+	for _, o := range overlaps {
+		s.regions.remove(o.region().GetId())
+	}
+	s.regions.put(e)
+	if changed {
+		return s.checkStoresLocked(ctx)
+	}
+	return nil
+}
+
+// sameRegion reports whether two records agree on everything that is
+// persisted on change: range, epoch, peers and leader (not the term).
+func sameRegion(a, b *metav1.RegionRecord) bool {
+	return proto.Equal(a.GetRegion(), b.GetRegion()) && proto.Equal(a.GetLeader(), b.GetLeader())
+}
+
+// GetRegionByID returns a region by ID.
+func (s *Server) GetRegionByID(ctx context.Context, id uint64) (RegionInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return RegionInfo{}, err
+	}
+	e := s.regions.byID[id]
+	if e == nil {
+		return RegionInfo{}, fmt.Errorf("%w: region %d", ErrRegionNotFound, id)
+	}
+	return e.info(), nil
+}
+
+// GetRegion returns the region holding key.
+func (s *Server) GetRegion(ctx context.Context, key []byte) (RegionInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return RegionInfo{}, err
+	}
+	e := s.regions.byKey(key)
+	if e == nil {
+		return RegionInfo{}, fmt.Errorf("%w: no region holds key %q", ErrRegionNotFound, key)
+	}
+	return e.info(), nil
+}
+
+// ScanRegions returns up to limit (0: all) regions overlapping [start,
+// end), in key order.
+func (s *Server) ScanRegions(ctx context.Context, start, end []byte, limit int) ([]RegionInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return nil, err
+	}
+	var out []RegionInfo
+	for _, e := range s.regions.overlapping(start, end) {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		out = append(out, e.info())
+	}
+	return out, nil
+}

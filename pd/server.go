@@ -1,0 +1,290 @@
+package pd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/centra-cloud/centra/chainfire/client"
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+)
+
+// Server is the placement driver of one control-plane node. Every node runs
+// one; only the metadata shard's leader acts, the others forward.
+//
+// The leader keeps a cache of the persisted state (stores, regions,
+// configs) plus memory-only facts (heartbeat times, statistics). The cache
+// is (re)loaded from the system keyspace whenever this node becomes leader
+// and after a lost compare-and-swap, so a leader change never acts on a
+// previous term's view. All mutations hold mu across their system-keyspace
+// transaction: PD writes are rare (registrations, epoch or leader changes,
+// config) and serializing them keeps the compare-and-swap logic simple.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	mu          sync.Mutex
+	loaded      bool // the cache reflects the system keyspace for this leadership
+	stores      map[uint64]*storeEntry
+	regions     *regionIndex
+	schedule    ScheduleConfig
+	scheduleVer uint64
+	replication ReplicationConfig
+	replVer     uint64
+	schedulers  []schedulerEntry
+	schedVer    uint64
+	idNext      uint64 // next ID to hand out from the reserved batch
+	idEnd       uint64 // end (exclusive) of the reserved batch
+	operators   map[uint64]*operator
+	epochVer    uint64 // version of keyLeaderEpoch written by this leadership
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// New checks cfg and returns a Server. It does no I/O.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "pd"),
+		regions:   newRegionIndex(),
+		stores:    map[uint64]*storeEntry{},
+		operators: map[uint64]*operator{},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	m, err := newMetrics(cfg.Registry, s)
+	if err != nil {
+		return nil, fmt.Errorf("pd: register metrics: %w", err)
+	}
+	s.m = m
+	return s, nil
+}
+
+// Start begins the background loop that, on the leader, buries Offline
+// stores without regions as Tombstone every CheckInterval. ctx covers the
+// start only: the loop runs until Close.
+func (s *Server) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	started := false
+	s.startOnce.Do(func() {
+		started = true
+		go s.loop()
+	})
+	if !started {
+		return errors.New("pd: server already started or closed")
+	}
+	return nil
+}
+
+// Close stops the background loop and waits for it. It is idempotent and
+// safe without Start. The HTTP and Connect handlers belong to the caller's
+// listener: stop that first, then Close.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		started := true
+		s.startOnce.Do(func() { started = false })
+		if started {
+			<-s.done
+		}
+	})
+	return nil
+}
+
+func (s *Server) loop() {
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	t := time.NewTicker(s.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			cctx, ccancel := context.WithTimeout(ctx, s.cfg.CheckInterval)
+			if err := s.CheckStores(cctx); err != nil && !isNotLeader(err) {
+				s.log.Warn("store check failed", "err", err)
+			}
+			ccancel()
+		}
+	}
+}
+
+// lead makes sure this node leads and its cache is loaded. Call with mu.
+func (s *Server) lead(ctx context.Context) error {
+	if !s.cfg.KV.IsLeader() {
+		s.loaded = false
+		return ErrNotLeader
+	}
+	if s.loaded {
+		// Another node may have led in between (A -> B -> A): its write
+		// of the epoch key tells, and this cache is then stale.
+		got, err := s.cfg.KV.Get(ctx, []byte(keyLeaderEpoch))
+		if err != nil {
+			s.invalidate()
+			return err
+		}
+		if got.Version == s.epochVer {
+			return nil
+		}
+		s.log.Info("pd leadership changed hands; reloading state")
+	}
+	if err := s.load(ctx); err != nil {
+		return fmt.Errorf("pd: load state: %w", err)
+	}
+	s.loaded = true
+	return nil
+}
+
+// invalidate drops the cache after a lost compare-and-swap; the next call
+// reloads it. Call with mu.
+func (s *Server) invalidate() { s.loaded = false }
+
+// load reads the persisted state. Every store counts as just seen: heartbeat
+// times are leader memory, so a new leader gives each store a full grace
+// period before calling it Disconnected.
+func (s *Server) load(ctx context.Context) error {
+	now := s.cfg.Now()
+	// Claim the epoch first: a previous leader's writes fail from now on.
+	got, err := s.cfg.KV.Get(ctx, []byte(keyLeaderEpoch))
+	if err != nil {
+		return err
+	}
+	var epoch uint64
+	if got.Version > 0 {
+		if epoch, err = decodeUint64(got.Value); err != nil {
+			return err
+		}
+	}
+	epochKey := []byte(keyLeaderEpoch)
+	ok, err := s.cfg.KV.Txn(ctx, []client.SysCompare{{Key: epochKey, Version: got.Version}},
+		[]client.SysKV{{Key: epochKey, Value: encodeUint64(epoch + 1)}}, nil)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrConcurrentUpdate
+	}
+	s.epochVer = got.Version + 1
+	kvs, err := s.cfg.KV.List(ctx, []byte(keyStorePrefix))
+	if err != nil {
+		return err
+	}
+	stores := make(map[uint64]*storeEntry, len(kvs))
+	for _, kv := range kvs {
+		st := &metav1.Store{}
+		if err := proto.Unmarshal(kv.Value, st); err != nil {
+			return fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		e := &storeEntry{meta: st, ver: kv.Version, lastHeartbeat: now}
+		if old := s.stores[st.Id]; old != nil {
+			e.stats = old.stats // statistics survive a reload on the same node
+		}
+		stores[st.Id] = e
+	}
+	kvs, err = s.cfg.KV.List(ctx, []byte(keyRegionPrefix))
+	if err != nil {
+		return err
+	}
+	regions := newRegionIndex()
+	for _, kv := range kvs {
+		rec := &metav1.RegionRecord{}
+		if err := proto.Unmarshal(kv.Value, rec); err != nil {
+			return fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		e := &regionEntry{rec: rec, ver: kv.Version}
+		if old := s.regions.byID[rec.GetRegion().GetId()]; old != nil {
+			e.stats = old.stats
+		}
+		regions.put(e)
+	}
+	sc, scVer, err := loadJSON(ctx, s.cfg.KV, keyScheduleConfig, DefaultScheduleConfig())
+	if err != nil {
+		return err
+	}
+	rc, rcVer, err := loadJSON(ctx, s.cfg.KV, keyReplicaConfig, DefaultReplicationConfig())
+	if err != nil {
+		return err
+	}
+	sched, schedVer, err := loadJSON(ctx, s.cfg.KV, keySchedulers, defaultSchedulers())
+	if err != nil {
+		return err
+	}
+	s.stores, s.regions = stores, regions
+	s.schedule, s.scheduleVer = sc, scVer
+	s.replication, s.replVer = rc, rcVer
+	s.schedulers, s.schedVer = sched, schedVer
+	s.idNext, s.idEnd = 0, 0
+	s.operators = map[uint64]*operator{} // operators are leader memory
+	s.log.Info("loaded pd state", "stores", len(stores), "regions", len(regions.byID))
+	return nil
+}
+
+// loadJSON reads a JSON value, or def when the key is absent. Keys absent
+// from the stored JSON keep def's values, so new config keys get defaults.
+func loadJSON[T any](ctx context.Context, kv client.SystemKV, key string, def T) (T, uint64, error) {
+	got, err := kv.Get(ctx, []byte(key))
+	if err != nil {
+		return def, 0, err
+	}
+	if got.Version == 0 {
+		return def, 0, nil
+	}
+	v := def
+	if err := json.Unmarshal(got.Value, &v); err != nil {
+		return def, 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return v, got.Version, nil
+}
+
+// putCAS writes key=value if key is still at ver and returns the new
+// version. Call with mu; a lost race invalidates the cache.
+func (s *Server) putCAS(ctx context.Context, key []byte, ver uint64, value []byte) (uint64, error) {
+	return s.txn(ctx, []client.SysCompare{{Key: key, Version: ver}}, []client.SysKV{{Key: key, Value: value}}, nil, ver+1)
+}
+
+func (s *Server) txn(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte, newVer uint64) (uint64, error) {
+	cmps = append(cmps, s.epochCmp())
+	ok, err := s.cfg.KV.Txn(ctx, cmps, puts, dels)
+	if err != nil {
+		if errors.Is(err, client.ErrNotLeader) {
+			s.invalidate()
+			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return 0, err
+	}
+	if !ok {
+		s.invalidate()
+		return 0, ErrConcurrentUpdate
+	}
+	return newVer, nil
+}
+
+// now returns the injected clock's time.
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+// epochCmp makes a write conditional on this node still holding the PD
+// epoch it claimed when it loaded its cache.
+func (s *Server) epochCmp() client.SysCompare {
+	return client.SysCompare{Key: []byte(keyLeaderEpoch), Version: s.epochVer}
+}

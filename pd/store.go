@@ -1,0 +1,308 @@
+package pd
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+)
+
+// Derived store state names, as TiKV PD shows them in state_name.
+const (
+	StateUp           = "Up"
+	StateDisconnected = "Disconnected"
+	StateDown         = "Down"
+	StateOffline      = "Offline"
+	StateTombstone    = "Tombstone"
+)
+
+// storeEntry is a store in the leader's cache: the persisted metadata (at
+// KV version ver) plus memory-only heartbeat facts.
+type storeEntry struct {
+	meta          *metav1.Store
+	ver           uint64
+	stats         *pdv1.StoreStats
+	lastHeartbeat time.Time
+}
+
+// StoreInfo is a store with its last statistics and derived state.
+type StoreInfo struct {
+	Store         *metav1.Store
+	Stats         *pdv1.StoreStats
+	StateName     string
+	LastHeartbeat time.Time
+}
+
+// stateName derives Up/Disconnected/Down/Offline/Tombstone. Call with mu.
+func (s *Server) stateName(e *storeEntry) string {
+	switch e.meta.GetState() {
+	case metav1.StoreState_STORE_STATE_OFFLINE:
+		return StateOffline
+	case metav1.StoreState_STORE_STATE_TOMBSTONE:
+		return StateTombstone
+	}
+	age := s.now().Sub(e.lastHeartbeat)
+	switch {
+	case age > s.schedule.MaxStoreDownTime.Duration:
+		return StateDown
+	case age > s.cfg.DisconnectAfter:
+		return StateDisconnected
+	}
+	return StateUp
+}
+
+func (s *Server) info(e *storeEntry) StoreInfo {
+	st := proto.Clone(e.meta).(*metav1.Store)
+	st.LastHeartbeat = e.lastHeartbeat.UnixNano()
+	var stats *pdv1.StoreStats
+	if e.stats != nil {
+		stats = proto.Clone(e.stats).(*pdv1.StoreStats)
+	}
+	return StoreInfo{Store: st, Stats: stats, StateName: s.stateName(e), LastHeartbeat: e.lastHeartbeat}
+}
+
+// PutStore registers a store or updates its metadata and counts as a
+// heartbeat. A store_id bound to another address, or an address bound to
+// another live store_id, is refused with a *StoreConflictError; a
+// tombstone's ID is refused with ErrStoreTombstone. The same address keeps
+// its ID across restarts.
+func (s *Server) PutStore(ctx context.Context, st *metav1.Store) (*metav1.Store, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return nil, err
+	}
+	e, err := s.putStoreLocked(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return s.info(e).Store, nil
+}
+
+func (s *Server) putStoreLocked(ctx context.Context, st *metav1.Store) (*storeEntry, error) {
+	if st.GetId() == 0 {
+		return nil, fmt.Errorf("%w: store id must not be 0", ErrInvalidArgument)
+	}
+	if st.GetAddress() == "" {
+		return nil, fmt.Errorf("%w: store %d has no address", ErrInvalidArgument, st.GetId())
+	}
+	old := s.stores[st.Id]
+	if old != nil {
+		if old.meta.GetState() == metav1.StoreState_STORE_STATE_TOMBSTONE {
+			return nil, fmt.Errorf("%w: store_id %d (%s) was removed and cannot register again: give this store a new store_id and wipe its data dir",
+				ErrStoreTombstone, st.Id, old.meta.GetAddress())
+		}
+		if old.meta.GetAddress() != st.Address {
+			return nil, &StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: st.Id, ExistingAddress: old.meta.GetAddress()}
+		}
+	}
+	for id, o := range s.stores {
+		if id != st.Id && o.meta.GetAddress() == st.Address && o.meta.GetState() != metav1.StoreState_STORE_STATE_TOMBSTONE {
+			return nil, &StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: id, ExistingAddress: o.meta.GetAddress()}
+		}
+	}
+	now := s.now()
+	next := proto.Clone(st).(*metav1.Store)
+	next.LastHeartbeat = 0
+	var ver uint64
+	if old != nil {
+		next.State = old.meta.GetState()
+		next.NodeState = old.meta.GetNodeState()
+		next.PhysicallyDestroyed = old.meta.GetPhysicallyDestroyed()
+		ver = old.ver
+		cur := proto.Clone(old.meta).(*metav1.Store)
+		cur.LastHeartbeat = 0
+		if proto.Equal(cur, next) {
+			old.lastHeartbeat = now
+			return old, nil
+		}
+	} else {
+		next.State = metav1.StoreState_STORE_STATE_UP_UNSPECIFIED
+		next.NodeState = metav1.NodeState_NODE_STATE_SERVING
+	}
+	next.LastHeartbeat = now.UnixNano()
+	val, err := proto.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	newVer, err := s.putCAS(ctx, storeKey(next.Id), ver, val)
+	if err != nil {
+		return nil, err
+	}
+	e := &storeEntry{meta: next, ver: newVer, lastHeartbeat: now}
+	if old != nil {
+		e.stats = old.stats
+	} else {
+		s.log.Info("store registered", "store_id", next.Id, "address", next.Address)
+	}
+	s.stores[next.Id] = e
+	return e, nil
+}
+
+// StoreHeartbeat records a store's statistics and heartbeat time. With
+// st set it first registers or updates the store as PutStore does; without
+// it the store must be registered.
+func (s *Server) StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, st *metav1.Store) (_ *pdv1.StoreHeartbeatResponse, err error) {
+	start := time.Now()
+	defer func() { s.m.observeHeartbeat(time.Since(start), err) }()
+	if stats == nil || stats.StoreId == 0 {
+		return nil, fmt.Errorf("%w: heartbeat without store_id", ErrInvalidArgument)
+	}
+	if st != nil && st.Id != stats.StoreId {
+		return nil, fmt.Errorf("%w: heartbeat for store %d carries metadata of store %d", ErrInvalidArgument, stats.StoreId, st.Id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return nil, err
+	}
+	var e *storeEntry
+	if st != nil {
+		if e, err = s.putStoreLocked(ctx, st); err != nil {
+			return nil, err
+		}
+	} else {
+		e = s.stores[stats.StoreId]
+		if e == nil {
+			return nil, fmt.Errorf("%w: store_id %d is not registered: call PutStore first", ErrStoreNotFound, stats.StoreId)
+		}
+		if e.meta.GetState() == metav1.StoreState_STORE_STATE_TOMBSTONE {
+			return nil, fmt.Errorf("%w: store_id %d (%s) was removed", ErrStoreTombstone, stats.StoreId, e.meta.GetAddress())
+		}
+	}
+	e.stats = proto.Clone(stats).(*pdv1.StoreStats)
+	e.lastHeartbeat = s.now()
+	return &pdv1.StoreHeartbeatResponse{ClusterVersion: s.cfg.ClusterVersion, State: e.meta.GetState()}, nil
+}
+
+// GetStore returns one store.
+func (s *Server) GetStore(ctx context.Context, id uint64) (StoreInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return StoreInfo{}, err
+	}
+	e := s.stores[id]
+	if e == nil {
+		return StoreInfo{}, fmt.Errorf("%w: store %d", ErrStoreNotFound, id)
+	}
+	return s.info(e), nil
+}
+
+// Stores returns every store, by ID.
+func (s *Server) Stores(ctx context.Context) ([]StoreInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return nil, err
+	}
+	ids := make([]uint64, 0, len(s.stores))
+	for id := range s.stores {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]StoreInfo, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, s.info(s.stores[id]))
+	}
+	return out, nil
+}
+
+// Result messages of DeleteStore.
+const msgStoreOffline = "The store is set as Offline."
+
+// DeleteStore takes a store offline (TiKV PD's DELETE /store/{id}). It is
+// refused with ErrTooFewStores when fewer than max-replicas Up stores would
+// remain, unless force (the store is physically destroyed and may never
+// return). A store holding no region becomes Tombstone at once. Repeating
+// the call is a no-op.
+func (s *Server) DeleteStore(ctx context.Context, id uint64, force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return err
+	}
+	e := s.stores[id]
+	if e == nil {
+		return fmt.Errorf("%w: store %d", ErrStoreNotFound, id)
+	}
+	switch e.meta.GetState() {
+	case metav1.StoreState_STORE_STATE_TOMBSTONE:
+		return fmt.Errorf("%w: store %d", ErrStoreTombstone, id)
+	case metav1.StoreState_STORE_STATE_OFFLINE:
+		if !force || e.meta.GetPhysicallyDestroyed() {
+			return nil
+		}
+	default:
+		if !force {
+			up := 0
+			for oid, o := range s.stores {
+				if oid != id && o.meta.GetState() == metav1.StoreState_STORE_STATE_UP_UNSPECIFIED {
+					up++
+				}
+			}
+			if uint64(up) < s.replication.MaxReplicas {
+				return fmt.Errorf("%w: removing store %d would leave %d Up stores, fewer than max-replicas %d: add a store first, or use ?force if the store is gone for good",
+					ErrTooFewStores, id, up, s.replication.MaxReplicas)
+			}
+		}
+	}
+	next := proto.Clone(e.meta).(*metav1.Store)
+	next.State = metav1.StoreState_STORE_STATE_OFFLINE
+	next.NodeState = metav1.NodeState_NODE_STATE_REMOVING
+	next.PhysicallyDestroyed = next.PhysicallyDestroyed || force
+	if s.regions.storeRegionCount(id) == 0 {
+		next.State = metav1.StoreState_STORE_STATE_TOMBSTONE
+		next.NodeState = metav1.NodeState_NODE_STATE_REMOVED
+	}
+	if err := s.writeStoreLocked(ctx, e, next); err != nil {
+		return err
+	}
+	s.log.Info("store set offline", "store_id", id, "force", force, "state", s.stateName(e))
+	return nil
+}
+
+func (s *Server) writeStoreLocked(ctx context.Context, e *storeEntry, next *metav1.Store) error {
+	val, err := proto.Marshal(next)
+	if err != nil {
+		return err
+	}
+	ver, err := s.putCAS(ctx, storeKey(next.Id), e.ver, val)
+	if err != nil {
+		return err
+	}
+	e.meta, e.ver = next, ver
+	return nil
+}
+
+// CheckStores buries Offline stores that hold no region as Tombstone. The
+// leader runs it every CheckInterval and after region changes.
+func (s *Server) CheckStores(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return err
+	}
+	return s.checkStoresLocked(ctx)
+}
+
+func (s *Server) checkStoresLocked(ctx context.Context) error {
+	for id, e := range s.stores {
+		if e.meta.GetState() != metav1.StoreState_STORE_STATE_OFFLINE || s.regions.storeRegionCount(id) > 0 {
+			continue
+		}
+		next := proto.Clone(e.meta).(*metav1.Store)
+		next.State = metav1.StoreState_STORE_STATE_TOMBSTONE
+		next.NodeState = metav1.NodeState_NODE_STATE_REMOVED
+		if err := s.writeStoreLocked(ctx, e, next); err != nil {
+			return err
+		}
+		s.log.Info("store is tombstone", "store_id", id)
+	}
+	return nil
+}
