@@ -98,12 +98,12 @@ func (s *Server) putStoreLocked(ctx context.Context, st *metav1.Store) (*storeEn
 				ErrStoreTombstone, st.Id, old.meta.GetAddress())
 		}
 		if old.meta.GetAddress() != st.Address {
-			return nil, &StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: st.Id, ExistingAddress: old.meta.GetAddress()}
+			return nil, s.refuse(&StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: st.Id, ExistingAddress: old.meta.GetAddress()})
 		}
 	}
 	for id, o := range s.stores {
 		if id != st.Id && o.meta.GetAddress() == st.Address && o.meta.GetState() != metav1.StoreState_STORE_STATE_TOMBSTONE {
-			return nil, &StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: id, ExistingAddress: o.meta.GetAddress()}
+			return nil, s.refuse(&StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: id, ExistingAddress: o.meta.GetAddress()})
 		}
 	}
 	now := s.now()
@@ -138,7 +138,7 @@ func (s *Server) putStoreLocked(ctx context.Context, st *metav1.Store) (*storeEn
 	if old != nil {
 		e.stats = old.stats
 	} else {
-		s.log.Info("store registered", "store_id", next.Id, "address", next.Address)
+		s.log.Info(fmt.Sprintf("Store registered, store_id=%d", next.Id), "store_id", next.Id, "address", next.Address)
 	}
 	s.stores[next.Id] = e
 	return e, nil
@@ -305,4 +305,11 @@ func (s *Server) checkStoresLocked(ctx context.Context) error {
 		s.log.Info("store is tombstone", "store_id", id)
 	}
 	return nil
+}
+
+// refuse logs a refused registration on the PD side too (the store logs it
+// on its side), so both operators see which addresses collide.
+func (s *Server) refuse(err *StoreConflictError) error {
+	s.log.Warn(fmt.Sprintf("Store registration refused, store_id=%d", err.StoreID), "err", err)
+	return err
 }
