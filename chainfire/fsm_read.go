@@ -17,6 +17,7 @@ type (
 	leaseQuery   struct{ id int64 }
 	membersQuery struct{}
 	revQuery     struct{}
+	txnQuery     struct{ req *etcdserverpb.TxnRequest } // read-only
 	sysGetQuery  struct{ key []byte }
 	sysListQuery struct{ prefix []byte }
 )
@@ -34,6 +35,21 @@ func (f *fsm) Lookup(q any) (any, error) {
 	switch q := q.(type) {
 	case rangeQuery:
 		return v.rangeKVs(q.req)
+	case txnQuery:
+		// A read-only txn runs like a write txn on a batch that is never
+		// committed, so comparisons and reads see one consistent state.
+		b := f.db.NewIndexedBatch()
+		defer b.Close()
+		w := writer{view: view{st: f.st, r: b, rev: v.rev, compacted: v.compacted}, txn: f.st.Begin(b, v.rev)}
+		if err := w.checkTxn(q.req); err != nil {
+			return nil, err
+		}
+		resp, err := w.txnOps(q.req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Header.Revision = v.rev
+		return resp, nil
 	case revQuery:
 		return revInfo{rev: v.rev, compacted: v.compacted}, nil
 	case leasesQuery:

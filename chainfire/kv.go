@@ -79,7 +79,40 @@ func (k *kvService) Txn(ctx context.Context, req *connect.Request[etcdserverpb.T
 	if err := checkTxn(req.Msg); err != nil {
 		return nil, toConnectError(err)
 	}
+	if readOnly, serializable := txnReads(req.Msg); readOnly {
+		// As etcd: a txn that writes nothing is a read, not a raft entry.
+		out, err := k.s.read(ctx, txnQuery{req: req.Msg}, serializable)
+		if err != nil {
+			return nil, toConnectError(err)
+		}
+		resp := out.(*etcdserverpb.TxnResponse)
+		k.s.header(resp.Header)
+		return connect.NewResponse(resp), nil
+	}
 	return write[etcdserverpb.TxnResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Txn{Txn: req.Msg}})
+}
+
+// txnReads reports whether a txn only reads (in both branches, nested txns
+// included) and whether every read asked to be serializable.
+func txnReads(t *etcdserverpb.TxnRequest) (readOnly, serializable bool) {
+	serializable = true
+	for _, ops := range [][]*etcdserverpb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			switch r := op.Request.(type) {
+			case *etcdserverpb.RequestOp_RequestRange:
+				serializable = serializable && r.RequestRange.Serializable
+			case *etcdserverpb.RequestOp_RequestTxn:
+				ro, ser := txnReads(r.RequestTxn)
+				if !ro {
+					return false, false
+				}
+				serializable = serializable && ser
+			default:
+				return false, false
+			}
+		}
+	}
+	return true, serializable
 }
 
 func (k *kvService) Compact(ctx context.Context, req *connect.Request[etcdserverpb.CompactionRequest]) (*connect.Response[etcdserverpb.CompactionResponse], error) {

@@ -184,4 +184,16 @@ func TestTxn(t *testing.T) {
 		op(&etcdserverpb.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte("e")}),
 	}})
 	wantCode(t, err, connect.CodeInvalidArgument, chainfire.ErrDuplicateKey)
+
+	// A read-only txn is served as a read: correct answer, no new revision.
+	r, err = txn(&etcdserverpb.TxnRequest{
+		Compare: []*etcdserverpb.Compare{{Key: []byte("k"), Target: etcdserverpb.Compare_VALUE, Result: etcdserverpb.Compare_EQUAL, TargetUnion: &etcdserverpb.Compare_Value{Value: []byte("v2")}}},
+		Success: []*etcdserverpb.RequestOp{op(&etcdserverpb.RangeRequest{Key: []byte("k")})},
+	})
+	if err != nil || !r.Succeeded || string(r.Responses[0].GetResponseRange().Kvs[0].Value) != "v2" || r.Header.Revision != 3 {
+		t.Fatalf("read-only txn: %v %v", r, err)
+	}
+	if g, _ := n.get(t, &etcdserverpb.RangeRequest{Key: []byte("k")}); g.Header.Revision != 3 {
+		t.Fatalf("read-only txn consumed a revision: %d", g.Header.Revision)
+	}
 }
