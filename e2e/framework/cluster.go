@@ -44,6 +44,7 @@ type options struct {
 	dev            bool
 	snapEntries    uint64
 	snapOverhead   uint64
+	stores         int
 }
 
 // WithNodes sets the number of nodes, all bootstrapping from
@@ -79,8 +80,10 @@ type Cluster struct {
 	t     testing.TB
 	opts  options
 	nodes []*Node
-	tls   *tlsFiles
-	base  string // holds every file of the cluster
+	// stores are the store-role processes (PrepareStore, WithStores).
+	stores []*Node
+	tls    *tlsFiles
+	base   string // holds every file of the cluster
 	// bootMembers is initial_members of the bootstrapping nodes.
 	bootMembers []string
 }
@@ -99,6 +102,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	}
 	if o.nodes < 1 {
 		t.Fatalf("WithNodes(%d): need at least one node", o.nodes)
+	}
+	if o.stores > 0 && (o.dev || o.tls) {
+		t.Fatalf("WithStores(%d): not with WithDevMode or WithTLS", o.stores)
 	}
 	// The base directory is created before the cleanup is registered, so
 	// that it is removed only after every process has stopped (cleanups
@@ -134,6 +140,13 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		t.Fatalf("start cluster: %v", err)
 	}
 	t.Logf("cluster of %d node(s) ready in %v, leader %s", len(c.nodes), time.Since(begin).Round(time.Millisecond), c.nodes[leader])
+	if o.stores > 0 {
+		begin := time.Now()
+		if err := c.startStores(); err != nil {
+			t.Fatalf("start stores: %v", err)
+		}
+		t.Logf("%d store(s) registered in %v", o.stores, time.Since(begin).Round(time.Millisecond))
+	}
 	return c
 }
 
@@ -366,11 +379,16 @@ func (c *Cluster) Running() []*Node {
 	return out
 }
 
-// stopAll stops every node concurrently, returning their stop errors.
+// stopAll stops every store, then every node, concurrently, returning
+// their stop errors.
 func (c *Cluster) stopAll() []error {
-	errs := make([]error, len(c.nodes))
+	return append(stopNodes(c.stores), stopNodes(c.nodes)...)
+}
+
+func stopNodes(nodes []*Node) []error {
+	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
-	for i, n := range c.nodes {
+	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -382,7 +400,8 @@ func (c *Cluster) stopAll() []error {
 }
 
 func (c *Cluster) cleanup() {
-	for _, n := range c.nodes {
+	all := append(append([]*Node(nil), c.nodes...), c.stores...)
+	for _, n := range all {
 		for _, crash := range n.Crashes() {
 			c.t.Errorf("unexpected exit: %s", crash)
 		}
@@ -396,7 +415,7 @@ func (c *Cluster) cleanup() {
 	if !c.t.Failed() {
 		return
 	}
-	for _, n := range c.nodes {
+	for _, n := range all {
 		c.t.Logf("---- last lines of %s log (%s) ----\n%s", n, n.logPath, n.tail(60))
 	}
 }

@@ -22,6 +22,14 @@
 // procedures; MultiCallBin links the binary under the runbooks' program
 // names (chainfire-client, chainfire-server) for RunBin.
 //
+// Stores: WithStores(n) starts n store processes (store_id 1..n) after the
+// control plane, each as `centra serve --role=store --config flaredb.toml`
+// with the scale-out runbook's flaredb.toml (StoreConfig.TOML) and pd_addr
+// listing every control-plane node; Cluster.PrepareStore makes another
+// (WithStoreID, WithServerBin for a flaredb-server link), and
+// Node.StartExpectingExit runs one that must be refused. Node.Do,
+// Node.PDStores and Node.PDStore speak the placement driver's HTTP API.
+//
 // Nothing here sleeps for a fixed time:
 // waits poll a condition with a short tick until a deadline (Eventually,
 // Node.WaitReady, Cluster.WaitLeader).

@@ -24,3 +24,17 @@ func Eventually(t testing.TB, cond func() error, timeout time.Duration) {
 		time.Sleep(pollTick) // the poll tick, not a fixed wait
 	}
 }
+
+// WaitFor calls cond every 50 ms until it returns nil, and returns cond's
+// last error if that does not happen within timeout: Eventually for checks
+// that should not stop the test.
+func WaitFor(cond func() error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pollTick) // the poll tick, not a fixed wait
+	}
+}

@@ -58,6 +58,12 @@ type Node struct {
 	// extraArgs are appended to the command line of the start in progress
 	// (StartWithArgs).
 	extraArgs []string
+	// store marks a store (PrepareStore): ID is its store_id, it has no
+	// raft address and runs as `centra serve --role=store`.
+	store bool
+	// expectExit is set while StartExpectingExit waits for the process to
+	// exit on its own: that exit is not a crash.
+	expectExit bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -97,7 +103,12 @@ func (n *Node) Dir() string { return n.dir }
 // restarts.
 func (n *Node) LogPath() string { return n.logPath }
 
-func (n *Node) String() string { return fmt.Sprintf("node %d (%s)", n.ID, n.apiAddr) }
+func (n *Node) String() string {
+	if n.store {
+		return fmt.Sprintf("store %d (%s)", n.ID, n.apiAddr)
+	}
+	return fmt.Sprintf("node %d (%s)", n.ID, n.apiAddr)
+}
 
 // Running reports whether the process has been started and not exited.
 func (n *Node) Running() bool {
@@ -144,6 +155,9 @@ func (n *Node) launch() error {
 	n.starts++
 	n.logOff = st.Size()
 	bin, args := centraBin, []string{"serve"}
+	if n.store {
+		args = append(args, "--role=store")
+	}
 	if n.serverBin != "" {
 		bin, args = n.serverBin, nil
 	}
@@ -177,7 +191,7 @@ func (n *Node) launch() error {
 		_ = logf.Close()
 		n.mu.Lock()
 		n.exitErr = err
-		if !n.stopping {
+		if !n.stopping && !n.expectExit {
 			n.crashes = append(n.crashes, fmt.Sprintf("%s exited on its own at %s (%v, pid %d)",
 				n, time.Now().Format(time.RFC3339Nano), cmd.ProcessState, cmd.Process.Pid))
 		}
@@ -276,7 +290,11 @@ func (n *Node) start() error {
 // waitPortsFree polls until the node's API and raft ports can be bound.
 func (n *Node) waitPortsFree(deadline time.Time) error {
 	for {
-		busy, err := PortsFree(n.apiAddr, n.raftAddr)
+		addrs := []string{n.apiAddr}
+		if n.raftAddr != "" {
+			addrs = append(addrs, n.raftAddr)
+		}
+		busy, err := PortsFree(addrs...)
 		if err == nil {
 			return nil
 		}

@@ -111,7 +111,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.api.serve(routes{cf: a.cf, pd: a.pd, store: a.store})
-	a.log.Info("Serving the API", "api_addr", a.api.addr(), "roles", c.Node.Role, "node_id", c.Node.ID, "data_dir", c.EffectiveDataDir())
+	a.log.Info("Serving the API", append(a.identityAttrs(), "api_addr", a.api.addr(), "data_dir", c.EffectiveDataDir())...)
 	go a.waitReady()
 	return nil
 }
@@ -240,7 +240,7 @@ func (a *App) waitReady() {
 		err := r.ready(ctx)
 		cancel()
 		if err == nil {
-			a.log.Info("Ready to serve", "node_id", a.cfg.Node.ID, "roles", a.cfg.Node.Role)
+			a.log.Info("Ready to serve", a.identityAttrs()...)
 			if err := sdnotify.Ready(); err != nil {
 				a.log.Warn("Could not notify systemd", "err", err)
 			}
@@ -320,6 +320,19 @@ func (a *App) transferLeadership() {
 		a.log.Info("Leadership transferred before shutdown", "leader_id", id)
 		return
 	}
+}
+
+// identityAttrs names this process in logs: its roles, the node ID of a
+// control-plane node and the store ID of a store.
+func (a *App) identityAttrs() []any {
+	attrs := []any{"roles", a.cfg.Node.Role}
+	if a.cfg.HasRole(config.RoleControlPlane) {
+		attrs = append(attrs, "node_id", a.cfg.Node.ID)
+	}
+	if a.cfg.HasRole(config.RoleStore) {
+		attrs = append(attrs, "store_id", a.cfg.EffectiveStoreID())
+	}
+	return attrs
 }
 
 // fail reports an error that must stop the process (see Failed).

@@ -46,7 +46,7 @@ func (a *App) startPD(ctx context.Context) error {
 		return err
 	}
 	a.pd, err = pd.New(pd.Config{
-		KV: a.cf, Logger: a.log.With("component", "pd"), Registry: a.reg, HTTPClient: hc,
+		KV: a.cf, Logger: a.log, Registry: a.reg, HTTPClient: hc,
 		ClusterVersion: chainfire.Version,
 		Members: func(ctx context.Context) ([]pd.Member, error) {
 			ms, err := a.cf.MemberList(ctx)

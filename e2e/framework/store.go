@@ -1,0 +1,212 @@
+//go:build e2e
+
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Stores: processes with the store role (FlareDB), run as
+// `centra serve --role=store --config flaredb.toml` with the scale-out
+// runbook's flaredb.toml. A store is a *Node (Kill, Stop, Restart,
+// WaitReady, WaitLog, CurrentLog work the same) whose ID is its store_id and
+// whose endpoint is its addr; it is not one of Cluster.Nodes (no raft
+// member), so WaitLeader, Endpoints and Running ignore it.
+
+// storeReadyTimeout bounds the wait for a store's /readyz (registered with
+// PD).
+const storeReadyTimeout = 60 * time.Second
+
+// WithStores starts n stores (store_id 1..n) once the control plane is
+// ready, each pointing pd_addr at every control-plane node, and waits until
+// each answers /readyz with 200 (it registered with PD). Not with WithTLS
+// or WithDevMode.
+func WithStores(n int) Option { return func(o *options) { o.stores = n } }
+
+// WithStoreID sets a store's store_id (PrepareStore; default one more than
+// the highest store_id of the cluster's stores). Unlike node IDs, store_ids
+// may repeat: a test of the duplicate-store_id refusal needs it.
+func WithStoreID(id uint64) NodeOption { return func(n *Node) { n.ID = id } }
+
+// StoreConfig is what the framework writes into a store's flaredb.toml.
+type StoreConfig struct {
+	StoreID  uint64
+	Addr     string   // the store's API address, its identity in PD
+	DataDir  string   // data_dir
+	PDAddr   []string // pd_addr, written as one comma-separated string
+	LogLevel string
+}
+
+// TOML renders c in the shape of the scale-out runbook's flaredb.toml
+// (Step 1), without the optional [tls] section.
+func (c StoreConfig) TOML() string {
+	level := c.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	return fmt.Sprintf(`store_id = %d # NEW STORE ID (must be unique)
+addr = %q
+data_dir = %q
+pd_addr = %q # Placement Driver address
+log_level = %q
+[peers]
+# Empty for new node - will be populated by PD
+[namespace_modes]
+default = "eventual" # or "strong"
+`, c.StoreID, c.Addr, c.DataDir, strings.Join(c.PDAddr, ","), level)
+}
+
+// IsStore reports whether n is a store (PrepareStore, WithStores) rather
+// than a control-plane node.
+func (n *Node) IsStore() bool { return n.store }
+
+// StoreID returns a store's store_id (its ID).
+func (n *Node) StoreID() uint64 { return n.ID }
+
+// StoreConfig returns the settings the framework renders into the store's
+// flaredb.toml.
+func (n *Node) StoreConfig() StoreConfig {
+	return StoreConfig{StoreID: n.ID, Addr: n.apiAddr, DataDir: n.dataDir, PDAddr: n.c.Endpoints(), LogLevel: n.c.opts.logLevel}
+}
+
+// PrepareStore creates a store on a fresh API port, in its own directory,
+// with flaredb.toml (ConfigPath) rendered from StoreConfig. It does not
+// start it (Start does), so a test may first replace the config file. The
+// store is stopped when the test ends.
+func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
+	if c.opts.dev {
+		return nil, errors.New("PrepareStore: not in dev mode")
+	}
+	if c.tls != nil {
+		return nil, errors.New("PrepareStore: TLS clusters are not supported (certificates are made for the control-plane nodes only)")
+	}
+	var maxID uint64
+	for _, s := range c.stores {
+		maxID = max(maxID, s.ID)
+	}
+	n := &Node{c: c, Index: len(c.stores), ID: maxID + 1, store: true}
+	for _, o := range opts {
+		o(n)
+	}
+	if n.Name == "" {
+		n.Name = fmt.Sprintf("store%d", n.ID)
+	}
+	dir, err := os.MkdirTemp(c.base, n.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	n.dir = dir
+	n.logPath = filepath.Join(dir, n.Name+".log")
+	n.dataDir = filepath.Join(dir, "data")
+	n.configPath = filepath.Join(dir, "flaredb.toml")
+	if n.apiAddr, err = allocAddr(); err != nil {
+		return nil, err
+	}
+	if err := n.writeStoreConfig(); err != nil {
+		return nil, err
+	}
+	c.stores = append(c.stores, n)
+	return n, nil
+}
+
+func (n *Node) writeStoreConfig() error {
+	return os.WriteFile(n.configPath, []byte(n.StoreConfig().TOML()), 0o600)
+}
+
+// storeIDLine is the store_id line of a flaredb.toml.
+var storeIDLine = regexp.MustCompile(`(?m)^store_id[ \t]*=[ \t]*[0-9]+`)
+
+// SetStoreID changes a stopped store's store_id: it edits the store_id
+// line of its flaredb.toml in place, whoever wrote the file (the
+// troubleshooting runbook's "Change: store_id = <NEW_UNIQUE_ID>"). The
+// data directory is left alone (WipeData).
+func (n *Node) SetStoreID(id uint64) error {
+	if !n.store {
+		return fmt.Errorf("SetStoreID: %s is not a store", n)
+	}
+	if n.Running() {
+		return fmt.Errorf("SetStoreID: %s is running; stop it first", n)
+	}
+	b, err := os.ReadFile(n.configPath)
+	if err != nil {
+		return err
+	}
+	if !storeIDLine.Match(b) {
+		return fmt.Errorf("SetStoreID: %s has no store_id line", n.configPath)
+	}
+	b = storeIDLine.ReplaceAll(b, []byte(fmt.Sprintf("store_id = %d", id)))
+	if err := os.WriteFile(n.configPath, b, 0o600); err != nil {
+		return err
+	}
+	n.c.t.Logf("%s: store_id set to %d in %s", n, id, n.configPath)
+	n.ID = id
+	return nil
+}
+
+// Store returns store i (from 0, in the order of creation).
+func (c *Cluster) Store(i int) *Node { return c.stores[i] }
+
+// Stores returns every store, running or not.
+func (c *Cluster) Stores() []*Node { return c.stores }
+
+// startStores starts the WithStores stores and waits until each is ready.
+func (c *Cluster) startStores() error {
+	var stores []*Node
+	for range c.opts.stores {
+		s, err := c.PrepareStore()
+		if err != nil {
+			return err
+		}
+		stores = append(stores, s)
+	}
+	for _, s := range stores {
+		if err := s.start(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeReadyTimeout)
+	defer cancel()
+	for _, s := range stores {
+		if err := s.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StartExpectingExit launches the node and waits up to timeout for its
+// process to exit on its own, as a store refused by PD must; that exit is
+// not a crash. It returns the exit status and what this run logged. If the
+// process is still running at the timeout it is stopped and an error is
+// returned.
+func (n *Node) StartExpectingExit(timeout time.Duration) (int, string, error) {
+	if n.Running() {
+		return -1, "", fmt.Errorf("%s is already running", n)
+	}
+	n.mu.Lock()
+	n.expectExit = true
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		n.expectExit = false
+		n.mu.Unlock()
+	}()
+	if err := n.launch(); err != nil {
+		return -1, "", err
+	}
+	if err := n.wait(timeout); err != nil {
+		_ = n.stop()
+		return -1, n.currentLog(), fmt.Errorf("%s was expected to exit: %w", n, err)
+	}
+	n.mu.Lock()
+	code := n.cmd.ProcessState.ExitCode()
+	n.mu.Unlock()
+	return code, n.currentLog(), nil
+}
