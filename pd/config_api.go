@@ -25,23 +25,33 @@ func (s *Server) UpdateScheduleConfig(ctx context.Context, patch []byte) error {
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
-	next := s.schedule
-	if err := mergeConfig(&next, patch); err != nil {
+	return updateConfig(ctx, s, "schedule", keyScheduleConfig, s.schedule, &s.schedule, &s.scheduleVer, patch)
+}
+
+// updateConfig merges patch into next (a copy of the config in effect that
+// shares nothing with it), validates it, persists it under key with a
+// compare-and-swap on *ver and only then installs it in *cur. The caller
+// holds s.mu and leads.
+func updateConfig[T any, PT interface {
+	*T
+	Validate() error
+}](ctx context.Context, s *Server, name, key string, next T, cur *T, ver *uint64, patch []byte) error {
+	if err := mergeConfig(PT(&next), patch); err != nil {
 		return err
 	}
-	if err := next.Validate(); err != nil {
+	if err := PT(&next).Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	val, err := json.Marshal(next)
 	if err != nil {
 		return err
 	}
-	ver, err := s.putCAS(ctx, []byte(keyScheduleConfig), s.scheduleVer, val)
+	v, err := s.putCAS(ctx, []byte(key), *ver, val)
 	if err != nil {
 		return err
 	}
-	s.schedule, s.scheduleVer = next, ver
-	s.log.Info("schedule config updated", "patch", string(patch))
+	*cur, *ver = next, v
+	s.log.Info(name+" config updated", "patch", string(patch))
 	return nil
 }
 
@@ -65,21 +75,5 @@ func (s *Server) UpdateReplicationConfig(ctx context.Context, patch []byte) erro
 	}
 	next := s.replication
 	next.LocationLabels = append(StringList(nil), next.LocationLabels...)
-	if err := mergeConfig(&next, patch); err != nil {
-		return err
-	}
-	if err := next.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
-	}
-	val, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	ver, err := s.putCAS(ctx, []byte(keyReplicaConfig), s.replVer, val)
-	if err != nil {
-		return err
-	}
-	s.replication, s.replVer = next, ver
-	s.log.Info("replication config updated", "patch", string(patch))
-	return nil
+	return updateConfig(ctx, s, "replication", keyReplicaConfig, next, &s.replication, &s.replVer, patch)
 }

@@ -1,6 +1,7 @@
 package pd
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -277,16 +278,7 @@ func schedulerType(name string) string {
 }
 
 func (s *Server) handlePostSchedule(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	if err := s.UpdateScheduleConfig(r.Context(), body); err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, "The config is updated.")
+	handleConfigPatch(w, r, s.UpdateScheduleConfig)
 }
 
 func (s *Server) handleGetReplicate(w http.ResponseWriter, r *http.Request) {
@@ -299,12 +291,17 @@ func (s *Server) handleGetReplicate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePostReplicate(w http.ResponseWriter, r *http.Request) {
+	handleConfigPatch(w, r, s.UpdateReplicationConfig)
+}
+
+// handleConfigPatch applies a partial JSON config from the request body.
+func handleConfigPatch(w http.ResponseWriter, r *http.Request, update func(context.Context, []byte) error) {
 	body, err := readBody(r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	if err := s.UpdateReplicationConfig(r.Context(), body); err != nil {
+	if err := update(r.Context(), body); err != nil {
 		writeErr(w, err)
 		return
 	}
