@@ -87,8 +87,8 @@ func prefixEnd(p []byte) []byte {
 }
 
 // keyRange reads KEY [END] and --prefix.
-func keyRange(c *cli.Context, min int) ([]byte, []byte, error) {
-	if c.NArg() < min || c.NArg() > 2 {
+func keyRange(c *cli.Context) ([]byte, []byte, error) {
+	if c.NArg() < 1 || c.NArg() > 2 {
 		return nil, nil, exitf("%s: want KEY [END], got %d arguments", c.Command.Name, c.NArg())
 	}
 	key := []byte(c.Args().Get(0))
@@ -160,14 +160,20 @@ func rangeRequest(c *cli.Context, key, end []byte) *etcdserverpb.RangeRequest {
 	}
 }
 
+// keyRangeConn reads KEY [END] and --prefix, and connects.
+func keyRangeConn(c *cli.Context) ([]byte, []byte, *conn, error) {
+	key, end, err := keyRange(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cn, err := newConn(c)
+	return key, end, cn, err
+}
+
 // kvGet prints the value of one key (exits non-zero when it does not
 // exist), or key/value pairs for a range or prefix, as etcdctl does.
 func kvGet(c *cli.Context) error {
-	key, end, err := keyRange(c, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := newConn(c)
+	key, end, cn, err := keyRangeConn(c)
 	if err != nil {
 		return err
 	}
@@ -191,16 +197,12 @@ func kvGet(c *cli.Context) error {
 }
 
 func kvRange(c *cli.Context) error {
-	key, end, err := keyRange(c, 1)
+	key, end, cn, err := keyRangeConn(c)
 	if err != nil {
 		return err
 	}
 	if end == nil {
 		end = []byte{0}
-	}
-	cn, err := newConn(c)
-	if err != nil {
-		return err
 	}
 	resp, err := call(c.Context, cn, etcdserverpbconnect.NewKVClient, rangeRequest(c, key, end), etcdserverpbconnect.KVClient.Range)
 	if err != nil {
@@ -232,11 +234,7 @@ func printKV(w io.Writer, kv *mvccpb.KeyValue, keysOnly, valueOnly bool) {
 }
 
 func kvDel(c *cli.Context) error {
-	key, end, err := keyRange(c, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := newConn(c)
+	key, end, cn, err := keyRangeConn(c)
 	if err != nil {
 		return err
 	}
@@ -258,11 +256,7 @@ func kvDel(c *cli.Context) error {
 // nothing here: a broken stream ends the command with an error, and the
 // printed revisions let the caller resume with --rev.
 func kvWatch(c *cli.Context) error {
-	key, end, err := keyRange(c, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := newConn(c)
+	key, end, cn, err := keyRangeConn(c)
 	if err != nil {
 		return err
 	}
