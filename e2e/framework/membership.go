@@ -37,13 +37,11 @@ func WithServerBin(bin string) NodeOption { return func(n *Node) { n.serverBin =
 // bootstrap = false and initial_members = []. It does not start the node
 // (Node.Start does), so a test may first replace the file at
 // Node.ConfigPath. The node is stopped when the test ends like the others.
-// TLS clusters are not supported (their certificates are made at boot).
+// In a TLS cluster the node gets a certificate from the cluster's CA
+// (`centra certs init` reuses the CA in the certificate directory).
 func (c *Cluster) PrepareNode(opts ...NodeOption) (*Node, error) {
 	if c.opts.dev {
 		return nil, errors.New("PrepareNode: not in dev mode (fixed ports)")
-	}
-	if c.tls != nil {
-		return nil, errors.New("PrepareNode: TLS clusters are not supported (certificates are made for the boot nodes only)")
 	}
 	var maxID uint64
 	for _, m := range c.nodes {
@@ -74,6 +72,11 @@ func (c *Cluster) PrepareNode(opts ...NodeOption) (*Node, error) {
 	}
 	if n.raftAddr, err = allocAddr(); err != nil {
 		return nil, err
+	}
+	if c.tls != nil {
+		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"=127.0.0.1"); r.Err != nil {
+			return nil, fmt.Errorf("PrepareNode: certificate for %s: %s", n.Name, r)
+		}
 	}
 	if err := c.writeConfig(n); err != nil {
 		return nil, err
