@@ -103,8 +103,8 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	if o.nodes < 1 {
 		t.Fatalf("WithNodes(%d): need at least one node", o.nodes)
 	}
-	if o.stores > 0 && (o.dev || o.tls) {
-		t.Fatalf("WithStores(%d): not with WithDevMode or WithTLS", o.stores)
+	if o.stores > 0 && o.dev {
+		t.Fatalf("WithStores(%d): not with WithDevMode", o.stores)
 	}
 	// The base directory is created before the cleanup is registered, so
 	// that it is removed only after every process has stopped (cleanups

@@ -26,8 +26,9 @@ const storeReadyTimeout = 60 * time.Second
 
 // WithStores starts n stores (store_id 1..n) once the control plane is
 // ready, each pointing pd_addr at every control-plane node, and waits until
-// each answers /readyz with 200 (it registered with PD). Not with WithTLS
-// or WithDevMode.
+// each answers /readyz with 200 (it registered with PD). With WithTLS each
+// store gets a certificate of the cluster's CA and the runbook's [tls]
+// section. Not with WithDevMode.
 func WithStores(n int) Option { return func(o *options) { o.stores = n } }
 
 // WithStoreID sets a store's store_id (PrepareStore; default one more than
@@ -42,21 +43,28 @@ type StoreConfig struct {
 	DataDir  string   // data_dir
 	PDAddr   []string // pd_addr, written as one comma-separated string
 	LogLevel string
+	// CertFile, KeyFile and CAFile fill the runbook's optional [tls]
+	// section (with require_client_cert = true) when set.
+	CertFile, KeyFile, CAFile string
 }
 
 // TOML renders c in the shape of the scale-out runbook's flaredb.toml
-// (Step 1), without the optional [tls] section.
+// (Step 1), with the [tls] section when the cluster uses TLS.
 func (c StoreConfig) TOML() string {
 	level := c.LogLevel
 	if level == "" {
 		level = "info"
+	}
+	tlsSection := ""
+	if c.CertFile != "" {
+		tlsSection = fmt.Sprintf("[tls] # Optional, if TLS enabled\ncert_file = %q\nkey_file = %q\nca_file = %q\nrequire_client_cert = true\n", c.CertFile, c.KeyFile, c.CAFile)
 	}
 	return fmt.Sprintf(`store_id = %d # NEW STORE ID (must be unique)
 addr = %q
 data_dir = %q
 pd_addr = %q # Placement Driver address
 log_level = %q
-[peers]
+`+tlsSection+`[peers]
 # Empty for new node - will be populated by PD
 [namespace_modes]
 default = "eventual" # or "strong"
@@ -73,7 +81,11 @@ func (n *Node) StoreID() uint64 { return n.ID }
 // StoreConfig returns the settings the framework renders into the store's
 // flaredb.toml.
 func (n *Node) StoreConfig() StoreConfig {
-	return StoreConfig{StoreID: n.ID, Addr: n.apiAddr, DataDir: n.dataDir, PDAddr: n.c.Endpoints(), LogLevel: n.c.opts.logLevel}
+	sc := StoreConfig{StoreID: n.ID, Addr: n.apiAddr, DataDir: n.dataDir, PDAddr: n.c.Endpoints(), LogLevel: n.c.opts.logLevel}
+	if t := n.c.tls; t != nil {
+		sc.CertFile, sc.KeyFile, sc.CAFile = filepath.Join(t.dir, n.Name+".crt"), filepath.Join(t.dir, n.Name+".key"), t.caFile
+	}
+	return sc
 }
 
 // PrepareStore creates a store on a fresh API port, in its own directory,
@@ -83,9 +95,6 @@ func (n *Node) StoreConfig() StoreConfig {
 func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
 	if c.opts.dev {
 		return nil, errors.New("PrepareStore: not in dev mode")
-	}
-	if c.tls != nil {
-		return nil, errors.New("PrepareStore: TLS clusters are not supported (certificates are made for the control-plane nodes only)")
 	}
 	var maxID uint64
 	for _, s := range c.stores {
@@ -108,6 +117,11 @@ func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
 	n.configPath = filepath.Join(dir, "flaredb.toml")
 	if n.apiAddr, err = allocAddr(); err != nil {
 		return nil, err
+	}
+	if c.tls != nil {
+		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"=127.0.0.1"); r.Err != nil {
+			return nil, fmt.Errorf("PrepareStore: certificate for %s: %s", n.Name, r)
+		}
 	}
 	if err := n.writeStoreConfig(); err != nil {
 		return nil, err
