@@ -18,6 +18,11 @@
 //		})
 //	res, err := node.Propose(ctx, raftnode.MetadataShardID, cmd)
 //
+// FlareDB regions, which own a key range of a store-wide data keyspace
+// rather than only their shard prefix, use [NewRangeStateMachine] with a
+// [RangeApplier] instead: same apply path, snapshots carry the shard prefix
+// plus the range.
+//
 // Every blocking call needs a context with a deadline. Propose, Read and the
 // membership calls retry only what dragonboat guarantees was not committed
 // and fail fast with [ErrNoLeader] when the shard has no leader. DESIGN.md in

@@ -186,6 +186,9 @@ type cluster struct {
 	logs    *lockedBuffer
 	tune    func(*Config)
 	members map[uint64]*member
+	// newSM, when set, builds the state machines instead of the default
+	// DiskStateMachine over a kvApplier (m.app then stays nil).
+	newSM func(m *member, db *pebble.DB, ks Keyspace) statemachine.IOnDiskStateMachine
 }
 
 func newCluster(t testing.TB, tune func(*Config)) *cluster {
@@ -274,6 +277,9 @@ func (c *cluster) startShard(m *member, sc ShardConfig) {
 	}
 	db := m.db
 	err = m.node.StartShard(sc, func(shardID, replicaID uint64) statemachine.IOnDiskStateMachine {
+		if c.newSM != nil {
+			return c.newSM(m, db, ks)
+		}
 		m.app = &kvApplier{ks: ks, db: db}
 		return NewDiskStateMachine(db, ks, m.app)
 	})

@@ -138,6 +138,28 @@ func readFull(r io.Reader, buf []byte, what string) error {
 	return nil
 }
 
+// readField reads one length-prefixed field (be32 length, then the bytes)
+// into buf, rejecting lengths above limit as corrupt.
+func readField(r io.Reader, lens *[4]byte, buf *bytes.Buffer, limit uint32, what string) error {
+	if err := readFull(r, lens[:], what+" length"); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(lens[:])
+	if n > limit {
+		return corrupt("%s length %d exceeds %d", what, n, limit)
+	}
+	buf.Reset()
+	// CopyN grows buf as data arrives, so a corrupt length cannot allocate
+	// more than the stream holds.
+	if _, err := io.CopyN(buf, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			return corrupt("truncated in %s", what)
+		}
+		return err
+	}
+	return nil
+}
+
 // readSnapshot stages the pairs of a stream written by writeSnapshot for
 // ks's shard into b and verifies the trailer. b must not be committed when
 // it returns an error.
@@ -164,25 +186,6 @@ func readSnapshot(r io.Reader, ks Keyspace, b *pebble.Batch, done <-chan struct{
 		valBuf bytes.Buffer
 		full   []byte
 	)
-	readField := func(buf *bytes.Buffer, limit uint32, what string) error {
-		if err := readFull(cr, lens[:], what+" length"); err != nil {
-			return err
-		}
-		n := binary.BigEndian.Uint32(lens[:])
-		if n > limit {
-			return corrupt("%s length %d exceeds %d", what, n, limit)
-		}
-		buf.Reset()
-		// CopyN grows buf as data arrives, so a corrupt length cannot
-		// allocate more than the stream holds.
-		if _, err := io.CopyN(buf, cr, int64(n)); err != nil {
-			if errors.Is(err, io.EOF) {
-				return corrupt("truncated in %s", what)
-			}
-			return err
-		}
-		return nil
-	}
 	for {
 		if count%snapshotDoneCheck == 0 && stopped(done) {
 			return statemachine.ErrSnapshotStopped
@@ -196,13 +199,13 @@ func readSnapshot(r io.Reader, ks Keyspace, b *pebble.Batch, done <-chan struct{
 		if tag[0] != snapshotTagPair {
 			return corrupt("unknown tag 0x%02x after %d pairs", tag[0], count)
 		}
-		if err := readField(&keyBuf, maxSnapshotKey, "key"); err != nil {
+		if err := readField(cr, &lens, &keyBuf, maxSnapshotKey, "key"); err != nil {
 			return err
 		}
 		if keyBuf.Len() == 0 {
 			return corrupt("empty key after %d pairs", count)
 		}
-		if err := readField(&valBuf, maxSnapshotValue, "value"); err != nil {
+		if err := readField(cr, &lens, &valBuf, maxSnapshotValue, "value"); err != nil {
 			return err
 		}
 		full = append(append(full[:0], ks.prefix[:]...), keyBuf.Bytes()...)

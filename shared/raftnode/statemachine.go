@@ -51,6 +51,14 @@ type Applier interface {
 // the state is left as it was before the failing call. Close does not close
 // the shared DB.
 type DiskStateMachine struct {
+	smCore
+}
+
+// smCore is the part of the on-disk state machine shared by
+// DiskStateMachine and RangeStateMachine: Open, Update, Lookup, Sync,
+// PrepareSnapshot, Close and the applied index, kept under ks's meta
+// subspace. Only the snapshot stream differs between the two.
+type smCore struct {
 	db         *pebble.DB
 	ks         Keyspace
 	app        Applier
@@ -72,15 +80,21 @@ var syncMarker = []byte("raftnode-sync")
 // DB from OpenStateDB shared by every shard of the node. Return it from the
 // factory given to Node.StartShard.
 func NewDiskStateMachine(db *pebble.DB, ks Keyspace, app Applier) *DiskStateMachine {
-	return &DiskStateMachine{db: db, ks: ks, app: app, appliedKey: ks.metaKey(metaApplied)}
+	s := &DiskStateMachine{}
+	s.init(db, ks, app)
+	return s
+}
+
+func (s *smCore) init(db *pebble.DB, ks Keyspace, app Applier) {
+	s.db, s.ks, s.app, s.appliedKey = db, ks, app, ks.metaKey(metaApplied)
 }
 
 // AppliedIndex returns the last applied index; safe for concurrent use.
-func (s *DiskStateMachine) AppliedIndex() uint64 { return s.applied.Load() }
+func (s *smCore) AppliedIndex() uint64 { return s.applied.Load() }
 
 // Open implements IOnDiskStateMachine: it loads the Applier and returns the
 // persisted applied index (0 for a new shard).
-func (s *DiskStateMachine) Open(stopc <-chan struct{}) (uint64, error) {
+func (s *smCore) Open(stopc <-chan struct{}) (uint64, error) {
 	idx, err := ReadAppliedIndex(s.db, s.ks)
 	if err != nil {
 		return 0, err
@@ -98,7 +112,7 @@ func (s *DiskStateMachine) Open(stopc <-chan struct{}) (uint64, error) {
 }
 
 // Update implements IOnDiskStateMachine.
-func (s *DiskStateMachine) Update(entries []statemachine.Entry) ([]statemachine.Entry, error) {
+func (s *smCore) Update(entries []statemachine.Entry) ([]statemachine.Entry, error) {
 	if len(entries) == 0 {
 		return entries, nil
 	}
@@ -120,11 +134,11 @@ func (s *DiskStateMachine) Update(entries []statemachine.Entry) ([]statemachine.
 }
 
 // Lookup implements IOnDiskStateMachine by calling the Applier.
-func (s *DiskStateMachine) Lookup(query any) (any, error) { return s.app.Lookup(query) }
+func (s *smCore) Lookup(query any) (any, error) { return s.app.Lookup(query) }
 
 // Sync implements IOnDiskStateMachine: one synced WAL write makes every
 // earlier NoSync commit durable.
-func (s *DiskStateMachine) Sync() error {
+func (s *smCore) Sync() error {
 	if err := s.db.LogData(syncMarker, pebble.Sync); err != nil {
 		return fmt.Errorf("raftnode: shard %d: sync state DB: %w", s.ks.shardID, err)
 	}
@@ -133,7 +147,25 @@ func (s *DiskStateMachine) Sync() error {
 
 // PrepareSnapshot implements IOnDiskStateMachine: it returns a pebble
 // snapshot, the point-in-time view SaveSnapshot streams.
-func (s *DiskStateMachine) PrepareSnapshot() (any, error) { return s.db.NewSnapshot(), nil }
+func (s *smCore) PrepareSnapshot() (any, error) { return s.db.NewSnapshot(), nil }
+
+// reload re-reads the applied index and calls Load after a snapshot replaced
+// the shard's state.
+func (s *smCore) reload() error {
+	idx, err := ReadAppliedIndex(s.db, s.ks)
+	if err != nil {
+		return err
+	}
+	if err := s.app.Load(s.db); err != nil {
+		return fmt.Errorf("raftnode: shard %d: load state after snapshot: %w", s.ks.shardID, err)
+	}
+	s.applied.Store(idx)
+	return nil
+}
+
+// Close implements IOnDiskStateMachine. It does not close the shared DB:
+// close it after Node.Close.
+func (s *smCore) Close() error { return nil }
 
 // SaveSnapshot implements IOnDiskStateMachine: it streams every key of the
 // shard from the snapshot returned by PrepareSnapshot and releases it.
@@ -166,17 +198,5 @@ func (s *DiskStateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("raftnode: shard %d: commit snapshot: %w", s.ks.shardID, err)
 	}
-	idx, err := ReadAppliedIndex(s.db, s.ks)
-	if err != nil {
-		return err
-	}
-	if err := s.app.Load(s.db); err != nil {
-		return fmt.Errorf("raftnode: shard %d: load state after snapshot: %w", s.ks.shardID, err)
-	}
-	s.applied.Store(idx)
-	return nil
+	return s.reload()
 }
-
-// Close implements IOnDiskStateMachine. It does not close the shared DB:
-// close it after Node.Close.
-func (s *DiskStateMachine) Close() error { return nil }
