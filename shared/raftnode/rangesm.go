@@ -167,9 +167,8 @@ const (
 
 // writeRangeSnapshot streams the shard prefix and [lower, upper) of r to w.
 func writeRangeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, lower, upper []byte, done <-chan struct{}) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	crc := crc32.New(castagnoli)
-	out := io.MultiWriter(bw, crc)
+	sw := newStreamWriter(w)
+	out := sw.out
 	var lens [4]byte
 	writeField := func(b []byte) error {
 		binary.BigEndian.PutUint32(lens[:], uint32(len(b)))
@@ -231,18 +230,7 @@ func writeRangeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, lower, upper 
 			return fmt.Errorf("raftnode: shard %d: snapshot iteration: %w", ks.shardID, err)
 		}
 	}
-	var trailer [1 + 8]byte
-	trailer[0] = snapshotTagEnd
-	binary.BigEndian.PutUint64(trailer[1:], count)
-	if _, err := out.Write(trailer[:]); err != nil {
-		return err
-	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := bw.Write(sum[:]); err != nil {
-		return err
-	}
-	return bw.Flush()
+	return sw.finish(count)
 }
 
 // readRangeSnapshot verifies a version 2 stream for ks's shard and writes

@@ -51,9 +51,8 @@ func stopped(done <-chan struct{}) bool {
 
 // writeSnapshot streams every key of ks's shard visible in r to w.
 func writeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, done <-chan struct{}) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	crc := crc32.New(castagnoli)
-	out := io.MultiWriter(bw, crc)
+	sw := newStreamWriter(w)
+	out := sw.out
 	var hdr [len(snapshotMagic) + 1 + 8]byte
 	copy(hdr[:], snapshotMagic[:])
 	hdr[len(snapshotMagic)] = snapshotV1
@@ -95,18 +94,38 @@ func writeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, done <-chan struct
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("raftnode: shard %d: snapshot iteration: %w", ks.shardID, err)
 	}
+	return sw.finish(count)
+}
+
+// streamWriter writes a snapshot stream: buffered, with a running CRC-32C
+// of everything up to the trailer.
+type streamWriter struct {
+	bw  *bufio.Writer
+	crc hash.Hash32
+	out io.Writer // writes to bw and the CRC
+}
+
+func newStreamWriter(w io.Writer) *streamWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	crc := crc32.New(castagnoli)
+	return &streamWriter{bw: bw, crc: crc, out: io.MultiWriter(bw, crc)}
+}
+
+// finish writes the trailer (end tag and pair count, under the CRC), then
+// the CRC itself, and flushes.
+func (s *streamWriter) finish(count uint64) error {
 	var trailer [1 + 8]byte
 	trailer[0] = snapshotTagEnd
 	binary.BigEndian.PutUint64(trailer[1:], count)
-	if _, err := out.Write(trailer[:]); err != nil {
+	if _, err := s.out.Write(trailer[:]); err != nil {
 		return err
 	}
 	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	if _, err := bw.Write(sum[:]); err != nil {
+	binary.BigEndian.PutUint32(sum[:], s.crc.Sum32())
+	if _, err := s.bw.Write(sum[:]); err != nil {
 		return err
 	}
-	return bw.Flush()
+	return s.bw.Flush()
 }
 
 // crcReader hashes everything read through it.
