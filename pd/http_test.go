@@ -221,17 +221,22 @@ func TestOperators(t *testing.T) {
 	if code, body := do(t, h, "GET", "/pd/api/v1/operators", ""); code != 200 || body != "[]\n" {
 		t.Fatalf("empty = %d %s", code, body)
 	}
-	for body, want := range map[string]int{
-		`{"name":"transfer-leader","region_id":10,"to_store_id":9}`: 400,
-		`{"name":"add-peer","region_id":10,"store_id":1}`:           400,
-		`{"name":"remove-peer","region_id":99,"store_id":1}`:        404,
-		`{"name":"split-region","region_id":10,"policy":"half"}`:    400,
-		`{"name":"teleport","region_id":10}`:                        400,
-		`{"name":"transfer-leader","region_id":10,"to_store_id":2}`: 200,
-		`{"name":"remove-peer","region_id":10,"store_id":3}`:        400, // one per region
+	// In order: only one operator per region, so the last POST is refused
+	// because the one before it succeeded.
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"name":"transfer-leader","region_id":10,"to_store_id":9}`, 400},
+		{`{"name":"add-peer","region_id":10,"store_id":1}`, 400},
+		{`{"name":"remove-peer","region_id":99,"store_id":1}`, 404},
+		{`{"name":"split-region","region_id":10,"policy":"half"}`, 400},
+		{`{"name":"teleport","region_id":10}`, 400},
+		{`{"name":"transfer-leader","region_id":10,"to_store_id":2}`, 200},
+		{`{"name":"remove-peer","region_id":10,"store_id":3}`, 400}, // one per region
 	} {
-		if code, got := do(t, h, "POST", "/pd/api/v1/operators", body); code != want {
-			t.Errorf("POST %s = %d %s, want %d", body, code, got, want)
+		if code, got := do(t, h, "POST", "/pd/api/v1/operators", tc.body); code != tc.want {
+			t.Errorf("POST %s = %d %s, want %d", tc.body, code, got, tc.want)
 		}
 	}
 	_, body := do(t, h, "GET", "/pd/api/v1/operators", "")
