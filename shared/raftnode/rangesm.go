@@ -321,20 +321,5 @@ func readRangeSnapshot(r io.Reader, ks Keyspace, sw *sstable.Writer, done <-chan
 		prev = append(prev[:0], full...)
 		count++
 	}
-	var n [8]byte
-	if err := readFull(cr, n[:], "trailer"); err != nil {
-		return err
-	}
-	want := cr.crc.Sum32()
-	var sum [4]byte
-	if err := readFull(cr.r, sum[:], "checksum"); err != nil {
-		return err
-	}
-	if got := binary.BigEndian.Uint32(sum[:]); got != want {
-		return corrupt("checksum %08x, computed %08x", got, want)
-	}
-	if c := binary.BigEndian.Uint64(n[:]); c != count {
-		return corrupt("trailer counts %d pairs, stream has %d", c, count)
-	}
-	return nil
+	return cr.finish(count)
 }

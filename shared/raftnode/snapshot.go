@@ -143,6 +143,27 @@ func (c *crcReader) Read(p []byte) (int, error) {
 
 // corrupt wraps a framing error in ErrCorruptSnapshot; a truncated stream
 // counts as corrupt.
+// finish reads the trailer that follows the end tag (the pair count, under
+// the CRC) and the CRC itself, and checks both against what was read.
+func (cr *crcReader) finish(count uint64) error {
+	var n [8]byte
+	if err := readFull(cr, n[:], "trailer"); err != nil {
+		return err
+	}
+	want := cr.crc.Sum32()
+	var sum [4]byte
+	if err := readFull(cr.r, sum[:], "checksum"); err != nil {
+		return err
+	}
+	if got := binary.BigEndian.Uint32(sum[:]); got != want {
+		return corrupt("checksum %08x, computed %08x", got, want)
+	}
+	if c := binary.BigEndian.Uint64(n[:]); c != count {
+		return corrupt("trailer counts %d pairs, stream has %d", c, count)
+	}
+	return nil
+}
+
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 }
@@ -233,20 +254,5 @@ func readSnapshot(r io.Reader, ks Keyspace, b *pebble.Batch, done <-chan struct{
 		}
 		count++
 	}
-	var n [8]byte
-	if err := readFull(cr, n[:], "trailer"); err != nil {
-		return err
-	}
-	want := cr.crc.Sum32()
-	var sum [4]byte
-	if err := readFull(cr.r, sum[:], "checksum"); err != nil {
-		return err
-	}
-	if got := binary.BigEndian.Uint32(sum[:]); got != want {
-		return corrupt("checksum %08x, computed %08x", got, want)
-	}
-	if c := binary.BigEndian.Uint64(n[:]); c != count {
-		return corrupt("trailer counts %d pairs, stream has %d", c, count)
-	}
-	return nil
+	return cr.finish(count)
 }
