@@ -5,7 +5,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,19 +26,7 @@ func (n *Node) httpClient() *http.Client {
 // Get fetches path (e.g. "/metrics") from the API listener and returns the
 // status code and body.
 func (n *Node) Get(ctx context.Context, path string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+path, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	hc := n.httpClient()
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return n.Do(ctx, http.MethodGet, path, "")
 }
 
 // WaitReady polls /readyz about every 50 ms until it answers 200 (the node

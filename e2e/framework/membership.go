@@ -59,30 +59,42 @@ func (c *Cluster) PrepareNode(opts ...NodeOption) (*Node, error) {
 			return nil, fmt.Errorf("PrepareNode: node ID %d is taken by %s", n.ID, m)
 		}
 	}
-	dir, err := os.MkdirTemp(c.base, n.Name+"-")
-	if err != nil {
-		return nil, err
+	if err := c.prepareDir(n, "centra.toml"); err != nil {
+		return nil, fmt.Errorf("PrepareNode: %w", err)
 	}
-	n.dir = dir
-	n.logPath = filepath.Join(dir, n.Name+".log")
-	n.dataDir = filepath.Join(dir, "data")
-	n.configPath = filepath.Join(dir, "centra.toml")
-	if n.apiAddr, err = allocAddr(); err != nil {
-		return nil, err
-	}
+	var err error
 	if n.raftAddr, err = allocAddr(); err != nil {
 		return nil, err
-	}
-	if c.tls != nil {
-		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"=127.0.0.1"); r.Err != nil {
-			return nil, fmt.Errorf("PrepareNode: certificate for %s: %s", n.Name, r)
-		}
 	}
 	if err := c.writeConfig(n); err != nil {
 		return nil, err
 	}
 	c.nodes = append(c.nodes, n)
 	return n, nil
+}
+
+// prepareDir gives a node added after boot its own directory, log file,
+// data directory, config path (named configName), API port and, in a TLS
+// cluster, a certificate of the cluster's CA (`centra certs init` reuses
+// the CA in the certificate directory).
+func (c *Cluster) prepareDir(n *Node, configName string) error {
+	dir, err := os.MkdirTemp(c.base, n.Name+"-")
+	if err != nil {
+		return err
+	}
+	n.dir = dir
+	n.logPath = filepath.Join(dir, n.Name+".log")
+	n.dataDir = filepath.Join(dir, "data")
+	n.configPath = filepath.Join(dir, configName)
+	if n.apiAddr, err = allocAddr(); err != nil {
+		return err
+	}
+	if c.tls != nil {
+		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"=127.0.0.1"); r.Err != nil {
+			return fmt.Errorf("certificate for %s: %s", n.Name, r)
+		}
+	}
+	return nil
 }
 
 // ConfigPath returns the node's config file ("" in dev mode).

@@ -107,21 +107,8 @@ func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
 	if n.Name == "" {
 		n.Name = fmt.Sprintf("store%d", n.ID)
 	}
-	dir, err := os.MkdirTemp(c.base, n.Name+"-")
-	if err != nil {
-		return nil, err
-	}
-	n.dir = dir
-	n.logPath = filepath.Join(dir, n.Name+".log")
-	n.dataDir = filepath.Join(dir, "data")
-	n.configPath = filepath.Join(dir, "flaredb.toml")
-	if n.apiAddr, err = allocAddr(); err != nil {
-		return nil, err
-	}
-	if c.tls != nil {
-		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"=127.0.0.1"); r.Err != nil {
-			return nil, fmt.Errorf("PrepareStore: certificate for %s: %s", n.Name, r)
-		}
+	if err := c.prepareDir(n, "flaredb.toml"); err != nil {
+		return nil, fmt.Errorf("PrepareStore: %w", err)
 	}
 	if err := n.writeStoreConfig(); err != nil {
 		return nil, err
