@@ -68,19 +68,9 @@ func TestFullClusterRestart(t *testing.T) {
 
 	restartAll := func(t *testing.T) {
 		t.Helper()
-		for _, n := range c.Nodes() {
-			must(t, n.Restart())
-		}
 		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		for _, n := range c.Nodes() {
-			if err := n.WaitReady(rctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := c.WaitLeader(rctx); err != nil {
-			t.Fatal(err)
-		}
+		must(t, c.RestartAll(rctx))
 	}
 	// checkAfter verifies acked on every node and that a new write gets a
 	// revision above lastRev.

@@ -511,19 +511,9 @@ func TestPD(t *testing.T) {
 			return nil
 		}, 20*time.Second)
 
-		for _, n := range c.Nodes() {
-			must(t, n.Restart())
-		}
 		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
-		for _, n := range c.Nodes() {
-			if err := n.WaitReady(rctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := c.WaitLeader(rctx); err != nil {
-			t.Fatal(err)
-		}
+		must(t, c.RestartAll(rctx))
 		waitScheduleValue(t, ctx, c, "max-store-down-time", "25s", 20*time.Second)
 		// The stores and their persisted states (Up, Offline, Tombstone)
 		// are back on every node. (Disconnected and Down are not

@@ -275,6 +275,23 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 // RunCLI runs the centra binary as a client; see the package-level RunCLI.
 func (c *Cluster) RunCLI(args ...string) CmdResult { return RunCLI(args...) }
 
+// RestartAll restarts every control-plane node on its data and waits until
+// each serves reads and they agree on a leader.
+func (c *Cluster) RestartAll(ctx context.Context) error {
+	for _, n := range c.Nodes() {
+		if err := n.Restart(); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.Nodes() {
+		if err := n.WaitReady(ctx); err != nil {
+			return err
+		}
+	}
+	_, err := c.WaitLeader(ctx)
+	return err
+}
+
 // WaitLeader waits until every running node that is not paused reports the
 // same non-zero leader through Maintenance.Status and the leader is one of
 // them (etcd's WaitMembersForLeader). It returns the leader's index.
