@@ -39,17 +39,23 @@ type kvApplier struct {
 
 type countQuery struct{}
 
-func (a *kvApplier) Load(r pebble.Reader) error {
-	lower, upper := a.ks.Bounds()
+// countKeys counts the keys of r in [lower, upper).
+func countKeys(r pebble.Reader, lower, upper []byte) (int64, error) {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var n int64
 	for valid := it.First(); valid; valid = it.Next() {
 		n++
 	}
-	if err := it.Close(); err != nil {
+	return n, it.Close()
+}
+
+func (a *kvApplier) Load(r pebble.Reader) error {
+	lower, upper := a.ks.Bounds()
+	n, err := countKeys(r, lower, upper)
+	if err != nil {
 		return err
 	}
 	a.keys.Store(n)

@@ -53,15 +53,8 @@ func (a *rangeApplier) Load(r pebble.Reader) error {
 		lower, upper = bytes.Clone(lo), bytes.Clone(up)
 		closer.Close()
 	}
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	n, err := countKeys(r, lower, upper)
 	if err != nil {
-		return err
-	}
-	var n int64
-	for valid := it.First(); valid; valid = it.Next() {
-		n++
-	}
-	if err := it.Close(); err != nil {
 		return err
 	}
 	a.mu.Lock()
@@ -144,11 +137,7 @@ func newRangeSM(t *testing.T, db *pebble.DB, shardID uint64) (*RangeStateMachine
 // rangeUpdate applies commands as entries first, first+1, ...
 func rangeUpdate(t *testing.T, sm *RangeStateMachine, first uint64, cmds ...string) {
 	t.Helper()
-	entries := make([]statemachine.Entry, len(cmds))
-	for i, c := range cmds {
-		entries[i] = statemachine.Entry{Index: first + uint64(i), Cmd: []byte(c)}
-	}
-	if _, err := sm.Update(entries); err != nil {
+	if _, err := sm.Update(entriesOf(first, cmds...)); err != nil {
 		t.Fatal(err)
 	}
 }

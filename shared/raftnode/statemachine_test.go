@@ -50,14 +50,19 @@ func newTestSM(t *testing.T, db *pebble.DB, shardID uint64) (*DiskStateMachine, 
 	return sm, app
 }
 
-// update applies "key=value" commands as entries first, first+1, ...
-func update(t *testing.T, sm *DiskStateMachine, first uint64, cmds ...string) {
-	t.Helper()
+// entriesOf makes raft entries first, first+1, ... of the commands.
+func entriesOf(first uint64, cmds ...string) []statemachine.Entry {
 	entries := make([]statemachine.Entry, len(cmds))
 	for i, c := range cmds {
 		entries[i] = statemachine.Entry{Index: first + uint64(i), Cmd: []byte(c)}
 	}
-	out, err := sm.Update(entries)
+	return entries
+}
+
+// update applies "key=value" commands as entries first, first+1, ...
+func update(t *testing.T, sm *DiskStateMachine, first uint64, cmds ...string) {
+	t.Helper()
+	out, err := sm.Update(entriesOf(first, cmds...))
 	if err != nil {
 		t.Fatal(err)
 	}
