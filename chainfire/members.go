@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	"github.com/centra-cloud/centra/shared/raftnode"
+	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // members returns the published attributes of every member.
@@ -99,14 +99,7 @@ type forwarder struct {
 }
 
 func newForwarder(tlsConfig *tls.Config) *forwarder {
-	tr := &http.Transport{TLSClientConfig: tlsConfig, ForceAttemptHTTP2: true}
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP2(true)
-	if tlsConfig == nil {
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
-	}
-	return &forwarder{client: &http.Client{Transport: tr}}
+	return &forwarder{client: centratls.HTTPClient(tlsConfig, 5*time.Second)}
 }
 
 func (f *forwarder) close() { f.client.CloseIdleConnections() }

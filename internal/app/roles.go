@@ -14,6 +14,7 @@ import (
 	"github.com/centra-cloud/centra/flaredb"
 	"github.com/centra-cloud/centra/pd"
 	pdclient "github.com/centra-cloud/centra/pd/client"
+	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // routes is what the API listener serves: Chainfire and the placement
@@ -155,20 +156,12 @@ func advertisedAddr(bound, configured, pdURL string) (string, error) {
 	return net.JoinHostPort(local, port), nil
 }
 
-// httpClient returns the client this node uses to call other nodes' APIs:
-// HTTP/2 (h2c without TLS), with the node's certificate when TLS is on.
+// httpClient returns the client this node uses to call other nodes' APIs,
+// with the node's certificate when TLS is on.
 func (a *App) httpClient() (*http.Client, error) {
 	tc, err := a.clientTLS()
 	if err != nil {
 		return nil, err
 	}
-	tr := &http.Transport{TLSClientConfig: tc, DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, ForceAttemptHTTP2: true}
-	tr.Protocols = new(http.Protocols)
-	if tc == nil {
-		tr.Protocols.SetUnencryptedHTTP2(true) // h2c: gRPC streams need HTTP/2
-	} else {
-		tr.Protocols.SetHTTP1(true)
-		tr.Protocols.SetHTTP2(true)
-	}
-	return &http.Client{Transport: tr}, nil
+	return centratls.HTTPClient(tc, 5*time.Second), nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -71,14 +70,7 @@ func newConn(c *cli.Context) (*conn, error) {
 	if len(urls) == 0 {
 		return nil, exitf("--endpoint: no endpoint given")
 	}
-	tr := &http.Transport{
-		TLSClientConfig: tlsCfg,
-		DialContext:     (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-	}
-	tr.Protocols = new(http.Protocols)
-	tr.Protocols.SetHTTP2(true)
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	return &conn{urls: urls, http: &http.Client{Transport: tr}, timeout: c.Duration("timeout"), json: out == "json"}, nil
+	return &conn{urls: urls, http: centratls.HTTPClient(tlsCfg, 3*time.Second), timeout: c.Duration("timeout"), json: out == "json"}, nil
 }
 
 // retryable reports whether another endpoint may succeed where this one
