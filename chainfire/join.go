@@ -16,6 +16,7 @@ import (
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/shared/raftnode"
+	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // The join handshake.
@@ -72,17 +73,8 @@ func WaitForJoin(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, c
 	j := &joinWaiter{clusterID: clusterID, nodeID: nodeID, accepted: make(chan JoinInfo, 1)}
 	mux := http.NewServeMux()
 	mux.Handle(chainfirev1connect.NewClusterServiceHandler(j))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetHTTP2(true)
-	if tlsConfig != nil {
-		lis = tls.NewListener(lis, tlsConfig)
-	} else {
-		srv.Protocols.SetUnencryptedHTTP2(true)
-	}
-	go func() { _ = srv.Serve(lis) }()
+	srv := centratls.NewServer(mux, tlsConfig, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	go func() { _ = srv.Serve(centratls.Listener(srv, lis)) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -58,25 +58,16 @@ func (a *App) mux(r *routes) *http.ServeMux {
 func newAPIServer(a *App) (*apiServer, error) {
 	s := &apiServer{a: a}
 	s.handler.Store(a.mux(nil))
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.Load().ServeHTTP(w, r) }),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.log.With("component", "api").Handler(), slog.LevelWarn),
-	}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetHTTP2(true)
+	var tc *tls.Config
 	if t := a.cfg.Network.TLS; t.Enabled() {
-		tc, err := centratls.ServerConfig(t)
-		if err != nil {
+		var err error
+		if tc, err = centratls.ServerConfig(t); err != nil {
 			return nil, err
 		}
-		srv.TLSConfig = tc
-	} else {
-		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
-	s.srv = srv
+	s.srv = centratls.NewServer(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.Load().ServeHTTP(w, r) }),
+		tc, slog.NewLogLogger(a.log.With("component", "api").Handler(), slog.LevelWarn))
 	return s, nil
 }
 
@@ -88,9 +79,7 @@ func (s *apiServer) start() error {
 	if err != nil {
 		return fmt.Errorf("centra: listen on [network] api_addr %s: %w (is another centra or etcd running there?)", s.a.cfg.Network.APIAddr, err)
 	}
-	if s.srv.TLSConfig != nil {
-		ln = tls.NewListener(ln, s.srv.TLSConfig)
-	}
+	ln = centratls.Listener(s.srv, ln)
 	s.ln = ln
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
