@@ -30,6 +30,7 @@ import (
 type Raft interface {
 	Propose(ctx context.Context, shardID uint64, cmd []byte) (sm.Result, error)
 	Read(ctx context.Context, shardID uint64, query any) (any, error)
+	StaleRead(shardID uint64, query any) (any, error)
 	Leader(shardID uint64) (leaderID, term uint64, ok bool)
 	Status(ctx context.Context, shardID uint64) (raftnode.Status, error)
 	Membership(ctx context.Context, shardID uint64) (*dragonboat.Membership, error)
@@ -223,9 +224,7 @@ func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command, resp proto
 // read runs q on the committed state: linearizable unless serializable.
 func (s *Server) read(ctx context.Context, q any, serializable bool) (any, error) {
 	if serializable {
-		// The local state machine directly: dragonboat's StaleRead does the
-		// same but logs a warning on every call.
-		return s.fsm.Lookup(q)
+		return s.cfg.Raft.StaleRead(raftnode.MetadataShardID, q)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()

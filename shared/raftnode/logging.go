@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -116,7 +117,17 @@ func (l *pkgLogger) Panicf(format string, args ...any) {
 	panic(fmt.Sprintf("dragonboat/%s: %s", l.pkg, msg))
 }
 
+// perCallWarnings are dragonboat warnings logged on every call of an API we
+// use on purpose (serializable reads); they are demoted to debug so they
+// cannot flood the log.
+var perCallWarnings = []string{"StaleRead called"}
+
 func (l *pkgLogger) log(dl logger.LogLevel, level slog.Level, format string, args []any) {
+	for _, w := range perCallWarnings {
+		if strings.HasPrefix(format, w) {
+			dl, level = logger.DEBUG, slog.LevelDebug
+		}
+	}
 	if int32(dl) > l.maxLevel.Load() {
 		return
 	}
