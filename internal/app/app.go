@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -38,9 +39,12 @@ type App struct {
 	cf   *chainfire.Server
 	api  *apiServer
 
-	opts  Options
-	pd    *pd.Server
-	store *storeAgent
+	opts Options
+	// The client side of node-to-node calls, built on first use.
+	clientTLSOnce  func() (*tls.Config, error)
+	httpClientOnce func() (*http.Client, error)
+	pd             *pd.Server
+	store          *storeAgent
 	// failed receives an error that must stop the process (e.g. PD refused
 	// this store's identity).
 	failed chan error
@@ -65,7 +69,10 @@ func New(cfg config.Config, opts Options, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &App{cfg: cfg, opts: opts, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{}), failed: make(chan error, 1)}, nil
+	a := &App{cfg: cfg, opts: opts, log: log, reg: prometheus.NewRegistry(), ready: make(chan struct{}), failed: make(chan error, 1)}
+	a.clientTLSOnce = sync.OnceValues(a.buildClientTLS)
+	a.httpClientOnce = sync.OnceValues(a.buildHTTPClient)
+	return a, nil
 }
 
 // clientURL is the URL other members and clients use for this node's API.
@@ -221,7 +228,11 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 	return a.startPD(ctx)
 }
 
-func (a *App) clientTLS() (*tls.Config, error) {
+// clientTLS is the TLS configuration this node dials other nodes with (nil
+// without TLS), built once.
+func (a *App) clientTLS() (*tls.Config, error) { return a.clientTLSOnce() }
+
+func (a *App) buildClientTLS() (*tls.Config, error) {
 	t := a.cfg.Network.TLS
 	if !t.Enabled() {
 		return nil, nil

@@ -157,8 +157,10 @@ func advertisedAddr(bound, configured, pdURL string) (string, error) {
 }
 
 // httpClient returns the client this node uses to call other nodes' APIs,
-// with the node's certificate when TLS is on.
-func (a *App) httpClient() (*http.Client, error) {
+// with the node's certificate when TLS is on; one for the process.
+func (a *App) httpClient() (*http.Client, error) { return a.httpClientOnce() }
+
+func (a *App) buildHTTPClient() (*http.Client, error) {
 	tc, err := a.clientTLS()
 	if err != nil {
 		return nil, err
