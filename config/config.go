@@ -53,6 +53,8 @@ type Config struct {
 	Storage Storage `koanf:"storage"`
 	// Raft tunes dragonboat.
 	Raft Raft `koanf:"raft"`
+	// Region tunes FlareDB's region split check (store role).
+	Region Region `koanf:"region"`
 	// LogLevel is the minimum slog level: debug, info, warn or error.
 	LogLevel string `koanf:"log_level" help:"Minimum log level: debug, info, warn or error."`
 
@@ -159,6 +161,25 @@ type Storage struct {
 	UseDirectIOForFlushAndCompaction bool `koanf:"use_direct_io_for_flush_and_compaction" help:"Accepted for RocksDB compatibility; pebble has no direct I/O, so true only logs a warning."`
 }
 
+// Region tunes how a store splits the FlareDB regions it leads. The
+// defaults are TiKV's: a region over 144 MiB or 1.44M keys is split into
+// pieces of 96 MiB or 960k keys.
+type Region struct {
+	// MaxSize is the approximate size (keys + values, bytes) above which a
+	// region is split.
+	MaxSize uint64 `koanf:"max_size" help:"Split a region once its keys and values exceed this many bytes (TiKV region-max-size)."`
+	// SplitSize is the size of the pieces a split cuts off.
+	SplitSize uint64 `koanf:"split_size" help:"Size in bytes of the pieces a region split cuts off (TiKV region-split-size); at most max_size."`
+	// MaxKeys is the key count above which a region is split.
+	MaxKeys uint64 `koanf:"max_keys" help:"Split a region once it holds more keys than this (TiKV region-max-keys)."`
+	// SplitKeys is the key count of the pieces a split cuts off.
+	SplitKeys uint64 `koanf:"split_keys" help:"Keys in the pieces a region split cuts off (TiKV region-split-keys); at most max_keys."`
+	// SplitCheckIntervalMs is how often a leader checks its regions.
+	SplitCheckIntervalMs uint64 `koanf:"split_check_interval_ms" help:"Milliseconds between split checks of the regions this store leads, 10 to 3600000."`
+	// HeartbeatIntervalMs is how often a leader reports its regions to PD.
+	HeartbeatIntervalMs uint64 `koanf:"heartbeat_interval_ms" help:"Milliseconds between region heartbeats to PD (also sent at once on leader change and split), 100 to 3600000."`
+}
+
 // Raft tunes dragonboat; doc.go describes the mapping.
 type Raft struct {
 	// Role is how this node joins the metadata shard: voter or learner.
@@ -216,6 +237,14 @@ func Default() Config {
 			SnapshotEntries:    10000,
 			CompactionOverhead: 5000,
 			MaxInMemLogSize:    256 << 20,
+		},
+		Region: Region{
+			MaxSize:              144 << 20,
+			SplitSize:            96 << 20,
+			MaxKeys:              1_440_000,
+			SplitKeys:            960_000,
+			SplitCheckIntervalMs: 10_000,
+			HeartbeatIntervalMs:  10_000,
 		},
 		LogLevel: "info",
 	}

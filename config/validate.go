@@ -300,10 +300,27 @@ func (v *validator) store() {
 			v.fail("peers", "store %s address %q: %v", id, c.Peers[id], err)
 		}
 	}
+	v.region()
 	for _, ns := range slices.Sorted(maps.Keys(c.NamespaceModes)) {
 		if mode := c.NamespaceModes[ns]; mode != NamespaceStrong && mode != NamespaceEventual {
 			v.fail("namespace_modes", "namespace %q has mode %q; use %q or %q", ns, mode, NamespaceStrong, NamespaceEventual)
 		}
+	}
+}
+
+func (v *validator) region() {
+	r := v.c.Region
+	if r.SplitSize == 0 || r.SplitSize > r.MaxSize {
+		v.fail("region.split_size", "%d must be between 1 and region.max_size (%d)", r.SplitSize, r.MaxSize)
+	}
+	if r.SplitKeys == 0 || r.SplitKeys > r.MaxKeys {
+		v.fail("region.split_keys", "%d must be between 1 and region.max_keys (%d)", r.SplitKeys, r.MaxKeys)
+	}
+	if r.SplitCheckIntervalMs < 10 || r.SplitCheckIntervalMs > 3_600_000 {
+		v.fail("region.split_check_interval_ms", "%d is out of range; allowed 10 to 3600000", r.SplitCheckIntervalMs)
+	}
+	if r.HeartbeatIntervalMs < 100 || r.HeartbeatIntervalMs > 3_600_000 {
+		v.fail("region.heartbeat_interval_ms", "%d is out of range; allowed 100 to 3600000", r.HeartbeatIntervalMs)
 	}
 }
 

@@ -8,13 +8,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
 // PD is what a store needs from the placement driver; pd/client implements
@@ -22,9 +26,13 @@ import (
 type PD interface {
 	PutStore(ctx context.Context, store *metav1.Store) (*metav1.Store, error)
 	StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, store *metav1.Store) (*pdv1.StoreHeartbeatResponse, error)
+	GetStore(ctx context.Context, id uint64) (*pdv1.GetStoreResponse, error)
+	ScanRegions(ctx context.Context, start, end []byte, limit int32) ([]*pdv1.RegionWithLeader, error)
+	AskSplit(ctx context.Context, r *metav1.Region) (uint64, []uint64, error)
+	ReportRegion(ctx context.Context, req *pdv1.RegionHeartbeatRequest) error
 }
 
-// StoreConfig configures the store agent.
+// StoreConfig configures the store.
 type StoreConfig struct {
 	ID          uint64 // store_id
 	Address     string // addr: the store's API address, its identity in PD
@@ -34,13 +42,37 @@ type StoreConfig struct {
 	Logger      *slog.Logger
 	// HeartbeatInterval is how often the store reports (TiKV: 10s).
 	HeartbeatInterval time.Duration
+
+	// Node hosts the region shards and DB holds their state (shared with
+	// the metadata shard when the process is also a control-plane node).
+	Node *raftnode.Node
+	DB   *pebble.DB
+	// NamespaceModes maps namespaces to "strong" or "eventual"; the
+	// "default" entry covers unlisted namespaces (strong if absent).
+	NamespaceModes map[string]string
+	// Split configures the split check.
+	Split SplitConfig
+	// RegionHeartbeatInterval is how often region leaders report to PD.
+	RegionHeartbeatInterval time.Duration
+	// Registry receives the store's metrics.
+	Registry prometheus.Registerer
 }
 
-// Store is the store agent: registration and heartbeats.
+// Store is a FlareDB store: registration and heartbeats with PD, the
+// region replicas it hosts, and their KV service.
 type Store struct {
 	cfg     StoreConfig
 	log     *slog.Logger
 	started time.Time
+	m       *metrics
+
+	ctx     context.Context // ends on Close
+	cancel  context.CancelFunc
+	regions regionSet
+	hbNow   chan uint64
+
+	storesMu sync.Mutex
+	stores   map[uint64]*metav1.Store // store metadata cache (addresses)
 }
 
 // identityFile keeps the store's identity in its data directory: a data
@@ -63,7 +95,56 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = 10 * time.Second
 	}
-	return &Store{cfg: cfg, log: cfg.Logger.With("component", "flaredb_pd_client", "store_id", cfg.ID)}, nil
+	if cfg.RegionHeartbeatInterval <= 0 {
+		cfg.RegionHeartbeatInterval = 10 * time.Second
+	}
+	if cfg.Split.CheckInterval <= 0 {
+		cfg.Split.CheckInterval = 10 * time.Second
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Store{
+		cfg: cfg, log: cfg.Logger.With("component", "flaredb_pd_client", "store_id", cfg.ID),
+		hbNow: make(chan uint64, 64), stores: map[uint64]*metav1.Store{},
+		regions: regionSet{byID: map[uint64]*region{}, sizes: map[uint64]regionSize{}},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.m = newMetrics(cfg.Registry, func() float64 { return float64(len(s.regions.all())) })
+	if cfg.Node != nil {
+		cfg.Node.OnLeaderChange(func(ev raftnode.LeaderEvent) {
+			if r := s.regions.get(ev.ShardID); r != nil && ev.LeaderID == ev.ReplicaID {
+				s.heartbeatSoon(ev.ShardID)
+			}
+		})
+	}
+	return s, nil
+}
+
+// Close stops work started on behalf of the store outside Run (replica
+// starts after splits). Stop Run by ending its context.
+func (s *Store) Close() { s.cancel() }
+
+// Run registers the store with PD (see Register), restarts the region
+// replicas it hosted and runs heartbeats, region reconciliation and split
+// checks until ctx ends. registered is called once PD accepted the store.
+func (s *Store) Run(ctx context.Context, registered func()) error {
+	if s.cfg.Node == nil || s.cfg.DB == nil {
+		return errors.New("flaredb: a store needs a raft node and a state DB to host regions")
+	}
+	if err := s.Register(ctx); err != nil {
+		return err
+	}
+	if err := s.loadRegions(ctx); err != nil {
+		return err
+	}
+	registered()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.runRegionLoops(ctx) }()
+	s.RunHeartbeats(ctx)
+	wg.Wait()
+	return nil
 }
 
 // checkIdentity refuses a data directory that belongs to another store_id

@@ -52,6 +52,10 @@ type Config struct {
 	Members func(ctx context.Context) ([]Member, error)
 	// ClusterVersion is reported to stores in heartbeat responses.
 	ClusterVersion string
+	// MaxReplicas is max-replicas until one is set through
+	// /config/replicate; 0 means TiKV's 3. The single-process dev mode
+	// uses 1.
+	MaxReplicas uint64
 }
 
 func (c *Config) fill() error {

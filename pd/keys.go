@@ -18,6 +18,7 @@ const (
 	keyScheduleConfig = keyPrefix + "config/schedule"  // JSON ScheduleConfig
 	keyReplicaConfig  = keyPrefix + "config/replicate" // JSON ReplicationConfig
 	keySchedulers     = keyPrefix + "schedulers"       // JSON []schedulerEntry
+	keyBootstrapped   = keyPrefix + "bootstrapped"     // ID of the first region, once created
 )
 
 func storeKey(id uint64) []byte  { return fmt.Appendf(nil, "%s%020d", keyStorePrefix, id) }

@@ -37,6 +37,8 @@ type Server struct {
 	schedule    ScheduleConfig
 	scheduleVer uint64
 	replication ReplicationConfig
+	// bootstrapped: the first region exists (see bootstrapRegionLocked).
+	bootstrapped bool
 	replVer     uint64
 	schedulers  []schedulerEntry
 	schedVer    uint64
@@ -222,7 +224,11 @@ func (s *Server) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rc, rcVer, err := loadJSON(ctx, s.cfg.KV, keyReplicaConfig, DefaultReplicationConfig())
+	defRC := DefaultReplicationConfig()
+	if s.cfg.MaxReplicas > 0 {
+		defRC.MaxReplicas = s.cfg.MaxReplicas
+	}
+	rc, rcVer, err := loadJSON(ctx, s.cfg.KV, keyReplicaConfig, defRC)
 	if err != nil {
 		return err
 	}
@@ -235,6 +241,7 @@ func (s *Server) load(ctx context.Context) error {
 	s.replication, s.replVer = rc, rcVer
 	s.schedulers, s.schedVer = sched, schedVer
 	s.idNext, s.idEnd = 0, 0
+	s.bootstrapped = false
 	s.operators = map[uint64]*operator{} // operators are leader memory
 	s.log.Info("loaded pd state", "stores", len(stores), "regions", len(regions.byID))
 	return nil

@@ -81,6 +81,7 @@ func (s *Server) PutStore(ctx context.Context, st *metav1.Store) (*metav1.Store,
 	if err != nil {
 		return nil, err
 	}
+	s.tryBootstrapLocked(ctx)
 	return s.info(e).Store, nil
 }
 
@@ -177,6 +178,7 @@ func (s *Server) StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, st 
 	}
 	e.stats = proto.Clone(stats).(*pdv1.StoreStats)
 	e.lastHeartbeat = s.now()
+	s.tryBootstrapLocked(ctx)
 	return &pdv1.StoreHeartbeatResponse{ClusterVersion: s.cfg.ClusterVersion, State: e.meta.GetState()}, nil
 }
 
@@ -288,7 +290,10 @@ func (s *Server) CheckStores(ctx context.Context) error {
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
-	return s.checkStoresLocked(ctx)
+	if err := s.checkStoresLocked(ctx); err != nil {
+		return err
+	}
+	return s.bootstrapRegionLocked(ctx)
 }
 
 func (s *Server) checkStoresLocked(ctx context.Context) error {

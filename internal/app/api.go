@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/centra-cloud/centra/flaredb"
 	"log/slog"
 	"net"
 	"net/http"
@@ -49,6 +50,13 @@ func (a *App) mux(r *routes) *http.ServeMux {
 	if r.pd != nil {
 		mux.Handle("/pd/", r.pd.HTTPHandler())
 		mux.Handle(r.pd.ConnectHandler())
+	}
+	if r.store != nil {
+		mux.Handle(r.store.store.Handler())
+		if r.pd == nil {
+			// A store-only node answers clients' region lookups by asking PD.
+			mux.Handle(flaredb.PDProxyHandler(r.store.pd))
+		}
 	}
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { handleHealth(w, *r) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, req *http.Request) { handleReady(w, req, *r) })

@@ -127,56 +127,16 @@ func (a *App) Start(ctx context.Context) (err error) {
 // (raft, Chainfire) and the placement driver on top of it.
 func (a *App) startControlPlane(ctx context.Context) (err error) {
 	c := &a.cfg
-	if err := checkDataDirs(c.StateDir(), c.RaftDir()); err != nil {
+	if err := a.openStateDB(); err != nil {
 		return err
-	}
-	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("centra: create data directory: %w (check [storage] data_dir and its permissions)", err)
-		}
 	}
 	id, err := a.identity(ctx)
 	if err != nil {
 		return err
 	}
-	advertise, listen := id.advertise, ""
-	if advertise != c.Network.RaftAddr {
-		listen = c.Network.RaftAddr
-	}
-	level, err := ParseLevel(c.LogLevel)
+	raftCfg, err := a.raftConfig(id.advertise)
 	if err != nil {
 		return err
-	}
-	var peerTLS *raftnode.PeerTLS
-	if t := c.Network.TLS; t.Enabled() {
-		host, _, _ := net.SplitHostPort(advertise)
-		if err := centratls.CheckPeerFiles(t, host); err != nil {
-			return err
-		}
-		peerTLS = &raftnode.PeerTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
-	}
-	for _, w := range c.Storage.Warnings() {
-		a.log.Warn(w)
-	}
-	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log)
-	if err != nil {
-		return err
-	}
-	raftCfg := raftnode.Config{
-		NodeHostDir:        c.RaftDir(),
-		RaftAddress:        advertise,
-		ListenAddress:      listen,
-		DeploymentID:       c.Cluster.ID,
-		RTTMillisecond:     c.Raft.TickIntervalMs,
-		ElectionRTT:        c.Raft.ElectionTicks,
-		HeartbeatRTT:       c.Raft.HeartbeatTicks,
-		SnapshotEntries:    c.Raft.SnapshotEntries,
-		CompactionOverhead: c.Raft.CompactionOverhead,
-		MaxInMemLogSize:    c.Raft.MaxInMemLogSize,
-		TLS:                peerTLS,
-		Logger:             a.log,
-		LogLevel:           level,
-		Registerer:         a.reg,
 	}
 	clientTLS, err := a.clientTLS()
 	if err != nil {
@@ -188,8 +148,8 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 		ReplicaID:   id.replicaID,
 		ClusterID:   c.Cluster.ID,
 		Name:        c.Node.Name,
-		PeerURLs:    []string{advertise},
-		ClientURLs:  []string{a.clientURL(advertise)},
+		PeerURLs:    []string{id.advertise},
+		ClientURLs:  []string{a.clientURL(id.advertise)},
 		DB:          a.db,
 		Logger:      a.log,
 		Registry:    a.reg,
@@ -226,6 +186,83 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 	}
 	a.cf.Start()
 	return a.startPD(ctx)
+}
+
+// openStateDB creates the data directories and opens the state DB that
+// every state machine of the process shares (the metadata shard, region
+// replicas).
+func (a *App) openStateDB() (err error) {
+	c := &a.cfg
+	if err := checkDataDirs(c.StateDir(), c.RaftDir()); err != nil {
+		return err
+	}
+	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("centra: create data directory: %w (check [storage] data_dir and its permissions)", err)
+		}
+	}
+	for _, w := range c.Storage.Warnings() {
+		a.log.Warn(w)
+	}
+	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log)
+	return err
+}
+
+// raftConfig is the raft node's configuration; advertise is the raft
+// address other nodes reach this one at.
+func (a *App) raftConfig(advertise string) (raftnode.Config, error) {
+	c := &a.cfg
+	listen := ""
+	if advertise != c.Network.RaftAddr {
+		listen = c.Network.RaftAddr
+	}
+	level, err := ParseLevel(c.LogLevel)
+	if err != nil {
+		return raftnode.Config{}, err
+	}
+	var peerTLS *raftnode.PeerTLS
+	if t := c.Network.TLS; t.Enabled() {
+		host, _, _ := net.SplitHostPort(advertise)
+		if err := centratls.CheckPeerFiles(t, host); err != nil {
+			return raftnode.Config{}, err
+		}
+		peerTLS = &raftnode.PeerTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
+	return raftnode.Config{
+		NodeHostDir:        c.RaftDir(),
+		RaftAddress:        advertise,
+		ListenAddress:      listen,
+		DeploymentID:       c.Cluster.ID,
+		RTTMillisecond:     c.Raft.TickIntervalMs,
+		ElectionRTT:        c.Raft.ElectionTicks,
+		HeartbeatRTT:       c.Raft.HeartbeatTicks,
+		SnapshotEntries:    c.Raft.SnapshotEntries,
+		CompactionOverhead: c.Raft.CompactionOverhead,
+		MaxInMemLogSize:    c.Raft.MaxInMemLogSize,
+		TLS:                peerTLS,
+		Logger:             a.log,
+		LogLevel:           level,
+		Registerer:         a.reg,
+	}, nil
+}
+
+// startStoreNode opens the state DB and raft node of a store-only process
+// (a control-plane process shares its own with the store role).
+func (a *App) startStoreNode() (err error) {
+	if a.node != nil {
+		return nil
+	}
+	if err := a.openStateDB(); err != nil {
+		return err
+	}
+	raftCfg, err := a.raftConfig(a.cfg.Network.RaftAddr)
+	if err != nil {
+		return err
+	}
+	if a.node, err = raftnode.New(raftCfg); err != nil {
+		return err
+	}
+	return a.node.Start()
 }
 
 // clientTLS is the TLS configuration this node dials other nodes with (nil
@@ -385,6 +422,7 @@ func (a *App) Close() error {
 		if a.store != nil {
 			a.store.stop()
 			<-a.store.done
+			a.store.store.Close()
 		}
 		if a.pd != nil {
 			errs = append(errs, a.pd.Close())

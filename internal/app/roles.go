@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/centra-cloud/centra/chainfire"
+	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/flaredb"
 	"github.com/centra-cloud/centra/pd"
 	pdclient "github.com/centra-cloud/centra/pd/client"
@@ -49,6 +50,7 @@ func (a *App) startPD(ctx context.Context) error {
 	a.pd, err = pd.New(pd.Config{
 		KV: a.cf, Logger: a.log, Registry: a.reg, HTTPClient: hc,
 		ClusterVersion: chainfire.Version,
+		MaxReplicas:    a.defaultMaxReplicas(),
 		Members: func(ctx context.Context) ([]pd.Member, error) {
 			ms, err := a.cf.MemberList(ctx)
 			if err != nil {
@@ -67,9 +69,11 @@ func (a *App) startPD(ctx context.Context) error {
 	return a.pd.Start(ctx)
 }
 
-// storeAgent is the store role: registration with PD and heartbeats.
+// storeAgent is the store role: registration with PD, heartbeats, region
+// replicas and the KV service.
 type storeAgent struct {
 	store      *flaredb.Store
+	pd         *pdclient.Client
 	registered atomic.Bool
 	stop       context.CancelFunc
 	done       chan struct{}
@@ -105,29 +109,35 @@ func (a *App) startStore() error {
 	if err != nil {
 		return err
 	}
+	if err := a.startStoreNode(); err != nil {
+		return err
+	}
 	addr, err := advertisedAddr(a.api.addr(), c.Network.APIAddr, endpoints[0])
 	if err != nil {
 		return err
 	}
+	r := c.Region
 	st, err := flaredb.NewStore(flaredb.StoreConfig{
-		ID: c.EffectiveStoreID(), Address: addr, PeerAddress: c.Network.RaftAddr,
+		ID: c.EffectiveStoreID(), Address: addr, PeerAddress: a.node.RaftAddress(),
 		DataDir: c.EffectiveDataDir(), PD: client, Logger: a.log,
+		Node: a.node, DB: a.db, NamespaceModes: c.NamespaceModes, Registry: a.reg,
+		Split: flaredb.SplitConfig{
+			MaxSize: r.MaxSize, SplitSize: r.SplitSize, MaxKeys: r.MaxKeys, SplitKeys: r.SplitKeys,
+			CheckInterval: time.Duration(r.SplitCheckIntervalMs) * time.Millisecond,
+		},
+		RegionHeartbeatInterval: time.Duration(r.HeartbeatIntervalMs) * time.Millisecond,
 	})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a.store = &storeAgent{store: st, stop: cancel, done: make(chan struct{})}
+	a.store = &storeAgent{store: st, pd: client, stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(a.store.done)
-		if err := st.Register(ctx); err != nil {
-			if ctx.Err() == nil {
-				a.fail(err)
-			}
-			return
+		err := st.Run(ctx, func() { a.store.registered.Store(true) })
+		if err != nil && ctx.Err() == nil {
+			a.fail(err)
 		}
-		a.store.registered.Store(true)
-		st.RunHeartbeats(ctx)
 	}()
 	return nil
 }
@@ -166,4 +176,15 @@ func (a *App) buildHTTPClient() (*http.Client, error) {
 		return nil, err
 	}
 	return centratls.HTTPClient(tc, 5*time.Second), nil
+}
+
+// defaultMaxReplicas is PD's max-replicas until an operator sets one: 1 for
+// a single-member cluster whose only node is also a store (the zero-config
+// dev mode, a complete cluster in one process), TiKV's 3 otherwise.
+func (a *App) defaultMaxReplicas() uint64 {
+	members, err := a.cfg.BootstrapMembers()
+	if err == nil && len(members) == 1 && a.cfg.HasRole(config.RoleStore) {
+		return 1
+	}
+	return 0
 }

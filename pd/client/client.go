@@ -331,3 +331,23 @@ func (s *RegionHeartbeatStream) Close() error {
 	}
 	return err
 }
+
+// ReportRegion sends one region heartbeat on a stream of its own and waits
+// for PD's answer, so ctx bounds the whole exchange. A heartbeat PD dropped
+// as stale is not an error (the reporter's view is older than PD's).
+func (c *Client) ReportRegion(ctx context.Context, req *pdv1.RegionHeartbeatRequest) error {
+	s, err := c.RegionHeartbeat(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Send(req); err != nil {
+		c.forget(c.Leader())
+		return err
+	}
+	if _, err := s.Receive(); err != nil {
+		c.forget(c.Leader())
+		return err
+	}
+	return nil
+}

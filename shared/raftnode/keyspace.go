@@ -122,3 +122,30 @@ func ReadAppliedIndex(r pebble.Reader, ks Keyspace) (uint64, error) {
 	}
 	return binary.BigEndian.Uint64(v[1:]), nil
 }
+
+// ShardIDs lists, in order, the shards with at least one key in r (meta or
+// data) whose ID is >= from: how a node finds the replicas it hosted before
+// a restart. It seeks once per shard, not per key.
+func ShardIDs(r pebble.Reader, from uint64) ([]uint64, error) {
+	lower := ShardKeyspace(from).prefix
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower[:], UpperBound: []byte{shardTag + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ids []uint64
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < shardPrefixSz {
+			return nil, fmt.Errorf("raftnode: malformed shard key %q in the state DB", k)
+		}
+		id := binary.BigEndian.Uint64(k[1:shardPrefixSz])
+		ids = append(ids, id)
+		if id == ^uint64(0) {
+			break
+		}
+		next := ShardKeyspace(id + 1).prefix
+		ok = it.SeekGE(next[:])
+	}
+	return ids, it.Error()
+}

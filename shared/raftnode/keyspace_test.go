@@ -3,7 +3,11 @@ package raftnode
 import (
 	"bytes"
 	"math"
+	"slices"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 func TestKeyspaceLayout(t *testing.T) {
@@ -56,5 +60,31 @@ func TestShardBoundsCoverOnlyTheShard(t *testing.T) {
 				t.Fatalf("shard %d bounds include shard %d", id, id+1)
 			}
 		}
+	}
+}
+
+func TestShardIDs(t *testing.T) {
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range []uint64{0, 3, 7, 1 << 40} {
+		ks := ShardKeyspace(id)
+		for _, k := range [][]byte{ks.Key([]byte("a")), ks.Key([]byte("b")), ks.metaKey(metaApplied)} {
+			if err := db.Set(k, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.Set([]byte("d-not-a-shard"), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ShardIDs(db, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{3, 7, 1 << 40}; !slices.Equal(got, want) {
+		t.Fatalf("ShardIDs = %v, want %v", got, want)
 	}
 }

@@ -352,3 +352,6 @@ func (n *Node) snapshotIfPromoted(nh *dragonboat.NodeHost, shardID uint64, st *s
 	case <-n.stopc:
 	}
 }
+
+// RaftAddress is the raft address other nodes reach this node at.
+func (n *Node) RaftAddress() string { return n.cfg.RaftAddress }

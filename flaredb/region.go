@@ -1,0 +1,287 @@
+package flaredb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lni/dragonboat/v4/statemachine"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/centra-cloud/centra/flaredb/internal/keys"
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/flaredb/raftcmd/v1"
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// commandVersion is the raft log encoding version this binary writes and
+// the newest it applies (raftcmd.proto).
+const commandVersion = 1
+
+// Result codes of applied commands (statemachine.Result.Value). Data holds
+// an encoded raftcmdv1.Result for every code but resultOK of a plain write.
+const (
+	resultOK uint64 = iota
+	// resultEpochNotMatch: the command's epoch is not the region's.
+	resultEpochNotMatch
+	// resultKeyNotInRegion: a key lies outside the region's range.
+	resultKeyNotInRegion
+	// resultCASFailed: CompareAndSwap's comparison failed.
+	resultCASFailed
+	// resultInvalid: the command cannot be applied (bad split key, unknown
+	// version); Data's message says why.
+	resultInvalid
+)
+
+// descriptorKey is the data-subspace key (under the region's shard prefix)
+// of the region descriptor, a meta.v1.Region.
+var descriptorKey = []byte("region")
+
+// region is one replica of a FlareDB region: the raftnode.RangeApplier
+// behind the shard's RangeStateMachine. Its descriptor (range, epoch,
+// peers) changes only in Apply and Load; readers take it with desc().
+type region struct {
+	id  uint64
+	db  *pebble.DB
+	ks  raftnode.Keyspace
+	cur atomic.Pointer[metav1.Region]
+	// onSplit is called, off the apply path's critical section, with the
+	// region a committed split created.
+	onSplit func(child *metav1.Region)
+	// splits holds children created by the batch being applied, handed to
+	// onSplit once the batch is committed (Applied).
+	splits []*metav1.Region
+	// applyDur observes the time to apply a batch of entries.
+	applyDur func(time.Duration)
+	applyAt  time.Time
+	mu       sync.Mutex // guards splits between Apply and Applied
+}
+
+var _ raftnode.RangeApplier = (*region)(nil)
+
+// desc returns the current descriptor, or nil before the replica has one
+// (never for a started region: the descriptor is written before its shard
+// starts).
+func (r *region) desc() *metav1.Region { return r.cur.Load() }
+
+// Bounds implements raftnode.RangeApplier: the region's data range.
+func (r *region) Bounds() (lower, upper []byte) {
+	d := r.desc()
+	return keys.DataRange(d.GetStartKey(), d.GetEndKey())
+}
+
+// Load implements raftnode.RangeApplier: it reads the descriptor.
+func (r *region) Load(rd pebble.Reader) error {
+	d, err := readDescriptor(rd, r.ks)
+	if err != nil {
+		return err
+	}
+	if d == nil {
+		return fmt.Errorf("flaredb: region %d has no descriptor in the state DB", r.id)
+	}
+	r.cur.Store(d)
+	return nil
+}
+
+// readDescriptor returns the descriptor stored under ks, or nil.
+func readDescriptor(rd pebble.Reader, ks raftnode.Keyspace) (*metav1.Region, error) {
+	v, closer, err := rd.Get(ks.Key(descriptorKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	d := &metav1.Region{}
+	if err := proto.Unmarshal(v, d); err != nil {
+		return nil, fmt.Errorf("flaredb: region %d: corrupt descriptor: %w", ks.ShardID(), err)
+	}
+	return d, nil
+}
+
+// writeDescriptor stages d under its region's shard prefix.
+func writeDescriptor(b *pebble.Batch, d *metav1.Region) error {
+	v, err := proto.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return b.Set(raftnode.ShardKeyspace(d.GetId()).Key(descriptorKey), v, nil)
+}
+
+// Lookup implements raftnode.RangeApplier. Reads go to pebble directly once
+// raftnode.Read returned (the applied index then covers the read index);
+// the query only fetches the descriptor in effect.
+func (r *region) Lookup(any) (any, error) { return r.desc(), nil }
+
+// Applied implements raftnode.RangeApplier: it hands committed splits to
+// onSplit without blocking the apply loop.
+func (r *region) Applied(uint64) {
+	if r.applyDur != nil {
+		r.applyDur(time.Since(r.applyAt))
+	}
+	r.mu.Lock()
+	splits := r.splits
+	r.splits = nil
+	r.mu.Unlock()
+	for _, c := range splits {
+		if r.onSplit != nil {
+			go r.onSplit(c)
+		}
+	}
+}
+
+// Apply implements raftnode.RangeApplier. Every command is checked against
+// the descriptor as it is at that entry (a split earlier in the batch
+// already changed it); refusals are results, never errors.
+func (r *region) Apply(b *pebble.Batch, entries []statemachine.Entry) error {
+	r.applyAt = time.Now()
+	d := r.desc()
+	for i := range entries {
+		cmd := &raftcmdv1.Command{}
+		if err := proto.Unmarshal(entries[i].Cmd, cmd); err != nil {
+			entries[i].Result = refusal(resultInvalid, &raftcmdv1.Result{Message: "undecodable command: " + err.Error()})
+			continue
+		}
+		res, next, err := r.apply(b, d, cmd)
+		if err != nil {
+			return err
+		}
+		entries[i].Result = res
+		if next != nil {
+			d = next
+		}
+	}
+	if d != r.desc() {
+		r.cur.Store(d)
+	}
+	return nil
+}
+
+// refusal encodes a refused command's result.
+func refusal(code uint64, res *raftcmdv1.Result) statemachine.Result {
+	data, _ := proto.Marshal(res)
+	return statemachine.Result{Value: code, Data: data}
+}
+
+// apply applies one command; next is the new descriptor after a split.
+func (r *region) apply(b *pebble.Batch, d *metav1.Region, cmd *raftcmdv1.Command) (res statemachine.Result, next *metav1.Region, err error) {
+	if v := cmd.GetVersion(); v == 0 || v > commandVersion {
+		return refusal(resultInvalid, &raftcmdv1.Result{Message: fmt.Sprintf("command version %d is not supported (this binary applies up to %d); upgrade this store", v, commandVersion)}), nil, nil
+	}
+	if cmd.GetEpoch().GetVersion() != d.GetRegionEpoch().GetVersion() {
+		return refusal(resultEpochNotMatch, &raftcmdv1.Result{Region: d}), nil, nil
+	}
+	switch c := cmd.Cmd.(type) {
+	case *raftcmdv1.Command_Write:
+		for _, m := range c.Write.GetMutations() {
+			if !keys.InRange(m.GetKey(), d.GetStartKey(), d.GetEndKey()) {
+				return refusal(resultKeyNotInRegion, &raftcmdv1.Result{Region: d, Key: m.GetKey()}), nil, nil
+			}
+		}
+		for _, m := range c.Write.GetMutations() {
+			if err := mutate(b, m); err != nil {
+				return res, nil, err
+			}
+		}
+		return statemachine.Result{Value: resultOK}, nil, nil
+	case *raftcmdv1.Command_DeleteRange:
+		s, e, ok := keys.Clamp(c.DeleteRange.GetStartKey(), c.DeleteRange.GetEndKey(), d.GetStartKey(), d.GetEndKey())
+		if ok {
+			lo, hi := keys.DataRange(s, e)
+			if err := b.DeleteRange(lo, hi, nil); err != nil {
+				return res, nil, err
+			}
+		}
+		return statemachine.Result{Value: resultOK}, nil, nil
+	case *raftcmdv1.Command_CompareAndSwap:
+		return r.applyCAS(b, d, c.CompareAndSwap)
+	case *raftcmdv1.Command_Split:
+		return r.applySplit(b, d, cmd.GetEpoch(), c.Split)
+	default:
+		return refusal(resultInvalid, &raftcmdv1.Result{Message: "unknown command; upgrade this store"}), nil, nil
+	}
+}
+
+func mutate(b *pebble.Batch, m *raftcmdv1.Mutation) error {
+	if m.GetDelete() {
+		return b.Delete(keys.Data(m.GetKey()), nil)
+	}
+	return b.Set(keys.Data(m.GetKey()), m.GetValue(), nil)
+}
+
+func (r *region) applyCAS(b *pebble.Batch, d *metav1.Region, c *raftcmdv1.CompareAndSwap) (statemachine.Result, *metav1.Region, error) {
+	m := c.GetMutation()
+	if !keys.InRange(m.GetKey(), d.GetStartKey(), d.GetEndKey()) {
+		return refusal(resultKeyNotInRegion, &raftcmdv1.Result{Region: d, Key: m.GetKey()}), nil, nil
+	}
+	cur := &raftcmdv1.Result{}
+	v, closer, err := b.Get(keys.Data(m.GetKey()))
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		cur.PreviousNotExist = true
+	case err != nil:
+		return statemachine.Result{}, nil, err
+	default:
+		cur.PreviousValue = bytes.Clone(v)
+		closer.Close()
+	}
+	match := cur.PreviousNotExist == c.GetPreviousNotExist() &&
+		(c.GetPreviousNotExist() || bytes.Equal(cur.PreviousValue, c.GetPreviousValue()))
+	if !match {
+		return refusal(resultCASFailed, cur), nil, nil
+	}
+	if err := mutate(b, m); err != nil {
+		return statemachine.Result{}, nil, err
+	}
+	data, _ := proto.Marshal(cur)
+	return statemachine.Result{Value: resultOK, Data: data}, nil, nil
+}
+
+// applySplit shrinks the region to [start, split_key) and creates the new
+// region [split_key, end) on the same stores: its descriptor goes under its
+// own shard prefix in this batch (unless this store already has one, from a
+// replica started otherwise), and after commit onSplit starts its shard.
+// Data stays where it is: both regions index the same store-wide keyspace.
+func (r *region) applySplit(b *pebble.Batch, d *metav1.Region, epoch *metav1.RegionEpoch, sp *raftcmdv1.Split) (statemachine.Result, *metav1.Region, error) {
+	key := sp.GetSplitKey()
+	switch {
+	case epoch.GetConfVer() != d.GetRegionEpoch().GetConfVer():
+		return refusal(resultEpochNotMatch, &raftcmdv1.Result{Region: d}), nil, nil
+	case !keys.InRange(key, d.GetStartKey(), d.GetEndKey()) || bytes.Equal(key, d.GetStartKey()):
+		return refusal(resultInvalid, &raftcmdv1.Result{Region: d, Key: key, Message: "split key is not strictly inside the region"}), nil, nil
+	case len(sp.GetNewPeerIds()) != len(d.GetPeers()) || sp.GetNewRegionId() == 0:
+		return refusal(resultInvalid, &raftcmdv1.Result{Region: d, Message: fmt.Sprintf("split needs a new region ID and %d new peer IDs, got %d", len(d.GetPeers()), len(sp.GetNewPeerIds()))}), nil, nil
+	}
+	parent := proto.Clone(d).(*metav1.Region)
+	parent.EndKey = bytes.Clone(key)
+	parent.RegionEpoch.Version++
+	child := &metav1.Region{
+		Id: sp.GetNewRegionId(), StartKey: bytes.Clone(key), EndKey: bytes.Clone(d.GetEndKey()),
+		RegionEpoch: proto.Clone(parent.GetRegionEpoch()).(*metav1.RegionEpoch),
+	}
+	for i, p := range d.GetPeers() {
+		child.Peers = append(child.Peers, &metav1.Peer{Id: sp.GetNewPeerIds()[i], StoreId: p.GetStoreId(), Role: p.GetRole()})
+	}
+	if err := writeDescriptor(b, parent); err != nil {
+		return statemachine.Result{}, nil, err
+	}
+	existing, err := readDescriptor(b, raftnode.ShardKeyspace(child.GetId()))
+	if err != nil {
+		return statemachine.Result{}, nil, err
+	}
+	if existing == nil {
+		if err := writeDescriptor(b, child); err != nil {
+			return statemachine.Result{}, nil, err
+		}
+		r.mu.Lock()
+		r.splits = append(r.splits, child)
+		r.mu.Unlock()
+	}
+	data, _ := proto.Marshal(&raftcmdv1.Result{Region: parent, NewRegion: child})
+	return statemachine.Result{Value: resultOK, Data: data}, parent, nil
+}

@@ -1,0 +1,429 @@
+package flaredb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/lni/dragonboat/v4/statemachine"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/centra-cloud/centra/flaredb/internal/keys"
+	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/flaredb/raftcmd/v1"
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// SplitConfig is when a leader splits a region (config [region]).
+type SplitConfig struct {
+	MaxSize, SplitSize uint64 // approximate bytes of keys and values
+	MaxKeys, SplitKeys uint64
+	CheckInterval      time.Duration
+}
+
+// regionSet is the store's local replicas by region ID.
+type regionSet struct {
+	mu   sync.RWMutex
+	byID map[uint64]*region
+	// sizes are the last split check's measurements (leader only), reported
+	// in region heartbeats.
+	sizes map[uint64]regionSize
+}
+
+type regionSize struct{ bytes, keys uint64 }
+
+func (s *regionSet) get(id uint64) *region {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byID[id]
+}
+
+func (s *regionSet) all() []*region {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Collect(maps.Values(s.byID))
+}
+
+// overlapping returns the local regions whose range overlaps the encoded
+// range [start, end), in key order: what a client with a stale epoch is told
+// about (EpochNotMatch).
+func (s *regionSet) overlapping(start, end []byte) []*metav1.Region {
+	var out []*metav1.Region
+	for _, r := range s.all() {
+		d := r.desc()
+		if _, _, ok := keys.Clamp(start, end, d.GetStartKey(), d.GetEndKey()); ok {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b *metav1.Region) int { return bytes.Compare(a.GetStartKey(), b.GetStartKey()) })
+	return out
+}
+
+// peerOf returns this store's peer in d.
+func (s *Store) peerOf(d *metav1.Region) *metav1.Peer {
+	for _, p := range d.GetPeers() {
+		if p.GetStoreId() == s.cfg.ID {
+			return p
+		}
+	}
+	return nil
+}
+
+// storeInfo returns a store's metadata from the cache, asking PD on a miss.
+func (s *Store) storeInfo(ctx context.Context, id uint64) (*metav1.Store, error) {
+	s.storesMu.Lock()
+	st := s.stores[id]
+	s.storesMu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	resp, err := s.cfg.PD.GetStore(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("flaredb: look up store %d in PD: %w", id, err)
+	}
+	s.storesMu.Lock()
+	s.stores[id] = resp.GetStore()
+	s.storesMu.Unlock()
+	return resp.GetStore(), nil
+}
+
+// cachedStoreAddress returns a store's API address if it is cached (the
+// request path never waits for PD).
+func (s *Store) cachedStoreAddress(id uint64) string {
+	s.storesMu.Lock()
+	defer s.storesMu.Unlock()
+	return s.stores[id].GetAddress()
+}
+
+// loadRegions restarts the replicas this store hosted: every shard in the
+// state DB with a region descriptor.
+func (s *Store) loadRegions(ctx context.Context) error {
+	ids, err := raftnode.ShardIDs(s.cfg.DB, raftnode.MetadataShardID+1)
+	if err != nil {
+		return fmt.Errorf("flaredb: list local regions: %w", err)
+	}
+	for _, id := range ids {
+		d, err := readDescriptor(s.cfg.DB, raftnode.ShardKeyspace(id))
+		if err != nil {
+			return err
+		}
+		if d == nil {
+			continue
+		}
+		if err := s.startRegion(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startRegion starts this store's replica of d, whose descriptor is in the
+// state DB. A new replica (no raft data yet) bootstraps with every peer of d
+// as an initial member: how the first region and split-born regions start.
+func (s *Store) startRegion(ctx context.Context, d *metav1.Region) error {
+	self := s.peerOf(d)
+	if self == nil {
+		return fmt.Errorf("flaredb: region %d has no peer on store %d (peers %v)", d.GetId(), s.cfg.ID, d.GetPeers())
+	}
+	s.regions.mu.Lock()
+	if s.regions.byID[d.GetId()] != nil {
+		s.regions.mu.Unlock()
+		return nil
+	}
+	r := &region{id: d.GetId(), db: s.cfg.DB, ks: raftnode.ShardKeyspace(d.GetId()), onSplit: s.onSplit, applyDur: s.m.observeApply}
+	s.regions.byID[d.GetId()] = r
+	s.regions.mu.Unlock()
+	sc := raftnode.ShardConfig{ShardID: d.GetId(), ReplicaID: self.GetId()}
+	applied, err := raftnode.ReadAppliedIndex(s.cfg.DB, r.ks)
+	if err != nil {
+		return err
+	}
+	sc.StateAppliedIndex = applied
+	if !s.cfg.Node.NodeHost().HasNodeInfo(d.GetId(), self.GetId()) {
+		sc.InitialMembers = map[uint64]string{}
+		for _, p := range d.GetPeers() {
+			st, err := s.storeInfo(ctx, p.GetStoreId())
+			if err != nil {
+				s.forget(d.GetId())
+				return err
+			}
+			sc.InitialMembers[p.GetId()] = st.GetPeerAddress()
+		}
+	}
+	ingest := filepath.Join(s.cfg.DataDir, "snap-ingest")
+	if err := os.MkdirAll(ingest, 0o700); err != nil {
+		s.forget(d.GetId())
+		return fmt.Errorf("flaredb: create %s: %w", ingest, err)
+	}
+	create := func(uint64, uint64) statemachine.IOnDiskStateMachine {
+		sm := raftnode.NewRangeStateMachine(s.cfg.DB, r.ks, r)
+		sm.IngestDir = ingest
+		return sm
+	}
+	if err := s.cfg.Node.StartShard(sc, create); err != nil {
+		s.forget(d.GetId())
+		return fmt.Errorf("flaredb: start region %d: %w", d.GetId(), err)
+	}
+	s.log.Info("Region replica started", "region_id", d.GetId(), "peer_id", self.GetId(),
+		"start_key", fmt.Sprintf("%q", d.GetStartKey()), "end_key", fmt.Sprintf("%q", d.GetEndKey()), "bootstrap", sc.InitialMembers != nil)
+	return nil
+}
+
+func (s *Store) forget(id uint64) {
+	s.regions.mu.Lock()
+	delete(s.regions.byID, id)
+	s.regions.mu.Unlock()
+}
+
+// onSplit starts the replica of a region a split just created (called from
+// the parent's apply path, on a goroutine of its own).
+func (s *Store) onSplit(child *metav1.Region) {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	for {
+		err := s.startRegion(ctx, child)
+		if err == nil || errors.Is(err, raftnode.ErrClosed) || ctx.Err() != nil {
+			if err != nil && ctx.Err() != nil {
+				s.log.Error("Could not start the replica of a new region; it starts on the next restart", "region_id", child.GetId(), "err", err)
+			}
+			break
+		}
+		s.log.Warn("Starting the replica of a new region failed, retrying...", "region_id", child.GetId(), "err", err)
+		if sleep(ctx, time.Second) != nil {
+			break
+		}
+	}
+	s.heartbeatSoon(child.GetId())
+}
+
+// reconcile starts replicas PD assigns to this store that it does not run
+// yet. Only the bootstrap region (epoch 1/1, whole key space) is created
+// this way: any other region gets its replicas from its parent's split.
+func (s *Store) reconcile(ctx context.Context) error {
+	rs, err := s.cfg.PD.ScanRegions(ctx, nil, nil, 0)
+	if err != nil {
+		return err
+	}
+	for _, rw := range rs {
+		d := rw.GetRegion()
+		if s.peerOf(d) == nil || s.regions.get(d.GetId()) != nil {
+			continue
+		}
+		e := d.GetRegionEpoch()
+		if e.GetVersion() != 1 || e.GetConfVer() != 1 || len(d.GetStartKey()) > 0 || len(d.GetEndKey()) > 0 {
+			continue
+		}
+		existing, err := readDescriptor(s.cfg.DB, raftnode.ShardKeyspace(d.GetId()))
+		if err != nil {
+			return err
+		}
+		if existing == nil {
+			b := s.cfg.DB.NewBatch()
+			if err := writeDescriptor(b, d); err != nil {
+				b.Close()
+				return err
+			}
+			if err := b.Commit(pebble.Sync); err != nil {
+				b.Close()
+				return err
+			}
+			b.Close()
+			existing = d
+		}
+		if err := s.startRegion(ctx, existing); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isLeader reports whether this store's replica leads region r.
+func (s *Store) isLeader(r *region) (leaderPeer uint64, term uint64, self bool) {
+	leader, term, ok := s.cfg.Node.Leader(r.id)
+	if !ok {
+		return 0, 0, false
+	}
+	p := s.peerOf(r.desc())
+	return leader, term, p != nil && p.GetId() == leader
+}
+
+// heartbeatSoon asks the heartbeat loop to report region id now.
+func (s *Store) heartbeatSoon(id uint64) {
+	select {
+	case s.hbNow <- id:
+	default:
+	}
+}
+
+// runRegionLoops runs reconcile, region heartbeats and split checks until
+// ctx ends.
+func (s *Store) runRegionLoops(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); s.splitLoop(ctx) }()
+	wait := 200 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.reconcile(rctx)
+		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			s.log.Warn("Could not fetch this store's regions from PD, retrying...", "err", err)
+		}
+		if len(s.regions.all()) > 0 {
+			wait = s.cfg.RegionHeartbeatInterval
+		}
+		if sleep(ctx, wait) != nil {
+			break
+		}
+	}
+	wg.Wait()
+}
+
+// heartbeatLoop reports the regions this store leads to PD: all of them
+// every RegionHeartbeatInterval, one at once on leader change or split.
+func (s *Store) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.RegionHeartbeatInterval)
+	defer t.Stop()
+	for {
+		var ids []uint64
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.hbNow:
+			ids = []uint64{id}
+		case <-t.C:
+			for _, r := range s.regions.all() {
+				ids = append(ids, r.id)
+			}
+		}
+		for _, id := range ids {
+			if err := s.sendRegionHeartbeat(ctx, id); err != nil && ctx.Err() == nil {
+				s.log.Warn("Region heartbeat to PD failed, retrying...", "region_id", id, "err", err)
+			}
+		}
+	}
+}
+
+func (s *Store) sendRegionHeartbeat(ctx context.Context, id uint64) error {
+	r := s.regions.get(id)
+	if r == nil {
+		return nil
+	}
+	leader, term, self := s.isLeader(r)
+	if !self {
+		return nil
+	}
+	d := r.desc()
+	var lp *metav1.Peer
+	for _, p := range d.GetPeers() {
+		if p.GetId() == leader {
+			lp = p
+		}
+	}
+	s.regions.mu.RLock()
+	size := s.regions.sizes[id]
+	s.regions.mu.RUnlock()
+	req := &pdv1.RegionHeartbeatRequest{Region: d, Leader: lp, Term: term, ApproximateSize: size.bytes, ApproximateKeys: size.keys}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return s.cfg.PD.ReportRegion(hctx, req)
+}
+
+// splitLoop checks the regions this store leads every CheckInterval.
+func (s *Store) splitLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Split.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, r := range s.regions.all() {
+			if _, _, self := s.isLeader(r); !self {
+				continue
+			}
+			if err := s.checkSplit(ctx, r); err != nil && ctx.Err() == nil {
+				s.log.Warn("Region split failed; retrying at the next check", "region_id", r.id, "err", err)
+			}
+		}
+	}
+}
+
+// checkSplit measures region r (keys and key+value bytes, reading at most
+// up to the split limits) and, when it exceeds MaxSize or MaxKeys, splits it
+// at the first key where SplitSize or SplitKeys is reached.
+func (s *Store) checkSplit(ctx context.Context, r *region) error {
+	d := r.desc()
+	lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey())
+	it, err := s.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	cfg := s.cfg.Split
+	var n, size uint64
+	var splitKey []byte
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+		size += uint64(len(it.Key()) - 1 + len(it.Value()))
+		if splitKey == nil && (n > cfg.SplitKeys || size > cfg.SplitSize) {
+			splitKey = bytes.Clone(it.Key()[1:])
+		}
+		if n > cfg.MaxKeys || size > cfg.MaxSize {
+			break
+		}
+	}
+	err = errors.Join(it.Error(), it.Close())
+	if err != nil {
+		return err
+	}
+	s.regions.mu.Lock()
+	s.regions.sizes[r.id] = regionSize{bytes: size, keys: n}
+	s.regions.mu.Unlock()
+	if (n <= cfg.MaxKeys && size <= cfg.MaxSize) || splitKey == nil || bytes.Equal(splitKey, d.GetStartKey()) {
+		return nil
+	}
+	return s.split(ctx, r, d, splitKey)
+}
+
+// split asks PD for the new region's IDs and proposes the split.
+func (s *Store) split(ctx context.Context, r *region, d *metav1.Region, splitKey []byte) error {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	newID, peerIDs, err := s.cfg.PD.AskSplit(sctx, d)
+	if err != nil {
+		return fmt.Errorf("ask PD for split IDs: %w", err)
+	}
+	cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: d.GetRegionEpoch(),
+		Cmd: &raftcmdv1.Command_Split{Split: &raftcmdv1.Split{SplitKey: splitKey, NewRegionId: newID, NewPeerIds: peerIDs}}}
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Node.Propose(sctx, r.id, data)
+	if err != nil {
+		return err
+	}
+	if res.Value != resultOK {
+		out := &raftcmdv1.Result{}
+		_ = proto.Unmarshal(res.Data, out)
+		return fmt.Errorf("split refused (code %d): %s", res.Value, out.GetMessage())
+	}
+	s.m.splits.Inc()
+	s.log.Info("Region split", "region_id", r.id, "new_region_id", newID, "split_key", fmt.Sprintf("%q", splitKey))
+	s.heartbeatSoon(r.id)
+	return nil
+}
