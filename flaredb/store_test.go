@@ -19,7 +19,7 @@ import (
 // fakePD fails the first failures calls, then answers; a registered id with
 // another address is refused as PD does.
 type fakePD struct {
-	PD // region calls are not used by these tests
+	PD         // region calls are not used by these tests
 	mu         sync.Mutex
 	failures   int
 	stores     map[uint64]string

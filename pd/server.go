@@ -39,13 +39,13 @@ type Server struct {
 	replication ReplicationConfig
 	// bootstrapped: the first region exists (see bootstrapRegionLocked).
 	bootstrapped bool
-	replVer     uint64
-	schedulers  []schedulerEntry
-	schedVer    uint64
-	idNext      uint64 // next ID to hand out from the reserved batch
-	idEnd       uint64 // end (exclusive) of the reserved batch
-	operators   map[uint64]*operator
-	epochVer    uint64 // version of keyLeaderEpoch written by this leadership
+	replVer      uint64
+	schedulers   []schedulerEntry
+	schedVer     uint64
+	idNext       uint64 // next ID to hand out from the reserved batch
+	idEnd        uint64 // end (exclusive) of the reserved batch
+	operators    map[uint64]*operator
+	epochVer     uint64 // version of keyLeaderEpoch written by this leadership
 
 	startOnce sync.Once
 	closeOnce sync.Once
