@@ -336,7 +336,7 @@ func (s *Store) sendRegionHeartbeat(ctx context.Context, id uint64) error {
 	s.regions.mu.RLock()
 	size := s.regions.sizes[id]
 	s.regions.mu.RUnlock()
-	req := &pdv1.RegionHeartbeatRequest{Region: d, Leader: lp, Term: term, ApproximateSize: size.bytes, ApproximateKeys: size.keys}
+	req := &pdv1.RegionHeartbeatRequest{Region: d, Leader: lp, Term: term, ApproximateSize: size.bytes >> 20, ApproximateKeys: size.keys}
 	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return s.cfg.PD.ReportRegion(hctx, req)

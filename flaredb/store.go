@@ -266,6 +266,10 @@ func (s *Store) stats() *pdv1.StoreStats {
 		st.Available = fs.Bavail * uint64(fs.Bsize)
 	}
 	st.UsedSize = dirSize(s.cfg.DataDir)
+	for _, r := range s.regions.all() {
+		st.RegionIds = append(st.RegionIds, r.id)
+	}
+	st.RegionCount = uint32(len(st.RegionIds))
 	return st
 }
 

@@ -77,8 +77,15 @@ func storeMeta(id uint64, addr string) *metav1.Store {
 	return &metav1.Store{Id: id, Address: addr, Version: "centra-test", StartTimestamp: 1700000000}
 }
 
+// stats are a store's heartbeat statistics; the store claims a replica of
+// every region the tests use (IDs below 100), so only peers a test makes
+// pending are.
 func stats(id uint64) *pdv1.StoreStats {
-	return &pdv1.StoreStats{StoreId: id, Capacity: 2 << 40, Available: 1 << 40, UsedSize: 96 << 20, StartTime: 1700000000}
+	var hosted []uint64
+	for r := uint64(1); r < 100; r++ {
+		hosted = append(hosted, r)
+	}
+	return &pdv1.StoreStats{StoreId: id, Capacity: 2 << 40, Available: 1 << 40, UsedSize: 96 << 20, StartTime: 1700000000, RegionIds: hosted}
 }
 
 // register registers stores 1..n at 10.0.0.i:2379 with a heartbeat.

@@ -24,6 +24,8 @@ var (
 		[]string{"state"}, nil)
 	descRegionCount = prometheus.NewDesc("pd_region_count",
 		"Number of regions PD knows. Exported by the PD leader only.", nil, nil)
+	descPendingPeers = prometheus.NewDesc("flaredb_pending_peers_total",
+		"Region peers not yet running on their store or reported pending by their leader (a split not applied there yet, a lost replica). Exported by the PD leader only.", nil, nil)
 )
 
 func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
@@ -66,6 +68,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descStoreState
 	ch <- descStoreCount
 	ch <- descRegionCount
+	ch <- descPendingPeers
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -92,4 +95,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStoreCount, prometheus.GaugeValue, float64(n), state)
 	}
 	ch <- prometheus.MustNewConstMetric(descRegionCount, prometheus.GaugeValue, float64(len(s.regions.byID)))
+	pending := 0
+	for _, e := range s.regions.byID {
+		pending += len(s.pendingPeers(e))
+	}
+	ch <- prometheus.MustNewConstMetric(descPendingPeers, prometheus.GaugeValue, float64(pending))
 }

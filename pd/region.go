@@ -50,11 +50,28 @@ type RegionInfo struct {
 	KeysRead        uint64
 }
 
-func (e *regionEntry) info() RegionInfo {
+// pendingPeers are the peers the leader reported pending plus those whose
+// store's last heartbeat did not list the region (the replica was not
+// created there yet: a split the store has not applied, a store that lost
+// the region).
+func (s *Server) pendingPeers(e *regionEntry) []*metav1.Peer {
+	out := e.stats.pendingPeers
+	for _, p := range e.region().GetPeers() {
+		st := s.stores[p.GetStoreId()]
+		if st == nil || st.stats == nil || slices.Contains(st.stats.GetRegionIds(), e.region().GetId()) ||
+			slices.ContainsFunc(out, func(q *metav1.Peer) bool { return q.GetId() == p.GetId() }) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (s *Server) regionInfo(e *regionEntry) RegionInfo {
 	rec := proto.Clone(e.rec).(*metav1.RegionRecord)
 	return RegionInfo{
 		Region: rec.GetRegion(), Leader: rec.GetLeader(),
-		DownPeers: e.stats.downPeers, PendingPeers: e.stats.pendingPeers,
+		DownPeers: e.stats.downPeers, PendingPeers: s.pendingPeers(e),
 		ApproximateSize: e.stats.approximateSize, ApproximateKeys: e.stats.approximateKeys,
 		BytesWritten: e.stats.bytesWritten, KeysWritten: e.stats.keysWritten,
 		BytesRead: e.stats.bytesRead, KeysRead: e.stats.keysRead,
@@ -237,7 +254,7 @@ func (s *Server) GetRegionByID(ctx context.Context, id uint64) (RegionInfo, erro
 	if e == nil {
 		return RegionInfo{}, fmt.Errorf("%w: region %d", ErrRegionNotFound, id)
 	}
-	return e.info(), nil
+	return s.regionInfo(e), nil
 }
 
 // GetRegion returns the region holding key.
@@ -251,7 +268,7 @@ func (s *Server) GetRegion(ctx context.Context, key []byte) (RegionInfo, error) 
 	if e == nil {
 		return RegionInfo{}, fmt.Errorf("%w: no region holds key %q", ErrRegionNotFound, key)
 	}
-	return e.info(), nil
+	return s.regionInfo(e), nil
 }
 
 // ScanRegions returns up to limit (0: all) regions overlapping [start,
@@ -267,7 +284,7 @@ func (s *Server) ScanRegions(ctx context.Context, start, end []byte, limit int) 
 		if limit > 0 && len(out) >= limit {
 			break
 		}
-		out = append(out, e.info())
+		out = append(out, s.regionInfo(e))
 	}
 	return out, nil
 }

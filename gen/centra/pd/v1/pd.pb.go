@@ -40,11 +40,14 @@ type StoreStats struct {
 	ApplyingSnapCount  uint32                 `protobuf:"varint,8,opt,name=applying_snap_count,json=applyingSnapCount,proto3" json:"applying_snap_count,omitempty"`
 	IsBusy             bool                   `protobuf:"varint,9,opt,name=is_busy,json=isBusy,proto3" json:"is_busy,omitempty"`
 	// start_time is the store's start in unix seconds.
-	StartTime     uint32 `protobuf:"varint,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	BytesWritten  uint64 `protobuf:"varint,11,opt,name=bytes_written,json=bytesWritten,proto3" json:"bytes_written,omitempty"`
-	KeysWritten   uint64 `protobuf:"varint,12,opt,name=keys_written,json=keysWritten,proto3" json:"keys_written,omitempty"`
-	BytesRead     uint64 `protobuf:"varint,13,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
-	KeysRead      uint64 `protobuf:"varint,14,opt,name=keys_read,json=keysRead,proto3" json:"keys_read,omitempty"`
+	StartTime    uint32 `protobuf:"varint,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	BytesWritten uint64 `protobuf:"varint,11,opt,name=bytes_written,json=bytesWritten,proto3" json:"bytes_written,omitempty"`
+	KeysWritten  uint64 `protobuf:"varint,12,opt,name=keys_written,json=keysWritten,proto3" json:"keys_written,omitempty"`
+	BytesRead    uint64 `protobuf:"varint,13,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
+	KeysRead     uint64 `protobuf:"varint,14,opt,name=keys_read,json=keysRead,proto3" json:"keys_read,omitempty"`
+	// region_ids lists the regions this store runs a replica of; a peer whose
+	// store does not list its region is pending.
+	RegionIds     []uint64 `protobuf:"varint,15,rep,packed,name=region_ids,json=regionIds,proto3" json:"region_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,6 +178,13 @@ func (x *StoreStats) GetKeysRead() uint64 {
 		return x.KeysRead
 	}
 	return 0
+}
+
+func (x *StoreStats) GetRegionIds() []uint64 {
+	if x != nil {
+		return x.RegionIds
+	}
+	return nil
 }
 
 // PutStoreRequest carries the store's metadata.
@@ -1490,7 +1500,7 @@ var File_centra_pd_v1_pd_proto protoreflect.FileDescriptor
 
 const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"\n" +
-	"\x15centra/pd/v1/pd.proto\x12\fcentra.pd.v1\x1a\x19centra/meta/v1/meta.proto\"\xed\x03\n" +
+	"\x15centra/pd/v1/pd.proto\x12\fcentra.pd.v1\x1a\x19centra/meta/v1/meta.proto\"\x8c\x04\n" +
 	"\n" +
 	"StoreStats\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x1a\n" +
@@ -1509,7 +1519,9 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"\fkeys_written\x18\f \x01(\x04R\vkeysWritten\x12\x1d\n" +
 	"\n" +
 	"bytes_read\x18\r \x01(\x04R\tbytesRead\x12\x1b\n" +
-	"\tkeys_read\x18\x0e \x01(\x04R\bkeysRead\">\n" +
+	"\tkeys_read\x18\x0e \x01(\x04R\bkeysRead\x12\x1d\n" +
+	"\n" +
+	"region_ids\x18\x0f \x03(\x04R\tregionIds\">\n" +
 	"\x0fPutStoreRequest\x12+\n" +
 	"\x05store\x18\x01 \x01(\v2\x15.centra.meta.v1.StoreR\x05store\"?\n" +
 	"\x10PutStoreResponse\x12+\n" +
