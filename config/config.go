@@ -106,7 +106,7 @@ type Network struct {
 	// APIAddr is the listen address of the Connect/HTTP API.
 	APIAddr string `koanf:"api_addr" help:"API listen address HOST:PORT (etcd v3 API, PD, FlareDB, /metrics, /readyz)."`
 	// RaftAddr is dragonboat's raft address.
-	RaftAddr string `koanf:"raft_addr" help:"Raft listen address HOST:PORT for peer traffic (mTLS when TLS is on)."`
+	RaftAddr string `koanf:"raft_addr" help:"Raft listen address HOST:PORT for peer traffic (mTLS when TLS is on). A store-only node without one uses its API host and API port + 1."`
 	// GossipAddr is reserved: dragonboat's gossip is unencrypted, so
 	// centra keeps it off.
 	GossipAddr string `koanf:"gossip_addr" help:"Reserved for a future encrypted node registry; accepted and validated but unused (gossip stays off)."`

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/knadh/koanf/parsers/toml/v2"
@@ -339,6 +341,25 @@ func (c *Config) adjust(sources map[string]origin) {
 	if len(c.NamespaceModes) == 0 {
 		c.NamespaceModes = nil
 	}
+	if _, set := rank("network.raft_addr"); !set && c.HasRole(RoleStore) && !c.HasRole(RoleControlPlane) {
+		c.Network.RaftAddr = storeRaftAddr(c.Network.APIAddr, c.Network.RaftAddr)
+	}
+}
+
+// storeRaftAddr is a store-only node's raft address when none is
+// configured: the API address's host with the next port (etcd's 2379/2380
+// pairing), so the runbook's flaredb.toml, which names only addr, gives
+// region replicas an address other stores can reach.
+func storeRaftAddr(api, fallback string) string {
+	host, port, err := net.SplitHostPort(api)
+	if err != nil {
+		return fallback
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p >= 65535 {
+		return fallback
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
 // alias makes a flaredb.toml key and its chainfire.toml twin agree: the

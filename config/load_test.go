@@ -108,6 +108,7 @@ func TestLoadRunbookFiles(t *testing.T) {
 				c.Node.Role = "store"
 				c.StoreID = 4
 				c.Addr, c.Network.APIAddr = "0.0.0.0:2379", "0.0.0.0:2379"
+				c.Network.RaftAddr = "0.0.0.0:2380" // a store-only node: API port + 1
 				c.DataDir, c.Storage.DataDir = "/var/lib/flaredb", "/var/lib/flaredb"
 				c.PDAddr = []string{"PD_SERVER_IP:2379"}
 				c.LogLevel = "info"

@@ -58,8 +58,8 @@ type Node struct {
 	// extraArgs are appended to the command line of the start in progress
 	// (StartWithArgs).
 	extraArgs []string
-	// store marks a store (PrepareStore): ID is its store_id, it has no
-	// raft address and runs as `centra serve --role=store`.
+	// store marks a store (PrepareStore): ID is its store_id; it runs as
+	// `centra serve --role=store` with its raft address as a flag.
 	store bool
 	// expectExit is set while StartExpectingExit waits for the process to
 	// exit on its own: that exit is not a crash.
@@ -163,6 +163,9 @@ func (n *Node) launch() error {
 	}
 	if n.configPath != "" {
 		args = append(args, "--config", n.configPath)
+	}
+	if n.store {
+		args = append(args, "--network-raft-addr", n.raftAddr)
 	}
 	args = append(args, n.extraArgs...)
 	fmt.Fprintf(logf, "=== framework: start #%d: %s %s (cwd %s) at %s\n", n.starts, bin, strings.Join(args, " "), n.dir, time.Now().Format(time.RFC3339Nano))

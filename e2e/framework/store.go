@@ -110,6 +110,13 @@ func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
 	if err := c.prepareDir(n, "flaredb.toml"); err != nil {
 		return nil, fmt.Errorf("PrepareStore: %w", err)
 	}
+	// The runbook's flaredb.toml names only addr; the raft port (by default
+	// the API port + 1, which another test process may hold) is given on
+	// the command line.
+	var err error
+	if n.raftAddr, err = allocAddr(); err != nil {
+		return nil, fmt.Errorf("PrepareStore: %w", err)
+	}
 	if err := n.writeStoreConfig(); err != nil {
 		return nil, err
 	}

@@ -118,6 +118,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	a.api.serve(routes{cf: a.cf, pd: a.pd, store: a.store})
+	if a.store != nil {
+		a.runStore()
+	}
 	a.log.Info("Serving the API", append(a.identityAttrs(), "api_addr", a.api.addr(), "data_dir", c.EffectiveDataDir())...)
 	go a.waitReady()
 	return nil
@@ -247,15 +250,22 @@ func (a *App) raftConfig(advertise string) (raftnode.Config, error) {
 }
 
 // startStoreNode opens the state DB and raft node of a store-only process
-// (a control-plane process shares its own with the store role).
-func (a *App) startStoreNode() (err error) {
+// (a control-plane process shares its own with the store role). apiAddr is
+// the store's advertised API address: when raft_addr binds every interface,
+// other stores reach raft at that host.
+func (a *App) startStoreNode(apiAddr string) (err error) {
 	if a.node != nil {
 		return nil
 	}
 	if err := a.openStateDB(); err != nil {
 		return err
 	}
-	raftCfg, err := a.raftConfig(a.cfg.Network.RaftAddr)
+	advertise := a.cfg.Network.RaftAddr
+	if host, port, err := net.SplitHostPort(advertise); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+		apiHost, _, _ := net.SplitHostPort(apiAddr)
+		advertise = net.JoinHostPort(apiHost, port)
+	}
+	raftCfg, err := a.raftConfig(advertise)
 	if err != nil {
 		return err
 	}
@@ -419,7 +429,7 @@ func (a *App) Close() error {
 		if a.api != nil {
 			errs = append(errs, a.api.stop())
 		}
-		if a.store != nil {
+		if a.store != nil && a.store.stop != nil {
 			a.store.stop()
 			<-a.store.done
 			a.store.store.Close()

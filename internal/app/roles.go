@@ -109,11 +109,11 @@ func (a *App) startStore() error {
 	if err != nil {
 		return err
 	}
-	if err := a.startStoreNode(); err != nil {
-		return err
-	}
 	addr, err := advertisedAddr(a.api.addr(), c.Network.APIAddr, endpoints[0])
 	if err != nil {
+		return err
+	}
+	if err := a.startStoreNode(addr); err != nil {
 		return err
 	}
 	r := c.Region
@@ -130,16 +130,22 @@ func (a *App) startStore() error {
 	if err != nil {
 		return err
 	}
+	a.store = &storeAgent{store: st, pd: client, done: make(chan struct{})}
+	return nil
+}
+
+// runStore starts the store role's background work once the API serves
+// (in the dev mode, PD is this process's own API).
+func (a *App) runStore() {
 	ctx, cancel := context.WithCancel(context.Background())
-	a.store = &storeAgent{store: st, pd: client, stop: cancel, done: make(chan struct{})}
+	a.store.stop = cancel
 	go func() {
 		defer close(a.store.done)
-		err := st.Run(ctx, func() { a.store.registered.Store(true) })
+		err := a.store.store.Run(ctx, func() { a.store.registered.Store(true) })
 		if err != nil && ctx.Err() == nil {
 			a.fail(err)
 		}
 	}()
-	return nil
 }
 
 // advertisedAddr is the store's API address as PD and clients reach it:
