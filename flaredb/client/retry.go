@@ -140,11 +140,11 @@ func (r *retrier) pdFailure(err error) failure {
 	case r.ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// The PD client retries until its context ends; when the
 		// operation's context is still live, that was the retry budget.
-		return failure{err: fmt.Errorf("placement driver: %w", err)}
+		return failure{err: fmt.Errorf("region lookup: %w", err)}
 	case retryableCode(connect.CodeOf(err)):
-		return failure{err: fmt.Errorf("placement driver: %w", err)}
+		return failure{err: fmt.Errorf("region lookup: %w", err)}
 	}
-	return failure{err: fmt.Errorf("placement driver: %w", err), fatal: true}
+	return failure{err: fmt.Errorf("region lookup: %w", err), fatal: true}
 }
 
 // retryableCode reports whether an RPC error code means "try again,
