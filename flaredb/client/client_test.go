@@ -485,3 +485,20 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBatchGetSplitsBigGroups(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	c := fc.client()
+	ks := make([][]byte, MaxBatchGetKeys+1)
+	for i := range ks {
+		ks[i] = fmt.Appendf(nil, "k%06d", i)
+	}
+	fc.put("default", "k000007", "v")
+	got, err := c.BatchGet(ctxT(t), "", ks)
+	if err != nil || len(got) != 1 || string(got[0].Key) != "k000007" {
+		t.Fatalf("BatchGet = %v, %v", got, err)
+	}
+	if n := len(fc.callsTo(0, "BatchGet")); n != 2 {
+		t.Fatalf("%d BatchGet calls, want 2", n)
+	}
+}

@@ -44,6 +44,9 @@ type fakeCluster struct {
 	hook func(store uint64, method string, rctx *flaredbv1.Context) (*flaredbv1.RegionError, error)
 	// scanFail makes the next Scan of a region fail after that many pairs.
 	scanFail map[uint64]int
+	// parentOnly makes EpochNotMatch name only the addressed region (as
+	// the store does for requests without keys: Scan, DeleteRange).
+	parentOnly bool
 
 	stores map[uint64]*httptest.Server
 	pd     *httptest.Server
@@ -229,6 +232,9 @@ func (fc *fakeCluster) peerOn(r *metav1.Region, store uint64) *metav1.Peer {
 // family returns the current regions descending from id.
 func (fc *fakeCluster) family(id uint64) []*metav1.Region {
 	out := []*metav1.Region{fc.regions[id]}
+	if fc.parentOnly {
+		return out
+	}
 	for _, c := range fc.children[id] {
 		out = append(out, fc.family(c)...)
 	}

@@ -105,6 +105,10 @@ func (c *Client) cas(ctx context.Context, op, ns string, req *flaredbv1.CompareA
 	return resp.GetSucceeded(), resp.GetPreviousValue(), !resp.GetPreviousNotExist(), nil
 }
 
+// MaxBatchGetKeys is the most keys BatchGet sends a store in one request
+// (the stores' limit); more keys of one region take several requests.
+const MaxBatchGetKeys = 10_000
+
 // BatchGet reads keys of namespace ns and returns the pairs found, in the
 // order of keys (missing keys are left out). Keys of different regions
 // are read concurrently and not at one moment.
@@ -118,7 +122,7 @@ func (c *Client) BatchGet(ctx context.Context, ns string, keyList [][]byte) ([]K
 	}
 	values := make([][]byte, len(keyList))
 	found := make([]bool, len(keyList))
-	err = c.doGroups(ctx, r, ns, enc, true, func(idx []int) regionCall {
+	err = c.doGroups(ctx, r, ns, enc, true, MaxBatchGetKeys, func(idx []int) regionCall {
 		return func(ctx context.Context, kv flaredbv1connect.KVServiceClient, rctx *flaredbv1.Context) (*flaredbv1.RegionError, error) {
 			req := &flaredbv1.BatchGetRequest{Context: rctx, Keys: make([][]byte, len(idx))}
 			for k, i := range idx {
@@ -156,7 +160,9 @@ func (c *Client) BatchGet(ctx context.Context, ns string, keyList [][]byte) ([]K
 // BatchPut writes pairs to namespace ns. The pairs of each region are
 // written atomically; a batch spanning regions is not atomic: if BatchPut
 // fails, the parts of some regions may have been written. Retrying the
-// same batch is safe.
+// same batch is safe. Because a region's part is one raft entry, stores
+// refuse a part of more than 10,000 keys or 8 MiB of keys and values
+// (InvalidArgument); split bigger batches.
 func (c *Client) BatchPut(ctx context.Context, ns string, pairs []KvPair) error {
 	if len(pairs) == 0 {
 		return nil
@@ -169,7 +175,7 @@ func (c *Client) BatchPut(ctx context.Context, ns string, pairs []KvPair) error 
 	if err != nil {
 		return err
 	}
-	return c.doGroups(ctx, r, ns, enc, false, func(idx []int) regionCall {
+	return c.doGroups(ctx, r, ns, enc, false, 0, func(idx []int) regionCall {
 		return func(ctx context.Context, kv flaredbv1connect.KVServiceClient, rctx *flaredbv1.Context) (*flaredbv1.RegionError, error) {
 			// idx is in key order; a key given twice keeps the last value.
 			req := &flaredbv1.BatchPutRequest{Context: rctx, Pairs: make([]*flaredbv1.KvPair, len(idx))}

@@ -173,9 +173,10 @@ func (c *Client) doKey(ctx context.Context, r *retrier, ns string, enc []byte, r
 type groupCall func(idx []int) regionCall
 
 // doGroups runs a multi-key operation: it groups the keys (encoded in enc)
-// by region, sends each group's request concurrently, and regroups and
-// retries the keys of the groups that failed.
-func (c *Client) doGroups(ctx context.Context, r *retrier, ns string, enc [][]byte, read bool, call groupCall) error {
+// by region, at most maxKeys (0: any number) per group, sends each group's
+// request concurrently, and regroups and retries the keys of the groups
+// that failed.
+func (c *Client) doGroups(ctx context.Context, r *retrier, ns string, enc [][]byte, read bool, maxKeys int, call groupCall) error {
 	if c.isClosed() {
 		return r.fail(ErrClosed)
 	}
@@ -195,6 +196,10 @@ func (c *Client) doGroups(ctx context.Context, r *retrier, ns string, enc [][]by
 		var failed []int
 		for n, i := range pending {
 			if g := lastGroup(groups); g != nil && g.ri.contains(enc[i]) {
+				if maxKeys > 0 && len(g.idx) >= maxKeys {
+					groups = append(groups, &group{ri: g.ri})
+					g = lastGroup(groups)
+				}
 				g.idx = append(g.idx, i)
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	flaredbv1 "github.com/centra-cloud/centra/gen/centra/flaredb/v1"
 )
@@ -144,6 +145,38 @@ func TestScanResumesAfterBrokenStream(t *testing.T) {
 		}
 		if keysOf(got) != want[:20] {
 			t.Fatalf("reverse=%v: keys %q, want %q", reverse, keysOf(got), want[:20])
+		}
+	}
+}
+
+// TestScanAfterSplitWithPDLagging: the store names only the shrunk parent
+// and PD learns of the new region a little later; the scan waits for it
+// and still returns every key once.
+func TestScanAfterSplitWithPDLagging(t *testing.T) {
+	for _, reverse := range []bool{false, true} {
+		fc := newFakeCluster(t, 3)
+		fc.mu.Lock()
+		fc.parentOnly = true
+		fc.mu.Unlock()
+		alphabet(fc)
+		c := fc.client()
+		ctx := ctxT(t)
+		if _, err := c.Scan(ctx, "", nil, nil, ScanOptions{Reverse: reverse}); err != nil {
+			t.Fatal(err)
+		}
+		fc.split("k")
+		timer := time.AfterFunc(20*time.Millisecond, fc.syncPD)
+		got, err := c.Scan(ctx, "", nil, nil, ScanOptions{Reverse: reverse})
+		timer.Stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "abcdefghijklmnopqrstuvwxyz"
+		if reverse {
+			want = reversed(want)
+		}
+		if keysOf(got) != want {
+			t.Fatalf("reverse=%v: keys %q, want %q", reverse, keysOf(got), want)
 		}
 	}
 }
