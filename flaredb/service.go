@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -31,7 +32,7 @@ const (
 	// MaxValueSize is the largest value, in bytes.
 	MaxValueSize = 4 << 20
 	// MaxBatchKeys is the most keys in one BatchGet or BatchPut.
-	MaxBatchKeys = 10_000
+	MaxBatchKeys = keys.MaxBatchKeys
 	// MaxBatchBytes bounds the keys plus values of one BatchPut.
 	MaxBatchBytes = 8 << 20
 	// maxRequestBytes bounds a request message on the wire.
@@ -90,13 +91,18 @@ func invalid(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
 
-// checkKey enforces the key size limit.
+// checkKey enforces the key size limit. A range bound may be one byte
+// longer: a scan resuming after a key of MaxKeySize starts at key+0x00.
 func checkKey(what string, k []byte) error {
+	limit := MaxKeySize
+	if what != "key" {
+		limit++
+	}
 	switch {
 	case len(k) == 0 && what == "key":
 		return invalid("the key is empty")
-	case len(k) > MaxKeySize:
-		return invalid("%s is %d bytes; the limit is %d", what, len(k), MaxKeySize)
+	case len(k) > limit:
+		return invalid("%s is %d bytes; the limit is %d", what, len(k), limit)
 	}
 	return nil
 }
@@ -469,6 +475,22 @@ func (sv *service) Delete(ctx context.Context, req *connect.Request[flaredbv1.De
 	return connect.NewResponse(&flaredbv1.DeleteResponse{RegionError: rerr}), nil
 }
 
+// widen adds to an EpochNotMatch answer of a range request the local
+// regions overlapping the encoded range [start, end), so the client learns
+// every region the split made of its range at once.
+func (sv *service) widen(rerr *flaredbv1.RegionError, start, end []byte) *flaredbv1.RegionError {
+	enm := rerr.GetEpochNotMatch()
+	if enm == nil {
+		return rerr
+	}
+	for _, o := range sv.s.regions.overlapping(start, end) {
+		if !slices.ContainsFunc(enm.CurrentRegions, func(r *metav1.Region) bool { return r.GetId() == o.GetId() }) {
+			enm.CurrentRegions = append(enm.CurrentRegions, o)
+		}
+	}
+	return rerr
+}
+
 // scanRange encodes a request's user range [start, end) of ns and clamps
 // it to region d; ok is false when they do not meet.
 func scanRange(ns string, start, end []byte, d *metav1.Region) (s, e []byte, ok bool) {
@@ -497,6 +519,7 @@ func (sv *service) DeleteRange(ctx context.Context, req *connect.Request[flaredb
 	if err != nil {
 		return nil, err
 	}
+	rerr = sv.widen(rerr, s, e)
 	return connect.NewResponse(&flaredbv1.DeleteRangeResponse{RegionError: rerr}), nil
 }
 
@@ -537,10 +560,12 @@ func (sv *service) Scan(ctx context.Context, req *connect.Request[flaredbv1.Scan
 	if err != nil {
 		return invalid("%v", err)
 	}
-	// Route by the first key the scan visits: its start, or for a reverse
-	// scan the region's own start (any key of the clamped range will do).
+	// The range is clamped to the region below; a client with a stale
+	// epoch learns every local region of the range.
+	encStart, encEnd := keys.Range(ns, m.GetStartKey(), m.GetEndKey())
 	t, rerr, err := sv.read(ctx, m.GetContext())
 	if t == nil {
+		rerr = sv.widen(rerr, encStart, encEnd)
 		sv.done("scan", began, sv.s.m.readDur, rerr, err)
 		if err != nil {
 			return err
@@ -609,4 +634,46 @@ func (sv *service) scan(stream *connect.ServerStream[flaredbv1.ScanResponse], ns
 		return rows, stream.Send(chunk)
 	}
 	return rows, nil
+}
+
+func (sv *service) SplitRegion(ctx context.Context, req *connect.Request[flaredbv1.SplitRegionRequest]) (*connect.Response[flaredbv1.SplitRegionResponse], error) {
+	m := req.Msg
+	ns, err := keys.Namespace(m.GetContext().GetNamespace())
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if len(m.GetSplitKeys()) == 0 || len(m.GetSplitKeys()) > 1000 {
+		return nil, invalid("%d split keys; give 1 to 1000", len(m.GetSplitKeys()))
+	}
+	enc := make([][]byte, len(m.GetSplitKeys()))
+	for i, k := range m.GetSplitKeys() {
+		if err := checkKey("key", k); err != nil {
+			return nil, err
+		}
+		enc[i] = keys.Encode(ns, k)
+	}
+	t, rerr, err := sv.resolve(m.GetContext(), true, enc...)
+	if t == nil {
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(&flaredbv1.SplitRegionResponse{RegionError: rerr}), nil
+	}
+	start, end := t.d.GetStartKey(), t.d.GetEndKey()
+	// Highest key first: the region keeps shrinking from the right, so every
+	// split applies to the same, led, region.
+	slices.SortFunc(enc, func(a, b []byte) int { return bytes.Compare(b, a) })
+	enc = slices.CompactFunc(enc, bytes.Equal)
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
+	for _, k := range enc {
+		d := t.r.desc()
+		if bytes.Equal(k, d.GetStartKey()) {
+			continue // already a boundary
+		}
+		if err := sv.s.split(ctx, t.r, d, k); err != nil {
+			return nil, connect.NewError(connect.CodeAborted, fmt.Errorf("split region %d at %q: %w", t.r.id, k, err))
+		}
+	}
+	return connect.NewResponse(&flaredbv1.SplitRegionResponse{Regions: sv.s.regions.overlapping(start, end)}), nil
 }

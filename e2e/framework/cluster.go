@@ -45,6 +45,8 @@ type options struct {
 	snapEntries    uint64
 	snapOverhead   uint64
 	stores         int
+	storeArgs      []string
+	namespaceModes map[string]string
 }
 
 // WithNodes sets the number of nodes, all bootstrapping from

@@ -166,6 +166,7 @@ func (n *Node) launch() error {
 	}
 	if n.store {
 		args = append(args, "--network-raft-addr", n.raftAddr)
+		args = append(args, n.c.opts.storeArgs...)
 	}
 	args = append(args, n.extraArgs...)
 	fmt.Fprintf(logf, "=== framework: start #%d: %s %s (cwd %s) at %s\n", n.starts, bin, strings.Join(args, " "), n.dir, time.Now().Format(time.RFC3339Nano))

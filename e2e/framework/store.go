@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -31,6 +33,18 @@ const storeReadyTimeout = 60 * time.Second
 // section. Not with WithDevMode.
 func WithStores(n int) Option { return func(o *options) { o.stores = n } }
 
+// WithStoreArgs adds command-line arguments to every start of every store
+// (e.g. "--region-max-keys", "2000" for tiny split thresholds).
+func WithStoreArgs(args ...string) Option {
+	return func(o *options) { o.storeArgs = append(o.storeArgs, args...) }
+}
+
+// WithNamespaceModes adds entries to the [namespace_modes] section of every
+// store's flaredb.toml, after the runbook's default = "eventual".
+func WithNamespaceModes(modes map[string]string) Option {
+	return func(o *options) { o.namespaceModes = modes }
+}
+
 // WithStoreID sets a store's store_id (PrepareStore; default one more than
 // the highest store_id of the cluster's stores). Unlike node IDs, store_ids
 // may repeat: a test of the duplicate-store_id refusal needs it.
@@ -46,6 +60,8 @@ type StoreConfig struct {
 	// CertFile, KeyFile and CAFile fill the runbook's optional [tls]
 	// section (with require_client_cert = true) when set.
 	CertFile, KeyFile, CAFile string
+	// NamespaceModes are extra [namespace_modes] entries.
+	NamespaceModes map[string]string
 }
 
 // TOML renders c in the shape of the scale-out runbook's flaredb.toml
@@ -68,7 +84,15 @@ log_level = %q
 # Empty for new node - will be populated by PD
 [namespace_modes]
 default = "eventual" # or "strong"
-`, c.StoreID, c.Addr, c.DataDir, strings.Join(c.PDAddr, ","), level)
+`, c.StoreID, c.Addr, c.DataDir, strings.Join(c.PDAddr, ","), level) + c.extraModes()
+}
+
+func (c StoreConfig) extraModes() string {
+	var b strings.Builder
+	for _, ns := range slices.Sorted(maps.Keys(c.NamespaceModes)) {
+		fmt.Fprintf(&b, "%q = %q\n", ns, c.NamespaceModes[ns])
+	}
+	return b.String()
 }
 
 // IsStore reports whether n is a store (PrepareStore, WithStores) rather
@@ -81,7 +105,7 @@ func (n *Node) StoreID() uint64 { return n.ID }
 // StoreConfig returns the settings the framework renders into the store's
 // flaredb.toml.
 func (n *Node) StoreConfig() StoreConfig {
-	sc := StoreConfig{StoreID: n.ID, Addr: n.apiAddr, DataDir: n.dataDir, PDAddr: n.c.Endpoints(), LogLevel: n.c.opts.logLevel}
+	sc := StoreConfig{StoreID: n.ID, Addr: n.apiAddr, DataDir: n.dataDir, PDAddr: n.c.Endpoints(), LogLevel: n.c.opts.logLevel, NamespaceModes: n.c.opts.namespaceModes}
 	if t := n.c.tls; t != nil {
 		sc.CertFile, sc.KeyFile, sc.CAFile = filepath.Join(t.dir, n.Name+".crt"), filepath.Join(t.dir, n.Name+".key"), t.caFile
 	}

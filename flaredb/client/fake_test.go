@@ -279,8 +279,9 @@ func (fc *fakeCluster) check(store uint64, method string, rctx *flaredbv1.Contex
 }
 
 type fakeKV struct {
-	fc    *fakeCluster
-	store uint64
+	flaredbv1connect.UnimplementedKVServiceHandler // SplitRegion
+	fc                                             *fakeCluster
+	store                                          uint64
 }
 
 func enc(rctx *flaredbv1.Context, key []byte) []byte {

@@ -107,7 +107,7 @@ func (c *Client) cas(ctx context.Context, op, ns string, req *flaredbv1.CompareA
 
 // MaxBatchGetKeys is the most keys BatchGet sends a store in one request
 // (the stores' limit); more keys of one region take several requests.
-const MaxBatchGetKeys = 10_000
+const MaxBatchGetKeys = keys.MaxBatchKeys
 
 // BatchGet reads keys of namespace ns and returns the pairs found, in the
 // order of keys (missing keys are left out). Keys of different regions
@@ -211,4 +211,18 @@ func regionErr[T any, PT interface {
 		return nil, err
 	}
 	return PT(res.Msg).GetRegionError(), nil
+}
+
+// SplitAt makes key of namespace ns a region boundary: the region holding
+// it splits there (a no-op when key already starts a region). Operators use
+// it to pre-split before a bulk load; regions also split by themselves once
+// they outgrow [region] max_size / max_keys.
+func (c *Client) SplitAt(ctx context.Context, ns string, key []byte) error {
+	ns, enc, r, err := c.keyOp(ctx, "split", ns, key)
+	if err != nil {
+		return err
+	}
+	return c.doKey(ctx, r, ns, enc, false, true, func(ctx context.Context, kv flaredbv1connect.KVServiceClient, rctx *flaredbv1.Context) (*flaredbv1.RegionError, error) {
+		return regionErr(kv.SplitRegion(ctx, connect.NewRequest(&flaredbv1.SplitRegionRequest{Context: rctx, SplitKeys: [][]byte{key}})))
+	})
 }

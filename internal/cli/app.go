@@ -57,7 +57,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 // chainfire-server/flaredb-server ARGS = centra serve ARGS;
 // chainfire-client [FLAGS] member-list|status|... = centra cluster ...;
 // chainfire-client [FLAGS] put|get|... = centra kv ...;
-// flaredb-client [FLAGS] cluster-status = centra flaredb cluster-status.
+// flaredb-client [FLAGS] cluster-status|put|get|delete|scan = centra flaredb ....
 func multiCall(args []string) []string {
 	if len(args) == 0 {
 		return args

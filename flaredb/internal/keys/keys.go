@@ -27,6 +27,9 @@ const (
 	MaxNamespaceLen = 128
 	// DataTag starts every data key in the store's pebble DB.
 	DataTag byte = 'd'
+	// MaxBatchKeys is the most keys one BatchGet or BatchPut request may
+	// carry (the store refuses more; the client splits BatchGet).
+	MaxBatchKeys = 10_000
 )
 
 // Namespace returns ns, or DefaultNamespace when ns is empty, after

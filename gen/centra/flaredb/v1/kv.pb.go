@@ -1434,6 +1434,111 @@ func (x *CompareAndSwapResponse) GetPreviousNotExist() bool {
 	return false
 }
 
+type SplitRegionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Context       *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	SplitKeys     [][]byte               `protobuf:"bytes,2,rep,name=split_keys,json=splitKeys,proto3" json:"split_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitRegionRequest) Reset() {
+	*x = SplitRegionRequest{}
+	mi := &file_centra_flaredb_v1_kv_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitRegionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitRegionRequest) ProtoMessage() {}
+
+func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_flaredb_v1_kv_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitRegionRequest.ProtoReflect.Descriptor instead.
+func (*SplitRegionRequest) Descriptor() ([]byte, []int) {
+	return file_centra_flaredb_v1_kv_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SplitRegionRequest) GetContext() *Context {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *SplitRegionRequest) GetSplitKeys() [][]byte {
+	if x != nil {
+		return x.SplitKeys
+	}
+	return nil
+}
+
+type SplitRegionResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	RegionError *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
+	// regions are the regions the original one became, in key order.
+	Regions       []*v1.Region `protobuf:"bytes,2,rep,name=regions,proto3" json:"regions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitRegionResponse) Reset() {
+	*x = SplitRegionResponse{}
+	mi := &file_centra_flaredb_v1_kv_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitRegionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitRegionResponse) ProtoMessage() {}
+
+func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_flaredb_v1_kv_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitRegionResponse.ProtoReflect.Descriptor instead.
+func (*SplitRegionResponse) Descriptor() ([]byte, []int) {
+	return file_centra_flaredb_v1_kv_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SplitRegionResponse) GetRegionError() *RegionError {
+	if x != nil {
+		return x.RegionError
+	}
+	return nil
+}
+
+func (x *SplitRegionResponse) GetRegions() []*v1.Region {
+	if x != nil {
+		return x.Regions
+	}
+	return nil
+}
+
 var File_centra_flaredb_v1_kv_proto protoreflect.FileDescriptor
 
 const file_centra_flaredb_v1_kv_proto_rawDesc = "" +
@@ -1531,7 +1636,14 @@ const file_centra_flaredb_v1_kv_proto_rawDesc = "" +
 	"\fregion_error\x18\x01 \x01(\v2\x1e.centra.flaredb.v1.RegionErrorR\vregionError\x12\x1c\n" +
 	"\tsucceeded\x18\x02 \x01(\bR\tsucceeded\x12%\n" +
 	"\x0eprevious_value\x18\x03 \x01(\fR\rpreviousValue\x12,\n" +
-	"\x12previous_not_exist\x18\x04 \x01(\bR\x10previousNotExist2\xa0\x05\n" +
+	"\x12previous_not_exist\x18\x04 \x01(\bR\x10previousNotExist\"i\n" +
+	"\x12SplitRegionRequest\x124\n" +
+	"\acontext\x18\x01 \x01(\v2\x1a.centra.flaredb.v1.ContextR\acontext\x12\x1d\n" +
+	"\n" +
+	"split_keys\x18\x02 \x03(\fR\tsplitKeys\"\x8a\x01\n" +
+	"\x13SplitRegionResponse\x12A\n" +
+	"\fregion_error\x18\x01 \x01(\v2\x1e.centra.flaredb.v1.RegionErrorR\vregionError\x120\n" +
+	"\aregions\x18\x02 \x03(\v2\x16.centra.meta.v1.RegionR\aregions2\xfe\x05\n" +
 	"\tKVService\x12D\n" +
 	"\x03Get\x12\x1d.centra.flaredb.v1.GetRequest\x1a\x1e.centra.flaredb.v1.GetResponse\x12S\n" +
 	"\bBatchGet\x12\".centra.flaredb.v1.BatchGetRequest\x1a#.centra.flaredb.v1.BatchGetResponse\x12D\n" +
@@ -1540,7 +1652,8 @@ const file_centra_flaredb_v1_kv_proto_rawDesc = "" +
 	"\x06Delete\x12 .centra.flaredb.v1.DeleteRequest\x1a!.centra.flaredb.v1.DeleteResponse\x12\\\n" +
 	"\vDeleteRange\x12%.centra.flaredb.v1.DeleteRangeRequest\x1a&.centra.flaredb.v1.DeleteRangeResponse\x12I\n" +
 	"\x04Scan\x12\x1e.centra.flaredb.v1.ScanRequest\x1a\x1f.centra.flaredb.v1.ScanResponse0\x01\x12e\n" +
-	"\x0eCompareAndSwap\x12(.centra.flaredb.v1.CompareAndSwapRequest\x1a).centra.flaredb.v1.CompareAndSwapResponseB\xc6\x01\n" +
+	"\x0eCompareAndSwap\x12(.centra.flaredb.v1.CompareAndSwapRequest\x1a).centra.flaredb.v1.CompareAndSwapResponse\x12\\\n" +
+	"\vSplitRegion\x12%.centra.flaredb.v1.SplitRegionRequest\x1a&.centra.flaredb.v1.SplitRegionResponseB\xc6\x01\n" +
 	"\x15com.centra.flaredb.v1B\aKvProtoP\x01Z>github.com/centra-cloud/centra/gen/centra/flaredb/v1;flaredbv1\xa2\x02\x03CFX\xaa\x02\x11Centra.Flaredb.V1\xca\x02\x11Centra\\Flaredb\\V1\xe2\x02\x1dCentra\\Flaredb\\V1\\GPBMetadata\xea\x02\x13Centra::Flaredb::V1b\x06proto3"
 
 var (
@@ -1555,7 +1668,7 @@ func file_centra_flaredb_v1_kv_proto_rawDescGZIP() []byte {
 	return file_centra_flaredb_v1_kv_proto_rawDescData
 }
 
-var file_centra_flaredb_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_centra_flaredb_v1_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_centra_flaredb_v1_kv_proto_goTypes = []any{
 	(*Context)(nil),                // 0: centra.flaredb.v1.Context
 	(*NotLeader)(nil),              // 1: centra.flaredb.v1.NotLeader
@@ -1581,14 +1694,16 @@ var file_centra_flaredb_v1_kv_proto_goTypes = []any{
 	(*ScanResponse)(nil),           // 21: centra.flaredb.v1.ScanResponse
 	(*CompareAndSwapRequest)(nil),  // 22: centra.flaredb.v1.CompareAndSwapRequest
 	(*CompareAndSwapResponse)(nil), // 23: centra.flaredb.v1.CompareAndSwapResponse
-	(*v1.RegionEpoch)(nil),         // 24: centra.meta.v1.RegionEpoch
-	(*v1.Peer)(nil),                // 25: centra.meta.v1.Peer
-	(*v1.Region)(nil),              // 26: centra.meta.v1.Region
+	(*SplitRegionRequest)(nil),     // 24: centra.flaredb.v1.SplitRegionRequest
+	(*SplitRegionResponse)(nil),    // 25: centra.flaredb.v1.SplitRegionResponse
+	(*v1.RegionEpoch)(nil),         // 26: centra.meta.v1.RegionEpoch
+	(*v1.Peer)(nil),                // 27: centra.meta.v1.Peer
+	(*v1.Region)(nil),              // 28: centra.meta.v1.Region
 }
 var file_centra_flaredb_v1_kv_proto_depIdxs = []int32{
-	24, // 0: centra.flaredb.v1.Context.region_epoch:type_name -> centra.meta.v1.RegionEpoch
-	25, // 1: centra.flaredb.v1.NotLeader.leader:type_name -> centra.meta.v1.Peer
-	26, // 2: centra.flaredb.v1.EpochNotMatch.current_regions:type_name -> centra.meta.v1.Region
+	26, // 0: centra.flaredb.v1.Context.region_epoch:type_name -> centra.meta.v1.RegionEpoch
+	27, // 1: centra.flaredb.v1.NotLeader.leader:type_name -> centra.meta.v1.Peer
+	28, // 2: centra.flaredb.v1.EpochNotMatch.current_regions:type_name -> centra.meta.v1.Region
 	1,  // 3: centra.flaredb.v1.RegionError.not_leader:type_name -> centra.flaredb.v1.NotLeader
 	2,  // 4: centra.flaredb.v1.RegionError.epoch_not_match:type_name -> centra.flaredb.v1.EpochNotMatch
 	3,  // 5: centra.flaredb.v1.RegionError.region_not_found:type_name -> centra.flaredb.v1.RegionNotFound
@@ -1613,27 +1728,32 @@ var file_centra_flaredb_v1_kv_proto_depIdxs = []int32{
 	7,  // 24: centra.flaredb.v1.ScanResponse.pairs:type_name -> centra.flaredb.v1.KvPair
 	0,  // 25: centra.flaredb.v1.CompareAndSwapRequest.context:type_name -> centra.flaredb.v1.Context
 	6,  // 26: centra.flaredb.v1.CompareAndSwapResponse.region_error:type_name -> centra.flaredb.v1.RegionError
-	8,  // 27: centra.flaredb.v1.KVService.Get:input_type -> centra.flaredb.v1.GetRequest
-	10, // 28: centra.flaredb.v1.KVService.BatchGet:input_type -> centra.flaredb.v1.BatchGetRequest
-	12, // 29: centra.flaredb.v1.KVService.Put:input_type -> centra.flaredb.v1.PutRequest
-	14, // 30: centra.flaredb.v1.KVService.BatchPut:input_type -> centra.flaredb.v1.BatchPutRequest
-	16, // 31: centra.flaredb.v1.KVService.Delete:input_type -> centra.flaredb.v1.DeleteRequest
-	18, // 32: centra.flaredb.v1.KVService.DeleteRange:input_type -> centra.flaredb.v1.DeleteRangeRequest
-	20, // 33: centra.flaredb.v1.KVService.Scan:input_type -> centra.flaredb.v1.ScanRequest
-	22, // 34: centra.flaredb.v1.KVService.CompareAndSwap:input_type -> centra.flaredb.v1.CompareAndSwapRequest
-	9,  // 35: centra.flaredb.v1.KVService.Get:output_type -> centra.flaredb.v1.GetResponse
-	11, // 36: centra.flaredb.v1.KVService.BatchGet:output_type -> centra.flaredb.v1.BatchGetResponse
-	13, // 37: centra.flaredb.v1.KVService.Put:output_type -> centra.flaredb.v1.PutResponse
-	15, // 38: centra.flaredb.v1.KVService.BatchPut:output_type -> centra.flaredb.v1.BatchPutResponse
-	17, // 39: centra.flaredb.v1.KVService.Delete:output_type -> centra.flaredb.v1.DeleteResponse
-	19, // 40: centra.flaredb.v1.KVService.DeleteRange:output_type -> centra.flaredb.v1.DeleteRangeResponse
-	21, // 41: centra.flaredb.v1.KVService.Scan:output_type -> centra.flaredb.v1.ScanResponse
-	23, // 42: centra.flaredb.v1.KVService.CompareAndSwap:output_type -> centra.flaredb.v1.CompareAndSwapResponse
-	35, // [35:43] is the sub-list for method output_type
-	27, // [27:35] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	0,  // 27: centra.flaredb.v1.SplitRegionRequest.context:type_name -> centra.flaredb.v1.Context
+	6,  // 28: centra.flaredb.v1.SplitRegionResponse.region_error:type_name -> centra.flaredb.v1.RegionError
+	28, // 29: centra.flaredb.v1.SplitRegionResponse.regions:type_name -> centra.meta.v1.Region
+	8,  // 30: centra.flaredb.v1.KVService.Get:input_type -> centra.flaredb.v1.GetRequest
+	10, // 31: centra.flaredb.v1.KVService.BatchGet:input_type -> centra.flaredb.v1.BatchGetRequest
+	12, // 32: centra.flaredb.v1.KVService.Put:input_type -> centra.flaredb.v1.PutRequest
+	14, // 33: centra.flaredb.v1.KVService.BatchPut:input_type -> centra.flaredb.v1.BatchPutRequest
+	16, // 34: centra.flaredb.v1.KVService.Delete:input_type -> centra.flaredb.v1.DeleteRequest
+	18, // 35: centra.flaredb.v1.KVService.DeleteRange:input_type -> centra.flaredb.v1.DeleteRangeRequest
+	20, // 36: centra.flaredb.v1.KVService.Scan:input_type -> centra.flaredb.v1.ScanRequest
+	22, // 37: centra.flaredb.v1.KVService.CompareAndSwap:input_type -> centra.flaredb.v1.CompareAndSwapRequest
+	24, // 38: centra.flaredb.v1.KVService.SplitRegion:input_type -> centra.flaredb.v1.SplitRegionRequest
+	9,  // 39: centra.flaredb.v1.KVService.Get:output_type -> centra.flaredb.v1.GetResponse
+	11, // 40: centra.flaredb.v1.KVService.BatchGet:output_type -> centra.flaredb.v1.BatchGetResponse
+	13, // 41: centra.flaredb.v1.KVService.Put:output_type -> centra.flaredb.v1.PutResponse
+	15, // 42: centra.flaredb.v1.KVService.BatchPut:output_type -> centra.flaredb.v1.BatchPutResponse
+	17, // 43: centra.flaredb.v1.KVService.Delete:output_type -> centra.flaredb.v1.DeleteResponse
+	19, // 44: centra.flaredb.v1.KVService.DeleteRange:output_type -> centra.flaredb.v1.DeleteRangeResponse
+	21, // 45: centra.flaredb.v1.KVService.Scan:output_type -> centra.flaredb.v1.ScanResponse
+	23, // 46: centra.flaredb.v1.KVService.CompareAndSwap:output_type -> centra.flaredb.v1.CompareAndSwapResponse
+	25, // 47: centra.flaredb.v1.KVService.SplitRegion:output_type -> centra.flaredb.v1.SplitRegionResponse
+	39, // [39:48] is the sub-list for method output_type
+	30, // [30:39] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_centra_flaredb_v1_kv_proto_init() }
@@ -1647,7 +1767,7 @@ func file_centra_flaredb_v1_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_flaredb_v1_kv_proto_rawDesc), len(file_centra_flaredb_v1_kv_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -64,6 +64,8 @@ const (
 	// KVServiceCompareAndSwapProcedure is the fully-qualified name of the KVService's CompareAndSwap
 	// RPC.
 	KVServiceCompareAndSwapProcedure = "/centra.flaredb.v1.KVService/CompareAndSwap"
+	// KVServiceSplitRegionProcedure is the fully-qualified name of the KVService's SplitRegion RPC.
+	KVServiceSplitRegionProcedure = "/centra.flaredb.v1.KVService/SplitRegion"
 )
 
 // KVServiceClient is a client for the centra.flaredb.v1.KVService service.
@@ -88,6 +90,10 @@ type KVServiceClient interface {
 	// current value is previous_value (or the key is missing, with
 	// previous_not_exist).
 	CompareAndSwap(context.Context, *connect.Request[v1.CompareAndSwapRequest]) (*connect.Response[v1.CompareAndSwapResponse], error)
+	// SplitRegion splits the region at each split key (user keys of the
+	// namespace, inside the region), as TiKV's SplitRegion does: an operator
+	// tool and a way to pre-split before a bulk load. Sent to the leader.
+	SplitRegion(context.Context, *connect.Request[v1.SplitRegionRequest]) (*connect.Response[v1.SplitRegionResponse], error)
 }
 
 // NewKVServiceClient constructs a client for the centra.flaredb.v1.KVService service. By default,
@@ -149,6 +155,12 @@ func NewKVServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...c
 			connect.WithSchema(kVServiceMethods.ByName("CompareAndSwap")),
 			connect.WithClientOptions(opts...),
 		),
+		splitRegion: connect.NewClient[v1.SplitRegionRequest, v1.SplitRegionResponse](
+			httpClient,
+			baseURL+KVServiceSplitRegionProcedure,
+			connect.WithSchema(kVServiceMethods.ByName("SplitRegion")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -162,6 +174,7 @@ type kVServiceClient struct {
 	deleteRange    *connect.Client[v1.DeleteRangeRequest, v1.DeleteRangeResponse]
 	scan           *connect.Client[v1.ScanRequest, v1.ScanResponse]
 	compareAndSwap *connect.Client[v1.CompareAndSwapRequest, v1.CompareAndSwapResponse]
+	splitRegion    *connect.Client[v1.SplitRegionRequest, v1.SplitRegionResponse]
 }
 
 // Get calls centra.flaredb.v1.KVService.Get.
@@ -204,6 +217,11 @@ func (c *kVServiceClient) CompareAndSwap(ctx context.Context, req *connect.Reque
 	return c.compareAndSwap.CallUnary(ctx, req)
 }
 
+// SplitRegion calls centra.flaredb.v1.KVService.SplitRegion.
+func (c *kVServiceClient) SplitRegion(ctx context.Context, req *connect.Request[v1.SplitRegionRequest]) (*connect.Response[v1.SplitRegionResponse], error) {
+	return c.splitRegion.CallUnary(ctx, req)
+}
+
 // KVServiceHandler is an implementation of the centra.flaredb.v1.KVService service.
 type KVServiceHandler interface {
 	// Get reads one key.
@@ -226,6 +244,10 @@ type KVServiceHandler interface {
 	// current value is previous_value (or the key is missing, with
 	// previous_not_exist).
 	CompareAndSwap(context.Context, *connect.Request[v1.CompareAndSwapRequest]) (*connect.Response[v1.CompareAndSwapResponse], error)
+	// SplitRegion splits the region at each split key (user keys of the
+	// namespace, inside the region), as TiKV's SplitRegion does: an operator
+	// tool and a way to pre-split before a bulk load. Sent to the leader.
+	SplitRegion(context.Context, *connect.Request[v1.SplitRegionRequest]) (*connect.Response[v1.SplitRegionResponse], error)
 }
 
 // NewKVServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -283,6 +305,12 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 		connect.WithSchema(kVServiceMethods.ByName("CompareAndSwap")),
 		connect.WithHandlerOptions(opts...),
 	)
+	kVServiceSplitRegionHandler := connect.NewUnaryHandler(
+		KVServiceSplitRegionProcedure,
+		svc.SplitRegion,
+		connect.WithSchema(kVServiceMethods.ByName("SplitRegion")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/centra.flaredb.v1.KVService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case KVServiceGetProcedure:
@@ -301,6 +329,8 @@ func NewKVServiceHandler(svc KVServiceHandler, opts ...connect.HandlerOption) (s
 			kVServiceScanHandler.ServeHTTP(w, r)
 		case KVServiceCompareAndSwapProcedure:
 			kVServiceCompareAndSwapHandler.ServeHTTP(w, r)
+		case KVServiceSplitRegionProcedure:
+			kVServiceSplitRegionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -340,4 +370,8 @@ func (UnimplementedKVServiceHandler) Scan(context.Context, *connect.Request[v1.S
 
 func (UnimplementedKVServiceHandler) CompareAndSwap(context.Context, *connect.Request[v1.CompareAndSwapRequest]) (*connect.Response[v1.CompareAndSwapResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("centra.flaredb.v1.KVService.CompareAndSwap is not implemented"))
+}
+
+func (UnimplementedKVServiceHandler) SplitRegion(context.Context, *connect.Request[v1.SplitRegionRequest]) (*connect.Response[v1.SplitRegionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("centra.flaredb.v1.KVService.SplitRegion is not implemented"))
 }
