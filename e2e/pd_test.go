@@ -26,7 +26,9 @@ import (
 //  1. The FlareDB scale-out runbook adds store 4 (flaredb-server --config
 //     with the runbook's flaredb.toml): Up in GET /pd/api/v1/stores on every
 //     control-plane node and in cluster-status (centra flaredb and
-//     flaredb-client); its log says "Registered with PD, store_id=4".
+//     flaredb-client); its log says "Registered with PD, store_id=4";
+//     `flaredb-client --endpoint http://STORE4 put test-key test-value`
+//     then `get test-key` prints test-value.
 //  2. Killing the PD (shard-0) leader leaves the same store list.
 //  3. In parallel: a SIGKILLed store goes Disconnected, then Down once
 //     max-store-down-time (lowered to 25s through POST /config/schedule)
@@ -119,6 +121,16 @@ func TestPD(t *testing.T) {
 		checkClusterStatus(t, "centra flaredb cluster-status", func() framework.CmdResult {
 			return framework.RunCLI("flaredb", "cluster-status", "--endpoint", c.Node(2).Endpoint())
 		}, want, 15*time.Second)
+
+		// Step 4: "Test write/read" on the new node, verbatim. Store 4 holds
+		// no replica: it forwards the region lookups to PD and the client
+		// goes to the region's leader.
+		if r := framework.RunBin(fdbClient, "--endpoint", "http://"+s.Endpoint(), "put", "test-key", "test-value"); r.Err != nil || strings.TrimSpace(r.Stdout) != "OK" {
+			t.Fatalf("flaredb-client put test-key test-value: %s", r)
+		}
+		if r := framework.RunBin(fdbClient, "--endpoint", "http://"+s.Endpoint(), "get", "test-key"); r.Err != nil || r.Stdout != "test-value\n" {
+			t.Fatalf("flaredb-client get test-key = %q, want \"test-value\\n\": %s", r.Stdout, r)
+		}
 	})
 
 	t.Run("PD API answers on every node", func(t *testing.T) {

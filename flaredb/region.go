@@ -59,6 +59,10 @@ type region struct {
 	applyDur func(time.Duration)
 	applyAt  time.Time
 	mu       sync.Mutex // guards splits between Apply and Applied
+	// writes counts applied entries; checked is its value at the last
+	// split check (split loop only), so unchanged regions are not walked.
+	writes  atomic.Uint64
+	checked uint64
 }
 
 var _ raftnode.RangeApplier = (*region)(nil)
@@ -159,6 +163,7 @@ func (r *region) Apply(b *pebble.Batch, entries []statemachine.Entry) error {
 	if d != r.desc() {
 		r.cur.Store(d)
 	}
+	r.writes.Add(uint64(len(entries)))
 	return nil
 }
 

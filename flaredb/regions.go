@@ -60,6 +60,9 @@ func (s *regionSet) overlapping(start, end []byte) []*metav1.Region {
 	var out []*metav1.Region
 	for _, r := range s.all() {
 		d := r.desc()
+		if d == nil {
+			continue // starting: not loaded yet
+		}
 		if _, _, ok := keys.Clamp(start, end, d.GetStartKey(), d.GetEndKey()); ok {
 			out = append(out, d)
 		}
@@ -139,7 +142,7 @@ func (s *Store) startRegion(ctx context.Context, d *metav1.Region) error {
 		s.regions.mu.Unlock()
 		return nil
 	}
-	r := &region{id: d.GetId(), db: s.cfg.DB, ks: raftnode.ShardKeyspace(d.GetId()), onSplit: s.onSplit, applyDur: s.m.observeApply}
+	r := &region{id: d.GetId(), db: s.cfg.DB, ks: raftnode.ShardKeyspace(d.GetId()), onSplit: s.onSplit, applyDur: s.m.observeApply, checked: ^uint64(0)}
 	s.regions.byID[d.GetId()] = r
 	s.regions.mu.Unlock()
 	sc := raftnode.ShardConfig{ShardID: d.GetId(), ReplicaID: self.GetId()}
@@ -355,6 +358,14 @@ func (s *Store) splitLoop(ctx context.Context) {
 		for _, r := range s.regions.all() {
 			if _, _, self := s.isLeader(r); !self {
 				continue
+			}
+			// Only a region written since its last check can have grown;
+			// every replica is checked once after it starts (checked starts
+			// at an impossible count), e.g. a new region still too large.
+			if w := r.writes.Load(); w == r.checked {
+				continue
+			} else {
+				r.checked = w
 			}
 			if err := s.checkSplit(ctx, r); err != nil && ctx.Err() == nil {
 				s.log.Warn("Region split failed; retrying at the next check", "region_id", r.id, "err", err)
