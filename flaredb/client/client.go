@@ -14,6 +14,7 @@ import (
 	"github.com/centra-cloud/centra/flaredb/internal/keys"
 	"github.com/centra-cloud/centra/gen/centra/flaredb/v1/flaredbv1connect"
 	pdclient "github.com/centra-cloud/centra/pd/client"
+	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // KvPair is a key and its value (empty in key-only scans).
@@ -110,11 +111,7 @@ func New(endpoints string, opts ...Option) (*Client, error) {
 		}
 	}
 	if c.httpClient == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetHTTP2(true)
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		c.httpClient = &http.Client{Transport: tr}
+		c.httpClient = centratls.HTTPClient(nil, 5*time.Second)
 		c.ownsHTTP = true
 	}
 	if c.minBackoff <= 0 {

@@ -40,6 +40,10 @@ func (a *App) mux(r *routes) *http.ServeMux {
 		}
 		mux.HandleFunc("/health", starting)
 		mux.HandleFunc("/readyz", starting)
+		// Every API path answers 503 (Connect: Unavailable, which clients
+		// retry) rather than 404 (Unimplemented, which they do not) until
+		// the roles serve.
+		mux.HandleFunc("/", starting)
 		return mux
 	}
 	if r.cf != nil {

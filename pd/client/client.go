@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
 	"github.com/centra-cloud/centra/gen/centra/pd/v1/pdv1connect"
+	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // ErrNoEndpoints: New got an empty endpoint list.
@@ -77,11 +77,7 @@ func New(endpoints string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	if c.httpClient == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetHTTP2(true)
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		c.httpClient = &http.Client{Transport: tr}
+		c.httpClient = centratls.HTTPClient(nil, 5*time.Second)
 	}
 	if c.minBackoff <= 0 {
 		c.minBackoff = time.Millisecond
