@@ -99,9 +99,14 @@ var (
 // the callbacks.
 func (l nodeListener) LeaderUpdated(info raftio.LeaderInfo) {
 	n := l.n
-	if info.LeaderID == raftio.NoLeader {
+	st := n.shard(info.ShardID)
+	switch {
+	case info.LeaderID == raftio.NoLeader && !st.hadLeader.Load():
+		n.log.Info("Electing a leader", "shard_id", info.ShardID, "replica_id", info.ReplicaID, "term", info.Term)
+	case info.LeaderID == raftio.NoLeader:
 		n.log.Warn("Leader lost", "shard_id", info.ShardID, "replica_id", info.ReplicaID, "term", info.Term)
-	} else {
+	default:
+		st.hadLeader.Store(true)
 		n.log.Info(fmt.Sprintf("Leader elected, term=%d", info.Term),
 			"shard_id", info.ShardID, "replica_id", info.ReplicaID, "leader_id", info.LeaderID)
 	}

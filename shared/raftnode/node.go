@@ -64,6 +64,9 @@ type shardState struct {
 	// learner is set while the local replica was started non-voting and
 	// has not taken a snapshot since its promotion (see snapshotIfPromoted).
 	learner atomic.Bool
+	// hadLeader is set once the shard had a leader in this process, so the
+	// no-leader event of a starting replica is not reported as a loss.
+	hadLeader atomic.Bool
 }
 
 type appliedSource struct{ r AppliedIndexReporter }
