@@ -47,6 +47,17 @@ func TestZeroConfigSingleNode(t *testing.T) {
 		}
 	})
 
+	// The dev node is also a FlareDB store (PD's max-replicas is 1): the
+	// README's `centra flaredb put k v` / `get k` work with no config.
+	t.Run("centra flaredb on the default endpoint", func(t *testing.T) {
+		if r := framework.RunCLI("flaredb", "put", "k", "v"); r.Err != nil || r.Stdout != "OK\n" {
+			t.Fatalf("centra flaredb put k v: want OK, got %s", r)
+		}
+		if r := framework.RunCLI("flaredb", "get", "k"); r.Err != nil || r.Stdout != "v\n" {
+			t.Fatalf("centra flaredb get k: want v, got %s", r)
+		}
+	})
+
 	t.Run("etcdctl put get", func(t *testing.T) {
 		if r := framework.RunEtcdctl(t, ep, "put", "ek", "ev"); r.Err != nil || r.Stdout != "OK\n" {
 			t.Fatalf("etcdctl put: %s", r)
