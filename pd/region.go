@@ -55,10 +55,13 @@ type RegionInfo struct {
 // created there yet: a split the store has not applied, a store that lost
 // the region).
 func (s *Server) pendingPeers(e *regionEntry) []*metav1.Peer {
-	out := e.stats.pendingPeers
+	out := slices.Clone(e.stats.pendingPeers) // appended to below
 	for _, p := range e.region().GetPeers() {
 		st := s.stores[p.GetStoreId()]
-		if st == nil || st.stats == nil || slices.Contains(st.stats.GetRegionIds(), e.region().GetId()) ||
+		if st == nil || st.hosted == nil {
+			continue // no heartbeat yet: unknown
+		}
+		if _, ok := st.hosted[e.region().GetId()]; ok ||
 			slices.ContainsFunc(out, func(q *metav1.Peer) bool { return q.GetId() == p.GetId() }) {
 			continue
 		}

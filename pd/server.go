@@ -200,7 +200,7 @@ func (s *Server) load(ctx context.Context) error {
 		}
 		e := &storeEntry{meta: st, ver: kv.Version, lastHeartbeat: now}
 		if old := s.stores[st.Id]; old != nil {
-			e.stats = old.stats // statistics survive a reload on the same node
+			e.stats, e.hosted = old.stats, old.hosted // statistics survive a reload on the same node
 		}
 		stores[st.Id] = e
 	}

@@ -28,6 +28,18 @@ type storeEntry struct {
 	ver           uint64
 	stats         *pdv1.StoreStats
 	lastHeartbeat time.Time
+	// hosted is stats.RegionIds as a set, built once per heartbeat for the
+	// pending-peer checks of region lookups.
+	hosted map[uint64]struct{}
+}
+
+// setStats records a heartbeat's statistics.
+func (e *storeEntry) setStats(st *pdv1.StoreStats) {
+	e.stats = st
+	e.hosted = make(map[uint64]struct{}, len(st.GetRegionIds()))
+	for _, id := range st.GetRegionIds() {
+		e.hosted[id] = struct{}{}
+	}
 }
 
 // StoreInfo is a store with its last statistics and derived state.
@@ -137,7 +149,7 @@ func (s *Server) putStoreLocked(ctx context.Context, st *metav1.Store) (*storeEn
 	}
 	e := &storeEntry{meta: next, ver: newVer, lastHeartbeat: now}
 	if old != nil {
-		e.stats = old.stats
+		e.stats, e.hosted = old.stats, old.hosted
 	} else {
 		s.log.Info(fmt.Sprintf("Store registered, store_id=%d", next.Id), "store_id", next.Id, "address", next.Address)
 	}
@@ -176,7 +188,7 @@ func (s *Server) StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, st 
 			return nil, fmt.Errorf("%w: store_id %d (%s) was removed", ErrStoreTombstone, stats.StoreId, e.meta.GetAddress())
 		}
 	}
-	e.stats = proto.Clone(stats).(*pdv1.StoreStats)
+	e.setStats(proto.Clone(stats).(*pdv1.StoreStats))
 	e.lastHeartbeat = s.now()
 	s.tryBootstrapLocked(ctx)
 	return &pdv1.StoreHeartbeatResponse{ClusterVersion: s.cfg.ClusterVersion, State: e.meta.GetState()}, nil
