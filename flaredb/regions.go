@@ -210,11 +210,13 @@ func (s *Store) onSplit(child *metav1.Region) {
 
 // reconcile starts replicas PD assigns to this store that it does not run
 // yet. Only the bootstrap region (epoch 1/1, whole key space) is created
-// this way: any other region gets its replicas from its parent's split.
-func (s *Store) reconcile(ctx context.Context) error {
+// this way: any other region gets its replicas from its parent's split. It
+// reports done once PD has regions and every replica of the bootstrap
+// region meant for this store runs: there is nothing left to poll PD for.
+func (s *Store) reconcile(ctx context.Context) (done bool, err error) {
 	rs, err := s.cfg.PD.ScanRegions(ctx, nil, nil, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, rw := range rs {
 		d := rw.GetRegion()
@@ -227,26 +229,30 @@ func (s *Store) reconcile(ctx context.Context) error {
 		}
 		existing, err := readDescriptor(s.cfg.DB, raftnode.ShardKeyspace(d.GetId()))
 		if err != nil {
-			return err
+			return false, err
 		}
 		if existing == nil {
-			b := s.cfg.DB.NewBatch()
-			if err := writeDescriptor(b, d); err != nil {
-				b.Close()
-				return err
+			if err := s.persistDescriptor(d); err != nil {
+				return false, err
 			}
-			if err := b.Commit(pebble.Sync); err != nil {
-				b.Close()
-				return err
-			}
-			b.Close()
 			existing = d
 		}
 		if err := s.startRegion(ctx, existing); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return len(rs) > 0, nil
+}
+
+// persistDescriptor writes a region's descriptor, synced, before its
+// replica starts.
+func (s *Store) persistDescriptor(d *metav1.Region) error {
+	b := s.cfg.DB.NewBatch()
+	defer b.Close()
+	if err := writeDescriptor(b, d); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }
 
 // isLeader reports whether this store's replica leads region r.
@@ -267,28 +273,25 @@ func (s *Store) heartbeatSoon(id uint64) {
 	}
 }
 
-// runRegionLoops runs reconcile, region heartbeats and split checks until
-// ctx ends.
+// runRegionLoops runs region heartbeats and split checks until ctx ends,
+// and reconcile until it is done (polling PD every 200 ms until the first
+// region exists).
 func (s *Store) runRegionLoops(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); s.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); s.splitLoop(ctx) }()
-	wait := 200 * time.Millisecond
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := s.reconcile(rctx)
+		done, err := s.reconcile(rctx)
 		cancel()
-		if ctx.Err() != nil {
+		if done || ctx.Err() != nil {
 			break
 		}
 		if err != nil {
 			s.log.Warn("Could not fetch this store's regions from PD, retrying...", "err", err)
 		}
-		if len(s.regions.all()) > 0 {
-			wait = s.cfg.RegionHeartbeatInterval
-		}
-		if sleep(ctx, wait) != nil {
+		if sleep(ctx, 200*time.Millisecond) != nil {
 			break
 		}
 	}
