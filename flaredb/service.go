@@ -91,18 +91,23 @@ func invalid(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 }
 
-// checkKey enforces the key size limit. A range bound may be one byte
-// longer: a scan resuming after a key of MaxKeySize starts at key+0x00.
-func checkKey(what string, k []byte) error {
-	limit := MaxKeySize
-	if what != "key" {
-		limit++
-	}
+// checkKey enforces the key size limit.
+func checkKey(k []byte) error {
 	switch {
-	case len(k) == 0 && what == "key":
+	case len(k) == 0:
 		return invalid("the key is empty")
-	case len(k) > limit:
-		return invalid("%s is %d bytes; the limit is %d", what, len(k), limit)
+	case len(k) > MaxKeySize:
+		return invalid("the key is %d bytes; the limit is %d", len(k), MaxKeySize)
+	}
+	return nil
+}
+
+// checkBound checks a range bound (empty: the namespace's end or start). It
+// may be one byte longer than a key: a scan resuming after a key of
+// MaxKeySize starts at key+0x00.
+func checkBound(what string, k []byte) error {
+	if len(k) > MaxKeySize+1 {
+		return invalid("%s is %d bytes; the limit is %d", what, len(k), MaxKeySize+1)
 	}
 	return nil
 }
@@ -347,7 +352,7 @@ func get(r pebble.Reader, enc []byte) ([]byte, bool, error) {
 func (sv *service) Get(ctx context.Context, req *connect.Request[flaredbv1.GetRequest]) (*connect.Response[flaredbv1.GetResponse], error) {
 	began := time.Now()
 	m := req.Msg
-	if err := checkKey("key", m.GetKey()); err != nil {
+	if err := checkKey(m.GetKey()); err != nil {
 		return nil, err
 	}
 	resp := &flaredbv1.GetResponse{}
@@ -376,7 +381,7 @@ func (sv *service) BatchGet(ctx context.Context, req *connect.Request[flaredbv1.
 	ns, _ := keys.Namespace(m.GetContext().GetNamespace())
 	enc := make([][]byte, len(m.GetKeys()))
 	for i, k := range m.GetKeys() {
-		if err := checkKey("key", k); err != nil {
+		if err := checkKey(k); err != nil {
 			return nil, err
 		}
 		enc[i] = keys.Encode(ns, k)
@@ -414,7 +419,7 @@ func mutations(ns string, pairs []*flaredbv1.KvPair, del bool) ([]*raftcmdv1.Mut
 	enc := make([][]byte, len(pairs))
 	total := 0
 	for i, p := range pairs {
-		if err := checkKey("key", p.GetKey()); err != nil {
+		if err := checkKey(p.GetKey()); err != nil {
 			return nil, nil, err
 		}
 		if err := checkValue(p.GetValue()); err != nil {
@@ -491,19 +496,12 @@ func (sv *service) widen(rerr *flaredbv1.RegionError, start, end []byte) *flared
 	return rerr
 }
 
-// scanRange encodes a request's user range [start, end) of ns and clamps
-// it to region d; ok is false when they do not meet.
-func scanRange(ns string, start, end []byte, d *metav1.Region) (s, e []byte, ok bool) {
-	s, e = keys.Range(ns, start, end)
-	return keys.Clamp(s, e, d.GetStartKey(), d.GetEndKey())
-}
-
 func (sv *service) DeleteRange(ctx context.Context, req *connect.Request[flaredbv1.DeleteRangeRequest]) (*connect.Response[flaredbv1.DeleteRangeResponse], error) {
 	m := req.Msg
-	if err := checkKey("start_key", m.GetStartKey()); err != nil {
+	if err := checkBound("start_key", m.GetStartKey()); err != nil {
 		return nil, err
 	}
-	if err := checkKey("end_key", m.GetEndKey()); err != nil {
+	if err := checkBound("end_key", m.GetEndKey()); err != nil {
 		return nil, err
 	}
 	ns, err := keys.Namespace(m.GetContext().GetNamespace())
@@ -552,7 +550,7 @@ func (sv *service) Scan(ctx context.Context, req *connect.Request[flaredbv1.Scan
 	began := time.Now()
 	m := req.Msg
 	for _, k := range [][]byte{m.GetStartKey(), m.GetEndKey()} {
-		if err := checkKey("scan bound", k); err != nil {
+		if err := checkBound("scan bound", k); err != nil {
 			return err
 		}
 	}
@@ -572,7 +570,7 @@ func (sv *service) Scan(ctx context.Context, req *connect.Request[flaredbv1.Scan
 		}
 		return stream.Send(&flaredbv1.ScanResponse{RegionError: rerr})
 	}
-	s, e, ok := scanRange(ns, m.GetStartKey(), m.GetEndKey(), t.d)
+	s, e, ok := keys.Clamp(encStart, encEnd, t.d.GetStartKey(), t.d.GetEndKey())
 	if !ok {
 		rerr := &flaredbv1.RegionError{
 			Message:        fmt.Sprintf("the scan range does not meet region %d", t.d.GetId()),
@@ -647,7 +645,7 @@ func (sv *service) SplitRegion(ctx context.Context, req *connect.Request[flaredb
 	}
 	enc := make([][]byte, len(m.GetSplitKeys()))
 	for i, k := range m.GetSplitKeys() {
-		if err := checkKey("key", k); err != nil {
+		if err := checkKey(k); err != nil {
 			return nil, err
 		}
 		enc[i] = keys.Encode(ns, k)
