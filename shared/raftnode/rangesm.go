@@ -1,13 +1,11 @@
 package raftnode
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 
@@ -178,11 +176,7 @@ func writeRangeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, lower, upper 
 		_, err := out.Write(b)
 		return err
 	}
-	var hdr [len(snapshotMagic) + 1 + 8]byte
-	copy(hdr[:], snapshotMagic[:])
-	hdr[len(snapshotMagic)] = snapshotV2
-	binary.BigEndian.PutUint64(hdr[len(snapshotMagic)+1:], ks.shardID)
-	if _, err := out.Write(hdr[:]); err != nil {
+	if err := sw.header(ks, snapshotV2); err != nil {
 		return err
 	}
 	if err := writeField(lower); err != nil {
@@ -237,19 +231,9 @@ func writeRangeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, lower, upper 
 // range deletions of the shard prefix and the recorded data range, then
 // every pair, into sw. sw must not be ingested when it returns an error.
 func readRangeSnapshot(r io.Reader, ks Keyspace, sw *sstable.Writer, done <-chan struct{}) error {
-	cr := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
-	var hdr [len(snapshotMagic) + 1 + 8]byte
-	if err := readFull(cr, hdr[:], "header"); err != nil {
+	cr, err := readHeader(r, ks, snapshotV2, "a range state machine", "upgrade the receiving node or check the shard's state machine type")
+	if err != nil {
 		return err
-	}
-	if !bytes.Equal(hdr[:len(snapshotMagic)], snapshotMagic[:]) {
-		return corrupt("bad magic %q", hdr[:len(snapshotMagic)])
-	}
-	if v := hdr[len(snapshotMagic)]; v != snapshotV2 {
-		return fmt.Errorf("%w: snapshot stream version %d, a range state machine reads version %d; upgrade the receiving node or check the shard's state machine type", ErrUnknownFormat, v, snapshotV2)
-	}
-	if id := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:]); id != ks.shardID {
-		return corrupt("stream is for shard %d, not %d", id, ks.shardID)
 	}
 	var (
 		lens                   [4]byte

@@ -53,11 +53,7 @@ func stopped(done <-chan struct{}) bool {
 func writeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, done <-chan struct{}) error {
 	sw := newStreamWriter(w)
 	out := sw.out
-	var hdr [len(snapshotMagic) + 1 + 8]byte
-	copy(hdr[:], snapshotMagic[:])
-	hdr[len(snapshotMagic)] = snapshotV1
-	binary.BigEndian.PutUint64(hdr[len(snapshotMagic)+1:], ks.shardID)
-	if _, err := out.Write(hdr[:]); err != nil {
+	if err := sw.header(ks, snapshotV1); err != nil {
 		return err
 	}
 	lower, upper := ks.shardBounds()
@@ -164,6 +160,38 @@ func (cr *crcReader) finish(count uint64) error {
 	return nil
 }
 
+// header writes the stream header: magic, version v, be64 shard ID.
+func (sw *streamWriter) header(ks Keyspace, v byte) error {
+	var hdr [len(snapshotMagic) + 1 + 8]byte
+	copy(hdr[:], snapshotMagic[:])
+	hdr[len(snapshotMagic)] = v
+	binary.BigEndian.PutUint64(hdr[len(snapshotMagic)+1:], ks.shardID)
+	_, err := sw.out.Write(hdr[:])
+	return err
+}
+
+// readHeader starts reading a stream for ks's shard: it checks the magic,
+// that the version is want (else an ErrUnknownFormat naming who reads which
+// version and the fix) and the shard ID, and returns the CRC-tracking
+// reader positioned after the header.
+func readHeader(r io.Reader, ks Keyspace, want byte, reader, fix string) (*crcReader, error) {
+	cr := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
+	var hdr [len(snapshotMagic) + 1 + 8]byte
+	if err := readFull(cr, hdr[:], "header"); err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(hdr[:len(snapshotMagic)], snapshotMagic[:]) {
+		return nil, corrupt("bad magic %q", hdr[:len(snapshotMagic)])
+	}
+	if v := hdr[len(snapshotMagic)]; v != want {
+		return nil, fmt.Errorf("%w: snapshot stream version %d, %s reads version %d; %s", ErrUnknownFormat, v, reader, want, fix)
+	}
+	if id := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:]); id != ks.shardID {
+		return nil, corrupt("stream is for shard %d, not %d", id, ks.shardID)
+	}
+	return cr, nil
+}
+
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrCorruptSnapshot, fmt.Sprintf(format, args...))
 }
@@ -204,19 +232,9 @@ func readField(r io.Reader, lens *[4]byte, buf *bytes.Buffer, limit uint32, what
 // ks's shard into b and verifies the trailer. b must not be committed when
 // it returns an error.
 func readSnapshot(r io.Reader, ks Keyspace, b *pebble.Batch, done <-chan struct{}) error {
-	cr := &crcReader{r: bufio.NewReaderSize(r, 64<<10), crc: crc32.New(castagnoli)}
-	var hdr [len(snapshotMagic) + 1 + 8]byte
-	if err := readFull(cr, hdr[:], "header"); err != nil {
+	cr, err := readHeader(r, ks, snapshotV1, "this binary", "upgrade the receiving node")
+	if err != nil {
 		return err
-	}
-	if !bytes.Equal(hdr[:len(snapshotMagic)], snapshotMagic[:]) {
-		return corrupt("bad magic %q", hdr[:len(snapshotMagic)])
-	}
-	if v := hdr[len(snapshotMagic)]; v != snapshotV1 {
-		return fmt.Errorf("%w: snapshot stream version %d, this binary reads version %d; upgrade the receiving node", ErrUnknownFormat, v, snapshotV1)
-	}
-	if id := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:]); id != ks.shardID {
-		return corrupt("stream is for shard %d, not %d", id, ks.shardID)
 	}
 	var (
 		count  uint64
