@@ -11,7 +11,6 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/centra-cloud/centra/flaredb/internal/keys"
 	"github.com/centra-cloud/centra/gen/centra/flaredb/v1/flaredbv1connect"
 	pdclient "github.com/centra-cloud/centra/pd/client"
 	centratls "github.com/centra-cloud/centra/shared/tls"
@@ -284,9 +283,4 @@ func (c *Client) setStrong(ns string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.strong[ns] = true
-}
-
-// namespace validates ns ("" = default).
-func namespace(ns string) (string, error) {
-	return keys.Namespace(ns)
 }

@@ -14,7 +14,7 @@ import (
 // encoded key and the retrier.
 func (c *Client) keyOp(ctx context.Context, op, ns string, key []byte) (string, []byte, *retrier, error) {
 	tmpl := OpError{Op: op, Namespace: ns, Key: key}
-	ns, err := namespace(ns)
+	ns, err := keys.Namespace(ns)
 	if err != nil {
 		tmpl.Err = err
 		return "", nil, nil, &tmpl
@@ -189,7 +189,7 @@ func (c *Client) BatchPut(ctx context.Context, ns string, pairs []KvPair) error 
 
 func (c *Client) batchOp(ctx context.Context, op, ns string, keyList [][]byte) (string, [][]byte, *retrier, error) {
 	tmpl := OpError{Op: op, Namespace: ns, Key: keyList[0], Keys: len(keyList)}
-	ns, err := namespace(ns)
+	ns, err := keys.Namespace(ns)
 	if err != nil {
 		tmpl.Err = err
 		return "", nil, nil, &tmpl

@@ -45,7 +45,7 @@ func (c *Client) Scan(ctx context.Context, ns string, start, end []byte, opts Sc
 // holds it open.
 func (c *Client) ScanFunc(ctx context.Context, ns string, start, end []byte, opts ScanOptions, fn func(KvPair) bool) error {
 	tmpl := OpError{Op: "scan", Namespace: ns, Key: start, End: end, Range: true}
-	ns, err := namespace(ns)
+	ns, err := keys.Namespace(ns)
 	if err != nil {
 		tmpl.Err = err
 		return &tmpl
@@ -225,7 +225,7 @@ func (s *scan) region(ctx context.Context, ri regionInfo, lo, hi []byte, seen fu
 // atomic per region only: if it fails, some regions' parts may be gone.
 func (c *Client) DeleteRange(ctx context.Context, ns string, start, end []byte) error {
 	tmpl := OpError{Op: "delete-range", Namespace: ns, Key: start, End: end, Range: true}
-	ns, err := namespace(ns)
+	ns, err := keys.Namespace(ns)
 	if err != nil {
 		tmpl.Err = err
 		return &tmpl
