@@ -27,6 +27,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ConfChangeType is TiKV's eraftpb.ConfChangeType.
+type ConfChangeType int32
+
+const (
+	// CONF_CHANGE_TYPE_ADD_NODE adds a voter, or promotes an existing learner
+	// with the same peer id to voter.
+	ConfChangeType_CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED ConfChangeType = 0
+	// CONF_CHANGE_TYPE_REMOVE_NODE removes the peer (voter or learner).
+	ConfChangeType_CONF_CHANGE_TYPE_REMOVE_NODE ConfChangeType = 1
+	// CONF_CHANGE_TYPE_ADD_LEARNER_NODE adds a non-voting peer on a store
+	// that holds no peer of the region; it catches up by a range snapshot.
+	ConfChangeType_CONF_CHANGE_TYPE_ADD_LEARNER_NODE ConfChangeType = 2
+)
+
+// Enum value maps for ConfChangeType.
+var (
+	ConfChangeType_name = map[int32]string{
+		0: "CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED",
+		1: "CONF_CHANGE_TYPE_REMOVE_NODE",
+		2: "CONF_CHANGE_TYPE_ADD_LEARNER_NODE",
+	}
+	ConfChangeType_value = map[string]int32{
+		"CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED": 0,
+		"CONF_CHANGE_TYPE_REMOVE_NODE":          1,
+		"CONF_CHANGE_TYPE_ADD_LEARNER_NODE":     2,
+	}
+)
+
+func (x ConfChangeType) Enum() *ConfChangeType {
+	p := new(ConfChangeType)
+	*p = x
+	return p
+}
+
+func (x ConfChangeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConfChangeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_centra_pd_v1_pd_proto_enumTypes[0].Descriptor()
+}
+
+func (ConfChangeType) Type() protoreflect.EnumType {
+	return &file_centra_pd_v1_pd_proto_enumTypes[0]
+}
+
+func (x ConfChangeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConfChangeType.Descriptor instead.
+func (ConfChangeType) EnumDescriptor() ([]byte, []int) {
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{0}
+}
+
 // StoreStats is what a store reports in its heartbeat. Sizes are bytes.
 type StoreStats struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -565,16 +620,31 @@ func (x *RegionHeartbeatRequest) GetTerm() uint64 {
 	return 0
 }
 
-// RegionHeartbeatResponse answers one heartbeat. Scheduling commands
-// (change peer, transfer leader, split, merge) come with the scheduling
-// work; until then only the fields naming the region are set.
+// RegionHeartbeatResponse answers one heartbeat. When PD has an operator
+// for the region it carries the operator's current step (at most one of
+// change_peer and transfer_leader), as TiKV PD does. The region leader
+// executes the step only if region_epoch equals its region's epoch (a
+// stale step is ignored: PD resends the step on the next heartbeat while
+// the operator lives, and the epoch check makes a step apply at most once).
+// PD learns a step finished from later heartbeats (peers, roles, conf_ver,
+// leader), never from an acknowledgement.
 type RegionHeartbeatResponse struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	RegionId    uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
-	RegionEpoch *v1.RegionEpoch        `protobuf:"bytes,2,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
-	TargetPeer  *v1.Peer               `protobuf:"bytes,3,opt,name=target_peer,json=targetPeer,proto3" json:"target_peer,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RegionId uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	// region_epoch is the epoch the step was computed for.
+	RegionEpoch *v1.RegionEpoch `protobuf:"bytes,2,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
+	// target_peer is the peer the response is for (the leader that sent the
+	// heartbeat).
+	TargetPeer *v1.Peer `protobuf:"bytes,3,opt,name=target_peer,json=targetPeer,proto3" json:"target_peer,omitempty"`
 	// stale is true when PD dropped the heartbeat as older than what it knows.
-	Stale         bool `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
+	Stale bool `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
+	// change_peer adds a learner, promotes a learner to voter, or removes a
+	// peer.
+	ChangePeer *ChangePeer `protobuf:"bytes,5,opt,name=change_peer,json=changePeer,proto3" json:"change_peer,omitempty"`
+	// transfer_leader hands leadership to peer.
+	TransferLeader *TransferLeader `protobuf:"bytes,6,opt,name=transfer_leader,json=transferLeader,proto3" json:"transfer_leader,omitempty"`
+	// operator_id names the operator the step belongs to (logs only).
+	OperatorId    uint64 `protobuf:"varint,7,opt,name=operator_id,json=operatorId,proto3" json:"operator_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +707,125 @@ func (x *RegionHeartbeatResponse) GetStale() bool {
 	return false
 }
 
+func (x *RegionHeartbeatResponse) GetChangePeer() *ChangePeer {
+	if x != nil {
+		return x.ChangePeer
+	}
+	return nil
+}
+
+func (x *RegionHeartbeatResponse) GetTransferLeader() *TransferLeader {
+	if x != nil {
+		return x.TransferLeader
+	}
+	return nil
+}
+
+func (x *RegionHeartbeatResponse) GetOperatorId() uint64 {
+	if x != nil {
+		return x.OperatorId
+	}
+	return 0
+}
+
+// ChangePeer is one membership change of a region.
+type ChangePeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          *v1.Peer               `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	ChangeType    ConfChangeType         `protobuf:"varint,2,opt,name=change_type,json=changeType,proto3,enum=centra.pd.v1.ConfChangeType" json:"change_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePeer) Reset() {
+	*x = ChangePeer{}
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePeer) ProtoMessage() {}
+
+func (x *ChangePeer) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePeer.ProtoReflect.Descriptor instead.
+func (*ChangePeer) Descriptor() ([]byte, []int) {
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChangePeer) GetPeer() *v1.Peer {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *ChangePeer) GetChangeType() ConfChangeType {
+	if x != nil {
+		return x.ChangeType
+	}
+	return ConfChangeType_CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED
+}
+
+// TransferLeader asks the leader to hand leadership to peer.
+type TransferLeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          *v1.Peer               `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeader) Reset() {
+	*x = TransferLeader{}
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeader) ProtoMessage() {}
+
+func (x *TransferLeader) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeader.ProtoReflect.Descriptor instead.
+func (*TransferLeader) Descriptor() ([]byte, []int) {
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TransferLeader) GetPeer() *v1.Peer {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
 // GetRegionRequest names a key.
 type GetRegionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -647,7 +836,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +848,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +861,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{8}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRegionRequest) GetKey() []byte {
@@ -694,7 +883,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +895,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +908,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{9}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRegionResponse) GetRegion() *v1.Region {
@@ -746,7 +935,7 @@ type GetRegionByIDRequest struct {
 
 func (x *GetRegionByIDRequest) Reset() {
 	*x = GetRegionByIDRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +947,7 @@ func (x *GetRegionByIDRequest) String() string {
 func (*GetRegionByIDRequest) ProtoMessage() {}
 
 func (x *GetRegionByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +960,7 @@ func (x *GetRegionByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionByIDRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionByIDRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{10}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRegionByIDRequest) GetRegionId() uint64 {
@@ -792,7 +981,7 @@ type GetRegionByIDResponse struct {
 
 func (x *GetRegionByIDResponse) Reset() {
 	*x = GetRegionByIDResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +993,7 @@ func (x *GetRegionByIDResponse) String() string {
 func (*GetRegionByIDResponse) ProtoMessage() {}
 
 func (x *GetRegionByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +1006,7 @@ func (x *GetRegionByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionByIDResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionByIDResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{11}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRegionByIDResponse) GetRegion() *v1.Region {
@@ -847,7 +1036,7 @@ type ScanRegionsRequest struct {
 
 func (x *ScanRegionsRequest) Reset() {
 	*x = ScanRegionsRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1048,7 @@ func (x *ScanRegionsRequest) String() string {
 func (*ScanRegionsRequest) ProtoMessage() {}
 
 func (x *ScanRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1061,7 @@ func (x *ScanRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ScanRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{12}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScanRegionsRequest) GetStartKey() []byte {
@@ -907,7 +1096,7 @@ type RegionWithLeader struct {
 
 func (x *RegionWithLeader) Reset() {
 	*x = RegionWithLeader{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +1108,7 @@ func (x *RegionWithLeader) String() string {
 func (*RegionWithLeader) ProtoMessage() {}
 
 func (x *RegionWithLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +1121,7 @@ func (x *RegionWithLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionWithLeader.ProtoReflect.Descriptor instead.
 func (*RegionWithLeader) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{13}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RegionWithLeader) GetRegion() *v1.Region {
@@ -959,7 +1148,7 @@ type ScanRegionsResponse struct {
 
 func (x *ScanRegionsResponse) Reset() {
 	*x = ScanRegionsResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1160,7 @@ func (x *ScanRegionsResponse) String() string {
 func (*ScanRegionsResponse) ProtoMessage() {}
 
 func (x *ScanRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1173,7 @@ func (x *ScanRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ScanRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{14}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ScanRegionsResponse) GetRegions() []*RegionWithLeader {
@@ -1004,7 +1193,7 @@ type AllocIDRequest struct {
 
 func (x *AllocIDRequest) Reset() {
 	*x = AllocIDRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1205,7 @@ func (x *AllocIDRequest) String() string {
 func (*AllocIDRequest) ProtoMessage() {}
 
 func (x *AllocIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1218,7 @@ func (x *AllocIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocIDRequest.ProtoReflect.Descriptor instead.
 func (*AllocIDRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{15}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AllocIDRequest) GetCount() uint32 {
@@ -1050,7 +1239,7 @@ type AllocIDResponse struct {
 
 func (x *AllocIDResponse) Reset() {
 	*x = AllocIDResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1251,7 @@ func (x *AllocIDResponse) String() string {
 func (*AllocIDResponse) ProtoMessage() {}
 
 func (x *AllocIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1264,7 @@ func (x *AllocIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocIDResponse.ProtoReflect.Descriptor instead.
 func (*AllocIDResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{16}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AllocIDResponse) GetFirstId() uint64 {
@@ -1102,7 +1291,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1303,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1316,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{17}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AskSplitRequest) GetRegion() *v1.Region {
@@ -1149,7 +1338,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1350,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1363,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{18}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AskSplitResponse) GetNewRegionId() uint64 {
@@ -1201,7 +1390,7 @@ type GetStoreRequest struct {
 
 func (x *GetStoreRequest) Reset() {
 	*x = GetStoreRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1402,7 @@ func (x *GetStoreRequest) String() string {
 func (*GetStoreRequest) ProtoMessage() {}
 
 func (x *GetStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1415,7 @@ func (x *GetStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStoreRequest.ProtoReflect.Descriptor instead.
 func (*GetStoreRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{19}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetStoreRequest) GetStoreId() uint64 {
@@ -1250,7 +1439,7 @@ type GetStoreResponse struct {
 
 func (x *GetStoreResponse) Reset() {
 	*x = GetStoreResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1451,7 @@ func (x *GetStoreResponse) String() string {
 func (*GetStoreResponse) ProtoMessage() {}
 
 func (x *GetStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1464,7 @@ func (x *GetStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStoreResponse.ProtoReflect.Descriptor instead.
 func (*GetStoreResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{20}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetStoreResponse) GetStore() *v1.Store {
@@ -1309,7 +1498,7 @@ type GetAllStoresRequest struct {
 
 func (x *GetAllStoresRequest) Reset() {
 	*x = GetAllStoresRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1510,7 @@ func (x *GetAllStoresRequest) String() string {
 func (*GetAllStoresRequest) ProtoMessage() {}
 
 func (x *GetAllStoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1523,7 @@ func (x *GetAllStoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAllStoresRequest.ProtoReflect.Descriptor instead.
 func (*GetAllStoresRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{21}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetAllStoresRequest) GetExcludeTombstoneStores() bool {
@@ -1356,7 +1545,7 @@ type StoreInfo struct {
 
 func (x *StoreInfo) Reset() {
 	*x = StoreInfo{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1557,7 @@ func (x *StoreInfo) String() string {
 func (*StoreInfo) ProtoMessage() {}
 
 func (x *StoreInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1570,7 @@ func (x *StoreInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreInfo.ProtoReflect.Descriptor instead.
 func (*StoreInfo) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{22}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StoreInfo) GetStore() *v1.Store {
@@ -1415,7 +1604,7 @@ type GetAllStoresResponse struct {
 
 func (x *GetAllStoresResponse) Reset() {
 	*x = GetAllStoresResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1616,7 @@ func (x *GetAllStoresResponse) String() string {
 func (*GetAllStoresResponse) ProtoMessage() {}
 
 func (x *GetAllStoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1629,7 @@ func (x *GetAllStoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAllStoresResponse.ProtoReflect.Descriptor instead.
 func (*GetAllStoresResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{23}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetAllStoresResponse) GetStores() []*StoreInfo {
@@ -1461,7 +1650,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1662,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1675,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{24}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NotLeader) GetLeaderUrl() string {
@@ -1549,13 +1738,25 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"bytes_read\x18\t \x01(\x04R\tbytesRead\x12\x1b\n" +
 	"\tkeys_read\x18\n" +
 	" \x01(\x04R\bkeysRead\x12\x12\n" +
-	"\x04term\x18\v \x01(\x04R\x04term\"\xc3\x01\n" +
+	"\x04term\x18\v \x01(\x04R\x04term\"\xe6\x02\n" +
 	"\x17RegionHeartbeatResponse\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12>\n" +
 	"\fregion_epoch\x18\x02 \x01(\v2\x1b.centra.meta.v1.RegionEpochR\vregionEpoch\x125\n" +
 	"\vtarget_peer\x18\x03 \x01(\v2\x14.centra.meta.v1.PeerR\n" +
 	"targetPeer\x12\x14\n" +
-	"\x05stale\x18\x04 \x01(\bR\x05stale\"$\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\x129\n" +
+	"\vchange_peer\x18\x05 \x01(\v2\x18.centra.pd.v1.ChangePeerR\n" +
+	"changePeer\x12E\n" +
+	"\x0ftransfer_leader\x18\x06 \x01(\v2\x1c.centra.pd.v1.TransferLeaderR\x0etransferLeader\x12\x1f\n" +
+	"\voperator_id\x18\a \x01(\x04R\n" +
+	"operatorId\"u\n" +
+	"\n" +
+	"ChangePeer\x12(\n" +
+	"\x04peer\x18\x01 \x01(\v2\x14.centra.meta.v1.PeerR\x04peer\x12=\n" +
+	"\vchange_type\x18\x02 \x01(\x0e2\x1c.centra.pd.v1.ConfChangeTypeR\n" +
+	"changeType\":\n" +
+	"\x0eTransferLeader\x12(\n" +
+	"\x04peer\x18\x01 \x01(\v2\x14.centra.meta.v1.PeerR\x04peer\"$\n" +
 	"\x10GetRegionRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\"q\n" +
 	"\x11GetRegionResponse\x12.\n" +
@@ -1604,7 +1805,11 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"\x06stores\x18\x01 \x03(\v2\x17.centra.pd.v1.StoreInfoR\x06stores\"*\n" +
 	"\tNotLeader\x12\x1d\n" +
 	"\n" +
-	"leader_url\x18\x01 \x01(\tR\tleaderUrl2\xc8\x06\n" +
+	"leader_url\x18\x01 \x01(\tR\tleaderUrl*\x84\x01\n" +
+	"\x0eConfChangeType\x12)\n" +
+	"%CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cCONF_CHANGE_TYPE_REMOVE_NODE\x10\x01\x12%\n" +
+	"!CONF_CHANGE_TYPE_ADD_LEARNER_NODE\x10\x022\xc8\x06\n" +
 	"\tPDService\x12I\n" +
 	"\bPutStore\x12\x1d.centra.pd.v1.PutStoreRequest\x1a\x1e.centra.pd.v1.PutStoreResponse\x12[\n" +
 	"\x0eStoreHeartbeat\x12#.centra.pd.v1.StoreHeartbeatRequest\x1a$.centra.pd.v1.StoreHeartbeatResponse\x12b\n" +
@@ -1630,90 +1835,99 @@ func file_centra_pd_v1_pd_proto_rawDescGZIP() []byte {
 	return file_centra_pd_v1_pd_proto_rawDescData
 }
 
-var file_centra_pd_v1_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_centra_pd_v1_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_centra_pd_v1_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_centra_pd_v1_pd_proto_goTypes = []any{
-	(*StoreStats)(nil),              // 0: centra.pd.v1.StoreStats
-	(*PutStoreRequest)(nil),         // 1: centra.pd.v1.PutStoreRequest
-	(*PutStoreResponse)(nil),        // 2: centra.pd.v1.PutStoreResponse
-	(*StoreHeartbeatRequest)(nil),   // 3: centra.pd.v1.StoreHeartbeatRequest
-	(*StoreHeartbeatResponse)(nil),  // 4: centra.pd.v1.StoreHeartbeatResponse
-	(*PeerStats)(nil),               // 5: centra.pd.v1.PeerStats
-	(*RegionHeartbeatRequest)(nil),  // 6: centra.pd.v1.RegionHeartbeatRequest
-	(*RegionHeartbeatResponse)(nil), // 7: centra.pd.v1.RegionHeartbeatResponse
-	(*GetRegionRequest)(nil),        // 8: centra.pd.v1.GetRegionRequest
-	(*GetRegionResponse)(nil),       // 9: centra.pd.v1.GetRegionResponse
-	(*GetRegionByIDRequest)(nil),    // 10: centra.pd.v1.GetRegionByIDRequest
-	(*GetRegionByIDResponse)(nil),   // 11: centra.pd.v1.GetRegionByIDResponse
-	(*ScanRegionsRequest)(nil),      // 12: centra.pd.v1.ScanRegionsRequest
-	(*RegionWithLeader)(nil),        // 13: centra.pd.v1.RegionWithLeader
-	(*ScanRegionsResponse)(nil),     // 14: centra.pd.v1.ScanRegionsResponse
-	(*AllocIDRequest)(nil),          // 15: centra.pd.v1.AllocIDRequest
-	(*AllocIDResponse)(nil),         // 16: centra.pd.v1.AllocIDResponse
-	(*AskSplitRequest)(nil),         // 17: centra.pd.v1.AskSplitRequest
-	(*AskSplitResponse)(nil),        // 18: centra.pd.v1.AskSplitResponse
-	(*GetStoreRequest)(nil),         // 19: centra.pd.v1.GetStoreRequest
-	(*GetStoreResponse)(nil),        // 20: centra.pd.v1.GetStoreResponse
-	(*GetAllStoresRequest)(nil),     // 21: centra.pd.v1.GetAllStoresRequest
-	(*StoreInfo)(nil),               // 22: centra.pd.v1.StoreInfo
-	(*GetAllStoresResponse)(nil),    // 23: centra.pd.v1.GetAllStoresResponse
-	(*NotLeader)(nil),               // 24: centra.pd.v1.NotLeader
-	(*v1.Store)(nil),                // 25: centra.meta.v1.Store
-	(v1.StoreState)(0),              // 26: centra.meta.v1.StoreState
-	(*v1.Peer)(nil),                 // 27: centra.meta.v1.Peer
-	(*v1.Region)(nil),               // 28: centra.meta.v1.Region
-	(*v1.RegionEpoch)(nil),          // 29: centra.meta.v1.RegionEpoch
+	(ConfChangeType)(0),             // 0: centra.pd.v1.ConfChangeType
+	(*StoreStats)(nil),              // 1: centra.pd.v1.StoreStats
+	(*PutStoreRequest)(nil),         // 2: centra.pd.v1.PutStoreRequest
+	(*PutStoreResponse)(nil),        // 3: centra.pd.v1.PutStoreResponse
+	(*StoreHeartbeatRequest)(nil),   // 4: centra.pd.v1.StoreHeartbeatRequest
+	(*StoreHeartbeatResponse)(nil),  // 5: centra.pd.v1.StoreHeartbeatResponse
+	(*PeerStats)(nil),               // 6: centra.pd.v1.PeerStats
+	(*RegionHeartbeatRequest)(nil),  // 7: centra.pd.v1.RegionHeartbeatRequest
+	(*RegionHeartbeatResponse)(nil), // 8: centra.pd.v1.RegionHeartbeatResponse
+	(*ChangePeer)(nil),              // 9: centra.pd.v1.ChangePeer
+	(*TransferLeader)(nil),          // 10: centra.pd.v1.TransferLeader
+	(*GetRegionRequest)(nil),        // 11: centra.pd.v1.GetRegionRequest
+	(*GetRegionResponse)(nil),       // 12: centra.pd.v1.GetRegionResponse
+	(*GetRegionByIDRequest)(nil),    // 13: centra.pd.v1.GetRegionByIDRequest
+	(*GetRegionByIDResponse)(nil),   // 14: centra.pd.v1.GetRegionByIDResponse
+	(*ScanRegionsRequest)(nil),      // 15: centra.pd.v1.ScanRegionsRequest
+	(*RegionWithLeader)(nil),        // 16: centra.pd.v1.RegionWithLeader
+	(*ScanRegionsResponse)(nil),     // 17: centra.pd.v1.ScanRegionsResponse
+	(*AllocIDRequest)(nil),          // 18: centra.pd.v1.AllocIDRequest
+	(*AllocIDResponse)(nil),         // 19: centra.pd.v1.AllocIDResponse
+	(*AskSplitRequest)(nil),         // 20: centra.pd.v1.AskSplitRequest
+	(*AskSplitResponse)(nil),        // 21: centra.pd.v1.AskSplitResponse
+	(*GetStoreRequest)(nil),         // 22: centra.pd.v1.GetStoreRequest
+	(*GetStoreResponse)(nil),        // 23: centra.pd.v1.GetStoreResponse
+	(*GetAllStoresRequest)(nil),     // 24: centra.pd.v1.GetAllStoresRequest
+	(*StoreInfo)(nil),               // 25: centra.pd.v1.StoreInfo
+	(*GetAllStoresResponse)(nil),    // 26: centra.pd.v1.GetAllStoresResponse
+	(*NotLeader)(nil),               // 27: centra.pd.v1.NotLeader
+	(*v1.Store)(nil),                // 28: centra.meta.v1.Store
+	(v1.StoreState)(0),              // 29: centra.meta.v1.StoreState
+	(*v1.Peer)(nil),                 // 30: centra.meta.v1.Peer
+	(*v1.Region)(nil),               // 31: centra.meta.v1.Region
+	(*v1.RegionEpoch)(nil),          // 32: centra.meta.v1.RegionEpoch
 }
 var file_centra_pd_v1_pd_proto_depIdxs = []int32{
-	25, // 0: centra.pd.v1.PutStoreRequest.store:type_name -> centra.meta.v1.Store
-	25, // 1: centra.pd.v1.PutStoreResponse.store:type_name -> centra.meta.v1.Store
-	0,  // 2: centra.pd.v1.StoreHeartbeatRequest.stats:type_name -> centra.pd.v1.StoreStats
-	25, // 3: centra.pd.v1.StoreHeartbeatRequest.store:type_name -> centra.meta.v1.Store
-	26, // 4: centra.pd.v1.StoreHeartbeatResponse.state:type_name -> centra.meta.v1.StoreState
-	27, // 5: centra.pd.v1.PeerStats.peer:type_name -> centra.meta.v1.Peer
-	28, // 6: centra.pd.v1.RegionHeartbeatRequest.region:type_name -> centra.meta.v1.Region
-	27, // 7: centra.pd.v1.RegionHeartbeatRequest.leader:type_name -> centra.meta.v1.Peer
-	5,  // 8: centra.pd.v1.RegionHeartbeatRequest.down_peers:type_name -> centra.pd.v1.PeerStats
-	27, // 9: centra.pd.v1.RegionHeartbeatRequest.pending_peers:type_name -> centra.meta.v1.Peer
-	29, // 10: centra.pd.v1.RegionHeartbeatResponse.region_epoch:type_name -> centra.meta.v1.RegionEpoch
-	27, // 11: centra.pd.v1.RegionHeartbeatResponse.target_peer:type_name -> centra.meta.v1.Peer
-	28, // 12: centra.pd.v1.GetRegionResponse.region:type_name -> centra.meta.v1.Region
-	27, // 13: centra.pd.v1.GetRegionResponse.leader:type_name -> centra.meta.v1.Peer
-	28, // 14: centra.pd.v1.GetRegionByIDResponse.region:type_name -> centra.meta.v1.Region
-	27, // 15: centra.pd.v1.GetRegionByIDResponse.leader:type_name -> centra.meta.v1.Peer
-	28, // 16: centra.pd.v1.RegionWithLeader.region:type_name -> centra.meta.v1.Region
-	27, // 17: centra.pd.v1.RegionWithLeader.leader:type_name -> centra.meta.v1.Peer
-	13, // 18: centra.pd.v1.ScanRegionsResponse.regions:type_name -> centra.pd.v1.RegionWithLeader
-	28, // 19: centra.pd.v1.AskSplitRequest.region:type_name -> centra.meta.v1.Region
-	25, // 20: centra.pd.v1.GetStoreResponse.store:type_name -> centra.meta.v1.Store
-	0,  // 21: centra.pd.v1.GetStoreResponse.stats:type_name -> centra.pd.v1.StoreStats
-	25, // 22: centra.pd.v1.StoreInfo.store:type_name -> centra.meta.v1.Store
-	0,  // 23: centra.pd.v1.StoreInfo.stats:type_name -> centra.pd.v1.StoreStats
-	22, // 24: centra.pd.v1.GetAllStoresResponse.stores:type_name -> centra.pd.v1.StoreInfo
-	1,  // 25: centra.pd.v1.PDService.PutStore:input_type -> centra.pd.v1.PutStoreRequest
-	3,  // 26: centra.pd.v1.PDService.StoreHeartbeat:input_type -> centra.pd.v1.StoreHeartbeatRequest
-	6,  // 27: centra.pd.v1.PDService.RegionHeartbeat:input_type -> centra.pd.v1.RegionHeartbeatRequest
-	8,  // 28: centra.pd.v1.PDService.GetRegion:input_type -> centra.pd.v1.GetRegionRequest
-	10, // 29: centra.pd.v1.PDService.GetRegionByID:input_type -> centra.pd.v1.GetRegionByIDRequest
-	12, // 30: centra.pd.v1.PDService.ScanRegions:input_type -> centra.pd.v1.ScanRegionsRequest
-	15, // 31: centra.pd.v1.PDService.AllocID:input_type -> centra.pd.v1.AllocIDRequest
-	17, // 32: centra.pd.v1.PDService.AskSplit:input_type -> centra.pd.v1.AskSplitRequest
-	19, // 33: centra.pd.v1.PDService.GetStore:input_type -> centra.pd.v1.GetStoreRequest
-	21, // 34: centra.pd.v1.PDService.GetAllStores:input_type -> centra.pd.v1.GetAllStoresRequest
-	2,  // 35: centra.pd.v1.PDService.PutStore:output_type -> centra.pd.v1.PutStoreResponse
-	4,  // 36: centra.pd.v1.PDService.StoreHeartbeat:output_type -> centra.pd.v1.StoreHeartbeatResponse
-	7,  // 37: centra.pd.v1.PDService.RegionHeartbeat:output_type -> centra.pd.v1.RegionHeartbeatResponse
-	9,  // 38: centra.pd.v1.PDService.GetRegion:output_type -> centra.pd.v1.GetRegionResponse
-	11, // 39: centra.pd.v1.PDService.GetRegionByID:output_type -> centra.pd.v1.GetRegionByIDResponse
-	14, // 40: centra.pd.v1.PDService.ScanRegions:output_type -> centra.pd.v1.ScanRegionsResponse
-	16, // 41: centra.pd.v1.PDService.AllocID:output_type -> centra.pd.v1.AllocIDResponse
-	18, // 42: centra.pd.v1.PDService.AskSplit:output_type -> centra.pd.v1.AskSplitResponse
-	20, // 43: centra.pd.v1.PDService.GetStore:output_type -> centra.pd.v1.GetStoreResponse
-	23, // 44: centra.pd.v1.PDService.GetAllStores:output_type -> centra.pd.v1.GetAllStoresResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	28, // 0: centra.pd.v1.PutStoreRequest.store:type_name -> centra.meta.v1.Store
+	28, // 1: centra.pd.v1.PutStoreResponse.store:type_name -> centra.meta.v1.Store
+	1,  // 2: centra.pd.v1.StoreHeartbeatRequest.stats:type_name -> centra.pd.v1.StoreStats
+	28, // 3: centra.pd.v1.StoreHeartbeatRequest.store:type_name -> centra.meta.v1.Store
+	29, // 4: centra.pd.v1.StoreHeartbeatResponse.state:type_name -> centra.meta.v1.StoreState
+	30, // 5: centra.pd.v1.PeerStats.peer:type_name -> centra.meta.v1.Peer
+	31, // 6: centra.pd.v1.RegionHeartbeatRequest.region:type_name -> centra.meta.v1.Region
+	30, // 7: centra.pd.v1.RegionHeartbeatRequest.leader:type_name -> centra.meta.v1.Peer
+	6,  // 8: centra.pd.v1.RegionHeartbeatRequest.down_peers:type_name -> centra.pd.v1.PeerStats
+	30, // 9: centra.pd.v1.RegionHeartbeatRequest.pending_peers:type_name -> centra.meta.v1.Peer
+	32, // 10: centra.pd.v1.RegionHeartbeatResponse.region_epoch:type_name -> centra.meta.v1.RegionEpoch
+	30, // 11: centra.pd.v1.RegionHeartbeatResponse.target_peer:type_name -> centra.meta.v1.Peer
+	9,  // 12: centra.pd.v1.RegionHeartbeatResponse.change_peer:type_name -> centra.pd.v1.ChangePeer
+	10, // 13: centra.pd.v1.RegionHeartbeatResponse.transfer_leader:type_name -> centra.pd.v1.TransferLeader
+	30, // 14: centra.pd.v1.ChangePeer.peer:type_name -> centra.meta.v1.Peer
+	0,  // 15: centra.pd.v1.ChangePeer.change_type:type_name -> centra.pd.v1.ConfChangeType
+	30, // 16: centra.pd.v1.TransferLeader.peer:type_name -> centra.meta.v1.Peer
+	31, // 17: centra.pd.v1.GetRegionResponse.region:type_name -> centra.meta.v1.Region
+	30, // 18: centra.pd.v1.GetRegionResponse.leader:type_name -> centra.meta.v1.Peer
+	31, // 19: centra.pd.v1.GetRegionByIDResponse.region:type_name -> centra.meta.v1.Region
+	30, // 20: centra.pd.v1.GetRegionByIDResponse.leader:type_name -> centra.meta.v1.Peer
+	31, // 21: centra.pd.v1.RegionWithLeader.region:type_name -> centra.meta.v1.Region
+	30, // 22: centra.pd.v1.RegionWithLeader.leader:type_name -> centra.meta.v1.Peer
+	16, // 23: centra.pd.v1.ScanRegionsResponse.regions:type_name -> centra.pd.v1.RegionWithLeader
+	31, // 24: centra.pd.v1.AskSplitRequest.region:type_name -> centra.meta.v1.Region
+	28, // 25: centra.pd.v1.GetStoreResponse.store:type_name -> centra.meta.v1.Store
+	1,  // 26: centra.pd.v1.GetStoreResponse.stats:type_name -> centra.pd.v1.StoreStats
+	28, // 27: centra.pd.v1.StoreInfo.store:type_name -> centra.meta.v1.Store
+	1,  // 28: centra.pd.v1.StoreInfo.stats:type_name -> centra.pd.v1.StoreStats
+	25, // 29: centra.pd.v1.GetAllStoresResponse.stores:type_name -> centra.pd.v1.StoreInfo
+	2,  // 30: centra.pd.v1.PDService.PutStore:input_type -> centra.pd.v1.PutStoreRequest
+	4,  // 31: centra.pd.v1.PDService.StoreHeartbeat:input_type -> centra.pd.v1.StoreHeartbeatRequest
+	7,  // 32: centra.pd.v1.PDService.RegionHeartbeat:input_type -> centra.pd.v1.RegionHeartbeatRequest
+	11, // 33: centra.pd.v1.PDService.GetRegion:input_type -> centra.pd.v1.GetRegionRequest
+	13, // 34: centra.pd.v1.PDService.GetRegionByID:input_type -> centra.pd.v1.GetRegionByIDRequest
+	15, // 35: centra.pd.v1.PDService.ScanRegions:input_type -> centra.pd.v1.ScanRegionsRequest
+	18, // 36: centra.pd.v1.PDService.AllocID:input_type -> centra.pd.v1.AllocIDRequest
+	20, // 37: centra.pd.v1.PDService.AskSplit:input_type -> centra.pd.v1.AskSplitRequest
+	22, // 38: centra.pd.v1.PDService.GetStore:input_type -> centra.pd.v1.GetStoreRequest
+	24, // 39: centra.pd.v1.PDService.GetAllStores:input_type -> centra.pd.v1.GetAllStoresRequest
+	3,  // 40: centra.pd.v1.PDService.PutStore:output_type -> centra.pd.v1.PutStoreResponse
+	5,  // 41: centra.pd.v1.PDService.StoreHeartbeat:output_type -> centra.pd.v1.StoreHeartbeatResponse
+	8,  // 42: centra.pd.v1.PDService.RegionHeartbeat:output_type -> centra.pd.v1.RegionHeartbeatResponse
+	12, // 43: centra.pd.v1.PDService.GetRegion:output_type -> centra.pd.v1.GetRegionResponse
+	14, // 44: centra.pd.v1.PDService.GetRegionByID:output_type -> centra.pd.v1.GetRegionByIDResponse
+	17, // 45: centra.pd.v1.PDService.ScanRegions:output_type -> centra.pd.v1.ScanRegionsResponse
+	19, // 46: centra.pd.v1.PDService.AllocID:output_type -> centra.pd.v1.AllocIDResponse
+	21, // 47: centra.pd.v1.PDService.AskSplit:output_type -> centra.pd.v1.AskSplitResponse
+	23, // 48: centra.pd.v1.PDService.GetStore:output_type -> centra.pd.v1.GetStoreResponse
+	26, // 49: centra.pd.v1.PDService.GetAllStores:output_type -> centra.pd.v1.GetAllStoresResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_centra_pd_v1_pd_proto_init() }
@@ -1726,13 +1940,14 @@ func file_centra_pd_v1_pd_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_pd_v1_pd_proto_rawDesc), len(file_centra_pd_v1_pd_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   25,
+			NumEnums:      1,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_centra_pd_v1_pd_proto_goTypes,
 		DependencyIndexes: file_centra_pd_v1_pd_proto_depIdxs,
+		EnumInfos:         file_centra_pd_v1_pd_proto_enumTypes,
 		MessageInfos:      file_centra_pd_v1_pd_proto_msgTypes,
 	}.Build()
 	File_centra_pd_v1_pd_proto = out.File
