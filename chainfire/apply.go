@@ -249,7 +249,9 @@ func (w *writer) put(p *etcdserverpb.PutRequest) (*etcdserverpb.PutResponse, err
 	if err != nil {
 		return nil, err
 	}
-	resp := &etcdserverpb.PutResponse{Header: &etcdserverpb.ResponseHeader{}}
+	// etcd reports the revision the put created, also inside a txn
+	// (Kubernetes reads a create's resourceVersion from there).
+	resp := &etcdserverpb.PutResponse{Header: &etcdserverpb.ResponseHeader{Revision: w.txn.Revision()}}
 	if p.PrevKv && prev != nil {
 		resp.PrevKv = prev
 	}
@@ -261,7 +263,9 @@ func (w *writer) deleteRange(d *etcdserverpb.DeleteRangeRequest) (*etcdserverpb.
 	if err != nil {
 		return nil, err
 	}
-	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{}, Deleted: int64(len(deleted))}
+	// As etcd: the txn's revision once anything in it changed, else the
+	// revision before it.
+	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: w.txn.Revision()}, Deleted: int64(len(deleted))}
 	if d.PrevKv {
 		resp.PrevKvs = deleted
 	}

@@ -1,0 +1,83 @@
+package chainfire_test
+
+import (
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	// etcd's Go client registers the same protobuf names as gen/.
+	_ "github.com/centra-cloud/centra/internal/etcdcompat"
+)
+
+// etcdClient returns etcd's own Go client connected to n, so tests assert
+// what etcd's users see.
+func (n *node) etcdClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// TestTxnSubResponseHeaders checks the revisions in the headers of a txn's
+// responses are etcd's: a put carries the revision it created, a range the
+// revision it read at (the txn's once it changed something), a delete the
+// txn's revision once anything changed. Kubernetes takes a created object's
+// resourceVersion from Responses[0].GetResponsePut().Header.Revision.
+func TestTxnSubResponseHeaders(t *testing.T) {
+	n := startNode(t)
+	cli := n.etcdClient(t)
+	ctx := testCtx(t, 20*time.Second)
+	put, err := cli.Put(ctx, "a", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := put.Header.Revision
+	// Kubernetes' create: put if the key does not exist.
+	r, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision("obj"), "=", 0)).
+		Then(clientv3.OpGet("a"), clientv3.OpPut("obj", "v"), clientv3.OpGet("obj"), clientv3.OpDelete("a"), clientv3.OpDelete("missing")).
+		Else(clientv3.OpGet("obj")).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := r.Header.Revision
+	if !r.Succeeded || rev != before+1 {
+		t.Fatalf("txn: succeeded %v revision %d, want true and %d", r.Succeeded, rev, before+1)
+	}
+	want := []int64{before, rev, rev, rev, rev}
+	for i, op := range r.Responses {
+		var got int64
+		switch {
+		case op.GetResponseRange() != nil:
+			got = op.GetResponseRange().Header.Revision
+		case op.GetResponsePut() != nil:
+			got = op.GetResponsePut().Header.Revision
+		case op.GetResponseDeleteRange() != nil:
+			got = op.GetResponseDeleteRange().Header.Revision
+		}
+		if got != want[i] {
+			t.Errorf("response %d (%v): header revision %d, want %d", i, op, got, want[i])
+		}
+	}
+	// Kubernetes' update: compare the mod revision, put.
+	r, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision("obj"), "=", rev)).
+		Then(clientv3.OpPut("obj", "v2")).Else(clientv3.OpGet("obj")).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Responses[0].GetResponsePut().Header.Revision; !r.Succeeded || got != rev+1 || r.Header.Revision != rev+1 {
+		t.Fatalf("update txn: succeeded %v, put header revision %d, txn revision %d, want %d", r.Succeeded, got, r.Header.Revision, rev+1)
+	}
+	// A txn that changes nothing: every header carries the current revision.
+	r, err = cli.Txn(ctx).Then(clientv3.OpDelete("missing"), clientv3.OpGet("obj")).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, g := r.Responses[0].GetResponseDeleteRange().Header.Revision, r.Responses[1].GetResponseRange().Header.Revision; d != rev+1 || g != rev+1 || r.Header.Revision != rev+1 {
+		t.Fatalf("no-op txn: delete header %d, range header %d, txn %d, want %d", d, g, r.Header.Revision, rev+1)
+	}
+}
