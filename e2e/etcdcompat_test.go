@@ -1,0 +1,96 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/centra-cloud/centra/e2e/framework"
+)
+
+// TestRequireLeaderWatchCancelledOnQuorumLoss pauses two of three members
+// and checks what etcd does on the third (the leader, which must notice it
+// lost its quorum): a watch opened with clientv3.WithRequireLeader ends with
+// "etcdserver: no leader" within 5 s, a plain watch stays open, and a
+// require-leader request fails fast. After the resume both work again.
+func TestRequireLeaderWatchCancelledOnQuorumLoss(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(3))
+	ctx := testCtx(t, 2*time.Minute)
+	li := c.Leader(t)
+	cli := c.Node(li).Client(t)
+
+	rl := clientv3.WithRequireLeader(ctx)
+	reqW := cli.Watch(rl, "rl/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	plainW := cli.Watch(ctx, "rl/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	for _, ch := range []clientv3.WatchChan{reqW, plainW} {
+		if r := <-ch; !r.Created || r.Err() != nil {
+			t.Fatalf("watch not created: %+v %v", r, r.Err())
+		}
+	}
+	if _, err := cli.Put(rl, "rl/k", "v"); err != nil {
+		t.Fatalf("require-leader put with a leader: %v", err)
+	}
+	for _, ch := range []clientv3.WatchChan{reqW, plainW} {
+		if r := <-ch; len(r.Events) != 1 {
+			t.Fatalf("watch event: %+v %v", r, r.Err())
+		}
+	}
+
+	paused := c.Followers(li)
+	for _, i := range paused {
+		must(t, c.Node(i).Pause())
+	}
+	start := time.Now()
+	select {
+	case r, ok := <-reqW:
+		if !ok || !r.Canceled || !errors.Is(r.Err(), rpctypes.ErrNoLeader) {
+			t.Fatalf("require-leader watch ended with %+v (open %v), err %v; want canceled with %v", r, ok, r.Err(), rpctypes.ErrNoLeader)
+		}
+		t.Logf("require-leader watch cancelled %v after the quorum was lost", time.Since(start).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("require-leader watch still open 5 s after two of three members were paused")
+	}
+	select {
+	case r := <-plainW:
+		t.Fatalf("plain watch answered while the member has no leader: %+v %v", r, r.Err())
+	default:
+	}
+	// A put, because clientv3 retries reads on Unavailable until the
+	// deadline (against etcd as well).
+	rctx, cancel := context.WithTimeout(rl, 2*time.Second)
+	_, err := cli.Put(rctx, "rl/k", "lost")
+	cancel()
+	if !errors.Is(err, rpctypes.ErrNoLeader) {
+		t.Fatalf("require-leader put without a leader: %v, want %v", err, rpctypes.ErrNoLeader)
+	}
+	if _, err := cli.Get(ctx, "rl/k", clientv3.WithSerializable()); err != nil {
+		t.Fatalf("serializable get without require-leader: %v", err)
+	}
+
+	for _, i := range paused {
+		must(t, c.Node(i).Resume())
+	}
+	c.Leader(t)
+	framework.Eventually(t, func() error {
+		wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 5*time.Second)
+		defer cancel()
+		w := cli.Watch(wctx, "rl/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+		r := <-w
+		if r.Err() != nil {
+			return r.Err()
+		}
+		return nil
+	}, 20*time.Second)
+	if _, err := cli.Put(rl, "rl/k", "after"); err != nil {
+		t.Fatalf("require-leader put after the resume: %v", err)
+	}
+	if r := <-plainW; len(r.Events) != 1 || string(r.Events[0].Kv.Value) != "after" {
+		t.Fatalf("plain watch after the resume: %+v %v", r, r.Err())
+	}
+}
