@@ -81,3 +81,38 @@ func TestTxnSubResponseHeaders(t *testing.T) {
 		t.Fatalf("no-op txn: delete header %d, range header %d, txn %d, want %d", d, g, r.Header.Revision, rev+1)
 	}
 }
+
+// TestSortWithoutOrder: a sort target other than the key without an order
+// sorts ascending, as etcd does (etcdctl get --sort-by=VALUE).
+func TestSortWithoutOrder(t *testing.T) {
+	n := startNode(t)
+	cli := n.etcdClient(t)
+	ctx := testCtx(t, 20*time.Second)
+	for k, v := range map[string]string{"s/1": "c", "s/2": "a", "s/3": "b"} {
+		if _, err := cli.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		target clientv3.SortTarget
+		order  clientv3.SortOrder
+		want   string
+	}{
+		{clientv3.SortByValue, clientv3.SortNone, "abc"},
+		{clientv3.SortByValue, clientv3.SortDescend, "cba"},
+		{clientv3.SortByKey, clientv3.SortNone, "cab"},
+		{clientv3.SortByKey, clientv3.SortDescend, "bac"},
+	} {
+		r, err := cli.Get(ctx, "s/", clientv3.WithPrefix(), clientv3.WithSort(tc.target, tc.order))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, kv := range r.Kvs {
+			got += string(kv.Value)
+		}
+		if got != tc.want {
+			t.Errorf("sort by %v order %v: values %q, want %q", tc.target, tc.order, got, tc.want)
+		}
+	}
+}
