@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,4 +95,61 @@ func TestRequireLeaderWatchCancelledOnQuorumLoss(t *testing.T) {
 	if r := <-plainW; len(r.Events) != 1 || string(r.Events[0].Kv.Value) != "after" {
 		t.Fatalf("plain watch after the resume: %+v %v", r, r.Err())
 	}
+}
+
+// TestEtcdctlMemberAddLearner adds a member with `etcdctl member add
+// --learner`: the output carries peer URLs with their scheme, and the new
+// node, whose config says nothing about its role, learns from the cluster
+// that it is a learner (as an etcd member does) and replicates as one.
+func TestEtcdctlMemberAddLearner(t *testing.T) {
+	c := framework.NewCluster(t)
+	ctx := testCtx(t, 2*time.Minute)
+	n1 := c.Node(0)
+	cli := n1.Client(t)
+	if _, err := cli.Put(ctx, "learner/k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := c.PrepareNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, n2.Start())
+	peer := "http://" + n2.RaftAddr()
+	r := framework.RunEtcdctl(t, "--endpoints", n1.Endpoint(), "member", "add", n2.Name, "--learner", "--peer-urls", peer)
+	if r.Err != nil || !strings.Contains(r.Stdout, "added as learner") || !strings.Contains(r.Stdout, "ETCD_INITIAL_ADVERTISE_PEER_URLS=\""+peer+"\"") {
+		t.Fatalf("etcdctl member add --learner: %s", r)
+	}
+	framework.Eventually(t, func() error {
+		ml, err := cli.MemberList(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range ml.Members {
+			if m.ID != n2.ID {
+				continue
+			}
+			if !m.IsLearner || m.Name != n2.Name || len(m.PeerURLs) != 1 || m.PeerURLs[0] != peer || len(m.ClientURLs) == 0 {
+				return fmt.Errorf("new member %+v: want learner %s at %s with client URLs", m, n2.Name, peer)
+			}
+			return nil
+		}
+		return fmt.Errorf("node %d not in the member list %v", n2.ID, ml.Members)
+	}, 30*time.Second)
+	framework.Eventually(t, func() error {
+		st, err := n2.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if !st.IsLearner {
+			return fmt.Errorf("node %d reports is_learner false", n2.ID)
+		}
+		resp, err := n2.Client(t).Get(ctx, "learner/k", clientv3.WithSerializable())
+		if err != nil {
+			return err
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+			return fmt.Errorf("learner has %v", resp.Kvs)
+		}
+		return nil
+	}, 30*time.Second)
 }
