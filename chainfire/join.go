@@ -214,15 +214,20 @@ func (s *Server) autoPromote(ctx context.Context, m *raftcmdv1.MemberAttributes)
 }
 
 func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {
-	scheme := "http://"
-	if s.cfg.ClientTLS != nil {
-		scheme = "https://"
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err := chainfirev1connect.NewClusterServiceClient(s.fwd.client, scheme+peerURL, connect.WithGRPC()).Join(ctx, connect.NewRequest(&chainfirev1.JoinRequest{
+	_, err := chainfirev1connect.NewClusterServiceClient(s.fwd.client, s.peerURL(peerURL), connect.WithGRPC()).Join(ctx, connect.NewRequest(&chainfirev1.JoinRequest{
 		// Every member joins as a non-voting replica (see AddMember).
 		ClusterId: s.cfg.ClusterID, NodeId: nodeID, ReplicaId: replicaID, PeerUrl: peerURL, IsLearner: true,
 	}))
 	return err
+}
+
+// peerURL returns the URL of a raft address: https when the cluster uses
+// TLS (raft and API share the certificates), else http.
+func (s *Server) peerURL(addr string) string {
+	if s.cfg.ClientTLS != nil {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }
