@@ -158,8 +158,10 @@ func metaKey(name []byte) []byte {
 	return append([]byte{tagMeta}, name...)
 }
 
-// prefixEnd returns the smallest key greater than every key with prefix p,
+// PrefixEnd returns the smallest key greater than every key with prefix p,
 // or nil when there is none (p is all 0xff).
+func PrefixEnd(p []byte) []byte { return prefixEnd(p) }
+
 func prefixEnd(p []byte) []byte {
 	end := bytes.Clone(p)
 	for i := len(end) - 1; i >= 0; i-- {
