@@ -77,6 +77,8 @@ func (s *Server) defrag(ctx context.Context) error {
 	}
 	after := db.Metrics().DiskSpaceUsage()
 	s.log.Info("Defragmented the state DB", "db_size_before", before, "db_size_after", after, "took", time.Since(start).Round(time.Millisecond))
+	// Measure the space again now, so an `alarm disarm` right after sees it.
+	s.used.Store(s.spaceUsed())
 	return nil
 }
 

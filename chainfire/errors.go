@@ -64,6 +64,10 @@ var (
 	ErrUnhealthy = errors.New("etcdserver: unhealthy cluster")
 	// errAlreadyMember: a join handshake sent to a running member.
 	errAlreadyMember = errors.New("chainfire: this node is already a member of a cluster")
+	// ErrNoSpace: a NOSPACE alarm is active or the space quota is exceeded.
+	ErrNoSpace = errors.New("etcdserver: mvcc: database space exceeded")
+	// ErrCorrupt: a CORRUPT alarm is active (replicas' data diverged).
+	ErrCorrupt = errors.New("etcdserver: corrupt cluster")
 	// ErrNotLeader: a request only the leader serves (MoveLeader) reached a follower.
 	ErrNotLeader = errors.New("etcdserver: not leader")
 	// ErrBadLeaderTransferee: MoveLeader to a member that is unknown or a learner.
@@ -102,6 +106,8 @@ var errorCodes = map[error]connect.Code{
 	ErrLearnerNotReady:       connect.CodeFailedPrecondition,
 	ErrUnhealthy:             connect.CodeUnavailable,
 	ErrConfigChangeInFlight:  connect.CodeUnavailable,
+	ErrNoSpace:               connect.CodeResourceExhausted,
+	ErrCorrupt:               connect.CodeDataLoss,
 	ErrNotLeader:             connect.CodeFailedPrecondition,
 	ErrBadLeaderTransferee:   connect.CodeFailedPrecondition,
 	ErrTimeoutLeaderTransfer: connect.CodeUnavailable,

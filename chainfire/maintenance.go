@@ -3,6 +3,7 @@ package chainfire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -66,15 +67,12 @@ func (s *Server) status(ctx context.Context) (*etcdserverpb.StatusResponse, erro
 	if rs.LeaderID == 0 {
 		resp.Errors = append(resp.Errors, ErrNoLeader.Error())
 	}
+	// As etcd: the active alarms, and the quota.
+	for _, a := range toAlarmMembers(s.fsm.activeAlarms(), etcdserverpb.AlarmType_NONE) {
+		resp.Errors = append(resp.Errors, fmt.Sprintf("memberID:%d alarm:%s ", a.MemberID, a.Alarm))
+	}
+	resp.DbSizeQuota = s.cfg.QuotaBackendBytes
 	return resp, nil
-}
-
-// Alarm answers alarm queries: Chainfire raises no alarms (no space quota
-// alarm: pebble is not size-capped), so the list is always empty and
-// activate/deactivate are accepted as no-ops. `etcdctl endpoint health`
-// needs it.
-func (m *maintenanceService) Alarm(context.Context, *connect.Request[etcdserverpb.AlarmRequest]) (*connect.Response[etcdserverpb.AlarmResponse], error) {
-	return connect.NewResponse(&etcdserverpb.AlarmResponse{Header: m.s.header(nil)}), nil
 }
 
 func (m *maintenanceService) HashKV(_ context.Context, req *connect.Request[etcdserverpb.HashKVRequest]) (*connect.Response[etcdserverpb.HashKVResponse], error) {

@@ -18,6 +18,7 @@ const (
 	tagAttach = 'a' // 'a' + be64(id) + key: key is attached to lease id
 	tagMember = 'n' // 'n' + be64(node id): published member attributes
 	tagSystem = 'y' // 'y' + key: a system key (placement driver state): be64(version) + value
+	tagAlarm  = 'x' // 'x' + be64(member id) + be32(alarm type): an active alarm, empty value
 )
 
 // Meta record names (after tagMeta).
