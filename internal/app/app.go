@@ -190,6 +190,14 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 		return err
 	}
 	a.cf.Start()
+	if a.opts.ForceNewCluster {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := a.cf.ForgetOtherMembers(fctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("centra: --force-new-cluster: %w", err)
+		}
+	}
 	return a.startPD(ctx)
 }
 
