@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 )
 
 // apiServer is the API listener: the etcd v3 services (gRPC over HTTP/2,
-// through connect-go), /metrics, /health and /readyz. With TLS configured it
+// through connect-go), /metrics, /health, /readyz and, with
+// network.enable_pprof, /debug/pprof/. With TLS configured it
 // serves TLS only (no plaintext path); without, HTTP/1.1 and h2c.
 type apiServer struct {
 	a       *App
@@ -34,6 +36,13 @@ type apiServer struct {
 func (a *App) mux(r *routes) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	if a.cfg.Network.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if r == nil {
 		starting := func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "not ready: starting, or waiting to be added to a cluster", http.StatusServiceUnavailable)
