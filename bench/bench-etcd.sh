@@ -50,6 +50,9 @@ die() { log "error: $*"; exit 1; }
 
 [[ -x $CENTRA_BIN ]] || die "$CENTRA_BIN not found; run make build (or set CENTRA_BIN)"
 CENTRA_BIN=$(realpath "$CENTRA_BIN")
+# centra refuses unknown CENTRA_* variables: keep the knob out of its
+# environment.
+export -n CENTRA_BIN
 
 # --- tools ------------------------------------------------------------------
 
