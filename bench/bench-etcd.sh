@@ -168,11 +168,21 @@ start_cluster() {
 	local deadline=$((SECONDS + 60))
 	for ((i = 1; i <= n; i++)); do
 		until etcdctl --endpoints="${ENDPOINTS[i]}" --command-timeout=2s put bench-key bench-value >/dev/null 2>&1; do
-			kill -0 "${PIDS[i]}" 2>/dev/null || die "$sys node $i exited; see $WORK/$sys-$i/log (KEEP=1 keeps it)"
-			((SECONDS < deadline)) || die "$sys node $i not serving writes after 60s; see $WORK/$sys-$i/log"
+			if ! kill -0 "${PIDS[i]}" 2>/dev/null || ((SECONDS >= deadline)); then
+				log "$sys node $i exited or is not serving writes after 60s; its log ends with:"
+				tail -5 "$WORK/$sys-$i/log" >&2
+				stop_cluster
+				return 1
+			fi
 			sleep 0.2
 		done
 	done
+}
+
+# start_cluster_retry: a port picked as free may be taken by another
+# process meanwhile; try again on new ports.
+start_cluster_retry() {
+	start_cluster "$@" || start_cluster "$@" || die "$1 did not start twice; see the log lines above"
 }
 
 # leader_index prints the index (1..n) of the leader in ENDPOINTS.
@@ -207,7 +217,7 @@ run_case() {
 	total=$(awk -v t="$total" -v s="$SCALE" 'BEGIN {printf "%d", t * s}')
 	target=${args%% *}
 	args=${args#* }
-	start_cluster "$sys" "$nodes"
+	start_cluster_retry "$sys" "$nodes"
 	local li eps
 	li=$(leader_index)
 	if [[ $target == @all ]]; then

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/centra-cloud/centra/flaredb"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -14,6 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/centra-cloud/centra/chainfire"
+	"github.com/centra-cloud/centra/internal/grpcmux"
 
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
@@ -27,6 +33,11 @@ type apiServer struct {
 	srv     *http.Server
 	ln      net.Listener
 	handler atomic.Pointer[http.ServeMux]
+	// grpc serves gRPC-library clients on a plaintext listener (see
+	// internal/grpcmux): etcd's KV natively, the rest bridged to handler.
+	// nil with TLS.
+	grpc *grpc.Server
+	cf   atomic.Pointer[chainfire.Server]
 }
 
 // mux builds the API's routes: /metrics always; the etcd services and the
@@ -86,6 +97,18 @@ func newAPIServer(a *App) (*apiServer, error) {
 			return nil, err
 		}
 	}
+	if tc == nil {
+		s.grpc = grpc.NewServer(
+			grpc.ForceServerCodec(grpcmux.Codec{}),
+			grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return s.handler.Load() })),
+			grpc.MaxRecvMsgSize(chainfire.MaxGRPCRecvBytes),
+			grpc.MaxSendMsgSize(math.MaxInt32),
+			grpc.MaxConcurrentStreams(math.MaxUint32),
+			// etcdctl pings every 2s while a stream is open.
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		)
+		chainfire.RegisterGRPC(s.grpc, s.cf.Load)
+	}
 	s.srv = centratls.NewServer(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.Load().ServeHTTP(w, r) }),
 		tc, slog.NewLogLogger(a.log.With("component", "api").Handler(), slog.LevelWarn))
@@ -93,17 +116,29 @@ func newAPIServer(a *App) (*apiServer, error) {
 }
 
 // serve switches to the full set of routes once the roles run.
-func (s *apiServer) serve(r routes) { s.handler.Store(s.a.mux(&r)) }
+func (s *apiServer) serve(r routes) {
+	s.cf.Store(r.cf)
+	s.handler.Store(s.a.mux(&r))
+}
 
 func (s *apiServer) start() error {
 	ln, err := net.Listen("tcp", s.a.cfg.Network.APIAddr)
 	if err != nil {
 		return fmt.Errorf("centra: listen on [network] api_addr %s: %w (is another centra or etcd running there?)", s.a.cfg.Network.APIAddr, err)
 	}
-	ln = centratls.Listener(s.srv, ln)
 	s.ln = ln
+	httpLn := centratls.Listener(s.srv, ln)
+	if s.grpc != nil {
+		var grpcLn net.Listener
+		httpLn, grpcLn = grpcmux.Split(ln, s.a.log.With("component", "api"))
+		go func() {
+			if err := s.grpc.Serve(grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, net.ErrClosed) {
+				s.a.log.Error("API listener stopped (gRPC)", "err", err)
+			}
+		}()
+	}
 	go func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.a.log.Error("API listener stopped", "err", err)
 		}
 	}()
@@ -125,6 +160,20 @@ func (s *apiServer) stop() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if s.grpc != nil {
+		stopped := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(stopped)
+		}()
+		defer func() {
+			select {
+			case <-stopped:
+			case <-ctx.Done():
+				s.grpc.Stop()
+			}
+		}()
+	}
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return s.srv.Close()
 	}
