@@ -36,7 +36,9 @@ type fsm struct {
 	rev       atomic.Int64 // newest committed revision, visible to readers
 	compacted atomic.Int64
 
-	// Owned by the apply goroutine: what the batch being applied changed.
+	// Owned by the apply goroutine: the live keys' metadata (set by Load)
+	// and what the batch being applied changed.
+	idx                      *mvcc.Index
 	pending                  []mvcc.Event
 	applyRev, applyCompacted int64
 
@@ -73,6 +75,11 @@ func (f *fsm) Load(r pebble.Reader) error {
 	if err := f.st.Leases(r, func(id, ttl int64) { leases[id] = ttl }); err != nil {
 		return err
 	}
+	idx, err := f.st.LoadIndex(r, meta.Revision)
+	if err != nil {
+		return err
+	}
+	f.idx = idx
 	f.rev.Store(meta.Revision)
 	f.compacted.Store(meta.Compacted)
 	f.applyRev, f.applyCompacted = meta.Revision, meta.Compacted
@@ -130,7 +137,7 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 // revision counters. Failures that are part of the command's semantics
 // (apply errors) are checked before anything is written.
 func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.Message, int64, int64, error) {
-	w := writer{view: v, txn: f.st.Begin(b, v.rev)}
+	w := writer{view: v, txn: f.st.BeginApply(b, v.rev, f.idx, f.hub.WantPrev())}
 	var resp proto.Message
 	var hdr **etcdserverpb.ResponseHeader
 	switch c := cmd.Cmd.(type) {
