@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/lni/dragonboat/v4"
 
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
@@ -126,12 +127,27 @@ func (s *Server) runJoiner(ctx context.Context) {
 		}
 		// Members added, not yet joined: hand them their replica ID.
 		// Members joined as non-voting but added as voters: promote them.
+		var ms *dragonboat.Membership
 		for _, m := range table {
 			if m.ReplicaId == s.cfg.ReplicaID || len(m.PeerUrls) == 0 {
 				continue
 			}
 			if len(m.ClientUrls) > 0 {
 				s.autoPromote(ctx, m)
+				continue
+			}
+			// A record whose replica raft removed (a forced new cluster, a
+			// crash during member-remove) is stale: handing out its
+			// replica ID would start a replica raft refuses for ever.
+			if ms == nil {
+				mctx, cancel := s.withTimeout(ctx)
+				ms, err = s.cfg.Raft.Membership(mctx, raftnode.MetadataShardID)
+				cancel()
+				if err != nil {
+					break
+				}
+			}
+			if isRemoved(ms, m.ReplicaId) {
 				continue
 			}
 			if err := s.callJoin(ctx, m.NodeId, m.ReplicaId, m.PeerUrls[0]); err != nil {
@@ -168,15 +184,20 @@ func (s *Server) autoPromote(ctx context.Context, m *raftcmdv1.MemberAttributes)
 }
 
 func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {
-	scheme := "http://"
-	if s.cfg.ClientTLS != nil {
-		scheme = "https://"
-	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_, err := chainfirev1connect.NewClusterServiceClient(s.fwd.client, scheme+peerURL, connect.WithGRPC()).Join(ctx, connect.NewRequest(&chainfirev1.JoinRequest{
+	_, err := chainfirev1connect.NewClusterServiceClient(s.fwd.client, s.peerURL(peerURL), connect.WithGRPC()).Join(ctx, connect.NewRequest(&chainfirev1.JoinRequest{
 		// Every member joins as a non-voting replica (see AddMember).
 		ClusterId: s.cfg.ClusterID, NodeId: nodeID, ReplicaId: replicaID, PeerUrl: peerURL, IsLearner: true,
 	}))
 	return err
+}
+
+// peerURL returns the URL of a raft address: https when the cluster uses
+// TLS (raft and API share the certificates), else http.
+func (s *Server) peerURL(addr string) string {
+	if s.cfg.ClientTLS != nil {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }

@@ -163,6 +163,47 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 	return m, view, err
 }
 
+// ForgetOtherMembers deletes every member record but this node's. After a
+// forced new cluster this node is the only member of the metadata shard
+// (raft removed every other replica) and the member table must say the
+// same, so that member-list shows this node alone and every other node ID
+// can be added again. It retries until this node leads the shard (it is
+// the only voter) or ctx ends; call it after Start and before serving
+// requests, so that no member-add runs meanwhile.
+func (s *Server) ForgetOtherMembers(ctx context.Context) error {
+	s.memberMu.Lock()
+	defer s.memberMu.Unlock()
+	for {
+		err := s.forgetOthers(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("chainfire: forget the members of the old cluster: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) forgetOthers(ctx context.Context) error {
+	table, err := s.members(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range table {
+		if m.NodeId == s.cfg.NodeID {
+			continue
+		}
+		err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: m.NodeId}}}, &raftcmdv1.MemberAttributes{})
+		if err != nil && !errors.Is(err, ErrMemberNotFound) {
+			return err
+		}
+		s.log.Info("Forgot a member of the old cluster", "node_id", m.NodeId, "replica_id", m.ReplicaId)
+	}
+	return nil
+}
+
 // RemoveMember removes a node from the metadata shard. It refuses to remove
 // the last voter, a change that leaves fewer healthy voters than a quorum,
 // and the member serving the request (ask another member).
