@@ -20,9 +20,9 @@ const MaxGRPCRecvBytes = maxRequestBytes + 64*1024
 // RPCs of etcd clients; internal/grpcmux bridges the other services to the
 // Connect handlers). current returns the running Server, or nil while the
 // node starts: calls then fail with Unavailable, as the Connect routes
-// answer 503 meanwhile. Each call runs the same kvService method as the
-// Connect route, with the incoming metadata as request headers, so both
-// paths have one behaviour.
+// answer 503 meanwhile. Each call runs the same interceptors and kvService
+// method as the Connect route, with the incoming metadata as request
+// headers, so both paths have one behaviour.
 func RegisterGRPC(reg grpc.ServiceRegistrar, current func() *Server) {
 	reg.RegisterService(&kvServiceDesc, kvGRPC{current: current})
 }
@@ -54,15 +54,25 @@ func unary[Req, Resp any](call func(*kvService, context.Context, *connect.Reques
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
 			for k, vs := range md {
 				if !strings.HasPrefix(k, ":") {
-					req.Header()[k] = vs
+					for _, v := range vs {
+						req.Header().Add(k, v)
+					}
 				}
 			}
 		}
-		resp, err := call(svc, ctx, req)
+		next := connect.UnaryFunc(func(ctx context.Context, r connect.AnyRequest) (connect.AnyResponse, error) {
+			return call(svc, ctx, r.(*connect.Request[Req]))
+		})
+		// Connect runs the first interceptor outermost.
+		icpts := svc.s.interceptors()
+		for i := len(icpts) - 1; i >= 0; i-- {
+			next = icpts[i].WrapUnary(next)
+		}
+		resp, err := next(ctx, req)
 		if err != nil {
 			return nil, grpcError(err)
 		}
-		return resp.Msg, nil
+		return resp.Any(), nil
 	}
 }
 

@@ -109,16 +109,16 @@ func TestPutWithoutPrevKVKeepsVersionsAndWatchPrev(t *testing.T) {
 			t.Fatalf("put %s: %v, %v", k, r, err)
 		}
 	}
-	put("p", "1") // 1
-	put("p", "2") // 2
+	put("p", "1") // 2
+	put("p", "2") // 3
 	if _, err := n.kv.DeleteRange(ctx, connect.NewRequest(&etcdserverpb.DeleteRangeRequest{Key: []byte("p")})); err != nil {
-		t.Fatal(err) // 3
+		t.Fatal(err) // 4
 	}
-	put("p", "3") // 4
-	put("p", "4") // 5
+	put("p", "3") // 5
+	put("p", "4") // 6
 	r, err := n.get(t, &etcdserverpb.RangeRequest{Key: []byte("p")})
-	if err != nil || kvString(r.Kvs) != "p=4@4/5/v2 " {
-		t.Fatalf("range p = %q, %v; want p=4@4/5/v2", kvString(r.Kvs), err)
+	if err != nil || kvString(r.Kvs) != "p=4@5/6/v2 " {
+		t.Fatalf("range p = %q, %v; want p=4@5/6/v2", kvString(r.Kvs), err)
 	}
 	stream := n.watch.Watch(ctx)
 	if err := stream.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
@@ -140,10 +140,10 @@ func TestPutWithoutPrevKVKeepsVersionsAndWatchPrev(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s %s prev=%s", ev.Type, ev.Kv.Value, prev))
 		}
 		if len(got) == 5 {
-			put("p", "5") // 6, live, while a prev_kv watcher runs
+			put("p", "5") // 7, live, while a prev_kv watcher runs
 		}
 	}
-	want := []string{"PUT 1 prev=", "PUT 2 prev=1@1/v1", "DELETE  prev=2@2/v2", "PUT 3 prev=", "PUT 4 prev=3@4/v1", "PUT 5 prev=4@5/v2"}
+	want := []string{"PUT 1 prev=", "PUT 2 prev=1@2/v1", "DELETE  prev=2@3/v2", "PUT 3 prev=", "PUT 4 prev=3@5/v1", "PUT 5 prev=4@6/v2"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events:\n got %q\nwant %q", got, want)
 	}
