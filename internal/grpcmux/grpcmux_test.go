@@ -2,20 +2,26 @@ package grpcmux_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	"github.com/centra-cloud/centra/internal/grpcmux"
@@ -34,9 +40,10 @@ func (maintenance) Defragment(context.Context, *connect.Request[etcdserverpb.Def
 	return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("etcdserver: not capable: ünïcode % message"))
 }
 
-// serve starts net/http (a Connect service and /plain) and grpc-go (only the
-// bridge) on one split listener.
-func serve(t *testing.T) string {
+// serve starts net/http (a Connect service and /plain) and grpc-go (a
+// native test service and the bridge) on one split listener, over TLS when
+// tc is set.
+func serve(t *testing.T, tc *tls.Config) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,9 +51,15 @@ func serve(t *testing.T) string {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(etcdserverpbconnect.NewMaintenanceHandler(maintenance{}))
-	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "plain "+r.Proto) })
-	httpLn, grpcLn := grpcmux.Split(ln, slog.New(slog.DiscardHandler))
-	hs := centratls.NewServer(mux, nil, nil)
+	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, fmt.Sprintf("plain %s tls=%v", r.Proto, r.TLS != nil))
+	})
+	hs := centratls.NewServer(mux, tc, nil)
+	h2 := &http2.Server{}
+	httpLn, grpcLn := grpcmux.Split(ln, grpcmux.Options{
+		Log: slog.New(slog.DiscardHandler), TLS: tc,
+		ServeH2: func(c net.Conn) { h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: hs, Handler: mux}) },
+	})
 	gs := grpc.NewServer(grpc.ForceServerCodec(grpcmux.Codec{}), grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return mux })))
 	gs.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "test.Native",
@@ -69,8 +82,17 @@ func serve(t *testing.T) string {
 }
 
 func TestGRPCClientGoesToGRPCGoAndIsBridged(t *testing.T) {
-	addr := serve(t)
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	testGRPCClient(t, nil, insecure.NewCredentials())
+}
+
+func TestGRPCClientOverTLS(t *testing.T) {
+	server, client := tlsConfigs(t)
+	testGRPCClient(t, server, credentials.NewTLS(client))
+}
+
+func testGRPCClient(t *testing.T, tc *tls.Config, creds credentials.TransportCredentials) {
+	addr := serve(t, tc)
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,35 +125,73 @@ func TestGRPCClientGoesToGRPCGoAndIsBridged(t *testing.T) {
 }
 
 func TestConnectAndHTTPClientsStayOnNetHTTP(t *testing.T) {
-	addr := serve(t)
-	hc := centratls.HTTPClient(nil, 5*time.Second)
+	testConnectAndHTTPClients(t, nil, nil)
+}
+
+func TestConnectAndHTTPClientsOverTLS(t *testing.T) {
+	server, client := tlsConfigs(t)
+	testConnectAndHTTPClients(t, server, client)
+}
+
+func testConnectAndHTTPClients(t *testing.T, tc, clientTLS *tls.Config) {
+	addr := serve(t, tc)
+	scheme, secure := "http://", "false"
+	if tc != nil {
+		scheme, secure = "https://", "true"
+	}
+	hc := centratls.HTTPClient(clientTLS, 5*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// connect-go's gRPC protocol, then a plain request, on one HTTP/2
 	// connection: both must work.
 	for range 3 {
-		resp, err := etcdserverpbconnect.NewMaintenanceClient(hc, "http://"+addr, connect.WithGRPC()).Status(ctx, connect.NewRequest(&etcdserverpb.StatusRequest{}))
+		resp, err := etcdserverpbconnect.NewMaintenanceClient(hc, scheme+addr, connect.WithGRPC()).Status(ctx, connect.NewRequest(&etcdserverpb.StatusRequest{}))
 		if err != nil || resp.Msg.Version != "test" {
 			t.Fatalf("connect Status = %v, %v", resp, err)
 		}
-		r, err := hc.Get("http://" + addr + "/plain")
+		r, err := hc.Get(scheme + addr + "/plain")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(r.Body)
 		r.Body.Close()
-		if string(body) != "plain HTTP/2.0" {
-			t.Fatalf("GET /plain over h2c = %q", body)
+		if string(body) != "plain HTTP/2.0 tls="+secure {
+			t.Fatalf("GET /plain over HTTP/2 = %q", body)
 		}
 	}
 	// HTTP/1.1.
-	r, err := http.Get("http://" + addr + "/plain")
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	if clientTLS != nil {
+		c := clientTLS.Clone()
+		c.NextProtos = []string{"http/1.1"}
+		h1.Transport = &http.Transport{TLSClientConfig: c}
+	}
+	r, err := h1.Get(scheme + addr + "/plain")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
-	if string(body) != "plain HTTP/1.1" {
+	if string(body) != "plain HTTP/1.1 tls="+secure {
 		t.Fatalf("GET /plain over HTTP/1.1 = %q", body)
 	}
+}
+
+// tlsConfigs issues a CA and a certificate for 127.0.0.1 and returns the
+// server's and a client's configuration, as centra builds them.
+func tlsConfigs(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := centratls.Generate(dir, []centratls.NodeSpec{{Name: "n1", IPs: []net.IP{net.ParseIP("127.0.0.1")}}}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	server, err := centratls.ServerConfig(config.TLS{CertFile: filepath.Join(dir, "n1.crt"), KeyFile: filepath.Join(dir, "n1.key"), CAFile: filepath.Join(dir, "ca.crt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err = centratls.ClientConfig(config.TLS{CAFile: filepath.Join(dir, "ca.crt")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server, client
 }

@@ -27,12 +27,17 @@
 // other method to the net/http handler, so all services stay reachable
 // whichever server a connection landed on.
 //
-// TLS listeners are not sniffed (they stay on net/http): the TLS handshake
-// and ALPN belong to net/http there.
+// With TLS the splitter does the handshake itself: connections that did not
+// negotiate HTTP/2 go to net/http as the *tls.Conn (net/http sees a finished
+// handshake), HTTP/2 ones are sniffed as above; those that stay on net/http
+// are served by Options.ServeH2, because net/http only serves HTTP/2 over
+// TLS on a bare *tls.Conn.
 package grpcmux
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -52,12 +57,28 @@ const sniffTimeout = 5 * time.Minute
 // maxSniffBytes bounds what a client may send before its first HEADERS.
 const maxSniffBytes = 1 << 20
 
+// Options configure Split.
+type Options struct {
+	Log *slog.Logger
+	// TLS, when set, is the server's TLS configuration (its NextProtos must
+	// offer h2); ServeH2 must then be set too.
+	TLS *tls.Config
+	// ServeH2 serves a TLS connection that negotiated HTTP/2 but does not
+	// belong to grpc-go (e.g. with golang.org/x/net/http2's ServeConn); it
+	// runs on the connection's own goroutine and returns when it is done.
+	ServeH2 func(net.Conn)
+}
+
+// handshakeTimeout bounds a TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
 // Split accepts from ln and returns two listeners: one for net/http and one
 // for grpc-go. Closing either closes ln.
-func Split(ln net.Listener, log *slog.Logger) (httpLn, grpcLn net.Listener) {
+func Split(ln net.Listener, opts Options) (httpLn, grpcLn net.Listener) {
 	s := &splitter{
 		ln:    ln,
-		log:   log,
+		opts:  opts,
+		log:   opts.Log,
 		httpc: make(chan net.Conn),
 		grpcc: make(chan net.Conn),
 		done:  make(chan struct{}),
@@ -68,6 +89,7 @@ func Split(ln net.Listener, log *slog.Logger) (httpLn, grpcLn net.Listener) {
 
 type splitter struct {
 	ln           net.Listener
+	opts         Options
 	log          *slog.Logger
 	httpc, grpcc chan net.Conn
 	done         chan struct{}
@@ -106,20 +128,49 @@ func (s *splitter) acceptLoop() {
 
 // route classifies c and hands it to one of the listeners.
 func (s *splitter) route(c net.Conn) {
-	conn, grpc, err := classify(c)
+	tlsH2 := false
+	if s.opts.TLS != nil {
+		tc := tls.Server(c, s.opts.TLS)
+		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			_ = c.Close()
+			return
+		}
+		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+			s.deliver(s.httpc, tc)
+			return
+		}
+		c, tlsH2 = tc, true
+	}
+	rc, grpc, err := classify(c)
 	if err != nil {
 		s.log.Debug("Dropped a connection before its first request", "remote", c.RemoteAddr().String(), "err", err)
 		_ = c.Close()
 		return
 	}
-	dst := s.httpc
-	if grpc {
-		dst = s.grpcc
+	var conn net.Conn = rc
+	if tlsH2 {
+		conn = tlsReplayConn{replayConn: rc, tc: c.(*tls.Conn)}
 	}
+	switch {
+	case grpc:
+		s.deliver(s.grpcc, conn)
+	case tlsH2:
+		s.opts.ServeH2(conn)
+	default:
+		s.deliver(s.httpc, conn)
+	}
+}
+
+// deliver hands conn to a listener's Accept.
+func (s *splitter) deliver(dst chan net.Conn, conn net.Conn) {
 	select {
 	case dst <- conn:
 	case <-s.done:
-		_ = c.Close()
+		_ = conn.Close()
 	}
 }
 
@@ -128,7 +179,7 @@ var clientPreface = []byte(http2.ClientPreface)
 
 // classify reads the start of c and returns c with those bytes replayed,
 // and whether it belongs to grpc-go.
-func classify(c net.Conn) (net.Conn, bool, error) {
+func classify(c net.Conn) (*replayConn, bool, error) {
 	if err := c.SetReadDeadline(time.Now().Add(sniffTimeout)); err != nil {
 		return nil, false, err
 	}
@@ -224,6 +275,17 @@ type replayConn struct {
 	frameLeft  int // payload bytes of the current frame still to pass
 	hdr        [9]byte
 }
+
+// tlsReplayConn is a replayConn over TLS. Only it has ConnectionState:
+// HTTP servers take a connection with that method for a TLS one (and fill
+// in Request.TLS from it), so a plaintext one must not have it.
+type tlsReplayConn struct {
+	*replayConn
+	tc *tls.Conn
+}
+
+// ConnectionState returns the TLS state of the connection.
+func (c tlsReplayConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 func (c *replayConn) Read(p []byte) (int, error) {
 	for {
