@@ -110,6 +110,10 @@ func newAPIServer(a *App) (*apiServer, error) {
 		grpc.MaxRecvMsgSize(chainfire.MaxGRPCRecvBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		// Long-lived workers keep their grown stacks: a fresh goroutine
+		// per RPC grew its stack through the request path every time
+		// (runtime.copystack was 9% of the put-100 profile).
+		grpc.NumStreamWorkers(grpcStreamWorkers),
 		// etcdctl pings every 2s while a stream is open.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 	)
@@ -127,6 +131,10 @@ func newAPIServer(a *App) (*apiServer, error) {
 	}
 	return s, nil
 }
+
+// grpcStreamWorkers is how many goroutines serve gRPC calls before grpc-go
+// starts one per call; each keeps a stack of a few tens of KiB.
+const grpcStreamWorkers = 256
 
 // serveH2 serves one TLS connection that negotiated HTTP/2 and is not
 // grpc-go's.
