@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
@@ -40,6 +41,7 @@ func (a *App) mux(r *routes) *http.ServeMux {
 		}
 		mux.HandleFunc("/health", starting)
 		mux.HandleFunc("/readyz", starting)
+		mux.Handle(etcdserverpbconnect.NewMaintenanceHandler(startingStatus{a: a}))
 		// Every API path answers 503 (Connect: Unavailable, which clients
 		// retry) rather than 404 (Unimplemented, which they do not) until
 		// the roles serve.
