@@ -194,7 +194,7 @@ func (s *Server) Close() {
 func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler {
 	opts = append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(maxRequestBytes + 64*1024),
-		connect.WithInterceptors(leaderInterceptor{s}),
+		connect.WithInterceptors(s.interceptors()...),
 	}, opts...)
 	out := map[string]http.Handler{}
 	mount := func(path string, h http.Handler) { out[path] = h }
@@ -205,6 +205,12 @@ func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler
 	mount(etcdserverpbconnect.NewClusterHandler(&clusterService{s: s}, opts...))
 	mount(chainfirev1connect.NewClusterServiceHandler(&adminService{s: s}, opts...))
 	return out
+}
+
+// interceptors wrap every etcd service call, on the Connect routes and on
+// the grpc-go ones (RegisterGRPC).
+func (s *Server) interceptors() []connect.Interceptor {
+	return []connect.Interceptor{leaderInterceptor{s}}
 }
 
 // withTimeout applies the default request timeout when ctx has no deadline.

@@ -190,11 +190,16 @@ const cliTimeout = 30 * time.Second
 
 // run runs bin with args, stdin and the clean environment in dir.
 func run(dir, stdin, bin string, args ...string) CmdResult {
+	return runEnv(dir, stdin, nil, bin, args...)
+}
+
+// runEnv is run with env added to the clean environment.
+func runEnv(dir, stdin string, env []string, bin string, args ...string) CmdResult {
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
