@@ -28,6 +28,8 @@ var applyErrors = []error{
 	9:  ErrPeerURLExists,
 	10: ErrMemberNotFound,
 	11: ErrMemberNotLearner,
+	12: ErrNoSpace,
+	13: ErrCorrupt,
 }
 
 func applyErrorCode(err error) (uint64, bool) {

@@ -41,7 +41,8 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func startNode(t testing.TB) *node {
+// startNode starts a single-member Chainfire; opts adjust its config.
+func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -57,10 +58,14 @@ func startNode(t testing.TB) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := chainfire.New(chainfire.Config{
+	cfg := chainfire.Config{
 		NodeID: 1, ReplicaID: 1, ClusterID: 1, Name: "test-1", PeerURLs: []string{addr},
 		Raft: rn, DB: db, Logger: log, Registry: prometheus.NewRegistry(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := chainfire.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

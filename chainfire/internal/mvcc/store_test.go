@@ -220,7 +220,7 @@ func TestInitialRevision(t *testing.T) {
 	}
 	rev := m.Revision
 	apply(t, db, s, &rev, func(tx *Txn) {
-		if _, _, err := tx.Put([]byte("k"), []byte("v"), 0); err != nil {
+		if _, _, err := tx.Put([]byte("k"), []byte("v"), 0, false); err != nil {
 			t.Fatal(err)
 		}
 	})
