@@ -79,15 +79,15 @@ func (f *fsm) Load(r pebble.Reader) error {
 	if err := f.st.Leases(r, func(id, ttl int64) { leases[id] = ttl }); err != nil {
 		return err
 	}
+	alarms, err := f.st.Alarms(r)
+	if err != nil {
+		return err
+	}
 	idx, err := f.st.LoadIndex(r, meta.Revision)
 	if err != nil {
 		return err
 	}
 	f.idx = idx
-	alarms, err := f.st.Alarms(r)
-	if err != nil {
-		return err
-	}
 	f.rev.Store(meta.Revision)
 	f.compacted.Store(meta.Compacted)
 	f.applyRev, f.applyCompacted, f.applyAlarms = meta.Revision, meta.Compacted, alarms
