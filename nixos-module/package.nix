@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-LziTIEguD7CcBlBuTEAUo4jV7oqaoVWIBNCZemVBToY=";
+  vendorHash = "sha256-x6QoaJ3ZTejS7r8vuiCOIhWsRAv4XIK4oEhfcf7Bqt4=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];
