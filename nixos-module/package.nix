@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-x6QoaJ3ZTejS7r8vuiCOIhWsRAv4XIK4oEhfcf7Bqt4=";
+  vendorHash = "sha256-+HMgtE3NZSFrhu+VfIeF4hQG+jIjnvHZjAhqoHtDwQA=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];

@@ -68,6 +68,7 @@ type DB struct {
 	mu     sync.RWMutex
 	ids    map[string]uint64        // encoded label set -> series ID
 	series map[uint64]labels.Labels // series ID -> labels (immutable once created)
+	meta   map[string]string        // metric -> encoded metadata this node wrote
 }
 
 // maxCached bounds each in-memory cache; past it the cache starts over.
