@@ -66,7 +66,7 @@ func serveCommand() *cli.Command {
 				return err
 			}
 			log := app.NewLogger(os.Stderr, level)
-			a, err := app.New(cfg, app.Options{ForceNewCluster: c.Bool("force-new-cluster")}, log)
+			a, err := app.New(cfg, app.Options{ForceNewCluster: c.Bool("force-new-cluster"), Version: Version}, log)
 			if err != nil {
 				return err
 			}
