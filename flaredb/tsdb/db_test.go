@@ -10,11 +10,13 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/centra-cloud/centra/flaredb/tsdb/tsdbtest"
 )
 
-func newTestDB(t *testing.T, now *time.Time) (*DB, *memKV) {
+func newTestDB(t *testing.T, now *time.Time) (*DB, *tsdbtest.MemKV) {
 	t.Helper()
-	kv := newMemKV()
+	kv := tsdbtest.NewMemKV()
 	db, err := New(Config{KV: kv, Namespace: "ts", Retention: 15 * 24 * time.Hour, OutOfOrderWindow: 10 * time.Minute, WriteTimeout: 30 * time.Second, Now: func() time.Time { return *now }})
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +89,7 @@ func TestWriteCompactQuery(t *testing.T) {
 	if err := db.Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if left := kv.sorted(prefix(kindRaw, 0), prefixEnd(prefix(kindRaw, 0))); len(left) != 0 {
+	if left := kv.Sorted(prefix(kindRaw, 0), prefixEnd(prefix(kindRaw, 0))); len(left) != 0 {
 		t.Fatalf("%d raw keys left after compaction", len(left))
 	}
 	check("after compaction")
