@@ -114,7 +114,7 @@ func TestPromQLScripts(t *testing.T) {
 			t.Logf("%d sections run, %d with native histograms left out", kept, dropped)
 			promqltest.RunTestWithStorage(t, script, engine, func(t testing.TB) storage.Storage {
 				now := time.Now()
-								db, err := tsdb.New(tsdb.Config{KV: tsdbtest.NewMemKV(), Namespace: "ts", Retention: 100 * 365 * 24 * time.Hour, OutOfOrderWindow: time.Hour, WriteTimeout: time.Minute, Now: func() time.Time { return now }})
+				db, err := tsdb.New(tsdb.Config{KV: tsdbtest.NewMemKV(), Namespace: "ts", Retention: 100 * 365 * 24 * time.Hour, OutOfOrderWindow: time.Hour, WriteTimeout: time.Minute, Now: func() time.Time { return now }})
 				if err != nil {
 					t.Fatal(err)
 				}
