@@ -6,6 +6,7 @@ package tsdbtest
 import (
 	"bytes"
 	"context"
+	"maps"
 	"slices"
 	"sync"
 
@@ -14,8 +15,9 @@ import (
 
 // MemKV is an in-memory tsdb.KV: one sorted map, namespaces ignored.
 type MemKV struct {
-	mu sync.Mutex
-	m  map[string][]byte
+	mu     sync.Mutex
+	m      map[string][]byte
+	sorted []string // the keys of m in order; nil after a change
 }
 
 // NewMemKV returns an empty MemKV.
@@ -33,6 +35,9 @@ func (k *MemKV) Get(_ context.Context, _ string, key []byte) ([]byte, bool, erro
 func (k *MemKV) Put(_ context.Context, _ string, key, value []byte) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if _, ok := k.m[string(key)]; !ok {
+		k.sorted = nil
+	}
 	k.m[string(key)] = slices.Clone(value)
 	return nil
 }
@@ -64,6 +69,9 @@ func (k *MemKV) CompareAndSwap(_ context.Context, _ string, key, prev []byte, pr
 	if (prevNotExist && ok) || (!prevNotExist && (!ok || !bytes.Equal(cur, prev))) {
 		return false, cur, ok, nil
 	}
+	if !ok {
+		k.sorted = nil
+	}
 	k.m[string(key)] = slices.Clone(value)
 	return true, cur, ok, nil
 }
@@ -73,13 +81,17 @@ func (k *MemKV) CompareAndSwap(_ context.Context, _ string, key, prev []byte, pr
 func (k *MemKV) Sorted(start, end []byte) []client.KvPair {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var out []client.KvPair
-	for key, v := range k.m {
-		if bytes.Compare([]byte(key), start) >= 0 && (len(end) == 0 || bytes.Compare([]byte(key), end) < 0) {
-			out = append(out, client.KvPair{Key: []byte(key), Value: v})
-		}
+	if k.sorted == nil {
+		k.sorted = slices.Sorted(maps.Keys(k.m))
 	}
-	slices.SortFunc(out, func(a, b client.KvPair) int { return bytes.Compare(a.Key, b.Key) })
+	i, _ := slices.BinarySearch(k.sorted, string(start))
+	var out []client.KvPair
+	for _, key := range k.sorted[i:] {
+		if len(end) > 0 && key >= string(end) {
+			break
+		}
+		out = append(out, client.KvPair{Key: []byte(key), Value: k.m[key]})
+	}
 	return out
 }
 
@@ -98,6 +110,7 @@ func (k *MemKV) DeleteRange(_ context.Context, _ string, start, end []byte) erro
 	for _, p := range k.Sorted(start, end) {
 		k.mu.Lock()
 		delete(k.m, string(p.Key))
+		k.sorted = nil
 		k.mu.Unlock()
 	}
 	return nil
