@@ -160,11 +160,13 @@ func decodeV1(body []byte) (*decoded, error) {
 		if err := checkLabels(ls); err != nil {
 			return nil, badf("%v", err)
 		}
-		d.add(ls, len(ts.Histograms), len(ts.Exemplars), func(add func(int64, float64)) {
+		if err := d.add(ls, len(ts.Histograms), len(ts.Exemplars), func(add func(int64, float64)) {
 			for _, s := range ts.Samples {
 				add(s.Timestamp, s.Value)
 			}
-		})
+		}); err != nil {
+			return nil, err
+		}
 	}
 	for _, m := range req.Metadata {
 		d.metadata = append(d.metadata, Metadata{Metric: m.MetricFamilyName, Type: metricTypeV1(m.Type), Help: m.Help, Unit: m.Unit})
@@ -187,11 +189,13 @@ func decodeV2(body []byte) (*decoded, error) {
 		if err := checkLabels(ls); err != nil {
 			return nil, badf("%v", err)
 		}
-		d.add(ls, len(ts.Histograms), len(ts.Exemplars), func(add func(int64, float64)) {
+		if err := d.add(ls, len(ts.Histograms), len(ts.Exemplars), func(add func(int64, float64)) {
 			for _, s := range ts.Samples {
 				add(s.Timestamp, s.Value)
 			}
-		})
+		}); err != nil {
+			return nil, err
+		}
 		if ts.Metadata.Type != writev2.Metadata_METRIC_TYPE_UNSPECIFIED {
 			md, err := ts.ToMetadata(req.Symbols)
 			if err != nil {
@@ -203,14 +207,28 @@ func decodeV2(body []byte) (*decoded, error) {
 	return d, nil
 }
 
+// maxAbsTime bounds sample timestamps (ms), about 146 million years
+// either side of 1970, so that window arithmetic cannot overflow.
+const maxAbsTime = 1 << 62
+
 // add appends a series' float samples.
-func (d *decoded) add(ls labels.Labels, histograms, exemplars int, each func(func(int64, float64))) {
+func (d *decoded) add(ls labels.Labels, histograms, exemplars int, each func(func(int64, float64))) error {
 	s := Series{Labels: ls}
-	each(func(t int64, v float64) { s.Samples = append(s.Samples, Sample{T: t, V: v}) })
+	var bad int64
+	each(func(t int64, v float64) {
+		if t > maxAbsTime || t < -maxAbsTime {
+			bad = t
+		}
+		s.Samples = append(s.Samples, Sample{T: t, V: v})
+	})
+	if bad != 0 {
+		return badf("series %s: timestamp %d ms is out of range", ls, bad)
+	}
 	d.samples += len(s.Samples)
 	d.histograms += histograms
 	d.exemplars += exemplars
 	if len(s.Samples) > 0 {
 		d.series = append(d.series, s)
 	}
+	return nil
 }
