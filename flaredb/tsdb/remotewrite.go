@@ -41,7 +41,6 @@ type decoded struct {
 	series     []Series
 	metadata   []Metadata
 	histograms int
-	exemplars  int
 	samples    int
 }
 
@@ -157,14 +156,7 @@ func decodeV1(body []byte) (*decoded, error) {
 	sb := labels.NewScratchBuilder(16)
 	for _, ts := range req.Timeseries {
 		ls := ts.ToLabels(&sb, nil)
-		if err := checkLabels(ls); err != nil {
-			return nil, badf("%v", err)
-		}
-		if err := d.add(ls, len(ts.Histograms), len(ts.Exemplars), func(add func(int64, float64)) {
-			for _, s := range ts.Samples {
-				add(s.Timestamp, s.Value)
-			}
-		}); err != nil {
+		if err := addSeries(d, ls, ts.Samples, len(ts.Histograms)); err != nil {
 			return nil, err
 		}
 	}
@@ -186,14 +178,7 @@ func decodeV2(body []byte) (*decoded, error) {
 		if err != nil {
 			return nil, badf("series %d: %v", i, err)
 		}
-		if err := checkLabels(ls); err != nil {
-			return nil, badf("%v", err)
-		}
-		if err := d.add(ls, len(ts.Histograms), len(ts.Exemplars), func(add func(int64, float64)) {
-			for _, s := range ts.Samples {
-				add(s.Timestamp, s.Value)
-			}
-		}); err != nil {
+		if err := addSeries(d, ls, ts.Samples, len(ts.Histograms)); err != nil {
 			return nil, err
 		}
 		if ts.Metadata.Type != writev2.Metadata_METRIC_TYPE_UNSPECIFIED {
@@ -211,22 +196,27 @@ func decodeV2(body []byte) (*decoded, error) {
 // either side of 1970, so that window arithmetic cannot overflow.
 const maxAbsTime = 1 << 62
 
-// add appends a series' float samples.
-func (d *decoded) add(ls labels.Labels, histograms, exemplars int, each func(func(int64, float64))) error {
-	s := Series{Labels: ls}
-	var bad int64
-	each(func(t int64, v float64) {
+// addSeries validates a series of a request and appends its float
+// samples (prompb.Sample of 1.0 or writev2.Sample of 2.0).
+func addSeries[S any, PS interface {
+	*S
+	GetTimestamp() int64
+	GetValue() float64
+}](d *decoded, ls labels.Labels, samples []S, histograms int) error {
+	if err := checkLabels(ls); err != nil {
+		return badf("%v", err)
+	}
+	s := Series{Labels: ls, Samples: make([]Sample, len(samples))}
+	for i := range samples {
+		p := PS(&samples[i])
+		t := p.GetTimestamp()
 		if t > maxAbsTime || t < -maxAbsTime {
-			bad = t
+			return badf("series %s: timestamp %d ms is out of range", ls, t)
 		}
-		s.Samples = append(s.Samples, Sample{T: t, V: v})
-	})
-	if bad != 0 {
-		return badf("series %s: timestamp %d ms is out of range", ls, bad)
+		s.Samples[i] = Sample{T: t, V: p.GetValue()}
 	}
 	d.samples += len(s.Samples)
 	d.histograms += histograms
-	d.exemplars += exemplars
 	if len(s.Samples) > 0 {
 		d.series = append(d.series, s)
 	}
