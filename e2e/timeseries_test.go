@@ -141,10 +141,27 @@ func TestTimeseriesRemoteWriteAndPromQL(t *testing.T) {
 	histStart := now - 5*time.Hour.Milliseconds()
 	histN := int(2 * time.Hour / tsScrape)
 	hist := scrapeLike(histStart, histN, rng)
+	began := time.Now()
 	for i := 0; i < len(hist); i += 30 {
 		tsWrite(t, nodes[(i/30)%len(nodes)], &prompb.WriteRequest{Timeseries: hist[i:min(i+30, len(hist))]})
 	}
 	histSamples := len(hist) * histN
+	t.Logf("history: %d samples in %v (%.0f samples/s, merged into chunks)", histSamples, time.Since(began), float64(histSamples)/time.Since(began).Seconds())
+
+	// Scrape-shaped ingest: 50 requests of 1000 series with one recent
+	// sample each (the raw path); measured, not asserted.
+	began = time.Now()
+	for r := range 50 {
+		var req prompb.WriteRequest
+		for s := range 1000 {
+			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+				Labels:  []prompb.Label{{Name: "__name__", Value: "load_total"}, {Name: "series", Value: strconv.Itoa(s)}},
+				Samples: []prompb.Sample{{Timestamp: now - int64(50-r)*1000, Value: float64(r)}},
+			})
+		}
+		tsWrite(t, nodes[r%len(nodes)], &req)
+	}
+	t.Logf("scrape-shaped ingest: 50000 samples of 1000 series in %v (%.0f samples/s)", time.Since(began), 50000/time.Since(began).Seconds())
 
 	// The last 30 minutes of constant-rate counters (raw path): rt_total
 	// of instance k grows by k every scrape, so rate = k/15 per second.
@@ -267,7 +284,7 @@ func TestTimeseriesRemoteWriteAndPromQL(t *testing.T) {
 			t.Errorf("ts series: %s", r)
 		}
 		r = framework.RunCLI("ts", "labels", ep)
-		if r.Err != nil || r.Stdout != "__name__\ngroup\ninstance\njob\n" {
+		if r.Err != nil || r.Stdout != "__name__\ngroup\ninstance\njob\nseries\n" {
 			t.Errorf("ts labels: %s", r)
 		}
 		r = framework.RunCLI("ts", "query", ep, "sum((")
