@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-+HMgtE3NZSFrhu+VfIeF4hQG+jIjnvHZjAhqoHtDwQA=";
+  vendorHash = "sha256-I8dSKstzYyWODYxnfCm0JBNRCaVZJESp0jKQC6xmv24=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];
