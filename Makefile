@@ -7,17 +7,22 @@ LDFLAGS := -X github.com/centra-cloud/centra/internal/cli.Version=$(VERSION)
 
 include tools.mk
 
-.PHONY: build test test-unit test-e2e vet fmt-check bench bench-etcd clean
+.PHONY: build test test-unit test-promql test-e2e vet fmt-check bench bench-etcd clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 # Every test: unit and integration tests, then the end-to-end suite against
 # real centra processes.
-test: vet fmt-check test-unit test-e2e
+test: vet fmt-check test-unit test-promql test-e2e
 
 test-unit:
 	$(GO) test -count=1 -timeout 15m ./...
+
+# Prometheus's own PromQL test scripts over flaredb/tsdb's storage: a module
+# of its own, so that promqltest's dependencies stay out of go.mod.
+test-promql:
+	cd flaredb/tsdb/promqlcompat && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-e2e: build
 	$(GO) test -count=1 -timeout 20m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)

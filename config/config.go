@@ -55,6 +55,8 @@ type Config struct {
 	Raft Raft `koanf:"raft"`
 	// Region tunes FlareDB's region split check (store role).
 	Region Region `koanf:"region"`
+	// Timeseries configures the time-series database on FlareDB.
+	Timeseries Timeseries `koanf:"timeseries"`
 	// LogLevel is the minimum slog level: debug, info, warn or error.
 	LogLevel string `koanf:"log_level" help:"Minimum log level: debug, info, warn or error."`
 
@@ -252,7 +254,8 @@ func Default() Config {
 			SplitCheckIntervalMs: 10_000,
 			HeartbeatIntervalMs:  10_000,
 		},
-		LogLevel: "info",
+		Timeseries: defaultTimeseries(),
+		LogLevel:   "info",
 	}
 }
 

@@ -61,6 +61,7 @@ func (c Config) Validate() error {
 	v.storage()
 	v.raft()
 	v.store()
+	v.timeseries()
 	return errors.Join(v.errs...)
 }
 

@@ -49,7 +49,8 @@ type apiServer struct {
 }
 
 // mux builds the API's routes: /metrics always; the etcd services and the
-// placement driver (/pd/api/v1, PDService) on control-plane nodes; /health
+// placement driver (/pd/api/v1, PDService) on control-plane nodes;
+// Prometheus's remote write/read and query API (/api/v1) on every node; /health
 // and /readyz once the roles run (before that, while the node starts or
 // waits to join, they answer 503 with the reason).
 func (a *App) mux(r *routes) *http.ServeMux {
@@ -90,6 +91,9 @@ func (a *App) mux(r *routes) *http.ServeMux {
 			// A store-only node answers clients' region lookups by asking PD.
 			mux.Handle(flaredb.PDProxyHandler(r.store.pd))
 		}
+	}
+	if r.ts != nil {
+		mux.Handle("/api/v1/", r.ts.handler())
 	}
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { handleHealth(w, *r) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, req *http.Request) { handleReady(w, req, *r) })

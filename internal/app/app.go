@@ -46,6 +46,7 @@ type App struct {
 	httpClientOnce func() (*http.Client, error)
 	pd             *pd.Server
 	store          *storeAgent
+	ts             *timeseries
 	// failed receives an error that must stop the process (e.g. PD refused
 	// this store's identity).
 	failed chan error
@@ -67,6 +68,9 @@ type Options struct {
 	// keeping its data: the recovery when a quorum is lost for good
 	// (split-brain procedure). Other members are removed for ever.
 	ForceNewCluster bool
+	// Version is centra's version, reported by the Prometheus API's
+	// buildinfo.
+	Version string
 }
 
 // New checks cfg and prepares the process; it does no I/O.
@@ -122,7 +126,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	a.api.serve(routes{cf: a.cf, pd: a.pd, store: a.store})
+	if err := a.startTimeseries(); err != nil {
+		return err
+	}
+	a.api.serve(routes{cf: a.cf, pd: a.pd, store: a.store, ts: a.ts})
 	if a.store != nil {
 		a.runStore()
 	}
@@ -442,7 +449,8 @@ func (a *App) APIAddr() string { return a.api.addr() }
 // Close shuts the process down, in this order:
 //  1. stop the API listener (no new requests; open streams are cut after a
 //     grace period);
-//  2. stop the store agent's heartbeats and the placement driver's loops;
+//  2. stop the time-series maintenance loop, the store agent's heartbeats
+//     and the placement driver's loops;
 //  3. when this node leads the metadata shard, hand leadership to another
 //     voter (bounded wait), so the cluster does not sit out an election
 //     timeout without a leader;
@@ -457,6 +465,9 @@ func (a *App) Close() error {
 		var errs []error
 		if a.api != nil {
 			errs = append(errs, a.api.stop())
+		}
+		if a.ts != nil {
+			a.ts.close()
 		}
 		if a.store != nil && a.store.stop != nil {
 			a.store.stop()

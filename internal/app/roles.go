@@ -24,6 +24,7 @@ type routes struct {
 	cf    *chainfire.Server
 	pd    *pd.Server
 	store *storeAgent
+	ts    *timeseries
 }
 
 // ready returns nil once every role of the process serves.

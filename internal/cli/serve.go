@@ -68,7 +68,7 @@ func serveCommand() *cli.Command {
 			}
 			log := app.NewLogger(os.Stderr, level)
 			setServerGC()
-			a, err := app.New(cfg, app.Options{ForceNewCluster: c.Bool("force-new-cluster")}, log)
+			a, err := app.New(cfg, app.Options{ForceNewCluster: c.Bool("force-new-cluster"), Version: Version}, log)
 			if err != nil {
 				return err
 			}

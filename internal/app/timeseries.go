@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"net"
+	"net/http"
+
+	"github.com/centra-cloud/centra/flaredb/client"
+	"github.com/centra-cloud/centra/flaredb/tsdb"
+	"github.com/centra-cloud/centra/shared/raftnode"
+)
+
+// timeseries is the time-series database every node serves on its API
+// listener (/api/v1/...), a client of FlareDB through this node's own API.
+type timeseries struct {
+	kv   *client.Client
+	api  *tsdb.API
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// startTimeseries builds the TSDB over a FlareDB client of this node's API
+// (a control-plane node answers region lookups itself, a store forwards
+// them to PD) and, on a control-plane node, starts the maintenance loop
+// that runs while this node leads the metadata shard.
+func (a *App) startTimeseries() error {
+	c := a.cfg.Timeseries
+	d := c.Durations()
+	hc, err := a.httpClient()
+	if err != nil {
+		return err
+	}
+	// Dial this node's own API at the host its certificate names: the
+	// bound address, or the raft address's host when it binds every
+	// interface.
+	host, port, _ := net.SplitHostPort(a.api.addr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host, _, _ = net.SplitHostPort(a.node.RaftAddress())
+	}
+	self := net.JoinHostPort(host, port)
+	scheme := "http://"
+	if a.cfg.Network.TLS.Enabled() {
+		scheme = "https://"
+	}
+	opts := []client.Option{client.WithHTTPClient(hc)}
+	if a.store != nil {
+		opts = append(opts, client.WithLocalStoreID(a.cfg.EffectiveStoreID()))
+	}
+	kv, err := client.New(scheme+self, opts...)
+	if err != nil {
+		return err
+	}
+	db, err := tsdb.New(tsdb.Config{
+		KV: kv, Namespace: c.Namespace, Retention: d.Retention, OutOfOrderWindow: d.OutOfOrderWindow,
+		WriteTimeout: d.WriteTimeout, Logger: a.log, Registry: a.reg,
+	})
+	if err != nil {
+		kv.Close()
+		return err
+	}
+	ts := &timeseries{kv: kv, done: make(chan struct{})}
+	ts.api = tsdb.NewAPI(db, tsdb.APIConfig{MaxSamples: c.MaxSamples, Timeout: d.QueryTimeout, Version: a.opts.Version, Logger: a.log, Registry: a.reg})
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.stop = cancel
+	go func() {
+		defer close(ts.done)
+		if a.cf == nil {
+			return // only control-plane nodes maintain the data
+		}
+		db.Maintain(ctx, d.CompactInterval, func() bool {
+			leader, _, ok := a.node.Leader(raftnode.MetadataShardID)
+			return ok && leader == a.replicaID
+		})
+	}()
+	a.ts = ts
+	return nil
+}
+
+// handler serves Prometheus's API paths.
+func (ts *timeseries) handler() http.Handler { return ts.api.Handler() }
+
+// close stops the maintenance loop and the FlareDB client.
+func (ts *timeseries) close() {
+	ts.stop()
+	<-ts.done
+	ts.kv.Close()
+}
