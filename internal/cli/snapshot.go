@@ -81,7 +81,7 @@ func snapshotSave(c *cli.Context) error {
 	}
 	if lastErr != nil {
 		os.Remove(part)
-		return describe(cn.urls[0], lastErr)
+		return cn.describe(ctx, cn.urls[0], lastErr)
 	}
 	if err := os.Rename(part, path); err != nil {
 		return err
