@@ -45,18 +45,11 @@ func (s *Server) runCorruptCheck(ctx context.Context) {
 	if s.cfg.CorruptCheckInterval < 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.CorruptCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.cfg.CorruptCheckInterval, func(time.Time) {
 		if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); ok && leader == s.cfg.ReplicaID {
 			s.checkCorruption(ctx)
 		}
-	}
+	})
 }
 
 // checkCorruption compares this member's HashKV with every other member's
