@@ -51,10 +51,14 @@ type App struct {
 	failed chan error
 
 	replicaID uint64 // this node's replica in the metadata shard
-	ready     chan struct{}
-	closeOnce sync.Once
-	closed    atomic.Bool
-	closeErr  error
+	// phase and joiningLearner describe a node that does not serve yet
+	// (startingStatus).
+	phase          atomic.Pointer[string]
+	joiningLearner atomic.Bool
+	ready          chan struct{}
+	closeOnce      sync.Once
+	closed         atomic.Bool
+	closeErr       error
 }
 
 // Options are one-off start options that are not configuration.
