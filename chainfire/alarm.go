@@ -143,13 +143,18 @@ func (m *maintenanceService) Alarm(ctx context.Context, req *connect.Request[etc
 	return write[etcdserverpb.AlarmResponse](ctx, m.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Alarm{Alarm: req.Msg}})
 }
 
-// raiseAlarm proposes an alarm raised by this member unless it is active.
+// raiseAlarm proposes an alarm for this member unless it is active.
 func (s *Server) raiseAlarm(ctx context.Context, typ int32) error {
-	if slices.Contains(s.fsm.activeAlarms(), mvcc.Alarm{Member: s.cfg.NodeID, Type: typ}) {
+	return s.raiseAlarmFor(ctx, s.cfg.NodeID, typ)
+}
+
+// raiseAlarmFor proposes an alarm for member unless it is active.
+func (s *Server) raiseAlarmFor(ctx context.Context, member uint64, typ int32) error {
+	if slices.Contains(s.fsm.activeAlarms(), mvcc.Alarm{Member: member, Type: typ}) {
 		return nil
 	}
 	return s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Alarm{Alarm: &etcdserverpb.AlarmRequest{
-		Action: etcdserverpb.AlarmRequest_ACTIVATE, MemberID: s.cfg.NodeID, Alarm: etcdserverpb.AlarmType(typ),
+		Action: etcdserverpb.AlarmRequest_ACTIVATE, MemberID: member, Alarm: etcdserverpb.AlarmType(typ),
 	}}}, &etcdserverpb.AlarmResponse{})
 }
 

@@ -66,28 +66,35 @@ func (m *leaderMonitor) set(lost bool) bool {
 // until ctx ends.
 func (s *Server) monitorLeader(ctx context.Context) {
 	election := s.cfg.ElectionTimeout
-	t := time.NewTicker(election / 4)
-	defer t.Stop()
 	var since time.Time // when the member last had a leader
+	every(ctx, election/4, func(now time.Time) {
+		if s.HasLeader() {
+			since = time.Time{}
+			if s.leader.set(false) {
+				s.log.Info("The metadata shard has a leader again; require-leader requests are served")
+			}
+			return
+		}
+		if since.IsZero() {
+			since = now
+		}
+		if now.Sub(since) >= election && s.leader.set(true) {
+			s.log.Warn("This member has no leader; cancelling require-leader watches and keep-alives",
+				"leaderless_for", now.Sub(since).Round(time.Millisecond))
+		}
+	})
+}
+
+// every calls fn every d (with the tick's time) until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func(now time.Time)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if s.HasLeader() {
-				since = time.Time{}
-				if s.leader.set(false) {
-					s.log.Info("The metadata shard has a leader again; require-leader requests are served")
-				}
-				continue
-			}
-			if since.IsZero() {
-				since = now
-			}
-			if now.Sub(since) >= election && s.leader.set(true) {
-				s.log.Warn("This member has no leader; cancelling require-leader watches and keep-alives",
-					"leaderless_for", now.Sub(since).Round(time.Millisecond))
-			}
+			fn(now)
 		}
 	}
 }

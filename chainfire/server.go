@@ -69,6 +69,10 @@ type Config struct {
 	// ElectionTimeout is raft's election timeout (default 1s). A member
 	// without a leader for that long cancels require-leader streams.
 	ElectionTimeout time.Duration
+	// CorruptCheckInterval is how often the leader compares every member's
+	// HashKV with its own and raises CORRUPT on a mismatch (default 5
+	// minutes; negative disables the check).
+	CorruptCheckInterval time.Duration
 	// DataDir is where Snapshot builds its file before streaming it
 	// (default: the system's temporary directory).
 	DataDir string
@@ -125,6 +129,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ElectionTimeout <= 0 {
 		cfg.ElectionTimeout = time.Second
 	}
+	if cfg.CorruptCheckInterval == 0 {
+		cfg.CorruptCheckInterval = defaultCorruptCheckInterval
+	}
 	log := cfg.Logger.With("component", "chainfire")
 	lessor := lease.New(nil)
 	s := &Server{
@@ -168,7 +175,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

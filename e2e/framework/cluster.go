@@ -48,7 +48,11 @@ type options struct {
 	late           int
 	storeArgs      []string
 	namespaceModes map[string]string
+	quota          uint64
 }
+
+// WithQuotaBackendBytes sets storage.quota_backend_bytes on every node.
+func WithQuotaBackendBytes(n uint64) Option { return func(o *options) { o.quota = n } }
 
 // WithNodes sets the number of nodes, all bootstrapping from
 // [cluster] initial_members (default 1).
@@ -255,6 +259,9 @@ func (c *Cluster) writeConfig(n *Node) error {
 	if c.opts.snapEntries != 0 {
 		cfg.Raft.SnapshotEntries = c.opts.snapEntries
 		cfg.Raft.CompactionOverhead = c.opts.snapOverhead
+	}
+	if c.opts.quota != 0 {
+		cfg.Storage.QuotaBackendBytes = c.opts.quota
 	}
 	cfg.LogLevel = c.opts.logLevel
 	b, err := cfg.TOML()
