@@ -228,3 +228,25 @@ func RunEtcdctl(t testing.TB, args ...string) CmdResult {
 	t.Helper()
 	return run("", "", EtcdctlBin(t), args...)
 }
+
+// debianPackages names the Debian packages the e2e tests that need etcd's
+// own 3.4 tools use (.ci/run installs them).
+const debianPackages = "etcd-client (etcdctl) and etcd-server (etcd)"
+
+// SystemTool returns the path of etcd's own program name ("etcdctl" or
+// "etcd") as Debian installs it (version 3.4), or skips the test with what
+// to install. These prove the migration paths against a real etcd.
+func SystemTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not found on PATH: install Debian's %s (apt-get install -y etcd-client etcd-server)", name, debianPackages)
+	}
+	return p
+}
+
+// RunSystemEtcdctl runs Debian's etcdctl 3.4 (see SystemTool) with args.
+func RunSystemEtcdctl(t testing.TB, args ...string) CmdResult {
+	t.Helper()
+	return run("", "", SystemTool(t, "etcdctl"), args...)
+}
