@@ -204,14 +204,20 @@ const joinWait = 2 * time.Second
 func (s *Server) awaitJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {
 	ctx, cancel := context.WithTimeout(ctx, joinWait)
 	defer cancel()
+	var last error
 	for {
 		err := s.handshake(ctx, nodeID, replicaID, peerURL)
 		if err == nil {
 			return nil
 		}
+		// An attempt cut by our own deadline says nothing about the node:
+		// report the one before it.
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return err
+			return last
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
