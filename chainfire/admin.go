@@ -16,11 +16,11 @@ type adminService struct {
 }
 
 func (a *adminService) AddMember(ctx context.Context, req *connect.Request[chainfirev1.AddMemberRequest]) (*connect.Response[chainfirev1.AddMemberResponse], error) {
-	m, all, err := a.s.AddMember(ctx, req.Msg.NodeId, req.Msg.PeerUrl, req.Msg.IsLearner)
+	m, all, pending, err := a.s.AddMember(ctx, req.Msg.NodeId, req.Msg.PeerUrl, req.Msg.IsLearner)
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	return connect.NewResponse(&chainfirev1.AddMemberResponse{Member: m, Members: all}), nil
+	return connect.NewResponse(&chainfirev1.AddMemberResponse{Member: m, Members: all, Pending: pending}), nil
 }
 
 func (a *adminService) RemoveMember(ctx context.Context, req *connect.Request[chainfirev1.RemoveMemberRequest]) (*connect.Response[chainfirev1.RemoveMemberResponse], error) {

@@ -62,7 +62,7 @@ func (c *clusterService) MemberAdd(ctx context.Context, req *connect.Request[etc
 	for _, m := range view {
 		id = max(id, m.NodeId)
 	}
-	m, all, err := c.s.AddMember(ctx, id+1, req.Msg.PeerURLs[0], req.Msg.IsLearner)
+	m, all, _, err := c.s.AddMember(ctx, id+1, req.Msg.PeerURLs[0], req.Msg.IsLearner)
 	if err != nil {
 		return nil, toConnectError(err)
 	}

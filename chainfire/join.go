@@ -8,10 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/lni/dragonboat/v4"
 
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
@@ -126,14 +127,6 @@ func (j *joinWaiter) joined(info JoinInfo, log *slog.Logger) JoinInfo {
 	return info
 }
 
-// kickJoiner wakes the join loop (after a member-add).
-func (s *Server) kickJoiner() {
-	select {
-	case s.joinKick <- struct{}{}:
-	default:
-	}
-}
-
 // runJoiner, while this node leads the metadata shard, calls the join
 // handshake of every member that was added but has not started yet (it has
 // not published its client URLs), and promotes members added as voters once
@@ -146,7 +139,6 @@ func (s *Server) runJoiner(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-s.joinKick:
 		}
 		if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); !ok || leader != s.cfg.ReplicaID {
 			continue
@@ -157,34 +149,31 @@ func (s *Server) runJoiner(ctx context.Context) {
 		}
 		// Members added, not yet joined: hand them their replica ID.
 		// Members joined as non-voting but added as voters: promote them.
-		var ms *dragonboat.Membership
+		// A record whose replica raft removed (a forced new cluster, a
+		// crash during member-remove) is stale: handing out its replica ID
+		// would start a replica raft refuses for ever.
+		if !slices.ContainsFunc(table, func(m *raftcmdv1.MemberAttributes) bool { return m.ReplicaId != s.cfg.ReplicaID }) {
+			continue
+		}
+		mctx, cancel := s.withTimeout(ctx)
+		ms, err := s.cfg.Raft.Membership(mctx, raftnode.MetadataShardID)
+		cancel()
+		if err != nil {
+			s.log.Debug("Cannot read the membership to hand out identities or promote new voters", "err", err)
+			continue
+		}
 		for _, m := range table {
-			if m.ReplicaId == s.cfg.ReplicaID || len(m.PeerUrls) == 0 {
-				continue
-			}
-			if len(m.ClientUrls) > 0 {
-				s.autoPromote(ctx, m)
-				continue
-			}
-			// A record whose replica raft removed (a forced new cluster, a
-			// crash during member-remove) is stale: handing out its
-			// replica ID would start a replica raft refuses for ever.
-			if ms == nil {
-				mctx, cancel := s.withTimeout(ctx)
-				ms, err = s.cfg.Raft.Membership(mctx, raftnode.MetadataShardID)
-				cancel()
-				if err != nil {
-					break
+			switch {
+			case m.ReplicaId == s.cfg.ReplicaID || len(m.PeerUrls) == 0 || isRemoved(ms, m.ReplicaId):
+			case len(m.ClientUrls) > 0:
+				if _, nonVoting := ms.NonVotings[m.ReplicaId]; nonVoting && !m.IsLearner {
+					s.autoPromote(ctx, m)
+				}
+			default:
+				if err := s.handshake(ctx, m.NodeId, m.ReplicaId, m.PeerUrls[0]); err != nil {
+					s.log.Debug("Join handshake not answered yet", "node_id", m.NodeId, "peer_url", m.PeerUrls[0], "err", err)
 				}
 			}
-			if isRemoved(ms, m.ReplicaId) {
-				continue
-			}
-			if err := s.callJoin(ctx, m.NodeId, m.ReplicaId, m.PeerUrls[0]); err != nil {
-				s.log.Debug("Join handshake not answered yet", "node_id", m.NodeId, "peer_url", m.PeerUrls[0], "err", err)
-				continue
-			}
-			s.log.Info("Handed its replica ID to the joining node", "node_id", m.NodeId, "replica_id", m.ReplicaId, "peer_url", m.PeerUrls[0])
 		}
 	}
 }
@@ -192,25 +181,76 @@ func (s *Server) runJoiner(ctx context.Context) {
 // autoPromote promotes a member added as a voter, which joined as a
 // non-voting replica, once it caught up.
 func (s *Server) autoPromote(ctx context.Context, m *raftcmdv1.MemberAttributes) {
-	if m.IsLearner || !s.memberMu.TryLock() {
-		return
+	if !s.memberMu.TryLock() {
+		return // a membership change runs; next tick
 	}
 	defer s.memberMu.Unlock()
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	ms, err := s.cfg.Raft.Membership(ctx, raftnode.MetadataShardID)
-	if err != nil {
-		s.log.Debug("Cannot read the membership to promote new voters", "err", err)
-		return
-	}
-	if _, ok := ms.NonVotings[m.ReplicaId]; !ok {
-		return
-	}
 	if _, err := s.promote(ctx, m.NodeId); err != nil {
 		s.log.Debug("New voter not promoted yet", "node_id", m.NodeId, "err", err)
 		return
 	}
 	s.log.Info("New voter caught up and was promoted", "node_id", m.NodeId, "replica_id", m.ReplicaId)
+}
+
+// joinWait is how long member-add waits for the new node to answer the
+// join handshake before it reports the member as added but not connected.
+const joinWait = 2 * time.Second
+
+// awaitJoin hands the added node its identity (handshake), retrying for up
+// to joinWait; it returns the last handshake error if the node never
+// answered. The leader's join loop keeps trying afterwards.
+func (s *Server) awaitJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, joinWait)
+	defer cancel()
+	var last error
+	for {
+		err := s.handshake(ctx, nodeID, replicaID, peerURL)
+		if err == nil {
+			return nil
+		}
+		// An attempt cut by our own deadline says nothing about the node:
+		// report the one before it.
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// joinedGrace is how long after a node accepted the handshake it is not
+// called again: it is starting its replica (and no longer listens for
+// the handshake). A node that failed to start waits again afterwards.
+const joinedGrace = 30 * time.Second
+
+// handshake calls Join on a member added but not joined yet: member-add
+// (awaitJoin) and the leader's join loop share it, so that a node that just
+// took its identity (and closed the handshake listener) is not called again
+// and reported as unreachable.
+func (s *Server) handshake(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	if at, ok := s.joined[replicaID]; ok && time.Since(at) < joinedGrace {
+		return nil
+	}
+	err := s.callJoin(ctx, nodeID, replicaID, peerURL)
+	if connect.CodeOf(err) == connect.CodeAborted {
+		err = nil // "already joining": an earlier call was accepted
+	}
+	if err != nil {
+		if strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "HTTP response to HTTPS client") {
+			err = fmt.Errorf("%w (do this cluster and the node use the same TLS settings and CA?)", err)
+		}
+		return err
+	}
+	s.joined[replicaID] = time.Now()
+	s.log.Info("Handed its replica ID to the joining node", "node_id", nodeID, "replica_id", replicaID, "peer_url", peerURL)
+	return nil
 }
 
 func (s *Server) callJoin(ctx context.Context, nodeID, replicaID uint64, peerURL string) error {

@@ -96,39 +96,43 @@ func normalizePeerURL(u string) (string, error) {
 // change is made; if that fails the table entry is rolled back, so nothing
 // is half-applied. The leader then hands the node its replica ID through
 // the join handshake (runJoiner) once the node listens on its peer URL.
-func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, learner bool) (_ *chainfirev1.Member, _ []*chainfirev1.Member, err error) {
+//
+// pending is "" when the node answered the handshake within joinWait, else
+// "added; node N has not connected yet: <last handshake error>" (the
+// leader's join loop keeps trying).
+func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, learner bool) (_ *chainfirev1.Member, _ []*chainfirev1.Member, pending string, err error) {
 	defer func() { err = s.noLeaderHint("member-add", err) }()
 	if nodeID == 0 {
-		return nil, nil, connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: --node-id must be >= 1"))
+		return nil, nil, "", connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: --node-id must be >= 1"))
 	}
 	peerURL, err = normalizePeerURL(peerURL)
 	if err != nil {
-		return nil, nil, connect.NewError(connect.CodeInvalidArgument, err)
+		return nil, nil, "", connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	if !s.memberMu.TryLock() {
-		return nil, nil, ErrConfigChangeInFlight
+	if err := s.lockMembers(ctx); err != nil {
+		return nil, nil, "", err
 	}
 	defer s.memberMu.Unlock()
 	view, ms, err := s.memberView(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if m := findMember(view, nodeID); m != nil {
-		return nil, nil, fmt.Errorf("%w: node %d is already a member (replica %d, peer %s); remove it first to re-add it", ErrMemberExists, nodeID, m.ReplicaId, strings.Join(m.PeerUrls, ","))
+		return nil, nil, "", fmt.Errorf("%w: node %d is already a member (replica %d, peer %s); remove it first to re-add it", ErrMemberExists, nodeID, m.ReplicaId, strings.Join(m.PeerUrls, ","))
 	}
 	for _, m := range view {
 		if slices.Contains(m.PeerUrls, peerURL) {
-			return nil, nil, fmt.Errorf("%w: %s is the peer URL of node %d", ErrPeerURLExists, peerURL, m.NodeId)
+			return nil, nil, "", fmt.Errorf("%w: %s is the peer URL of node %d", ErrPeerURLExists, peerURL, m.NodeId)
 		}
 	}
 	// A stale record (its replica was removed) would block the re-add.
 	table, err := s.members(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if stale := find(table, nodeID); stale != nil && isRemoved(ms, stale.ReplicaId) {
 		if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{}); err != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 	}
 	var floor uint64
@@ -144,7 +148,7 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 	if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAdd{MemberAdd: &raftcmdv1.MemberAdd{
 		NodeId: nodeID, PeerUrl: peerURL, IsLearner: learner, ReplicaIdFloor: floor,
 	}}}, added); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	// Voters too join as non-voting replicas and are promoted by the
 	// leader once caught up (runJoiner): adding a voter that is not running
@@ -155,13 +159,17 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 		if rerr := s.propose(context.Background(), &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{}); rerr != nil {
 			s.log.Error("Rolling back a failed member-add failed; remove the member by hand", "node_id", nodeID, "err", rerr)
 		}
-		return nil, nil, fmt.Errorf("chainfire: raft refused to add replica %d at %s: %w", added.ReplicaId, peerURL, err)
+		return nil, nil, "", fmt.Errorf("chainfire: raft refused to add replica %d at %s: %w", added.ReplicaId, peerURL, err)
 	}
 	s.log.Info("Member added", "node_id", nodeID, "replica_id", added.ReplicaId, "peer_url", peerURL, "learner", learner)
-	s.kickJoiner()
+	if herr := s.awaitJoin(ctx, nodeID, added.ReplicaId, peerURL); herr != nil {
+		pending = fmt.Sprintf("added; node %d has not connected yet: %v", nodeID, herr)
+		s.log.Warn(fmt.Sprintf("Added node %d, but it has not answered the join handshake at %s: %v; start it (bootstrap = false, or its original config) and check that it listens there with this cluster's TLS settings; it joins once it answers", nodeID, peerURL, herr),
+			"node_id", nodeID, "replica_id", added.ReplicaId, "peer_url", peerURL)
+	}
 	m := &chainfirev1.Member{NodeId: nodeID, ReplicaId: added.ReplicaId, PeerUrls: []string{peerURL}, IsLearner: learner}
 	view, _, err = s.memberView(ctx)
-	return m, view, err
+	return m, view, pending, err
 }
 
 // ForgetOtherMembers deletes every member record but this node's. After a
@@ -210,8 +218,8 @@ func (s *Server) forgetOthers(ctx context.Context) error {
 // and the member serving the request (ask another member).
 func (s *Server) RemoveMember(ctx context.Context, nodeID uint64) (_ []*chainfirev1.Member, err error) {
 	defer func() { err = s.noLeaderHint("member-remove", err) }()
-	if !s.memberMu.TryLock() {
-		return nil, ErrConfigChangeInFlight
+	if err := s.lockMembers(ctx); err != nil {
+		return nil, err
 	}
 	defer s.memberMu.Unlock()
 	view, _, err := s.memberView(ctx)
@@ -242,6 +250,22 @@ func (s *Server) RemoveMember(ctx context.Context, nodeID uint64) (_ []*chainfir
 	s.log.Info("Member removed", "node_id", nodeID, "replica_id", target.ReplicaId)
 	view, _, err = s.memberView(ctx)
 	return view, err
+}
+
+// lockMembers takes memberMu, waiting a moment for a change already in
+// progress through this member (the leader's join loop holds it briefly to
+// promote a new voter) before it gives up with ErrConfigChangeInFlight.
+func (s *Server) lockMembers(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for !s.memberMu.TryLock() {
+		select {
+		case <-ctx.Done():
+			return ErrConfigChangeInFlight
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // noLeaderHint turns a membership change that failed for want of a leader
@@ -306,8 +330,8 @@ func (s *Server) memberStatus(ctx context.Context, m *chainfirev1.Member) (*etcd
 // PromoteMember makes a learner a voter once it has caught up.
 func (s *Server) PromoteMember(ctx context.Context, nodeID uint64) (_ *chainfirev1.Member, err error) {
 	defer func() { err = s.noLeaderHint("member-promote", err) }()
-	if !s.memberMu.TryLock() {
-		return nil, ErrConfigChangeInFlight
+	if err := s.lockMembers(ctx); err != nil {
+		return nil, err
 	}
 	defer s.memberMu.Unlock()
 	return s.promote(ctx, nodeID)

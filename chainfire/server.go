@@ -103,7 +103,10 @@ type Server struct {
 
 	// memberMu serialises membership changes made through this member.
 	memberMu sync.Mutex
-	joinKick chan struct{}
+	// joinMu serialises join handshakes; joined holds when the node of a
+	// replica ID accepted one.
+	joinMu sync.Mutex
+	joined map[uint64]time.Time
 
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -135,13 +138,13 @@ func New(cfg Config) (*Server, error) {
 	log := cfg.Logger.With("component", "chainfire")
 	lessor := lease.New(nil)
 	s := &Server{
-		cfg:      cfg,
-		fsm:      newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
-		lessor:   lessor,
-		log:      log,
-		fwd:      newForwarder(cfg.ClientTLS),
-		leader:   newLeaderMonitor(),
-		joinKick: make(chan struct{}, 1),
+		cfg:    cfg,
+		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
+		lessor: lessor,
+		log:    log,
+		fwd:    newForwarder(cfg.ClientTLS),
+		leader: newLeaderMonitor(),
+		joined: map[uint64]time.Time{},
 	}
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {

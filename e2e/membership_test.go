@@ -140,6 +140,26 @@ func TestMembershipErrors(t *testing.T) {
 		"member not found")
 	waitMembers(t, n1.Endpoint(), bootMembers(c, 3), 10*time.Second)
 
+	// member-add of a node that is not listening: added, and the CLI and
+	// the member serving it say that the node has not connected and why.
+	leader := c.Node(c.Leader(t))
+	r := c.RunCLI("cluster", "member-add", "--endpoint", leader.Endpoint(), "--node-id", "9", "--peer-url", unused)
+	if r.Err != nil || !strings.HasPrefix(r.Stdout, "Node added: id=9") ||
+		!strings.Contains(r.Stderr, "Warning: added; node 9 has not connected yet: ") || !strings.Contains(r.Stderr, "connection refused") {
+		t.Errorf("member-add of an unreachable node: want it added with a warning naming the handshake error, got %s", r)
+	}
+	warn := "Added node 9, but it has not answered the join handshake at " + unused
+	must(t, leader.WaitLog(testCtx(t, 10*time.Second), warn))
+	for _, line := range strings.Split(leader.CurrentLog(), "\n") {
+		if strings.Contains(line, warn) && !strings.Contains(line, "WARN") {
+			t.Errorf("the leader should log the unreachable new node at warn: %s", line)
+		}
+	}
+	if r := c.RunCLI("cluster", "member-remove", "--endpoint", leader.Endpoint(), "--node-id", "9"); r.Err != nil {
+		t.Errorf("member-remove of the unreachable node: %s", r)
+	}
+	waitMembers(t, n1.Endpoint(), bootMembers(c, 3), 10*time.Second)
+
 	// With node 3 down, removing node 2 would leave one healthy voter of
 	// two: refused.
 	must(t, n3.Stop())

@@ -122,6 +122,9 @@ func memberAdd(c *cli.Context) error {
 			urls[i] = strconv.Quote(u)
 		}
 		fmt.Fprintf(w, "Node added: id=%d, peer_urls=[%s]\n", resp.Member.NodeId, strings.Join(urls, ", "))
+		if resp.Pending != "" {
+			fmt.Fprintf(c.App.ErrWriter, "Warning: %s\n", resp.Pending)
+		}
 	})
 }
 

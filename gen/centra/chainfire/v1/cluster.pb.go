@@ -231,9 +231,13 @@ func (x *AddMemberRequest) GetIsLearner() bool {
 
 // AddMemberResponse is the added member and the new member list.
 type AddMemberResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Member        *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
-	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Member  *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
+	Members []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// pending is set when the member was added but did not answer the join
+	// handshake within a few seconds: "added; node N has not connected yet:
+	// <last handshake error>". The node joins once it answers.
+	Pending       string `protobuf:"bytes,3,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +284,13 @@ func (x *AddMemberResponse) GetMembers() []*Member {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *AddMemberResponse) GetPending() string {
+	if x != nil {
+		return x.Pending
+	}
+	return ""
 }
 
 // RemoveMemberRequest names the node to remove.
@@ -812,10 +823,11 @@ const file_centra_chainfire_v1_cluster_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\x12\x19\n" +
 	"\bpeer_url\x18\x02 \x01(\tR\apeerUrl\x12\x1d\n" +
 	"\n" +
-	"is_learner\x18\x03 \x01(\bR\tisLearner\"\x7f\n" +
+	"is_learner\x18\x03 \x01(\bR\tisLearner\"\x99\x01\n" +
 	"\x11AddMemberResponse\x123\n" +
 	"\x06member\x18\x01 \x01(\v2\x1b.centra.chainfire.v1.MemberR\x06member\x125\n" +
-	"\amembers\x18\x02 \x03(\v2\x1b.centra.chainfire.v1.MemberR\amembers\".\n" +
+	"\amembers\x18\x02 \x03(\v2\x1b.centra.chainfire.v1.MemberR\amembers\x12\x18\n" +
+	"\apending\x18\x03 \x01(\tR\apending\".\n" +
 	"\x13RemoveMemberRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"M\n" +
 	"\x14RemoveMemberResponse\x125\n" +
