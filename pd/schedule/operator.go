@@ -155,6 +155,7 @@ type View struct {
 	RegionID    uint64              `json:"region_id"`
 	RegionEpoch *metav1.RegionEpoch `json:"region_epoch"`
 	Kind        string              `json:"kind"`
+	KindFlags   Kind                `json:"-"`
 	Timeout     string              `json:"timeout"`
 	Status      Status              `json:"status"`
 	Steps       []string            `json:"steps"`
@@ -170,7 +171,7 @@ func (o *Operator) view() View {
 	for _, t := range o.timeouts() {
 		total += t
 	}
-	v := View{ID: o.ID, Desc: o.Desc, Brief: o.Brief, RegionID: o.RegionID, RegionEpoch: o.Epoch, Kind: o.Kind.String(),
+	v := View{ID: o.ID, Desc: o.Desc, Brief: o.Brief, RegionID: o.RegionID, RegionEpoch: o.Epoch, Kind: o.Kind.String(), KindFlags: o.Kind,
 		Timeout: total.String(), Status: o.status, CurrentStep: o.current, CreateAt: o.createAt, Reason: o.reason, String: o.String()}
 	for _, s := range o.Steps {
 		v.Steps = append(v.Steps, s.String())
