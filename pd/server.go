@@ -65,8 +65,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "pd"),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "pd"),
 		regions: newRegionIndex(),
 		stores:  map[uint64]*storeEntry{},
 		weights: map[uint64]StoreWeight{},

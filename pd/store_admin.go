@@ -11,7 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/centra-cloud/centra/chainfire/client"
-	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1")
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+)
 
 // StoreWeight is a store's leader and region weight (POST
 // /store/{id}/weight): its scores are divided by them, so a store of
