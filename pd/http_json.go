@@ -96,8 +96,8 @@ func toStoreJSON(info StoreInfo, agg storeAgg, now time.Time) storeJSON {
 	stats := info.Stats
 	status := storeStatusJSON{
 		Capacity: humanBytes(stats.GetCapacity()), Available: humanBytes(stats.GetAvailable()), UsedSize: humanBytes(stats.GetUsedSize()),
-		LeaderCount: agg.leaderCount, LeaderWeight: 1, LeaderScore: float64(agg.leaderCount), LeaderSize: agg.leaderSize,
-		RegionCount: agg.regionCount, RegionWeight: 1, RegionScore: float64(agg.regionSize), RegionSize: agg.regionSize,
+		LeaderCount: agg.leaderCount, LeaderWeight: info.Weight.Leader, LeaderScore: float64(agg.leaderCount) / info.Weight.Leader, LeaderSize: agg.leaderSize,
+		RegionCount: agg.regionCount, RegionWeight: info.Weight.Region, RegionScore: float64(agg.regionSize) / info.Weight.Region, RegionSize: agg.regionSize,
 		LearnerCount: agg.learnerCount, PendingPeerCount: agg.pendingCount,
 		SendingSnapCount: stats.GetSendingSnapCount(), ReceivingSnapCount: stats.GetReceivingSnapCount(), IsBusy: stats.GetIsBusy(),
 	}
