@@ -210,6 +210,24 @@ func TestScaleOutThroughHeartbeats(t *testing.T) {
 	if !strings.Contains(body, `"pending_peers": 0`) {
 		t.Fatalf("stats/region:\n%s", body)
 	}
+	sm.n.s.patrol(ctxT(t))
+	got := gather(t, sm.n.reg)
+	for k, min := range map[string]float64{
+		"pd_schedule_operators_total{kind=region}{status=SUCCESS}{type=balance-region}": 1,
+		"pd_schedule_operators_total{kind=leader}{status=SUCCESS}{type=balance-leader}": 1,
+		"pd_scheduler_runs_total{result=scheduled}{scheduler=balance-region-scheduler}": 1,
+		"pd_store_region_count{store_id=4}":                                             13,
+		"pd_store_region_score{store_id=4}":                                             13 * 8,
+		"pd_store_leader_count{store_id=4}":                                             4,
+		"pd_store_snapshots_in_flight{direction=receiving}{store_id=4}":                 0,
+	} {
+		if v, ok := got[k]; !ok || v < min {
+			t.Errorf("%s = %v (present %v), want >= %v", k, v, ok, min)
+		}
+	}
+	if got["flaredb_pending_peers_total"] != 0 {
+		t.Errorf("flaredb_pending_peers_total = %v, want 0", got["flaredb_pending_peers_total"])
+	}
 }
 
 // TestDownStoreReplaced: a store silent past max-store-down-time loses
