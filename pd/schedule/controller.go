@@ -237,6 +237,15 @@ func (c *Controller) Has(regionID uint64) bool {
 	return c.ops[regionID] != nil
 }
 
+// HasAtLeast reports whether the region has a live operator of priority p
+// or higher.
+func (c *Controller) HasAtLeast(regionID uint64, p Priority) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	op := c.ops[regionID]
+	return op != nil && op.Priority >= p
+}
+
 // Operator returns the region's live operator's view.
 func (c *Controller) Operator(regionID uint64) (View, bool) {
 	c.mu.Lock()
