@@ -28,6 +28,7 @@ type node struct {
 	lease etcdserverpbconnect.LeaseClient
 	maint etcdserverpbconnect.MaintenanceClient
 	srv   *chainfire.Server
+	addr  string // host:port of the API listener
 }
 
 func freeAddr(t *testing.T) string {
@@ -40,7 +41,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startNode(t *testing.T) *node {
+// startNode starts a single-member Chainfire; opts adjust its config.
+func startNode(t *testing.T, opts ...func(*chainfire.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -56,10 +58,14 @@ func startNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := chainfire.New(chainfire.Config{
+	cfg := chainfire.Config{
 		NodeID: 1, ReplicaID: 1, ClusterID: 1, Name: "test-1", PeerURLs: []string{addr},
 		Raft: rn, DB: db, Logger: log, Registry: prometheus.NewRegistry(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := chainfire.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +104,7 @@ func startNode(t *testing.T) *node {
 		lease: etcdserverpbconnect.NewLeaseClient(hc, hs.URL, connect.WithGRPC()),
 		maint: etcdserverpbconnect.NewMaintenanceClient(hc, hs.URL, connect.WithGRPC()),
 		srv:   srv,
+		addr:  hs.Listener.Addr().String(),
 	}
 	ctx := testCtx(t, 10*time.Second)
 	for srv.Ready(ctx) != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -32,6 +33,7 @@ type Raft interface {
 	Read(ctx context.Context, shardID uint64, query any) (any, error)
 	StaleRead(shardID uint64, query any) (any, error)
 	Leader(shardID uint64) (leaderID, term uint64, ok bool)
+	LocalVoters(shardID uint64) map[uint64]string
 	Status(ctx context.Context, shardID uint64) (raftnode.Status, error)
 	Membership(ctx context.Context, shardID uint64) (*dragonboat.Membership, error)
 	AddReplica(ctx context.Context, shardID, replicaID uint64, addr string) error
@@ -64,6 +66,13 @@ type Config struct {
 	// MinLeaseTTL is the smallest lease TTL granted, in seconds (etcd:
 	// 1.5 election timeouts, rounded up).
 	MinLeaseTTL int64
+	// ElectionTimeout is raft's election timeout (default 1s). A member
+	// without a leader for that long cancels require-leader streams.
+	ElectionTimeout time.Duration
+	// QuotaBackendBytes is the space quota of Chainfire's data on this
+	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
+	// member raises the NOSPACE alarm and writes are refused.
+	QuotaBackendBytes int64
 }
 
 // MaxLeaseTTL is the largest lease TTL, in seconds (etcd's limit).
@@ -81,6 +90,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	fwd     *forwarder
+	leader  *leaderMonitor
+
+	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
 
 	// memberMu serialises membership changes made through this member.
 	memberMu sync.Mutex
@@ -107,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinLeaseTTL <= 0 {
 		cfg.MinLeaseTTL = 1
 	}
+	if cfg.ElectionTimeout <= 0 {
+		cfg.ElectionTimeout = time.Second
+	}
 	log := cfg.Logger.With("component", "chainfire")
 	lessor := lease.New(nil)
 	s := &Server{
@@ -115,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		lessor:   lessor,
 		log:      log,
 		fwd:      newForwarder(cfg.ClientTLS),
+		leader:   newLeaderMonitor(),
 		joinKick: make(chan struct{}, 1),
 	}
 	m, err := newMetrics(cfg.Registry, s)
@@ -149,7 +165,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -173,7 +189,10 @@ func (s *Server) Close() {
 // Handlers returns the etcd v3 services as (path, handler) pairs to mount on
 // the API listener.
 func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler {
-	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes + 64*1024)}, opts...)
+	opts = append([]connect.HandlerOption{
+		connect.WithReadMaxBytes(maxRequestBytes + 64*1024),
+		connect.WithInterceptors(leaderInterceptor{s}),
+	}, opts...)
 	out := map[string]http.Handler{}
 	mount := func(path string, h http.Handler) { out[path] = h }
 	mount(etcdserverpbconnect.NewKVHandler(&kvService{s}, opts...))
@@ -196,13 +215,16 @@ func (s *Server) withTimeout(ctx context.Context) (context.Context, context.Canc
 // propose replicates cmd through the metadata shard and decodes the result
 // into resp.
 func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command, resp proto.Message) error {
-	cmd.Version = commandVersion
+	cmd.Version = versionFor(cmd)
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return err
 	}
 	if len(data) > maxRequestBytes {
 		return ErrRequestTooLarge
+	}
+	if err := s.admit(ctx, cmd, len(data)); err != nil {
+		return err
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()

@@ -159,6 +159,9 @@ type Storage struct {
 	// UseDirectIOForFlushAndCompaction is accepted for compatibility;
 	// pebble has no O_DIRECT mode.
 	UseDirectIOForFlushAndCompaction bool `koanf:"use_direct_io_for_flush_and_compaction" help:"Accepted for RocksDB compatibility; pebble has no direct I/O, so true only logs a warning."`
+	// QuotaBackendBytes is etcd's --quota-backend-bytes for Chainfire's
+	// data; 0 disables the quota.
+	QuotaBackendBytes uint64 `koanf:"quota_backend_bytes" help:"Space quota of Chainfire's data on this node in bytes (etcd's --quota-backend-bytes, default 2 GiB; 0 disables it). Beyond it the NOSPACE alarm is raised cluster-wide and writes fail with 'etcdserver: mvcc: database space exceeded' until space is freed (compact, defrag) and the alarm disarmed."`
 }
 
 // Region tunes how a store splits the FlareDB regions it leads. The
@@ -183,7 +186,7 @@ type Region struct {
 // Raft tunes dragonboat; doc.go describes the mapping.
 type Raft struct {
 	// Role is how this node joins the metadata shard: voter or learner.
-	Role string `koanf:"role" help:"voter, or learner for a non-voting replica; must match how the node was added with member-add."`
+	Role string `koanf:"role" help:"voter or learner; informational: a joining node learns its role from the cluster (member-add --learner), as an etcd member does."`
 	// TickIntervalMs is one raft tick (dragonboat RTTMillisecond).
 	TickIntervalMs uint64 `koanf:"tick_interval_ms" help:"Raft tick in milliseconds (dragonboat RTTMillisecond), 1 to 10000."`
 	// ElectionTicks is the election timeout in ticks.
@@ -228,6 +231,7 @@ func Default() Config {
 			Level0FileNumCompactionTrigger: 4,
 			MaxBackgroundCompactions:       4,
 			MaxBackgroundFlushes:           2,
+			QuotaBackendBytes:              2 << 30,
 		},
 		Raft: Raft{
 			Role:               RaftVoter,

@@ -65,6 +65,14 @@
 //     ignored; Storage.Warnings reports it so the caller can log it.
 //   - data_dir: data_dir/state is the pebble directory (StateDir) and
 //     data_dir/raft is dragonboat's NodeHostDir (RaftDir).
+//   - quota_backend_bytes (default 2 GiB, etcd's default; 0 disables) ->
+//     chainfire.Config.QuotaBackendBytes: not a pebble option but etcd's
+//     space quota over Chainfire's data (its tables plus unflushed WAL).
+//     Over it the member raises the NOSPACE alarm through raft and every
+//     member refuses puts, txns with a put and lease grants with etcd's
+//     "etcdserver: mvcc: database space exceeded"; reads, deletes and
+//     compaction work, and `etcdctl alarm disarm` clears the alarm once
+//     compaction and defrag freed space.
 //
 // # [raft] keys and dragonboat v4
 //
@@ -84,9 +92,10 @@
 //   - max_in_mem_log_size (default 256 MiB) -> Config.MaxInMemLogSize; 0
 //     means unbounded. Proposals get ErrSystemBusy while the in-memory log
 //     is full.
-//   - role (default voter) -> Config.IsNonVoting for learner when the node
-//     starts its metadata-shard replica; it must match how the leader added
-//     the node (member-add --voter or --learner).
+//   - role (default voter) is accepted (the runbooks' configs set it) but
+//     not needed: a joining node learns from the cluster whether it was
+//     added as a learner (member-add --learner, etcdctl member add
+//     --learner), as an etcd member does.
 //
 // CheckQuorum and PreVote are always on and have no key.
 //
