@@ -97,6 +97,15 @@ func (c *replicaChecker) replace(r *Region, p *metav1.Peer, desc, removeDesc str
 		return NewOperator(removeDesc, fmt.Sprintf("rm peer: store [%d]", p.GetStoreId()), r, replicaKind, PriorityHigh,
 			RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()}), ""
 	}
+	// A caught-up learner on an Up store (left by a move that was cut
+	// short) takes the lost voter's place: no new snapshot, and no new
+	// peer on a store that already holds one.
+	for _, l := range r.Meta.GetPeers() {
+		if s := c.v.byID[l.GetStoreId()]; isVoter(p) && !isVoter(l) && !r.IsPending(l.GetId()) && s != nil && s.State == StateUp {
+			return NewOperator(desc, fmt.Sprintf("mv peer: store [%d] to [%d]", p.GetStoreId(), l.GetStoreId()), r, replicaKind, PriorityHigh,
+				PromoteLearner{ToStore: l.GetStoreId(), PeerID: l.GetId()}, RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()}), ""
+		}
+	}
 	to, why := c.v.bestTarget(r, p.GetStoreId(), false)
 	if to == nil {
 		return nil, fmt.Sprintf("%s of a peer on store %d: %s", desc, p.GetStoreId(), why)
