@@ -253,7 +253,7 @@ func (w *writer) put(p *etcdserverpb.PutRequest) (*etcdserverpb.PutResponse, err
 			lease = prev.Lease
 		}
 	}
-	_, prev, err := w.txn.Put(p.Key, value, lease)
+	_, prev, err := w.txn.Put(p.Key, value, lease, p.PrevKv)
 	if err != nil {
 		return nil, err
 	}

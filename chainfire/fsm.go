@@ -38,7 +38,9 @@ type fsm struct {
 	compacted atomic.Int64
 	alarms    atomic.Pointer[[]mvcc.Alarm] // active alarms, committed
 
-	// Owned by the apply goroutine: what the batch being applied changed.
+	// Owned by the apply goroutine: the live keys' metadata (set by Load)
+	// and what the batch being applied changed.
+	idx                      *mvcc.Index
 	pending                  []mvcc.Event
 	applyRev, applyCompacted int64
 	applyAlarms              []mvcc.Alarm // replaced, never modified in place
@@ -81,6 +83,11 @@ func (f *fsm) Load(r pebble.Reader) error {
 	if err != nil {
 		return err
 	}
+	idx, err := f.st.LoadIndex(r, meta.Revision)
+	if err != nil {
+		return err
+	}
+	f.idx = idx
 	f.rev.Store(meta.Revision)
 	f.compacted.Store(meta.Compacted)
 	f.applyRev, f.applyCompacted, f.applyAlarms = meta.Revision, meta.Compacted, alarms
@@ -142,7 +149,7 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 	if err := gate(f.applyAlarms, cmd); err != nil {
 		return nil, v.rev, v.compacted, err
 	}
-	w := writer{view: v, txn: f.st.Begin(b, v.rev)}
+	w := writer{view: v, txn: f.st.BeginApply(b, v.rev, f.idx, f.hub.WantPrev())}
 	var resp proto.Message
 	var hdr **etcdserverpb.ResponseHeader
 	switch c := cmd.Cmd.(type) {

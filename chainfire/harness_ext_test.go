@@ -31,7 +31,7 @@ type node struct {
 	addr  string // host:port of the API listener
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,7 +42,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startNode starts a single-member Chainfire; opts adjust its config.
-func startNode(t *testing.T, opts ...func(*chainfire.Config)) *node {
+func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -115,7 +115,7 @@ func startNode(t *testing.T, opts ...func(*chainfire.Config)) *node {
 	return n
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
+func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

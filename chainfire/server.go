@@ -69,6 +69,9 @@ type Config struct {
 	// ElectionTimeout is raft's election timeout (default 1s). A member
 	// without a leader for that long cancels require-leader streams.
 	ElectionTimeout time.Duration
+	// DataDir is where Snapshot builds its file before streaming it
+	// (default: the system's temporary directory).
+	DataDir string
 	// QuotaBackendBytes is the space quota of Chainfire's data on this
 	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
 	// member raises the NOSPACE alarm and writes are refused.
@@ -191,7 +194,7 @@ func (s *Server) Close() {
 func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler {
 	opts = append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(maxRequestBytes + 64*1024),
-		connect.WithInterceptors(leaderInterceptor{s}),
+		connect.WithInterceptors(s.interceptors()...),
 	}, opts...)
 	out := map[string]http.Handler{}
 	mount := func(path string, h http.Handler) { out[path] = h }
@@ -202,6 +205,12 @@ func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler
 	mount(etcdserverpbconnect.NewClusterHandler(&clusterService{s: s}, opts...))
 	mount(chainfirev1connect.NewClusterServiceHandler(&adminService{s: s}, opts...))
 	return out
+}
+
+// interceptors wrap every etcd service call, on the Connect routes and on
+// the grpc-go ones (RegisterGRPC).
+func (s *Server) interceptors() []connect.Interceptor {
+	return []connect.Interceptor{leaderInterceptor{s}}
 }
 
 // withTimeout applies the default request timeout when ctx has no deadline.

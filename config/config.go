@@ -110,6 +110,8 @@ type Network struct {
 	// GossipAddr is reserved: dragonboat's gossip is unencrypted, so
 	// centra keeps it off.
 	GossipAddr string `koanf:"gossip_addr" help:"Reserved for a future encrypted node registry; accepted and validated but unused (gossip stays off)."`
+	// EnablePprof mounts net/http/pprof on the API listener.
+	EnablePprof bool `koanf:"enable_pprof" help:"Serve Go's profiler at /debug/pprof/ on the API listener (etcd's --enable-pprof); off by default, it exposes internals to every API client."`
 	// TLS is the node's certificate for the API and raft.
 	TLS TLS `koanf:"tls"`
 }

@@ -16,11 +16,11 @@ func TestHashIgnoresPhysicalCompaction(t *testing.T) {
 		rev := int64(InitialRevision)
 		for i, v := range []string{"1", "2", "3"} {
 			apply(t, db, s, &rev, func(tx *Txn) {
-				if _, _, err := tx.Put([]byte("k"), []byte(v), 0); err != nil {
+				if _, _, err := tx.Put([]byte("k"), []byte(v), 0, false); err != nil {
 					t.Fatal(err)
 				}
 				if i == 1 {
-					if _, _, err := tx.Put([]byte("gone"), []byte("x"), 0); err != nil {
+					if _, _, err := tx.Put([]byte("gone"), []byte("x"), 0, false); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -32,7 +32,7 @@ func TestHashIgnoresPhysicalCompaction(t *testing.T) {
 			}
 		})
 		apply(t, db, s, &rev, func(tx *Txn) {
-			if _, _, err := tx.Put([]byte("k"), []byte(last), 0); err != nil {
+			if _, _, err := tx.Put([]byte("k"), []byte(last), 0, false); err != nil {
 				t.Fatal(err)
 			}
 		})
