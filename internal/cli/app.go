@@ -29,6 +29,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			clusterCommand(),
 			flaredbCommand(),
 			tsCommand(),
+			pdCommand(),
 			certsCommand(),
 			snapshotCommand(),
 			configCommand(),
