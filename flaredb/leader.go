@@ -41,14 +41,19 @@ func (s *Store) leaderWork(r *region, step *pdv1.RegionHeartbeatResponse) {
 		defer r.working.Store(false)
 		ctx, cancel := context.WithTimeout(s.ctx, stepTimeout)
 		defer cancel()
-		err := s.reconcileMembership(ctx, r)
-		if err == nil && step != nil {
+		before := r.desc().GetRegionEpoch().GetConfVer()
+		changed, err := s.reconcileMembership(ctx, r)
+		if err == nil && hasStep(step) {
 			err = s.executeStep(ctx, r, step)
 		}
 		if err != nil && s.ctx.Err() == nil {
 			s.log.Warn("Region membership work failed; retrying on the next heartbeat", "region_id", r.id, "operator_id", step.GetOperatorId(), "err", err)
 		}
-		s.heartbeatSoon(r.id)
+		// PD learns the effect from a heartbeat: send one now if anything
+		// changed (never otherwise: each heartbeat runs this again).
+		if changed || r.desc().GetRegionEpoch().GetConfVer() != before {
+			s.heartbeatSoon(r.id)
+		}
 	}()
 }
 
@@ -145,7 +150,11 @@ func (s *Store) proposeChangePeer(ctx context.Context, r *region, d *metav1.Regi
 	}
 	s.log.Info("Region peers changed", "region_id", r.id, "change", t.String(), "peer_id", p.GetId(), "store_id", p.GetStoreId(),
 		"conf_ver", r.desc().GetRegionEpoch().GetConfVer())
-	return s.reconcileMembership(ctx, r)
+	if s.testAfterChangePeer != nil {
+		s.testAfterChangePeer(ctx)
+	}
+	_, err := s.reconcileMembership(ctx, r)
+	return err
 }
 
 // propose proposes cmd to r and decodes a refusal into an error.
@@ -167,16 +176,22 @@ func (s *Store) propose(ctx context.Context, r *region, cmd *raftcmdv1.Command) 
 }
 
 // reconcileMembership makes the shard's dragonboat membership equal to the
-// descriptor's peers (leader only; each change is idempotent).
-func (s *Store) reconcileMembership(ctx context.Context, r *region) error {
+// descriptor's peers (leader only; each change is idempotent). changed
+// reports that it issued a change.
+func (s *Store) reconcileMembership(ctx context.Context, r *region) (changed bool, err error) {
 	if _, _, self := s.isLeader(r); !self {
-		return nil
+		return false, nil
 	}
 	d := r.desc()
 	m, err := s.cfg.Node.Membership(ctx, r.id)
 	if err != nil {
-		return err
+		return false, err
 	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("reconcile region %d's raft membership with its descriptor: %w", r.id, err)
+		}
+	}()
 	for _, p := range d.GetPeers() {
 		_, voter := m.Nodes[p.GetId()]
 		addr, learner := m.NonVotings[p.GetId()]
@@ -184,40 +199,43 @@ func (s *Store) reconcileMembership(ctx context.Context, r *region) error {
 		case voter && isVoter(p), learner && !isVoter(p):
 		case learner: // promoted in the descriptor
 			if err := s.cfg.Node.AddReplica(ctx, r.id, p.GetId(), addr); err != nil {
-				return fmt.Errorf("promote peer %d: %w", p.GetId(), err)
+				return changed, fmt.Errorf("promote peer %d: %w", p.GetId(), err)
 			}
+			changed = true
 		case !voter && !isVoter(p): // a new learner
 			if _, removed := m.Removed[p.GetId()]; removed {
-				return fmt.Errorf("peer %d of region %d was removed from raft; PD must remove it and add a new peer", p.GetId(), r.id)
+				return changed, fmt.Errorf("peer %d was removed from raft; PD must remove it and add a new peer", p.GetId())
 			}
 			st, err := s.storeInfo(ctx, p.GetStoreId())
 			if err != nil {
-				return err
+				return changed, err
 			}
 			if err := s.ensureCompacted(ctx, r); err != nil {
-				return err
+				return changed, err
 			}
 			if err := s.cfg.Node.AddNonVoting(ctx, r.id, p.GetId(), st.GetPeerAddress()); err != nil {
-				return fmt.Errorf("add learner %d: %w", p.GetId(), err)
+				return changed, fmt.Errorf("add learner %d: %w", p.GetId(), err)
 			}
+			changed = true
 		default:
 			// A voter missing from raft (or a raft voter the descriptor calls
 			// a learner) cannot be repaired by adding it: a replica started
 			// with the wrong role panics in dragonboat.
-			return fmt.Errorf("peer %d of region %d is %s in the descriptor but not in raft (voters %v, non-voting %v)",
-				p.GetId(), r.id, p.GetRole(), m.Nodes, m.NonVotings)
+			return changed, fmt.Errorf("peer %d is %s in the descriptor but not in raft (voters %v, non-voting %v)",
+				p.GetId(), p.GetRole(), m.Nodes, m.NonVotings)
 		}
 	}
 	for _, members := range []map[uint64]string{m.Nodes, m.NonVotings} {
 		for id := range members {
 			if peerByID(d, id) == nil && id != r.peerID {
 				if err := s.cfg.Node.RemoveReplica(ctx, r.id, id); err != nil {
-					return fmt.Errorf("remove replica %d: %w", id, err)
+					return changed, fmt.Errorf("remove replica %d: %w", id, err)
 				}
+				changed = true
 			}
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // pendingPeers are the descriptor's peers dragonboat does not have yet

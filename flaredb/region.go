@@ -48,6 +48,7 @@ var descriptorKey = []byte("region")
 type region struct {
 	id     uint64
 	peerID uint64 // this store's peer (the replica ID it runs as)
+	joined bool   // started without a descriptor, waiting for a snapshot
 	db     *pebble.DB
 	ks     raftnode.Keyspace
 	cur    atomic.Pointer[metav1.Region]
@@ -64,8 +65,8 @@ type region struct {
 	// onUninitializedApply reports entries that reached a replica without a
 	// descriptor (a bug or a log not compacted: see DESIGN.md).
 	onUninitializedApply func(id uint64, n int)
-	// onLoad is called when a replica without a descriptor got one (its
-	// first snapshot was applied).
+	// onLoad is called when a replica started without a descriptor (joined)
+	// got one: its first snapshot was applied.
 	onLoad func(id uint64)
 	// working is set while the leader's membership work runs (leader.go).
 	working atomic.Bool
@@ -112,7 +113,7 @@ func (r *region) Load(rd pebble.Reader) error {
 		return err
 	}
 	if d != nil {
-		if old := r.cur.Swap(d); old == nil && r.onLoad != nil {
+		if old := r.cur.Swap(d); old == nil && r.joined && r.onLoad != nil {
 			go r.onLoad(r.id)
 		}
 	}

@@ -166,7 +166,7 @@ func (s *Store) startReplica(ctx context.Context, peerID uint64, d *metav1.Regio
 		return nil
 	}
 	r := &region{
-		id: id, peerID: peerID, db: s.cfg.DB, ks: raftnode.ShardKeyspace(id),
+		id: id, peerID: peerID, joined: join, db: s.cfg.DB, ks: raftnode.ShardKeyspace(id),
 		onSplit: s.onSplit, onConfChange: s.onConfChange, onLoad: s.onRegionLoaded, onUninitializedApply: s.onUninitializedApply,
 		applyDur: s.m.observeApply, checked: ^uint64(0),
 	}

@@ -135,14 +135,18 @@ func (s *Store) checkPeers(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// removedBy says why PD's view p shows that local replica r was removed
-// from its region, or "" if it does not. Peer IDs are never reused, so a
-// newer PD view without r's peer means r's peer was removed.
+// removedBy says why local replica r was removed from its region, or "" if
+// it was not: its own descriptor no longer lists its peer (it applied its
+// removal), or PD's view p is newer and does not list it (it missed the
+// removal). Peer IDs are never reused, so neither can be a re-added peer.
 func removedBy(r *region, p *metav1.Region) string {
-	if p == nil || slices.ContainsFunc(p.GetPeers(), func(q *metav1.Peer) bool { return q.GetId() == r.peerID }) {
+	d := r.desc()
+	if d != nil && peerByID(d, r.peerID) == nil {
+		return fmt.Sprintf("its descriptor (conf_ver %d) no longer lists peer %d", d.GetRegionEpoch().GetConfVer(), r.peerID)
+	}
+	if p == nil || peerByID(p, r.peerID) != nil {
 		return ""
 	}
-	d := r.desc()
 	if d == nil {
 		return fmt.Sprintf("PD's region (conf_ver %d) no longer lists peer %d, which never got its snapshot", p.GetRegionEpoch().GetConfVer(), r.peerID)
 	}

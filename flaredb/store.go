@@ -87,6 +87,10 @@ type Store struct {
 	storesMu  sync.Mutex
 	stores    map[uint64]*metav1.Store // store metadata cache (addresses)
 	destroyed map[[2]uint64]bool       // {region, peer} destroyed by this process
+
+	// testAfterChangePeer, set by tests only, runs between a ChangePeer's
+	// commit and the raft membership change (a crash window).
+	testAfterChangePeer func(ctx context.Context)
 }
 
 // identityFile keeps the store's identity in its data directory: a data
