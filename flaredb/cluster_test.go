@@ -458,7 +458,7 @@ func sameIDs(m map[uint64]string, ids []uint64) bool {
 	return true
 }
 
-var _ = errors.New
+
 
 // TestMembershipConvergesAfterCrash crashes the leader between committing
 // ADD_LEARNER to the descriptor and adding the learner to raft: the next
@@ -510,4 +510,47 @@ func TestMembershipConvergesAfterCrash(t *testing.T) {
 		t.Fatalf("conf_ver %d after one step, want 2", d.GetRegionEpoch().GetConfVer())
 	}
 	c.pd.setStep(1, nil)
+}
+
+// TestSkippedSplitReplicaStarts: a store that was down while region 1
+// split catches up on the parent by a snapshot (so it never applies the
+// split) and starts the child replica it is a peer of from PD's view; the
+// child catches up by its own snapshot and PD's pending peers return to 0.
+func TestSkippedSplitReplicaStarts(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.put(1, "m", 100)
+	s3 := c.stores[3]
+	c.stop(s3)
+	ld := c.leader(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := ld.s.regions.get(1)
+	if err := ld.s.split(ctx, r, r.desc(), keys.Encode("t", []byte("m-0050"))); err != nil {
+		t.Fatal(err)
+	}
+	childID := c.pd.nextID - 3 // the split allocated the region ID, then 3 peer IDs
+	c.leader(childID)
+	c.put(1, "a", 30)
+	c.put(childID, "z", 40)
+	// Compact the parent's log on every live replica, so store 3 must take
+	// a snapshot of the parent (taken after the split).
+	for _, ts := range []*testStore{c.stores[1], c.stores[2]} {
+		c.put(1, "b", 1)
+		if _, err := ts.node.CompactLog(ctx, 1); err != nil && !errors.Is(err, raftnode.ErrRejected) {
+			t.Fatal(err)
+		}
+	}
+	c.start(s3)
+	eventually(t, 60*time.Second, "store 3 to run the child region from a snapshot", func() bool {
+		cr := s3.s.regions.get(childID)
+		return cr != nil && cr.desc() != nil && count(t, s3, "z") == 40 && count(t, s3, "m") == 100 && count(t, s3, "a") == 30
+	})
+	eventually(t, 30*time.Second, "PD's pending peers to return to 0", func() bool {
+		return c.pd.pendingPeers(1) == 0 && c.pd.pendingPeers(childID) == 0
+	})
+	// Store 3's replicas are full members: the child keeps working when
+	// one other store is down.
+	c.stop(c.stores[1])
+	c.put(childID, "y", 10)
+	eventually(t, 30*time.Second, "store 3 to apply new child writes", func() bool { return count(t, s3, "y") == 10 })
 }

@@ -166,6 +166,13 @@ func (s *Store) joinRegion(ctx context.Context, d *metav1.Region, p *metav1.Peer
 	if err != nil || local != nil {
 		return err // a local descriptor: loadRegions or a split starts it
 	}
+	// A local replica whose (older) range overlaps would still apply its
+	// log to keys the new replica's snapshot brings: wait until it catches
+	// up (it applies the split, or a snapshot shrinks it) or is destroyed.
+	if o := s.regions.overlapping(d.GetStartKey(), d.GetEndKey()); len(o) > 0 {
+		s.log.Debug("Not joining a region yet: a local replica overlaps it", "region_id", d.GetId(), "overlapping_region_id", o[0].GetId())
+		return nil
+	}
 	if p.GetRole() == metav1.PeerRole_PEER_ROLE_LEARNER {
 		if err := s.setLocal(joinedKey(d.GetId()), true); err != nil {
 			return err
