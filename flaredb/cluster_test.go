@@ -458,8 +458,6 @@ func sameIDs(m map[uint64]string, ids []uint64) bool {
 	return true
 }
 
-
-
 // TestMembershipConvergesAfterCrash crashes the leader between committing
 // ADD_LEARNER to the descriptor and adding the learner to raft: the next
 // leader finishes the step from the descriptor (PD's resent step is now
