@@ -74,8 +74,14 @@ func (v *view) rangeKVs(req *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResp
 	if err != nil {
 		return nil, err
 	}
-	sorted := req.SortOrder != etcdserverpb.RangeRequest_NONE &&
-		!(req.SortTarget == etcdserverpb.RangeRequest_KEY && req.SortOrder == etcdserverpb.RangeRequest_ASCEND)
+	// As etcd: a sort target other than the key without an order sorts
+	// ascending; the key ascending is storage order already.
+	order := req.SortOrder
+	if order == etcdserverpb.RangeRequest_NONE && req.SortTarget != etcdserverpb.RangeRequest_KEY {
+		order = etcdserverpb.RangeRequest_ASCEND
+	}
+	sorted := order != etcdserverpb.RangeRequest_NONE &&
+		!(req.SortTarget == etcdserverpb.RangeRequest_KEY && order == etcdserverpb.RangeRequest_ASCEND)
 	filtered := req.MinModRevision != 0 || req.MaxModRevision != 0 || req.MinCreateRevision != 0 || req.MaxCreateRevision != 0
 	// Without sorting or filters only limit+1 keys are kept: the rest are
 	// only counted.
@@ -100,7 +106,7 @@ func (v *view) rangeKVs(req *etcdserverpb.RangeRequest) (*etcdserverpb.RangeResp
 		return nil, err
 	}
 	if sorted {
-		sortKVs(kvs, req.SortTarget, req.SortOrder == etcdserverpb.RangeRequest_DESCEND)
+		sortKVs(kvs, req.SortTarget, order == etcdserverpb.RangeRequest_DESCEND)
 	}
 	resp := &etcdserverpb.RangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: v.rev}, Count: count}
 	if req.Limit > 0 && int64(len(kvs)) > req.Limit {
@@ -249,7 +255,9 @@ func (w *writer) put(p *etcdserverpb.PutRequest) (*etcdserverpb.PutResponse, err
 	if err != nil {
 		return nil, err
 	}
-	resp := &etcdserverpb.PutResponse{Header: &etcdserverpb.ResponseHeader{}}
+	// etcd reports the revision the put created, also inside a txn
+	// (Kubernetes reads a create's resourceVersion from there).
+	resp := &etcdserverpb.PutResponse{Header: &etcdserverpb.ResponseHeader{Revision: w.txn.Revision()}}
 	if p.PrevKv && prev != nil {
 		resp.PrevKv = prev
 	}
@@ -261,7 +269,9 @@ func (w *writer) deleteRange(d *etcdserverpb.DeleteRangeRequest) (*etcdserverpb.
 	if err != nil {
 		return nil, err
 	}
-	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{}, Deleted: int64(len(deleted))}
+	// As etcd: the txn's revision once anything in it changed, else the
+	// revision before it.
+	resp := &etcdserverpb.DeleteRangeResponse{Header: &etcdserverpb.ResponseHeader{Revision: w.txn.Revision()}, Deleted: int64(len(deleted))}
 	if d.PrevKv {
 		resp.PrevKvs = deleted
 	}

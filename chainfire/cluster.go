@@ -3,6 +3,9 @@ package chainfire
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -21,14 +24,20 @@ type clusterService struct {
 	etcdserverpbconnect.UnimplementedClusterHandler
 }
 
-func toEtcdMember(m *chainfirev1.Member) *etcdserverpb.Member {
-	return &etcdserverpb.Member{ID: m.NodeId, Name: m.Name, PeerURLs: m.PeerUrls, ClientURLs: m.ClientUrls, IsLearner: m.IsLearner}
+// toEtcdMember converts a member for etcd's API, whose peer URLs are URLs
+// with a scheme (the raft address is host:port).
+func (s *Server) toEtcdMember(m *chainfirev1.Member) *etcdserverpb.Member {
+	peers := make([]string, len(m.PeerUrls))
+	for i, u := range m.PeerUrls {
+		peers[i] = s.peerURL(u)
+	}
+	return &etcdserverpb.Member{ID: m.NodeId, Name: m.Name, PeerURLs: peers, ClientURLs: m.ClientUrls, IsLearner: m.IsLearner}
 }
 
-func toEtcdMembers(ms []*chainfirev1.Member) []*etcdserverpb.Member {
+func (s *Server) toEtcdMembers(ms []*chainfirev1.Member) []*etcdserverpb.Member {
 	out := make([]*etcdserverpb.Member, len(ms))
 	for i, m := range ms {
-		out[i] = toEtcdMember(m)
+		out[i] = s.toEtcdMember(m)
 	}
 	return out
 }
@@ -38,7 +47,7 @@ func (c *clusterService) MemberList(ctx context.Context, _ *connect.Request[etcd
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	return connect.NewResponse(&etcdserverpb.MemberListResponse{Header: c.s.header(nil), Members: toEtcdMembers(view)}), nil
+	return connect.NewResponse(&etcdserverpb.MemberListResponse{Header: c.s.header(nil), Members: c.s.toEtcdMembers(view)}), nil
 }
 
 func (c *clusterService) MemberAdd(ctx context.Context, req *connect.Request[etcdserverpb.MemberAddRequest]) (*connect.Response[etcdserverpb.MemberAddResponse], error) {
@@ -57,7 +66,7 @@ func (c *clusterService) MemberAdd(ctx context.Context, req *connect.Request[etc
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	return connect.NewResponse(&etcdserverpb.MemberAddResponse{Header: c.s.header(nil), Member: toEtcdMember(m), Members: toEtcdMembers(all)}), nil
+	return connect.NewResponse(&etcdserverpb.MemberAddResponse{Header: c.s.header(nil), Member: c.s.toEtcdMember(m), Members: c.s.toEtcdMembers(all)}), nil
 }
 
 func (c *clusterService) MemberRemove(ctx context.Context, req *connect.Request[etcdserverpb.MemberRemoveRequest]) (*connect.Response[etcdserverpb.MemberRemoveResponse], error) {
@@ -65,7 +74,7 @@ func (c *clusterService) MemberRemove(ctx context.Context, req *connect.Request[
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	return connect.NewResponse(&etcdserverpb.MemberRemoveResponse{Header: c.s.header(nil), Members: toEtcdMembers(all)}), nil
+	return connect.NewResponse(&etcdserverpb.MemberRemoveResponse{Header: c.s.header(nil), Members: c.s.toEtcdMembers(all)}), nil
 }
 
 func (c *clusterService) MemberPromote(ctx context.Context, req *connect.Request[etcdserverpb.MemberPromoteRequest]) (*connect.Response[etcdserverpb.MemberPromoteResponse], error) {
@@ -76,5 +85,38 @@ func (c *clusterService) MemberPromote(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, toConnectError(err)
 	}
-	return connect.NewResponse(&etcdserverpb.MemberPromoteResponse{Header: c.s.header(nil), Members: toEtcdMembers(view)}), nil
+	return connect.NewResponse(&etcdserverpb.MemberPromoteResponse{Header: c.s.header(nil), Members: c.s.toEtcdMembers(view)}), nil
+}
+
+// MemberUpdate changes a member's peer URLs in etcd. A dragonboat replica is
+// bound to its raft address for life, so only the current URL (in any
+// spelling etcd accepts) is accepted; a move to a new address is a
+// member-remove and a member-add of the wiped node, and the error says so.
+func (c *clusterService) MemberUpdate(ctx context.Context, req *connect.Request[etcdserverpb.MemberUpdateRequest]) (*connect.Response[etcdserverpb.MemberUpdateResponse], error) {
+	if len(req.Msg.PeerURLs) != 1 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: give exactly one peer URL (the raft address)"))
+	}
+	u, err := normalizePeerURL(req.Msg.PeerURLs[0])
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	view, _, err := c.s.memberView(ctx)
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	m := findMember(view, req.Msg.ID)
+	if m == nil {
+		return nil, toConnectError(ErrMemberNotFound) // etcd's exact message: clients match it
+	}
+	if !slices.Contains(m.PeerUrls, u) {
+		for _, o := range view {
+			if slices.Contains(o.PeerUrls, u) {
+				return nil, toConnectError(ErrPeerURLExists)
+			}
+		}
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"chainfire: node %d keeps its raft address %s for life (dragonboat binds a replica to it); to move it to %s, member-remove it, wipe its data directory and member-add it with the new peer URL",
+			m.NodeId, strings.Join(m.PeerUrls, ","), u))
+	}
+	return connect.NewResponse(&etcdserverpb.MemberUpdateResponse{Header: c.s.header(nil), Members: c.s.toEtcdMembers(view)}), nil
 }

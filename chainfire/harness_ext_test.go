@@ -28,6 +28,7 @@ type node struct {
 	lease etcdserverpbconnect.LeaseClient
 	maint etcdserverpbconnect.MaintenanceClient
 	srv   *chainfire.Server
+	addr  string // host:port of the API listener
 }
 
 func freeAddr(t *testing.T) string {
@@ -98,6 +99,7 @@ func startNode(t *testing.T) *node {
 		lease: etcdserverpbconnect.NewLeaseClient(hc, hs.URL, connect.WithGRPC()),
 		maint: etcdserverpbconnect.NewMaintenanceClient(hc, hs.URL, connect.WithGRPC()),
 		srv:   srv,
+		addr:  hs.Listener.Addr().String(),
 	}
 	ctx := testCtx(t, 10*time.Second)
 	for srv.Ready(ctx) != nil {

@@ -32,6 +32,7 @@ type Raft interface {
 	Read(ctx context.Context, shardID uint64, query any) (any, error)
 	StaleRead(shardID uint64, query any) (any, error)
 	Leader(shardID uint64) (leaderID, term uint64, ok bool)
+	LocalVoters(shardID uint64) map[uint64]string
 	Status(ctx context.Context, shardID uint64) (raftnode.Status, error)
 	Membership(ctx context.Context, shardID uint64) (*dragonboat.Membership, error)
 	AddReplica(ctx context.Context, shardID, replicaID uint64, addr string) error
@@ -64,6 +65,9 @@ type Config struct {
 	// MinLeaseTTL is the smallest lease TTL granted, in seconds (etcd:
 	// 1.5 election timeouts, rounded up).
 	MinLeaseTTL int64
+	// ElectionTimeout is raft's election timeout (default 1s). A member
+	// without a leader for that long cancels require-leader streams.
+	ElectionTimeout time.Duration
 }
 
 // MaxLeaseTTL is the largest lease TTL, in seconds (etcd's limit).
@@ -81,6 +85,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	fwd     *forwarder
+	leader  *leaderMonitor
 
 	// memberMu serialises membership changes made through this member.
 	memberMu sync.Mutex
@@ -107,6 +112,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinLeaseTTL <= 0 {
 		cfg.MinLeaseTTL = 1
 	}
+	if cfg.ElectionTimeout <= 0 {
+		cfg.ElectionTimeout = time.Second
+	}
 	log := cfg.Logger.With("component", "chainfire")
 	lessor := lease.New(nil)
 	s := &Server{
@@ -115,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		lessor:   lessor,
 		log:      log,
 		fwd:      newForwarder(cfg.ClientTLS),
+		leader:   newLeaderMonitor(),
 		joinKick: make(chan struct{}, 1),
 	}
 	m, err := newMetrics(cfg.Registry, s)
@@ -149,7 +158,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.runDiscoveryAnswers} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -173,7 +182,10 @@ func (s *Server) Close() {
 // Handlers returns the etcd v3 services as (path, handler) pairs to mount on
 // the API listener.
 func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler {
-	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes + 64*1024)}, opts...)
+	opts = append([]connect.HandlerOption{
+		connect.WithReadMaxBytes(maxRequestBytes + 64*1024),
+		connect.WithInterceptors(leaderInterceptor{s}),
+	}, opts...)
 	out := map[string]http.Handler{}
 	mount := func(path string, h http.Handler) { out[path] = h }
 	mount(etcdserverpbconnect.NewKVHandler(&kvService{s}, opts...))

@@ -42,7 +42,7 @@ func TestSystemKeyspace(t *testing.T) {
 	}
 	// Invisible to etcd clients, and no KV revision consumed.
 	r, err := n.get(t, &etcdserverpb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}})
-	if err != nil || r.Count != 0 || r.Header.Revision != 0 {
+	if err != nil || r.Count != 0 || r.Header.Revision != 1 {
 		t.Fatalf("KV range sees system keys: %v %v", r, err)
 	}
 }

@@ -12,11 +12,11 @@ import (
 
 func TestWatchHistoryFiltersProgressAndCompaction(t *testing.T) {
 	n := startNode(t)
-	n.put(t, "w/a", "1", 0) // 1
-	n.put(t, "x", "no", 0)  // 2
-	n.put(t, "w/b", "2", 0) // 3
+	n.put(t, "w/a", "1", 0) // 2
+	n.put(t, "x", "no", 0)  // 3
+	n.put(t, "w/b", "2", 0) // 4
 	if _, err := n.kv.DeleteRange(testCtx(t, 5*time.Second), connect.NewRequest(&etcdserverpb.DeleteRangeRequest{Key: []byte("w/a")})); err != nil {
-		t.Fatal(err) // 4
+		t.Fatal(err) // 5
 	}
 	ctx := testCtx(t, 20*time.Second)
 	stream := n.watch.Watch(ctx)
@@ -59,7 +59,7 @@ func TestWatchHistoryFiltersProgressAndCompaction(t *testing.T) {
 	if r := recv(); !r.Created || r.WatchId != 1 {
 		t.Fatalf("second created: %v", r)
 	}
-	n.put(t, "w/c", "3", 0) // 5
+	n.put(t, "w/c", "3", 0) // 6
 	seen := map[int64]int64{}
 	for len(seen) < 2 {
 		r := recv()
@@ -70,11 +70,11 @@ func TestWatchHistoryFiltersProgressAndCompaction(t *testing.T) {
 			seen[r.WatchId] = ev.Kv.ModRevision
 		}
 	}
-	if seen[0] != 5 || seen[1] != 5 {
+	if seen[0] != 6 || seen[1] != 6 {
 		t.Fatalf("live events: %v", seen)
 	}
 	send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_ProgressRequest{ProgressRequest: &etcdserverpb.WatchProgressRequest{}}})
-	if r := recv(); r.WatchId != -1 || r.Header.Revision != 5 {
+	if r := recv(); r.WatchId != -1 || r.Header.Revision != 6 {
 		t.Fatalf("progress: %v", r)
 	}
 	send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CancelRequest{CancelRequest: &etcdserverpb.WatchCancelRequest{WatchId: 1}}})
@@ -82,14 +82,14 @@ func TestWatchHistoryFiltersProgressAndCompaction(t *testing.T) {
 		t.Fatalf("cancel: %v", r)
 	}
 	// Watching from a compacted revision is refused with the compact revision.
-	if _, err := n.kv.Compact(ctx, connect.NewRequest(&etcdserverpb.CompactionRequest{Revision: 4})); err != nil {
+	if _, err := n.kv.Compact(ctx, connect.NewRequest(&etcdserverpb.CompactionRequest{Revision: 5})); err != nil {
 		t.Fatal(err)
 	}
-	send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{Key: []byte("w/a"), StartRevision: 2}}})
+	send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{Key: []byte("w/a"), StartRevision: 3}}})
 	if r := recv(); !r.Created {
 		t.Fatalf("created: %v", r)
 	}
-	if r := recv(); !r.Canceled || r.CompactRevision != 4 {
+	if r := recv(); !r.Canceled || r.CompactRevision != 5 {
 		t.Fatalf("compacted watch: %v", r)
 	}
 }

@@ -190,7 +190,7 @@ type Region struct {
 // Raft tunes dragonboat; doc.go describes the mapping.
 type Raft struct {
 	// Role is how this node joins the metadata shard: voter or learner.
-	Role string `koanf:"role" help:"voter, or learner for a non-voting replica; must match how the node was added with member-add."`
+	Role string `koanf:"role" help:"voter or learner; informational: a joining node learns its role from the cluster (member-add --learner), as an etcd member does."`
 	// TickIntervalMs is one raft tick (dragonboat RTTMillisecond).
 	TickIntervalMs uint64 `koanf:"tick_interval_ms" help:"Raft tick in milliseconds (dragonboat RTTMillisecond), 1 to 10000."`
 	// ElectionTicks is the election timeout in ticks.

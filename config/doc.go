@@ -84,9 +84,10 @@
 //   - max_in_mem_log_size (default 256 MiB) -> Config.MaxInMemLogSize; 0
 //     means unbounded. Proposals get ErrSystemBusy while the in-memory log
 //     is full.
-//   - role (default voter) -> Config.IsNonVoting for learner when the node
-//     starts its metadata-shard replica; it must match how the leader added
-//     the node (member-add --voter or --learner).
+//   - role (default voter) is accepted (the runbooks' configs set it) but
+//     not needed: a joining node learns from the cluster whether it was
+//     added as a learner (member-add --learner, etcdctl member add
+//     --learner), as an etcd member does.
 //
 // CheckQuorum and PreVote are always on and have no key.
 //

@@ -147,17 +147,18 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 	}
 	electionMs := c.Raft.TickIntervalMs * c.Raft.ElectionTicks
 	cfCfg := chainfire.Config{
-		NodeID:      c.Node.ID,
-		ReplicaID:   id.replicaID,
-		ClusterID:   c.Cluster.ID,
-		Name:        c.Node.Name,
-		PeerURLs:    []string{id.advertise},
-		ClientURLs:  []string{a.clientURL(id.advertise)},
-		DB:          a.db,
-		Logger:      a.log,
-		Registry:    a.reg,
-		ClientTLS:   clientTLS,
-		MinLeaseTTL: int64((3*electionMs/2 + 999) / 1000),
+		NodeID:          c.Node.ID,
+		ReplicaID:       id.replicaID,
+		ClusterID:       c.Cluster.ID,
+		Name:            c.Node.Name,
+		PeerURLs:        []string{id.advertise},
+		ClientURLs:      []string{a.clientURL(id.advertise)},
+		DB:              a.db,
+		Logger:          a.log,
+		Registry:        a.reg,
+		ClientTLS:       clientTLS,
+		MinLeaseTTL:     int64((3*electionMs/2 + 999) / 1000),
+		ElectionTimeout: time.Duration(electionMs) * time.Millisecond,
 	}
 	applied, err := raftnode.ReadAppliedIndex(a.db, raftnode.ShardKeyspace(raftnode.MetadataShardID))
 	if err != nil {
@@ -188,6 +189,14 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 		return err
 	}
 	a.cf.Start()
+	if a.opts.ForceNewCluster {
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := a.cf.ForgetOtherMembers(fctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("centra: --force-new-cluster: %w", err)
+		}
+	}
 	return a.startPD(ctx)
 }
 

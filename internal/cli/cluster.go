@@ -63,9 +63,19 @@ func memberList(c *cli.Context) error {
 	w := stdoutOf(c)
 	return cn.print(w, resp, func() {
 		for _, m := range resp.Members {
-			fmt.Fprintf(w, "ID=%d, Name=%s, PeerURLs=[%s], IsLearner=%t\n", m.ID, m.Name, strings.Join(m.PeerURLs, ","), m.IsLearner)
+			peers := make([]string, len(m.PeerURLs))
+			for i, u := range m.PeerURLs {
+				peers[i] = raftAddr(u)
+			}
+			fmt.Fprintf(w, "ID=%d, Name=%s, PeerURLs=[%s], IsLearner=%t\n", m.ID, m.Name, strings.Join(peers, ","), m.IsLearner)
 		}
 	})
+}
+
+// raftAddr strips the scheme etcd's API puts on peer URLs: the runbook's
+// member list shows raft addresses (HOST:PORT), the form member-add takes.
+func raftAddr(peerURL string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(peerURL, "http://"), "https://")
 }
 
 // status prints the runbook's status lines for the first endpoint that

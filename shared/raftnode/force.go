@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,6 +25,12 @@ import (
 // temporary directory under the NodeHostDir, closes n, and imports the
 // snapshot with the new membership (dragonboat's tools.ImportSnapshot). Start
 // a new Node with the same Config afterwards as usual.
+//
+// The exported snapshot is taken at everything the replica applied, never
+// earlier (see exportApplied): the replica restarts at the same raft index
+// with the same state, and the imported membership removes every replica
+// the shard had at that index, including ones added after the last
+// periodic snapshot.
 func (n *Node) ForceNewCluster(ctx context.Context, sc ShardConfig, create statemachine.CreateOnDiskStateMachineFunc) error {
 	if _, ok := ctx.Deadline(); !ok {
 		return fmt.Errorf("%w: force new cluster; use context.WithTimeout", ErrNoDeadline)
@@ -58,20 +65,9 @@ func (n *Node) ForceNewCluster(ctx context.Context, sc ShardConfig, create state
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	var index uint64
-	for {
-		// The replica may still be replaying its log; retry until the
-		// snapshot is taken or ctx ends.
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var err error
-		index, err = nh.SyncRequestSnapshot(sctx, sc.ShardID, dragonboat.SnapshotOption{Exported: true, ExportPath: exportDir})
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || !dragonboat.IsTempError(err) {
-			return wrapDragonboatError("export snapshot for force new cluster", sc.ShardID, err)
-		}
+	index, err := n.exportApplied(ctx, sc.ShardID, exportDir)
+	if err != nil {
+		return err
 	}
 	n.log.Warn("Forcing a new cluster: this replica becomes the only member", "shard_id", sc.ShardID, "replica_id", sc.ReplicaID, "snapshot_index", index)
 	if err := n.Close(); err != nil {
@@ -94,4 +90,69 @@ func replayed(nh *dragonboat.NodeHost, shardID uint64) bool {
 		}
 	}
 	return false
+}
+
+// exportApplied exports a snapshot of the local replica of shardID into dir
+// at an index that covers everything the replica applied, and returns that
+// index.
+//
+// A just-restarted replica first recovers from its latest snapshot, then
+// replays its committed log entries; a snapshot request can overtake the
+// replay and be taken at the older index (for an on-disk state machine
+// dragonboat only records the index: the state itself is already at the
+// newer one). Imported, such a snapshot would rewind raft_index and restore
+// the membership as of the old snapshot (members added since would
+// neither be members nor removed). So the export is repeated until its
+// index reaches the local commit index (every committed entry, config
+// changes included, is applied without a leader), and it must also reach
+// the state DB's applied index.
+func (n *Node) exportApplied(ctx context.Context, shardID uint64, dir string) (uint64, error) {
+	st, err := n.localStatus(ctx, shardID)
+	if err != nil {
+		return 0, fmt.Errorf("raftnode: force new cluster: read the commit index of shard %d: %w", shardID, err)
+	}
+	nh := n.NodeHost()
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		index, err := nh.SyncRequestSnapshot(sctx, shardID, dragonboat.SnapshotOption{Exported: true, ExportPath: dir})
+		cancel()
+		switch {
+		case err == nil && index >= st.CommitIndex:
+			if index < st.AppliedIndex {
+				return 0, fmt.Errorf("%w: force new cluster: shard %d's state DB applied index %d is ahead of the raft log's commit index %d (a crash between applying entries and recording their commit); this member cannot be recovered alone without a rewind: run --force-new-cluster on another member", ErrStateMismatch, shardID, st.AppliedIndex, st.CommitIndex)
+			}
+			return index, nil
+		case err == nil:
+			// Taken before the replay reached the commit index: discard it.
+			n.log.Debug("Exported snapshot is behind the commit index; retrying", "shard_id", shardID, "snapshot_index", index, "commit_index", st.CommitIndex)
+			if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("snapshot-%016X", index))); err != nil {
+				return 0, err
+			}
+		case ctx.Err() != nil || !dragonboat.IsTempError(err):
+			return 0, wrapDragonboatError("export snapshot for force new cluster", shardID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("raftnode: force new cluster: shard %d did not replay its log up to the commit index %d: %w", shardID, st.CommitIndex, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// localStatus is Status, retried while the replica is not ready for the log
+// query yet (a just-started replica drops it).
+func (n *Node) localStatus(ctx context.Context, shardID uint64) (Status, error) {
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := n.Status(sctx, shardID)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, dragonboat.ErrShardNotReady) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

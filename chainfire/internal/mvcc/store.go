@@ -195,9 +195,14 @@ type Meta struct {
 	Physical  int64 // the revision physically compacted at (local progress)
 }
 
-// LoadMeta reads the revision counters.
+// InitialRevision is the revision of a store that was never written, etcd's:
+// the first write gets revision 2.
+const InitialRevision = 1
+
+// LoadMeta reads the revision counters. A store without a revision record
+// (never written) is at InitialRevision.
 func (s *Store) LoadMeta(r pebble.Reader) (Meta, error) {
-	var m Meta
+	m := Meta{Revision: InitialRevision}
 	for _, f := range []struct {
 		name []byte
 		dst  *int64

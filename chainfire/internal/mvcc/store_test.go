@@ -208,3 +208,30 @@ func TestLeaseAttachAndRevoke(t *testing.T) {
 		t.Errorf("revoked lease still there: %v", err)
 	}
 }
+
+// TestInitialRevision: a never-written store is at etcd's revision 1, and a
+// store that has a revision record (written by any version) keeps it.
+func TestInitialRevision(t *testing.T) {
+	db := openDB(t)
+	s := New([]byte("p/"))
+	m, err := s.LoadMeta(db)
+	if err != nil || m.Revision != 1 || m.Compacted != 0 {
+		t.Fatalf("fresh store: %+v %v, want revision 1", m, err)
+	}
+	rev := m.Revision
+	apply(t, db, s, &rev, func(tx *Txn) {
+		if _, _, err := tx.Put([]byte("k"), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if rev != 2 {
+		t.Fatalf("first write at revision %d, want 2", rev)
+	}
+	// A store written before stores started at 1: its record is kept.
+	if err := s.SetRevision(db, 7); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.LoadMeta(db); err != nil || m.Revision != 7 {
+		t.Fatalf("existing store: %+v %v, want revision 7", m, err)
+	}
+}
