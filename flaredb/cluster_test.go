@@ -392,12 +392,19 @@ func TestMembershipSteps(t *testing.T) {
 	if _, recv := s4.s.snaps.Totals(); recv != 1 {
 		t.Fatalf("store 4 received %d snapshots, want 1", recv)
 	}
+	if joined, err := s4.s.hasLocal(joinedKey(1)); err != nil || !joined {
+		t.Fatalf("store 4's learner has no restart-non-voting marker (%v)", err)
+	}
 
 	c.runStep(1, changePeerStep(pdv1.ConfChangeType_CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED, 104, 4), "peer 104 promoted", func(d *metav1.Region, _ *metav1.Peer) bool {
 		p := peerOn(d, 4)
 		return p != nil && isVoter(p) && d.GetRegionEpoch().GetConfVer() == 3
 	})
 	c.waitMembership(1, []uint64{101, 102, 103, 104}, nil)
+	eventually(t, 30*time.Second, "store 4 to drop its restart-non-voting marker after the promotion snapshot", func() bool {
+		joined, err := s4.s.hasLocal(joinedKey(1))
+		return err == nil && !joined
+	})
 
 	// Store 1 leads, then its peer is removed: the leader hands leadership
 	// to another voter first, and that leader removes it.
