@@ -478,10 +478,11 @@ func TestMembershipConvergesAfterCrash(t *testing.T) {
 	crashed := make(chan uint64, 4)
 	for _, ts := range c.stores {
 		id := ts.id
-		ts.s.testAfterChangePeer = func(ctx context.Context) {
+		hook := func(ctx context.Context) {
 			crashed <- id
 			<-ctx.Done() // "dead" until the test stops the store
 		}
+		ts.s.testAfterChangePeer.Store(&hook)
 	}
 	c.pd.setStep(1, changePeerStep(pdv1.ConfChangeType_CONF_CHANGE_TYPE_ADD_LEARNER_NODE, 104, 4))
 	var victim *testStore
@@ -494,7 +495,7 @@ func TestMembershipConvergesAfterCrash(t *testing.T) {
 	c.stop(victim)
 	for _, ts := range c.stores {
 		if ts.s != nil {
-			ts.s.testAfterChangePeer = nil
+			ts.s.testAfterChangePeer.Store(nil)
 		}
 	}
 	eventually(t, 60*time.Second, "the next leader to add learner 104 and store 4 to apply its snapshot", func() bool {
