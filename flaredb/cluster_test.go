@@ -321,22 +321,18 @@ func (c *testCluster) put(id uint64, prefix string, n int) {
 func count(t *testing.T, ts *testStore, prefix string) int {
 	t.Helper()
 	lo, hi := keys.DataRange(keys.Encode("t", []byte(prefix)), keys.Encode("t", []byte(prefix+"\xff")))
-	it, err := ts.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n
+	return countRange(t, ts, lo, hi)
 }
 
 // dataKeys counts every data key in store ts's pebble.
 func dataKeys(t *testing.T, ts *testStore) int {
 	t.Helper()
-	it, err := ts.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.DataTag}, UpperBound: []byte{keys.DataTag + 1}})
+	return countRange(t, ts, []byte{keys.DataTag}, []byte{keys.DataTag + 1})
+}
+
+func countRange(t *testing.T, ts *testStore, lo, hi []byte) int {
+	t.Helper()
+	it, err := ts.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		t.Fatal(err)
 	}
