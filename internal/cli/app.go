@@ -29,6 +29,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			clusterCommand(),
 			flaredbCommand(),
 			certsCommand(),
+			snapshotCommand(),
 			configCommand(),
 			installLinksCommand(),
 			versionCommand(),
