@@ -45,6 +45,12 @@ type Config struct {
 	// CheckInterval is the period of the Offline -> Tombstone check (default
 	// 10 s).
 	CheckInterval time.Duration
+	// PatrolInterval is the period of the scheduling patrol (replica
+	// checker and schedulers) on the leader (default 1 s).
+	PatrolInterval time.Duration
+	// UnstartedPeerGrace is how long a peer may stay unstarted on its Up
+	// store before the checker rebuilds it (default 1 min).
+	UnstartedPeerGrace time.Duration
 	// HTTPClient forwards HTTP API requests from a follower to the leader
 	// (default http.DefaultClient).
 	HTTPClient *http.Client
@@ -82,6 +88,15 @@ func (c *Config) fill() error {
 	}
 	if c.CheckInterval < 0 {
 		return errors.New("pd: config: CheckInterval must be positive")
+	}
+	if c.PatrolInterval == 0 {
+		c.PatrolInterval = DefaultPatrolInterval
+	}
+	if c.UnstartedPeerGrace == 0 {
+		c.UnstartedPeerGrace = DefaultUnstartedPeerGrace
+	}
+	if c.PatrolInterval < 0 || c.UnstartedPeerGrace < 0 {
+		return errors.New("pd: config: PatrolInterval and UnstartedPeerGrace must be positive")
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = http.DefaultClient

@@ -3,6 +3,7 @@ package pd
 import (
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestScheduleConfigDefaultsMergeValidateAndPersist(t *testing.T) {
 			t.Errorf("POST %s = %d %s, want 400 containing %s", body, code, got, want)
 		}
 	}
-	if cfg2, _ := a.s.ScheduleConfig(ctxT(t)); cfg2 != cfg {
+	if cfg2, _ := a.s.ScheduleConfig(ctxT(t)); !reflect.DeepEqual(cfg2, cfg) {
 		t.Fatalf("a refused POST changed the config: %+v", cfg2)
 	}
 
@@ -78,7 +79,7 @@ func TestScheduleConfigDefaultsMergeValidateAndPersist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfgB != cfg {
+	if !reflect.DeepEqual(cfgB, cfg) {
 		t.Fatalf("new server sees %+v, want %+v", cfgB, cfg)
 	}
 }

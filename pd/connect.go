@@ -90,7 +90,8 @@ func (sv *service) StoreHeartbeat(ctx context.Context, req *connect.Request[pdv1
 	return connect.NewResponse(resp), nil
 }
 
-// RegionHeartbeat answers each heartbeat in order; a stale one is answered
+// RegionHeartbeat answers each heartbeat in order, with the current step
+// of the region's operator if it has one; a stale heartbeat is answered
 // with stale=true and otherwise ignored, as PD drops it. The stream ends
 // when this node stops leading.
 func (sv *service) RegionHeartbeat(ctx context.Context, stream *connect.BidiStream[pdv1.RegionHeartbeatRequest, pdv1.RegionHeartbeatResponse]) error {
@@ -105,15 +106,14 @@ func (sv *service) RegionHeartbeat(ctx context.Context, stream *connect.BidiStre
 			}
 			return err
 		}
-		err = sv.s.RegionHeartbeat(ctx, req)
-		resp := &pdv1.RegionHeartbeatResponse{RegionId: req.GetRegion().GetId(), RegionEpoch: req.GetRegion().GetRegionEpoch()}
+		resp, err := sv.s.RegionHeartbeat(ctx, req)
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrStaleRegion):
-			resp.Stale = true
 			sv.s.log.Debug("dropped stale region heartbeat", "region_id", resp.RegionId, "err", err)
 		case errors.Is(err, ErrConcurrentUpdate):
 			// The cache is reloaded on the next heartbeat; answer anyway.
+			resp = &pdv1.RegionHeartbeatResponse{RegionId: req.GetRegion().GetId(), RegionEpoch: req.GetRegion().GetRegionEpoch()}
 		default:
 			return sv.connectError(ctx, err)
 		}

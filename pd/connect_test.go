@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
@@ -148,7 +149,28 @@ func TestConnectFollowerNamesLeaderAndClientFollows(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	n := fixture(t) // stores 1, 2 Up, 3 Disconnected; one region
-	mfs, err := n.reg.Gather()
+	got := gather(t, n.reg)
+	for k, want := range map[string]float64{
+		"flaredb_store_state{store_id=1}":     1,
+		"flaredb_store_state{store_id=3}":     0,
+		"pd_store_count{state=Up}":            2,
+		"pd_store_count{state=Disconnected}":  1,
+		"pd_region_count":                     1,
+		"pd_store_heartbeat_total{result=ok}": 5,
+		"pd_store_heartbeat_duration_seconds": 5,
+		"flaredb_pending_peers_total":         2, // the learner on silent store 3, the peer its leader reports down
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+}
+
+// gather returns every metric of reg as name{label=value}... -> value
+// (histograms: their sample count).
+func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,17 +191,33 @@ func TestMetrics(t *testing.T) {
 			}
 		}
 	}
-	for k, want := range map[string]float64{
-		"flaredb_store_state{store_id=1}":     1,
-		"flaredb_store_state{store_id=3}":     0,
-		"pd_store_count{state=Up}":            2,
-		"pd_store_count{state=Disconnected}":  1,
-		"pd_region_count":                     1,
-		"pd_store_heartbeat_total{result=ok}": 5,
-		"pd_store_heartbeat_duration_seconds": 5,
-	} {
-		if got[k] != want {
-			t.Errorf("%s = %v, want %v", k, got[k], want)
-		}
+	return got
+}
+
+// TestFollowerExportsStoreState: a follower asks the leader for the store
+// states at scrape time.
+func TestFollowerExportsStoreState(t *testing.T) {
+	mem := newMemKV()
+	clock := newFakeClock()
+	leader := newTestNode(t, mem.view(true), clock)
+	follower := newTestNode(t, mem.view(false), clock)
+	ls := httptest.NewServer(leader.s.HTTPHandler())
+	defer ls.Close()
+	leader.register(t, 1, 2)
+	if _, ok := gather(t, follower.reg)["flaredb_store_state{store_id=1}"]; ok {
+		t.Fatal("no leader known, yet the follower exported a store state")
+	}
+	mem.leaderURL.Store(ls.URL)
+	clock.Advance(25 * time.Second)
+	leader.register(t, 2)
+	got := gather(t, follower.reg)
+	if v, ok := got["flaredb_store_state{store_id=2}"]; !ok || v != 1 {
+		t.Errorf("store 2: %v (present %v), want 1", v, ok)
+	}
+	if v, ok := got["flaredb_store_state{store_id=1}"]; !ok || v != 0 {
+		t.Errorf("store 1 (Disconnected): %v (present %v), want 0", v, ok)
+	}
+	if _, ok := got["pd_store_count{state=Up}"]; ok {
+		t.Error("a follower exported pd_store_count from a stale view")
 	}
 }

@@ -3,7 +3,6 @@ package pd
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -157,84 +156,13 @@ func (s *Server) handleRegionStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, computeRegionStats(regions))
 }
 
-// handleOperators is GET /operators[?object]: strings by default.
-func (s *Server) handleOperators(w http.ResponseWriter, r *http.Request) {
-	ops, err := s.operatorList(r.Context())
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	if kind := r.URL.Query().Get("kind"); kind != "" && kind != "admin" {
-		ops = nil // only admin operators exist so far
-	}
-	if r.URL.Query().Has("object") {
-		views := make([]OperatorView, 0, len(ops))
-		for _, o := range ops {
-			views = append(views, o.view())
-		}
-		writeJSON(w, http.StatusOK, views)
-		return
-	}
-	strs := make([]string, 0, len(ops))
-	for _, o := range ops {
-		strs = append(strs, o.String())
-	}
-	writeJSON(w, http.StatusOK, strs)
-}
-
-func (s *Server) handleOperator(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(w, r, "region_id")
-	if !ok {
-		return
-	}
-	ops, err := s.operatorList(r.Context())
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	for _, o := range ops {
-		if o.regionID == id {
-			writeJSON(w, http.StatusOK, o.view())
-			return
-		}
-	}
-	writeErr(w, fmt.Errorf("%w: region %d", ErrOperatorNotFound, id))
-}
-
-func (s *Server) handleAddOperator(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	var req OperatorRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, "invalid operator request: "+err.Error())
-		return
-	}
-	if err := s.AddOperator(r.Context(), req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, "The operator is created.")
-}
-
-func (s *Server) handleDeleteOperator(w http.ResponseWriter, r *http.Request) {
-	id, ok := parseID(w, r, "region_id")
-	if !ok {
-		return
-	}
-	if err := s.RemoveOperator(r.Context(), id); err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, "The pending operator is canceled.")
-}
-
-// scheduleConfigJSON adds the read-only scheduler list to the config.
+// scheduleConfigJSON adds the read-only scheduler list to the config, in
+// TiKV's form (schedulers-v2) and as the names the runbook's jq reads
+// (schedulers).
 type scheduleConfigJSON struct {
 	ScheduleConfig
 	SchedulersV2 []schedulerConfigJSON `json:"schedulers-v2"`
+	Schedulers   []string              `json:"schedulers"`
 }
 
 type schedulerConfigJSON struct {
@@ -253,7 +181,7 @@ func (s *Server) handleGetSchedule(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	entries := append([]schedulerEntry(nil), s.schedulers...)
 	s.mu.Unlock()
-	out := scheduleConfigJSON{ScheduleConfig: cfg, SchedulersV2: []schedulerConfigJSON{}}
+	out := scheduleConfigJSON{ScheduleConfig: cfg, SchedulersV2: []schedulerConfigJSON{}, Schedulers: schedulerNames(entries)}
 	for _, e := range entries {
 		sc := schedulerConfigJSON{Type: schedulerType(e.Name), Args: []string{}}
 		if e.StoreID != 0 {
@@ -306,53 +234,6 @@ func handleConfigPatch(w http.ResponseWriter, r *http.Request, update func(conte
 		return
 	}
 	writeJSON(w, http.StatusOK, "The config is updated.")
-}
-
-// handleSchedulers is GET /schedulers[?status=paused|disabled]: nothing is
-// paused or disabled yet, so a status filter gives an empty list.
-func (s *Server) handleSchedulers(w http.ResponseWriter, r *http.Request) {
-	names, err := s.Schedulers(r.Context())
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	if st := r.URL.Query().Get("status"); st != "" {
-		if st != "paused" && st != "disabled" {
-			writeJSON(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q: want paused or disabled", st))
-			return
-		}
-		names = []string{}
-	}
-	writeJSON(w, http.StatusOK, names)
-}
-
-func (s *Server) handleAddScheduler(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(r)
-	if err != nil {
-		writeErr(w, err)
-		return
-	}
-	var req struct {
-		Name    string `json:"name"`
-		StoreID uint64 `json:"store_id"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, "invalid scheduler request: "+err.Error())
-		return
-	}
-	if err := s.AddScheduler(r.Context(), req.Name, req.StoreID); err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, "The scheduler is created.")
-}
-
-func (s *Server) handleRemoveScheduler(w http.ResponseWriter, r *http.Request) {
-	if err := s.RemoveScheduler(r.Context(), r.PathValue("name")); err != nil {
-		writeErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, "The scheduler is removed.")
 }
 
 type memberHealthJSON struct {

@@ -57,9 +57,17 @@ type storeStatusJSON struct {
 	Uptime             *string    `json:"uptime,omitempty"`
 }
 
+// storeJSON is PD's StoreInfo (store and status) plus the flat fields the
+// runbook's jq reads: id, address, state (the state name) and capacity and
+// available in bytes.
 type storeJSON struct {
-	Store  storeMetaJSON   `json:"store"`
-	Status storeStatusJSON `json:"status"`
+	ID        uint64          `json:"id"`
+	Address   string          `json:"address"`
+	State     string          `json:"state"`
+	Capacity  uint64          `json:"capacity"`
+	Available uint64          `json:"available"`
+	Store     storeMetaJSON   `json:"store"`
+	Status    storeStatusJSON `json:"status"`
 }
 
 type storesJSON struct {
@@ -88,8 +96,8 @@ func toStoreJSON(info StoreInfo, agg storeAgg, now time.Time) storeJSON {
 	stats := info.Stats
 	status := storeStatusJSON{
 		Capacity: humanBytes(stats.GetCapacity()), Available: humanBytes(stats.GetAvailable()), UsedSize: humanBytes(stats.GetUsedSize()),
-		LeaderCount: agg.leaderCount, LeaderWeight: 1, LeaderScore: float64(agg.leaderCount), LeaderSize: agg.leaderSize,
-		RegionCount: agg.regionCount, RegionWeight: 1, RegionScore: float64(agg.regionSize), RegionSize: agg.regionSize,
+		LeaderCount: agg.leaderCount, LeaderWeight: info.Weight.Leader, LeaderScore: float64(agg.leaderCount) / info.Weight.Leader, LeaderSize: agg.leaderSize,
+		RegionCount: agg.regionCount, RegionWeight: info.Weight.Region, RegionScore: float64(agg.regionSize) / info.Weight.Region, RegionSize: agg.regionSize,
 		LearnerCount: agg.learnerCount, PendingPeerCount: agg.pendingCount,
 		SendingSnapCount: stats.GetSendingSnapCount(), ReceivingSnapCount: stats.GetReceivingSnapCount(), IsBusy: stats.GetIsBusy(),
 	}
@@ -103,7 +111,8 @@ func toStoreJSON(info StoreInfo, agg storeAgg, now time.Time) storeJSON {
 		hb := info.LastHeartbeat.UTC()
 		status.LastHeartbeatTS = &hb
 	}
-	return storeJSON{Store: m, Status: status}
+	return storeJSON{ID: st.GetId(), Address: st.GetAddress(), State: info.StateName, Capacity: stats.GetCapacity(), Available: stats.GetAvailable(),
+		Store: m, Status: status}
 }
 
 type epochJSON struct {
@@ -201,6 +210,11 @@ type regionStatsJSON struct {
 	StoreLeaderKeys  map[uint64]int64 `json:"store_leader_keys"`
 	StorePeerSize    map[uint64]int64 `json:"store_peer_size"`
 	StorePeerKeys    map[uint64]int64 `json:"store_peer_keys"`
+	// PendingPeers and DownPeers count the peers that are not caught up
+	// and those that are down (reported by their leader, or on a store
+	// that stopped heartbeating); 0 on a healthy cluster.
+	PendingPeers int `json:"pending_peers"`
+	DownPeers    int `json:"down_peers"`
 }
 
 // emptyRegionMiB is PD's EmptyRegionApproximateSize: a region this small
@@ -222,6 +236,8 @@ func computeRegionStats(regions []RegionInfo) regionStatsJSON {
 		st.StorageSize += size
 		st.UserStorageSize += size
 		st.StorageKeys += keys
+		st.PendingPeers += len(r.PendingPeers)
+		st.DownPeers += len(r.DownPeers)
 		if l := r.Leader.GetStoreId(); l != 0 {
 			st.StoreLeaderCount[l]++
 			st.StoreLeaderSize[l] += size

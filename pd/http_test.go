@@ -38,7 +38,7 @@ func fixture(t *testing.T) *testNode {
 	hb := heartbeat(r, 1)
 	hb.PendingPeers = []*metav1.Peer{r.Peers[2]}
 	hb.DownPeers = []*pdv1.PeerStats{{Peer: r.Peers[1], DownSeconds: 30}}
-	if err := n.s.RegionHeartbeat(ctxT(t), hb); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctxT(t), hb); err != nil {
 		t.Fatal(err)
 	}
 	n.clock.Advance(25 * time.Second)
@@ -53,6 +53,11 @@ func TestStoresJSONShape(t *testing.T) {
 	n := fixture(t)
 	code, body := do(t, n.s.HTTPHandler(), "GET", "/pd/api/v1/store/1", "")
 	want := `{
+  "id": 1,
+  "address": "10.0.0.1:2379",
+  "state": "Up",
+  "capacity": 2199023255552,
+  "available": 1099511627776,
   "store": {
     "id": 1,
     "address": "10.0.0.1:2379",
@@ -144,6 +149,16 @@ func TestRegionsJSONShape(t *testing.T) {
         "role_name": "Voter"
       },
       "down_seconds": 30
+    },
+    {
+      "peer": {
+        "id": 1003,
+        "store_id": 3,
+        "role": 1,
+        "role_name": "Learner",
+        "is_learner": true
+      },
+      "down_seconds": 25
     }
   ],
   "pending_peers": [
@@ -153,6 +168,11 @@ func TestRegionsJSONShape(t *testing.T) {
       "role": 1,
       "role_name": "Learner",
       "is_learner": true
+    },
+    {
+      "id": 1002,
+      "store_id": 2,
+      "role_name": "Voter"
     }
   ],
   "written_bytes": 0,
@@ -204,7 +224,9 @@ func TestRegionsJSONShape(t *testing.T) {
     "1": 1000,
     "2": 1000,
     "3": 1000
-  }
+  },
+  "pending_peers": 2,
+  "down_peers": 2
 }
 `
 	if body != wantStats {

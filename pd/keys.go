@@ -19,6 +19,7 @@ const (
 	keyReplicaConfig  = keyPrefix + "config/replicate" // JSON ReplicationConfig
 	keySchedulers     = keyPrefix + "schedulers"       // JSON []schedulerEntry
 	keyBootstrapped   = keyPrefix + "bootstrapped"     // ID of the first region, once created
+	keyStoreWeights   = keyPrefix + "store_weights"    // JSON {store id: {"leader", "region"}}
 )
 
 func storeKey(id uint64) []byte  { return fmt.Appendf(nil, "%s%020d", keyStorePrefix, id) }

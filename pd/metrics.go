@@ -1,7 +1,12 @@
 package pd
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +22,7 @@ type metrics struct {
 
 var (
 	descStoreState = prometheus.NewDesc("flaredb_store_state",
-		"1 when the store is Up (heartbeating, not Offline), 0 otherwise (Disconnected, Down, Offline); Tombstone stores are left out. Exported by the PD leader only.",
+		"1 when the store is Up (heartbeating, not Offline), 0 otherwise (Disconnected, Down, Offline); Tombstone stores are left out. Every control-plane node exports it: a follower asks the PD leader at scrape time.",
 		[]string{"store_id"}, nil)
 	descStoreCount = prometheus.NewDesc("pd_store_count",
 		"Number of stores by state name (Up, Disconnected, Down, Offline, Tombstone). Exported by the PD leader only.",
@@ -73,9 +78,13 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
+	if !s.cfg.KV.IsLeader() {
+		c.collectFromLeader(ch)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.loaded || !s.cfg.KV.IsLeader() {
+	if !s.loaded {
 		return
 	}
 	counts := map[string]int{StateUp: 0, StateDisconnected: 0, StateDown: 0, StateOffline: 0, StateTombstone: 0}
@@ -100,4 +109,67 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		pending += len(s.pendingPeers(e))
 	}
 	ch <- prometheus.MustNewConstMetric(descPendingPeers, prometheus.GaugeValue, float64(pending))
+}
+
+// leaderScrapeTimeout bounds a follower's question to the leader at
+// scrape time.
+const leaderScrapeTimeout = 2 * time.Second
+
+// collectFromLeader exports flaredb_store_state on a follower from the PD
+// leader's GET /stores (store states live in the leader's memory). When
+// the leader cannot be asked, the follower exports nothing, as before.
+func (c *storeCollector) collectFromLeader(ch chan<- prometheus.Metric) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(context.Background(), leaderScrapeTimeout)
+	defer cancel()
+	states, err := s.leaderStoreStates(ctx)
+	if err != nil {
+		s.log.Debug("flaredb_store_state: cannot ask the pd leader", "err", err)
+		return
+	}
+	for id, name := range states {
+		if name == StateTombstone {
+			continue
+		}
+		up := 0.0
+		if name == StateUp {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descStoreState, prometheus.GaugeValue, up, strconv.FormatUint(id, 10))
+	}
+}
+
+// leaderStoreStates asks the leader's HTTP API for every store's state.
+func (s *Server) leaderStoreStates(ctx context.Context) (map[uint64]string, error) {
+	leader, err := s.cfg.KV.LeaderURL(ctx)
+	if err != nil || leader == "" {
+		return nil, fmt.Errorf("no leader known: %v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(leader, "/")+APIPrefix+"/stores", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(forwardedHeader, "1")
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/stores: %s", leader, resp.Status)
+	}
+	var out struct {
+		Stores []struct {
+			ID    uint64 `json:"id"`
+			State string `json:"state"`
+		} `json:"stores"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	states := make(map[uint64]string, len(out.Stores))
+	for _, st := range out.Stores {
+		states[st.ID] = st.State
+	}
+	return states, nil
 }

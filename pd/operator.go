@@ -1,18 +1,15 @@
 package pd
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	"github.com/centra-cloud/centra/pd/schedule"
 )
-
-// operatorTimeout is the timeout shown for admin operators.
-const operatorTimeout = 10 * time.Minute
 
 // OperatorRequest is the body of POST /pd/api/v1/operators (TiKV PD's
 // shapes, by name).
@@ -29,200 +26,174 @@ type OperatorRequest struct {
 	Keys           []string `json:"keys"`
 }
 
-// operator is an admin operator as recorded. Operators are validated and
-// listed but not executed yet (that comes with scheduling): they stay in
-// the leader's memory until deleted.
-type operator struct {
-	desc     string
-	brief    string
-	kind     string
-	regionID uint64
-	epoch    *metav1.RegionEpoch
-	steps    []string
-	createAt time.Time
-}
-
-// String is TiKV PD's operator format.
-func (o *operator) String() string {
-	steps := make([]string, len(o.steps))
-	for i, st := range o.steps {
-		steps[i] = fmt.Sprintf("%d:{%s}", i, st)
-	}
-	return fmt.Sprintf("%s {%s} (kind:%s, region:%d(%d, %d), createAt:%s, startAt:%s, currentStep:0, size:0, steps:[%s], timeout:[%s])",
-		o.desc, o.brief, o.kind, o.regionID, o.epoch.GetVersion(), o.epoch.GetConfVer(),
-		o.createAt.Format("2006-01-02 15:04:05.999999999 -0700 MST"), time.Time{}.Format("2006-01-02 15:04:05 -0700 MST"),
-		strings.Join(steps, ", "), operatorTimeout)
-}
-
-// OperatorView is the ?object form of an operator.
-type OperatorView struct {
-	Desc        string              `json:"desc"`
-	Brief       string              `json:"brief"`
-	RegionID    uint64              `json:"region_id"`
-	RegionEpoch *metav1.RegionEpoch `json:"region_epoch"`
-	Kind        string              `json:"kind"`
-	Timeout     string              `json:"timeout"`
-	Status      string              `json:"status"`
-}
-
-func (o *operator) view() OperatorView {
-	return OperatorView{Desc: o.desc, Brief: o.brief, RegionID: o.regionID, RegionEpoch: o.epoch,
-		Kind: o.kind, Timeout: operatorTimeout.String(), Status: "CREATED"}
-}
-
-// AddOperator validates an admin operator against the current regions and
-// stores and records it (one per region). It is not executed yet.
+// AddOperator builds an admin operator against the current region and
+// stores and hands it to the operator controller, where it replaces any
+// scheduler-made operator of the region and skips the schedule limits.
+// The region leader runs its steps from its next heartbeats.
 func (s *Server) AddOperator(ctx context.Context, req OperatorRequest) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
-	op, err := s.buildOperator(req)
+	op, err := s.buildOperator(ctx, req)
 	if err != nil {
 		return err
 	}
-	if old := s.operators[op.regionID]; old != nil {
-		return fmt.Errorf("%w: region %d already has an operator: %s", ErrInvalidArgument, op.regionID, old.desc)
+	cfg := s.schedConfigLocked()
+	if err := s.co.Controller().Add(op, &cfg); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	op.createAt = s.now()
-	s.operators[op.regionID] = op
+	s.log.Info("admin operator created", "region_id", op.RegionID, "operator", op.String())
 	return nil
 }
 
-func (s *Server) buildOperator(req OperatorRequest) (*operator, error) {
-	regionID := req.RegionID
-	if req.Name == "merge-region" {
-		regionID = req.SourceRegionID
+// buildOperator turns an admin request into an operator. Call with mu.
+func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*schedule.Operator, error) {
+	switch req.Name {
+	case "merge-region", "split-region", "scatter-region":
+		return nil, fmt.Errorf("%w: %s operators cannot run: region heartbeat responses carry membership changes and leader transfers only (pd/DESIGN.md, Scheduling); stores split on their own size checks",
+			ErrInvalidArgument, req.Name)
 	}
-	e := s.regions.byID[regionID]
+	e := s.regions.byID[req.RegionID]
 	if e == nil {
-		return nil, fmt.Errorf("%w: region %d", ErrRegionNotFound, regionID)
+		return nil, fmt.Errorf("%w: region %d", ErrRegionNotFound, req.RegionID)
 	}
-	r := e.region()
-	op := &operator{desc: "admin-" + req.Name, kind: "admin", regionID: regionID, epoch: r.GetRegionEpoch()}
-	hasPeer := func(store uint64) bool {
-		return slices.ContainsFunc(r.GetPeers(), func(p *metav1.Peer) bool { return p.GetStoreId() == store })
-	}
+	r := s.schedRegion(e)
+	peerOn := func(store uint64) *metav1.Peer { return r.PeerOn(store) }
 	upStore := func(id uint64) error {
 		st := s.stores[id]
 		if st == nil {
 			return fmt.Errorf("%w: store %d", ErrStoreNotFound, id)
 		}
-		if st.meta.GetState() != metav1.StoreState_STORE_STATE_UP_UNSPECIFIED {
-			return fmt.Errorf("%w: store %d is %s", ErrInvalidArgument, id, s.stateName(st))
+		if name := s.stateName(st); name != StateUp {
+			return fmt.Errorf("%w: store %d is %s, not Up", ErrInvalidArgument, id, name)
 		}
 		return nil
 	}
+	newPeer := func() (uint64, error) { return s.allocLocked(ctx, 1) }
+	kind := schedule.KindAdmin | schedule.KindRegion
+	var brief string
+	var steps []schedule.Step
 	switch req.Name {
 	case "transfer-leader":
-		if !hasPeer(req.ToStoreID) {
-			return nil, fmt.Errorf("%w: region %d has no peer on store %d", ErrInvalidArgument, regionID, req.ToStoreID)
+		p := peerOn(req.ToStoreID)
+		if p == nil || p.GetRole() == metav1.PeerRole_PEER_ROLE_LEARNER {
+			return nil, fmt.Errorf("%w: region %d has no voter on store %d", ErrInvalidArgument, r.ID(), req.ToStoreID)
 		}
-		op.kind, op.brief = "admin,leader", fmt.Sprintf("transfer leader: store %d to %d", e.rec.GetLeader().GetStoreId(), req.ToStoreID)
-		op.steps = []string{fmt.Sprintf("transfer leader from store %d to store %d", e.rec.GetLeader().GetStoreId(), req.ToStoreID)}
+		from := r.Leader.GetStoreId()
+		kind, brief = schedule.KindAdmin|schedule.KindLeader, fmt.Sprintf("transfer leader: store %d to %d", from, req.ToStoreID)
+		steps = []schedule.Step{schedule.TransferLeader{FromStore: from, ToStore: req.ToStoreID}}
 	case "transfer-region":
 		if len(req.ToStoreIDs) == 0 {
 			return nil, fmt.Errorf("%w: transfer-region needs to_store_ids", ErrInvalidArgument)
 		}
+		brief = fmt.Sprintf("mv peers to stores %v", req.ToStoreIDs)
 		for _, id := range req.ToStoreIDs {
+			if peerOn(id) != nil {
+				continue
+			}
 			if err := upStore(id); err != nil {
 				return nil, err
 			}
+			pid, err := newPeer()
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, schedule.AddLearner{ToStore: id, PeerID: pid}, schedule.PromoteLearner{ToStore: id, PeerID: pid})
 		}
-		op.kind, op.brief = "admin,region", fmt.Sprintf("mv peers to stores %v", req.ToStoreIDs)
-		for _, id := range req.ToStoreIDs {
-			if !hasPeer(id) {
-				op.steps = append(op.steps, fmt.Sprintf("add learner peer on store %d", id))
+		for _, p := range r.Meta.GetPeers() {
+			if !slices.Contains(req.ToStoreIDs, p.GetStoreId()) {
+				steps = append(steps, schedule.RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()})
 			}
 		}
 	case "transfer-peer":
-		if !hasPeer(req.FromStoreID) {
-			return nil, fmt.Errorf("%w: region %d has no peer on store %d", ErrInvalidArgument, regionID, req.FromStoreID)
+		from := peerOn(req.FromStoreID)
+		if from == nil {
+			return nil, fmt.Errorf("%w: region %d has no peer on store %d", ErrInvalidArgument, r.ID(), req.FromStoreID)
 		}
-		if hasPeer(req.ToStoreID) {
-			return nil, fmt.Errorf("%w: region %d already has a peer on store %d", ErrInvalidArgument, regionID, req.ToStoreID)
+		if peerOn(req.ToStoreID) != nil {
+			return nil, fmt.Errorf("%w: region %d already has a peer on store %d", ErrInvalidArgument, r.ID(), req.ToStoreID)
 		}
 		if err := upStore(req.ToStoreID); err != nil {
 			return nil, err
 		}
-		op.kind, op.brief = "admin,region", fmt.Sprintf("mv peer: store [%d] to [%d]", req.FromStoreID, req.ToStoreID)
-		op.steps = []string{fmt.Sprintf("add learner peer on store %d", req.ToStoreID),
-			fmt.Sprintf("promote learner peer on store %d to voter", req.ToStoreID),
-			fmt.Sprintf("remove peer on store %d", req.FromStoreID)}
+		pid, err := newPeer()
+		if err != nil {
+			return nil, err
+		}
+		brief = fmt.Sprintf("mv peer: store [%d] to [%d]", req.FromStoreID, req.ToStoreID)
+		steps = []schedule.Step{schedule.AddLearner{ToStore: req.ToStoreID, PeerID: pid}}
+		if from.GetRole() != metav1.PeerRole_PEER_ROLE_LEARNER {
+			steps = append(steps, schedule.PromoteLearner{ToStore: req.ToStoreID, PeerID: pid})
+		}
+		steps = append(steps, schedule.RemovePeer{FromStore: req.FromStoreID, PeerID: from.GetId()})
 	case "add-peer", "add-learner":
-		if hasPeer(req.StoreID) {
-			return nil, fmt.Errorf("%w: region %d already has a peer on store %d", ErrInvalidArgument, regionID, req.StoreID)
+		if peerOn(req.StoreID) != nil {
+			return nil, fmt.Errorf("%w: region %d already has a peer on store %d", ErrInvalidArgument, r.ID(), req.StoreID)
 		}
 		if err := upStore(req.StoreID); err != nil {
 			return nil, err
 		}
-		op.kind, op.brief = "admin,region", fmt.Sprintf("add peer: store [%d]", req.StoreID)
-		op.steps = []string{fmt.Sprintf("add learner peer on store %d", req.StoreID)}
+		pid, err := newPeer()
+		if err != nil {
+			return nil, err
+		}
+		brief = fmt.Sprintf("add peer: store [%d]", req.StoreID)
+		steps = []schedule.Step{schedule.AddLearner{ToStore: req.StoreID, PeerID: pid}}
 		if req.Name == "add-peer" {
-			op.steps = append(op.steps, fmt.Sprintf("promote learner peer on store %d to voter", req.StoreID))
+			steps = append(steps, schedule.PromoteLearner{ToStore: req.StoreID, PeerID: pid})
 		}
 	case "remove-peer":
-		if !hasPeer(req.StoreID) {
-			return nil, fmt.Errorf("%w: region %d has no peer on store %d", ErrInvalidArgument, regionID, req.StoreID)
+		p := peerOn(req.StoreID)
+		if p == nil {
+			return nil, fmt.Errorf("%w: region %d has no peer on store %d", ErrInvalidArgument, r.ID(), req.StoreID)
 		}
-		op.kind, op.brief = "admin,region", fmt.Sprintf("rm peer: store [%d]", req.StoreID)
-		op.steps = []string{fmt.Sprintf("remove peer on store %d", req.StoreID)}
-	case "merge-region":
-		t := s.regions.byID[req.TargetRegionID]
-		if t == nil {
-			return nil, fmt.Errorf("%w: region %d", ErrRegionNotFound, req.TargetRegionID)
+		if len(r.Meta.GetPeers()) == 1 {
+			return nil, fmt.Errorf("%w: region %d has no other peer: removing it would lose the region", ErrInvalidArgument, r.ID())
 		}
-		if string(r.GetEndKey()) != string(t.region().GetStartKey()) && string(t.region().GetEndKey()) != string(r.GetStartKey()) {
-			return nil, fmt.Errorf("%w: regions %d and %d are not adjacent", ErrInvalidArgument, regionID, req.TargetRegionID)
-		}
-		op.kind, op.brief = "admin,merge", fmt.Sprintf("merge: region %d to %d", regionID, req.TargetRegionID)
-		op.steps = []string{fmt.Sprintf("merge region %d into region %d", regionID, req.TargetRegionID)}
-	case "split-region":
-		switch req.Policy {
-		case "scan", "approximate":
-		case "usekey":
-			if len(req.Keys) == 0 {
-				return nil, fmt.Errorf("%w: split-region with policy usekey needs keys", ErrInvalidArgument)
-			}
-		default:
-			return nil, fmt.Errorf("%w: split-region policy must be scan, approximate or usekey, not %q", ErrInvalidArgument, req.Policy)
-		}
-		op.kind, op.brief = "admin,split", fmt.Sprintf("split: region %d use policy %s", regionID, strings.ToUpper(req.Policy))
-		op.steps = []string{fmt.Sprintf("split region with policy %s", strings.ToUpper(req.Policy))}
-	case "scatter-region":
-		op.kind, op.brief = "admin,region", "scatter-region"
+		brief = fmt.Sprintf("rm peer: store [%d]", req.StoreID)
+		steps = []schedule.Step{schedule.RemovePeer{FromStore: req.StoreID, PeerID: p.GetId()}}
 	default:
-		return nil, fmt.Errorf("%w: unknown operator %q", ErrInvalidArgument, req.Name)
+		return nil, fmt.Errorf("%w: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner or remove-peer", ErrInvalidArgument, req.Name)
 	}
-	return op, nil
+	if len(steps) == 0 {
+		return nil, fmt.Errorf("%w: region %d already matches the request: nothing to do", ErrInvalidArgument, r.ID())
+	}
+	return schedule.NewOperator("admin-"+req.Name, brief, r, kind, schedule.PriorityAdmin, steps...), nil
 }
 
-// operatorList returns the recorded operators by region ID.
-func (s *Server) operatorList(ctx context.Context) ([]*operator, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+// Operators returns the live operators by region ID.
+func (s *Server) Operators(ctx context.Context) ([]schedule.View, error) {
+	if err := s.leading(ctx); err != nil {
 		return nil, err
 	}
-	out := make([]*operator, 0, len(s.operators))
-	for _, o := range s.operators {
-		out = append(out, o)
-	}
-	slices.SortFunc(out, func(a, b *operator) int { return cmp.Compare(a.regionID, b.regionID) })
-	return out, nil
+	return s.co.Controller().Operators(), nil
 }
 
-// RemoveOperator drops the region's operator.
+// OperatorRecords returns the finished operators created at or after from.
+func (s *Server) OperatorRecords(ctx context.Context, from time.Time) ([]schedule.View, error) {
+	if err := s.leading(ctx); err != nil {
+		return nil, err
+	}
+	return s.co.Controller().Records(from), nil
+}
+
+// RemoveOperator cancels the region's operator.
 func (s *Server) RemoveOperator(ctx context.Context, regionID uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	if err := s.leading(ctx); err != nil {
 		return err
 	}
-	if s.operators[regionID] == nil {
+	err := s.co.Controller().Remove(regionID, "canceled by admin")
+	if errors.Is(err, schedule.ErrNoOperator) {
 		return fmt.Errorf("%w: region %d", ErrOperatorNotFound, regionID)
 	}
-	delete(s.operators, regionID)
-	return nil
+	return err
+}
+
+// leading makes sure this node leads with its cache loaded.
+func (s *Server) leading(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lead(ctx)
 }

@@ -3,6 +3,7 @@ package pd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/centra-cloud/centra/chainfire/client"
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+	"github.com/centra-cloud/centra/pd/schedule"
 )
 
 // regionStats are the memory-only parts of a region heartbeat.
@@ -50,31 +52,73 @@ type RegionInfo struct {
 	KeysRead        uint64
 }
 
-// pendingPeers are the peers the leader reported pending plus those whose
-// store's last heartbeat did not list the region (the replica was not
-// created there yet: a split the store has not applied, a store that lost
-// the region).
-func (s *Server) pendingPeers(e *regionEntry) []*metav1.Peer {
-	out := slices.Clone(e.stats.pendingPeers) // appended to below
+// unstartedPeers are the peers on Up stores whose last heartbeat did not
+// list the region: the replica was not created there yet (a learner being
+// added, a split the store has not applied, a replica that skipped a
+// split). A store that has not heartbeated since this leader loaded tells
+// nothing. Call with mu.
+func (s *Server) unstartedPeers(e *regionEntry) []*metav1.Peer {
+	var out []*metav1.Peer
 	for _, p := range e.region().GetPeers() {
 		st := s.stores[p.GetStoreId()]
-		if st == nil || st.hosted == nil {
-			continue // no heartbeat yet: unknown
-		}
-		if _, ok := st.hosted[e.region().GetId()]; ok ||
-			slices.ContainsFunc(out, func(q *metav1.Peer) bool { return q.GetId() == p.GetId() }) {
+		if st == nil || st.hosted == nil || s.stateName(st) != StateUp {
 			continue
 		}
-		out = append(out, p)
+		if _, ok := st.hosted[e.region().GetId()]; !ok {
+			out = append(out, p)
+		}
 	}
 	return out
+}
+
+// downPeers are the peers the leader reported down plus the peers on
+// stores that stopped heartbeating (Disconnected or Down). Call with mu.
+func (s *Server) downPeers(e *regionEntry) []*pdv1.PeerStats {
+	out := slices.Clone(e.stats.downPeers) // appended to below
+	for _, p := range e.region().GetPeers() {
+		st := s.stores[p.GetStoreId()]
+		if st == nil || slices.ContainsFunc(out, func(d *pdv1.PeerStats) bool { return d.GetPeer().GetId() == p.GetId() }) {
+			continue
+		}
+		if name := s.stateName(st); name == StateDisconnected || name == StateDown {
+			out = append(out, &pdv1.PeerStats{Peer: p, DownSeconds: uint64(s.now().Sub(st.lastHeartbeat).Seconds())})
+		}
+	}
+	return out
+}
+
+// pendingPeers are the peers that are not caught up: reported pending by
+// the leader, not started on their store, or down (a replica on a dead
+// store falls behind with the first write). Call with mu.
+func (s *Server) pendingPeers(e *regionEntry) []*metav1.Peer {
+	out := slices.Clone(e.stats.pendingPeers) // appended to below
+	add := func(p *metav1.Peer) {
+		if !slices.ContainsFunc(out, func(q *metav1.Peer) bool { return q.GetId() == p.GetId() }) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range s.unstartedPeers(e) {
+		add(p)
+	}
+	for _, d := range s.downPeers(e) {
+		add(d.GetPeer())
+	}
+	return out
+}
+
+// schedRegion is the region as scheduling sees it. Call with mu.
+func (s *Server) schedRegion(e *regionEntry) *schedule.Region {
+	return &schedule.Region{
+		Meta: e.region(), Leader: e.rec.GetLeader(), Pending: s.pendingPeers(e), Unstarted: s.unstartedPeers(e),
+		Down: e.stats.downPeers, Size: e.stats.approximateSize,
+	}
 }
 
 func (s *Server) regionInfo(e *regionEntry) RegionInfo {
 	rec := proto.Clone(e.rec).(*metav1.RegionRecord)
 	return RegionInfo{
 		Region: rec.GetRegion(), Leader: rec.GetLeader(),
-		DownPeers: e.stats.downPeers, PendingPeers: s.pendingPeers(e),
+		DownPeers: s.downPeers(e), PendingPeers: s.pendingPeers(e),
 		ApproximateSize: e.stats.approximateSize, ApproximateKeys: e.stats.approximateKeys,
 		BytesWritten: e.stats.bytesWritten, KeysWritten: e.stats.keysWritten,
 		BytesRead: e.stats.bytesRead, KeysRead: e.stats.keysRead,
@@ -162,29 +206,53 @@ func (x *regionIndex) storeRegionCount(storeID uint64) int {
 // new or its range, epoch, peers or leader changed; statistics stay in
 // memory. Regions the heartbeat's range covers are replaced (a split or
 // merge seen from the new side).
-func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatRequest) error {
+//
+// The response carries the current step of the region's operator, if it
+// has one, with the heartbeat's epoch (see DESIGN.md, "How steps reach the
+// leader"); a stale heartbeat gets Stale and no step.
+func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (*pdv1.RegionHeartbeatResponse, error) {
+	r := req.GetRegion()
+	resp := &pdv1.RegionHeartbeatResponse{RegionId: r.GetId(), RegionEpoch: r.GetRegionEpoch(), TargetPeer: req.GetLeader()}
+	e, err := s.recordRegionHeartbeat(ctx, req)
+	switch {
+	case errors.Is(err, ErrStaleRegion):
+		resp.Stale = true
+		return resp, err
+	case err != nil:
+		return nil, err
+	}
+	cmd, opID := s.co.Controller().Dispatch(e)
+	if cmd != nil {
+		resp.ChangePeer, resp.TransferLeader, resp.OperatorId = cmd.ChangePeer, cmd.TransferLeader, opID
+	}
+	return resp, nil
+}
+
+// recordRegionHeartbeat records the heartbeat and returns the region as
+// scheduling sees it.
+func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (*schedule.Region, error) {
 	r := req.GetRegion()
 	if r.GetId() == 0 {
-		return fmt.Errorf("%w: region heartbeat without region id", ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: region heartbeat without region id", ErrInvalidArgument)
 	}
 	if len(r.GetEndKey()) > 0 && bytes.Compare(r.GetStartKey(), r.GetEndKey()) >= 0 {
-		return fmt.Errorf("%w: region %d has start key %q >= end key %q", ErrInvalidArgument, r.GetId(), r.GetStartKey(), r.GetEndKey())
+		return nil, fmt.Errorf("%w: region %d has start key %q >= end key %q", ErrInvalidArgument, r.GetId(), r.GetStartKey(), r.GetEndKey())
 	}
 	epoch := r.GetRegionEpoch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.lead(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	origin := s.regions.byID[r.Id]
 	if origin != nil {
 		oe := origin.region().GetRegionEpoch()
 		switch {
 		case epoch.GetVersion() < oe.GetVersion() || epoch.GetConfVer() < oe.GetConfVer():
-			return fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
+			return nil, fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
 				ErrStaleRegion, r.Id, epoch.GetConfVer(), epoch.GetVersion(), oe.GetConfVer(), oe.GetVersion())
 		case req.GetTerm() < origin.rec.GetTerm():
-			return fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.Id, req.GetTerm(), origin.rec.GetTerm())
+			return nil, fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.Id, req.GetTerm(), origin.rec.GetTerm())
 		}
 	}
 	var overlaps []*regionEntry
@@ -193,7 +261,7 @@ func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatR
 			continue
 		}
 		if epoch.GetVersion() < o.region().GetRegionEpoch().GetVersion() {
-			return fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
+			return nil, fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
 				ErrStaleRegion, r.Id, epoch.GetVersion(), o.region().GetId(), o.region().GetRegionEpoch().GetVersion())
 		}
 		overlaps = append(overlaps, o)
@@ -210,7 +278,7 @@ func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatR
 	if changed {
 		val, err := proto.Marshal(rec)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cmps := []client.SysCompare{{Key: regionKey(r.Id), Version: e.ver}}
 		var dels [][]byte
@@ -220,7 +288,7 @@ func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatR
 		}
 		ver, err := s.txn(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		e.ver = ver
 	}
@@ -235,9 +303,11 @@ func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatR
 	}
 	s.regions.put(e)
 	if changed {
-		return s.checkStoresLocked(ctx)
+		if err := s.checkStoresLocked(ctx); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return s.schedRegion(e), nil
 }
 
 // sameRegion reports whether two records agree on everything that is

@@ -11,7 +11,7 @@ func TestRegionHeartbeatStaleIsDropped(t *testing.T) {
 	n := newLeader(t)
 	n.register(t, 1, 2, 3)
 	ctx := ctxT(t)
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 5, 5, 1, 2, 3), 7)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 5, 5, 1, 2, 3), 7)); err != nil {
 		t.Fatal(err)
 	}
 	for name, hb := range map[string]struct {
@@ -22,7 +22,7 @@ func TestRegionHeartbeatStaleIsDropped(t *testing.T) {
 		"lower conf_ver": {region(10, "", "", 4, 5, 1, 2), 7},
 		"lower term":     {region(10, "", "", 5, 5, 2, 1, 3), 6},
 	} {
-		if err := n.s.RegionHeartbeat(ctx, heartbeat(hb.r, hb.term)); !errors.Is(err, ErrStaleRegion) {
+		if _, err := n.s.RegionHeartbeat(ctx, heartbeat(hb.r, hb.term)); !errors.Is(err, ErrStaleRegion) {
 			t.Errorf("%s: err = %v, want ErrStaleRegion", name, err)
 		}
 	}
@@ -39,7 +39,7 @@ func TestRegionSplitReplacesAndStaleOverlapIsDropped(t *testing.T) {
 	n := newLeader(t)
 	n.register(t, 1, 2, 3)
 	ctx := ctxT(t)
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); err != nil {
 		t.Fatal(err)
 	}
 	id, peers, err := n.s.AskSplit(ctx, region(10, "", "", 1, 1, 1, 2, 3))
@@ -49,15 +49,15 @@ func TestRegionSplitReplacesAndStaleOverlapIsDropped(t *testing.T) {
 	// The right half reports first with the new version: it replaces the
 	// old region's range.
 	right := region(10, "m", "", 1, 2, 1, 2, 3)
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(right, 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(right, 1)); err != nil {
 		t.Fatal(err)
 	}
 	left := region(id, "", "m", 1, 2, 1, 2, 3)
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(left, 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(left, 1)); err != nil {
 		t.Fatal(err)
 	}
 	// A late heartbeat of the unsplit region overlaps both with version 1.
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); !errors.Is(err, ErrStaleRegion) {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); !errors.Is(err, ErrStaleRegion) {
 		t.Fatalf("old unsplit heartbeat: err = %v, want ErrStaleRegion", err)
 	}
 	for key, want := range map[string]uint64{"a": id, "m": 10, "zzz": 10, "": id} {
@@ -86,13 +86,13 @@ func TestRegionPersistedOnlyOnChange(t *testing.T) {
 	n := newLeader(t)
 	ctx := ctxT(t)
 	r := region(10, "", "", 1, 1, 1, 2, 3)
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1)); err != nil {
 		t.Fatal(err)
 	}
 	v1, _ := n.kv.Get(ctx, regionKey(10))
 	hb := heartbeat(r, 2) // a new term, same leader: not persisted
 	hb.ApproximateSize = 500
-	if err := n.s.RegionHeartbeat(ctx, hb); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, hb); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := n.kv.Get(ctx, regionKey(10)); v.Version != v1.Version {
@@ -103,7 +103,7 @@ func TestRegionPersistedOnlyOnChange(t *testing.T) {
 	}
 	hb = heartbeat(r, 3)
 	hb.Leader = r.Peers[1] // leader change: persisted
-	if err := n.s.RegionHeartbeat(ctx, hb); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, hb); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := n.kv.Get(ctx, regionKey(10)); v.Version != v1.Version+1 {

@@ -32,9 +32,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 }
 
 // ScheduleConfig is TiKV PD's schedule configuration (GET and POST
-// /pd/api/v1/config/schedule), with PD's kebab-case keys and defaults. Only
-// max-store-down-time has an effect so far; the rest are stored for the
-// schedulers to come.
+// /pd/api/v1/config/schedule), with PD's kebab-case keys and defaults.
+// Scheduling reads the limits, max-store-down-time, tolerant-size-ratio,
+// low-space-ratio, leader-schedule-policy, halt-scheduling, the enable-*
+// replica flags and store-limit; the merge, hot-region and v2 keys are
+// stored and shown, with no effect.
 type ScheduleConfig struct {
 	MaxSnapshotCount          uint64   `json:"max-snapshot-count"`
 	MaxPendingPeerCount       uint64   `json:"max-pending-peer-count"`
@@ -63,6 +65,16 @@ type ScheduleConfig struct {
 	EnableLocationReplacement bool     `json:"enable-location-replacement,string"`
 	EnableJointConsensus      bool     `json:"enable-joint-consensus,string"`
 	EnableCrossTableMerge     bool     `json:"enable-cross-table-merge,string"`
+	// StoreLimit overrides the default store limit (15 add-peer and
+	// remove-peer per minute) by store ID.
+	StoreLimit map[string]StoreLimitConfig `json:"store-limit"`
+}
+
+// StoreLimitConfig is one store's limit, in steps per minute (TiKV PD's
+// store-limit entry).
+type StoreLimitConfig struct {
+	AddPeer    float64 `json:"add-peer"`
+	RemovePeer float64 `json:"remove-peer"`
 }
 
 // DefaultScheduleConfig returns TiKV PD's defaults.
@@ -93,6 +105,7 @@ func DefaultScheduleConfig() ScheduleConfig {
 		EnableLocationReplacement: true,
 		EnableJointConsensus:      true,
 		EnableCrossTableMerge:     true,
+		StoreLimit:                map[string]StoreLimitConfig{},
 	}
 }
 
@@ -121,6 +134,14 @@ func (c *ScheduleConfig) Validate() error {
 		return fmt.Errorf("config key %q (%v) must not exceed %q (%v)", "high-space-ratio", c.HighSpaceRatio, "low-space-ratio", c.LowSpaceRatio)
 	case c.TolerantSizeRatio < 0:
 		return fmt.Errorf("config key %q must not be negative", "tolerant-size-ratio")
+	}
+	for id, l := range c.StoreLimit {
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+			return fmt.Errorf("config key %q: %q is not a store id", "store-limit", id)
+		}
+		if l.AddPeer <= 0 || l.RemovePeer <= 0 {
+			return fmt.Errorf("config key %q: store %s: add-peer and remove-peer must be positive", "store-limit", id)
+		}
 	}
 	return nil
 }

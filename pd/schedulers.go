@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // schedulerEntry is one enabled scheduler as persisted (JSON).
@@ -14,7 +17,8 @@ type schedulerEntry struct {
 }
 
 // knownSchedulers maps the schedulers one may enable to whether they need
-// a store_id. None runs yet: the list is recorded for the scheduling work.
+// a store_id. balance-leader, balance-region, evict-leader and
+// grant-leader run (pd/schedule); the others are accepted and idle.
 var knownSchedulers = map[string]bool{
 	"balance-leader-scheduler":     false,
 	"balance-region-scheduler":     false,
@@ -45,14 +49,19 @@ func (s *Server) Schedulers(ctx context.Context) ([]string, error) {
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(s.schedulers))
-	for _, e := range s.schedulers {
+	return schedulerNames(s.schedulers), nil
+}
+
+// schedulerNames returns the distinct names of entries, sorted.
+func schedulerNames(entries []schedulerEntry) []string {
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
 		if !slices.Contains(names, e.Name) {
 			names = append(names, e.Name)
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	return names
 }
 
 // AddScheduler enables a scheduler; evict-leader and grant-leader need the
@@ -83,14 +92,23 @@ func (s *Server) AddScheduler(ctx context.Context, name string, storeID uint64) 
 	return s.writeSchedulersLocked(ctx, append(slices.Clone(s.schedulers), e))
 }
 
-// RemoveScheduler disables a scheduler (every instance of the name).
+// RemoveScheduler disables a scheduler: every instance of the name, or,
+// as TiKV's "evict-leader-scheduler-4", the instance for one store.
 func (s *Server) RemoveScheduler(ctx context.Context, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
-	next := slices.DeleteFunc(slices.Clone(s.schedulers), func(e schedulerEntry) bool { return e.Name == name })
+	var store uint64
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if id, err := strconv.ParseUint(name[i+1:], 10, 64); err == nil && knownSchedulers[name[:i]] {
+			name, store = name[:i], id
+		}
+	}
+	next := slices.DeleteFunc(slices.Clone(s.schedulers), func(e schedulerEntry) bool {
+		return e.Name == name && (store == 0 || e.StoreID == store)
+	})
 	if len(next) == len(s.schedulers) {
 		return fmt.Errorf("%w: scheduler %q is not enabled", ErrSchedulerNotFound, name)
 	}
@@ -111,4 +129,29 @@ func (s *Server) writeSchedulersLocked(ctx context.Context, next []schedulerEntr
 	}
 	s.schedulers, s.schedVer = next, ver
 	return nil
+}
+
+// PauseScheduler pauses an enabled scheduler for d (TiKV's POST
+// /schedulers/{name} {"delay": s}); d 0 resumes it. Pauses are leader
+// memory.
+func (s *Server) PauseScheduler(ctx context.Context, name string, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.lead(ctx); err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(s.schedulers, func(e schedulerEntry) bool { return e.Name == name }) {
+		return fmt.Errorf("%w: scheduler %q is not enabled", ErrSchedulerNotFound, name)
+	}
+	s.co.Pause(name, d)
+	return nil
+}
+
+// PausedSchedulers returns the enabled schedulers that are paused now.
+func (s *Server) PausedSchedulers(ctx context.Context) ([]string, error) {
+	names, err := s.Schedulers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(names, func(n string) bool { return s.co.PausedUntil(n).IsZero() }), nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/centra-cloud/centra/chainfire/client"
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
+	"github.com/centra-cloud/centra/pd/schedule"
 )
 
 // Server is the placement driver of one control-plane node. Every node runs
@@ -44,8 +45,13 @@ type Server struct {
 	schedVer     uint64
 	idNext       uint64 // next ID to hand out from the reserved batch
 	idEnd        uint64 // end (exclusive) of the reserved batch
-	operators    map[uint64]*operator
+	weights      map[uint64]StoreWeight
+	weightsVer   uint64
 	epochVer     uint64 // version of keyLeaderEpoch written by this leadership
+
+	// co decides and tracks operators; it has its own lock and keeps
+	// leader memory only (reset on every load).
+	co *schedule.Coordinator
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -59,25 +65,29 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "pd"),
-		regions:   newRegionIndex(),
-		stores:    map[uint64]*storeEntry{},
-		operators: map[uint64]*operator{},
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "pd"),
+		regions: newRegionIndex(),
+		stores:  map[uint64]*storeEntry{},
+		weights: map[uint64]StoreWeight{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, fmt.Errorf("pd: register metrics: %w", err)
 	}
 	s.m = m
+	if s.co, err = schedule.New(schedule.Options{Logger: s.log, Now: cfg.Now, Registry: cfg.Registry}); err != nil {
+		return nil, fmt.Errorf("pd: register scheduling metrics: %w", err)
+	}
 	return s, nil
 }
 
-// Start begins the background loop that, on the leader, buries Offline
-// stores without regions as Tombstone every CheckInterval. ctx covers the
-// start only: the loop runs until Close.
+// Start begins the background loops that, on the leader, bury Offline
+// stores without regions as Tombstone every CheckInterval and run the
+// scheduling patrol every PatrolInterval. ctx covers the start only: the
+// loops run until Close.
 func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -118,6 +128,9 @@ func (s *Server) loop() {
 	}()
 	t := time.NewTicker(s.cfg.CheckInterval)
 	defer t.Stop()
+	p := time.NewTicker(s.cfg.PatrolInterval)
+	defer p.Stop()
+	leading := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,6 +141,15 @@ func (s *Server) loop() {
 				s.log.Warn("store check failed", "err", err)
 			}
 			ccancel()
+		case <-p.C:
+			now := s.cfg.KV.IsLeader()
+			if leading && !now {
+				s.co.Reset("this node stopped leading pd")
+			}
+			leading = now
+			pctx, pcancel := context.WithTimeout(ctx, max(s.cfg.PatrolInterval, 5*time.Second))
+			s.patrol(pctx)
+			pcancel()
 		}
 	}
 }
@@ -236,13 +258,18 @@ func (s *Server) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	weights, weightsVer, err := loadJSON(ctx, s.cfg.KV, keyStoreWeights, map[uint64]StoreWeight{})
+	if err != nil {
+		return err
+	}
 	s.stores, s.regions = stores, regions
 	s.schedule, s.scheduleVer = sc, scVer
 	s.replication, s.replVer = rc, rcVer
 	s.schedulers, s.schedVer = sched, schedVer
 	s.idNext, s.idEnd = 0, 0
 	s.bootstrapped = false
-	s.operators = map[uint64]*operator{} // operators are leader memory
+	s.weights, s.weightsVer = weights, weightsVer
+	s.co.Reset("pd state reloaded (new leadership)") // operators are leader memory
 	s.log.Info("loaded pd state", "stores", len(stores), "regions", len(regions.byID))
 	return nil
 }

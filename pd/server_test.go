@@ -46,7 +46,7 @@ func TestCheckStoresBuriesEmptyOfflineStores(t *testing.T) {
 	n := newLeader(t)
 	n.register(t, 1, 2, 3, 4)
 	ctx := ctxT(t)
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 4), 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 4), 1)); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.s.DeleteStore(ctx, 4, false); err != nil {
@@ -62,7 +62,7 @@ func TestCheckStoresBuriesEmptyOfflineStores(t *testing.T) {
 		t.Fatalf("state with a region = %s, want Offline", got)
 	}
 	// The region is split away from store 4 by a newer region covering it.
-	if err := n.s.RegionHeartbeat(ctx, heartbeat(region(11, "", "", 1, 2, 1, 2, 3), 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(11, "", "", 1, 2, 1, 2, 3), 1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := stateOf(t, n, 4); got != StateTombstone {

@@ -48,6 +48,7 @@ type StoreInfo struct {
 	Stats         *pdv1.StoreStats
 	StateName     string
 	LastHeartbeat time.Time
+	Weight        StoreWeight
 }
 
 // stateName derives Up/Disconnected/Down/Offline/Tombstone. Call with mu.
@@ -75,7 +76,7 @@ func (s *Server) info(e *storeEntry) StoreInfo {
 	if e.stats != nil {
 		stats = proto.Clone(e.stats).(*pdv1.StoreStats)
 	}
-	return StoreInfo{Store: st, Stats: stats, StateName: s.stateName(e), LastHeartbeat: e.lastHeartbeat}
+	return StoreInfo{Store: st, Stats: stats, StateName: s.stateName(e), LastHeartbeat: e.lastHeartbeat, Weight: s.weightOf(st.GetId())}
 }
 
 // PutStore registers a store or updates its metadata and counts as a

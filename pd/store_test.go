@@ -130,7 +130,7 @@ func TestDeleteStore(t *testing.T) {
 	}
 
 	// Store 1 holds a region: forced removal leaves it Offline.
-	if err := n.s.RegionHeartbeat(ctxT(t), heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctxT(t), heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); err != nil {
 		t.Fatal(err)
 	}
 	code, body = do(t, h, "DELETE", "/pd/api/v1/store/1?force", "")
@@ -145,7 +145,7 @@ func TestDeleteStore(t *testing.T) {
 		t.Fatalf("repeated DELETE = %d, want 200", code)
 	}
 	// The peer moves away (conf change): the store is buried.
-	if err := n.s.RegionHeartbeat(ctxT(t), heartbeat(region(10, "", "", 2, 1, 2, 3), 1)); err != nil {
+	if _, err := n.s.RegionHeartbeat(ctxT(t), heartbeat(region(10, "", "", 2, 1, 2, 3), 1)); err != nil {
 		t.Fatal(err)
 	}
 	if got := stateOf(t, n, 1); got != StateTombstone {

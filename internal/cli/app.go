@@ -28,6 +28,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			kvCommand(),
 			clusterCommand(),
 			flaredbCommand(),
+			pdCommand(),
 			certsCommand(),
 			configCommand(),
 			installLinksCommand(),

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -61,33 +60,6 @@ type pdStores struct {
 			Available string `json:"available"`
 		} `json:"status"`
 	} `json:"stores"`
-}
-
-// getJSON GETs path from the first endpoint that answers and returns the
-// body.
-func (cn *conn) getJSON(ctx context.Context, path string) ([]byte, error) {
-	var body []byte
-	err := cn.each(ctx, func(ctx context.Context, url string) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := cn.http.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
-		}
-		body = b
-		return nil
-	})
-	return body, err
 }
 
 func clusterStatus(c *cli.Context) error {
