@@ -178,6 +178,13 @@ type Region struct {
 	SplitCheckIntervalMs uint64 `koanf:"split_check_interval_ms" help:"Milliseconds between split checks of the regions this store leads, 10 to 3600000."`
 	// HeartbeatIntervalMs is how often a leader reports its regions to PD.
 	HeartbeatIntervalMs uint64 `koanf:"heartbeat_interval_ms" help:"Milliseconds between region heartbeats to PD (also sent at once on leader change and split), 100 to 3600000."`
+	// PeerCheckIntervalMs is how often a store compares its replicas with
+	// PD's regions (starts added or skipped replicas, destroys removed ones).
+	PeerCheckIntervalMs uint64 `koanf:"peer_check_interval_ms" help:"Milliseconds between checks of this store's replicas against PD's regions (start new replicas, destroy removed ones), 100 to 3600000."`
+	// MaxSnapshotSending and MaxSnapshotReceiving cap the region snapshot
+	// streams a store sends and receives at once.
+	MaxSnapshotSending   uint64 `koanf:"max_snapshot_sending" help:"Region snapshots this store streams to new or lagging replicas at once, 1 to 128."`
+	MaxSnapshotReceiving uint64 `koanf:"max_snapshot_receiving" help:"Region snapshots this store applies at once, 1 to 128."`
 }
 
 // Raft tunes dragonboat; doc.go describes the mapping.
@@ -245,6 +252,9 @@ func Default() Config {
 			SplitKeys:            960_000,
 			SplitCheckIntervalMs: 10_000,
 			HeartbeatIntervalMs:  10_000,
+			PeerCheckIntervalMs:  2_000,
+			MaxSnapshotSending:   4,
+			MaxSnapshotReceiving: 4,
 		},
 		LogLevel: "info",
 	}

@@ -322,6 +322,15 @@ func (v *validator) region() {
 	if r.HeartbeatIntervalMs < 100 || r.HeartbeatIntervalMs > 3_600_000 {
 		v.fail("region.heartbeat_interval_ms", "%d is out of range; allowed 100 to 3600000", r.HeartbeatIntervalMs)
 	}
+	if r.PeerCheckIntervalMs < 100 || r.PeerCheckIntervalMs > 3_600_000 {
+		v.fail("region.peer_check_interval_ms", "%d is out of range; allowed 100 to 3600000", r.PeerCheckIntervalMs)
+	}
+	if r.MaxSnapshotSending < 1 || r.MaxSnapshotSending > 128 {
+		v.fail("region.max_snapshot_sending", "%d is out of range; allowed 1 to 128", r.MaxSnapshotSending)
+	}
+	if r.MaxSnapshotReceiving < 1 || r.MaxSnapshotReceiving > 128 {
+		v.fail("region.max_snapshot_receiving", "%d is out of range; allowed 1 to 128", r.MaxSnapshotReceiving)
+	}
 }
 
 // parseID parses a node or store ID, which must be >= 1.

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
 // metrics are a store's FlareDB metrics (names in DESIGN.md).
@@ -15,9 +17,10 @@ type metrics struct {
 	applyDur     prometheus.Histogram
 	splits       prometheus.Counter
 	regionErrors *prometheus.CounterVec // type
+	steps        *prometheus.CounterVec // step, result
 }
 
-func newMetrics(reg prometheus.Registerer, regionCount func() float64) *metrics {
+func newMetrics(reg prometheus.Registerer, regionCount func() float64, snaps *raftnode.SnapshotLimits) *metrics {
 	buckets := prometheus.ExponentialBuckets(0.0001, 2, 18) // 100µs .. 13s
 	m := &metrics{
 		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -42,9 +45,37 @@ func newMetrics(reg prometheus.Registerer, regionCount func() float64) *metrics 
 		regionErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flaredb_region_errors_total", Help: "Requests answered with a region error (the client retries), by type.",
 		}, []string{"type"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flaredb_operator_steps_total", Help: "PD operator steps this store executed as region leader, by step and result (ok, error).",
+		}, []string{"step", "result"}),
 	}
-	reg.MustRegister(m.reads, m.readDur, m.writeDur, m.requests, m.applyDur, m.splits, m.regionErrors,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flaredb_region_count", Help: "Region replicas hosted by this store."}, regionCount))
+	snapGauge := func(direction string, sending bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "flaredb_snapshots_in_flight", Help: "Region snapshot streams this store is sending or receiving now.",
+			ConstLabels: prometheus.Labels{"direction": direction},
+		}, func() float64 {
+			snd, rcv := snaps.InFlight()
+			if sending {
+				return float64(snd)
+			}
+			return float64(rcv)
+		})
+	}
+	snapCounter := func(direction string, sending bool) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flaredb_snapshots_total", Help: "Region snapshot streams this store sent or received completely.",
+			ConstLabels: prometheus.Labels{"direction": direction},
+		}, func() float64 {
+			snd, rcv := snaps.Totals()
+			if sending {
+				return float64(snd)
+			}
+			return float64(rcv)
+		})
+	}
+	reg.MustRegister(m.reads, m.readDur, m.writeDur, m.requests, m.applyDur, m.splits, m.regionErrors, m.steps,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flaredb_region_count", Help: "Region replicas hosted by this store."}, regionCount),
+		snapGauge("sending", true), snapGauge("receiving", false), snapCounter("sending", true), snapCounter("receiving", false))
 	return m
 }
 

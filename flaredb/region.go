@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,16 +46,33 @@ var descriptorKey = []byte("region")
 // behind the shard's RangeStateMachine. Its descriptor (range, epoch,
 // peers) changes only in Apply and Load; readers take it with desc().
 type region struct {
-	id  uint64
-	db  *pebble.DB
-	ks  raftnode.Keyspace
-	cur atomic.Pointer[metav1.Region]
+	id     uint64
+	peerID uint64 // this store's peer (the replica ID it runs as)
+	joined bool   // started without a descriptor, waiting for a snapshot
+	db     *pebble.DB
+	ks     raftnode.Keyspace
+	cur    atomic.Pointer[metav1.Region]
 	// onSplit is called, off the apply path's critical section, with the
 	// region a committed split created.
 	onSplit func(child *metav1.Region)
 	// splits holds children created by the batch being applied, handed to
 	// onSplit once the batch is committed (Applied).
 	splits []*metav1.Region
+	// onConfChange is called, like onSplit, once a batch that changed the
+	// region's peers is committed (the leader reconciles raft membership).
+	onConfChange func(id uint64)
+	confChanged  bool
+	// onUninitializedApply reports entries that reached a replica without a
+	// descriptor (a bug or a log not compacted: see DESIGN.md).
+	onUninitializedApply func(id uint64, n int)
+	// onLoad is called when a replica started without a descriptor (joined)
+	// got one: its first snapshot was applied.
+	onLoad func(id uint64)
+	// working is set while the leader's membership work runs (leader.go).
+	working atomic.Bool
+	// compacted is set once this replica, leading, has compacted its log
+	// past entry 1 (new replicas then catch up by snapshot).
+	compacted atomic.Bool
 	// applyDur observes the time to apply a batch of entries.
 	applyDur func(time.Duration)
 	applyAt  time.Time
@@ -72,22 +90,33 @@ var _ raftnode.RangeApplier = (*region)(nil)
 // starts).
 func (r *region) desc() *metav1.Region { return r.cur.Load() }
 
+// uninitializedBounds is the data range of a replica without a descriptor:
+// non-empty, as RangeStateMachine requires, and holding no data key (every
+// data key is longer than the tag).
+var uninitializedBounds = [2][]byte{{'d'}, {'d', 0}}
+
 // Bounds implements raftnode.RangeApplier: the region's data range.
 func (r *region) Bounds() (lower, upper []byte) {
 	d := r.desc()
+	if d == nil {
+		return uninitializedBounds[0], uninitializedBounds[1]
+	}
 	return keys.DataRange(d.GetStartKey(), d.GetEndKey())
 }
 
-// Load implements raftnode.RangeApplier: it reads the descriptor.
+// Load implements raftnode.RangeApplier: it reads the descriptor. A
+// replica that joined the region has none until its first snapshot
+// (uninitialized: desc() is nil, it serves nothing).
 func (r *region) Load(rd pebble.Reader) error {
 	d, err := readDescriptor(rd, r.ks)
 	if err != nil {
 		return err
 	}
-	if d == nil {
-		return fmt.Errorf("flaredb: region %d has no descriptor in the state DB", r.id)
+	if d != nil {
+		if old := r.cur.Swap(d); old == nil && r.joined && r.onLoad != nil {
+			go r.onLoad(r.id)
+		}
 	}
-	r.cur.Store(d)
 	return nil
 }
 
@@ -129,13 +158,16 @@ func (r *region) Applied(uint64) {
 		r.applyDur(time.Since(r.applyAt))
 	}
 	r.mu.Lock()
-	splits := r.splits
-	r.splits = nil
+	splits, changed := r.splits, r.confChanged
+	r.splits, r.confChanged = nil, false
 	r.mu.Unlock()
 	for _, c := range splits {
 		if r.onSplit != nil {
 			go r.onSplit(c)
 		}
+	}
+	if changed && r.onConfChange != nil {
+		go r.onConfChange(r.id)
 	}
 }
 
@@ -145,6 +177,19 @@ func (r *region) Applied(uint64) {
 func (r *region) Apply(b *pebble.Batch, entries []statemachine.Entry) error {
 	r.applyAt = time.Now()
 	d := r.desc()
+	if d == nil {
+		// Only a snapshot may initialize a joined replica (DESIGN.md); log
+		// entries reaching it mean the leader replayed a log from before
+		// the region's data existed. Refuse them rather than apply them to
+		// missing data.
+		for i := range entries {
+			entries[i].Result = refusal(resultInvalid, &raftcmdv1.Result{Message: fmt.Sprintf("region %d replica has no descriptor (joined without a snapshot)", r.id)})
+		}
+		if r.onUninitializedApply != nil {
+			r.onUninitializedApply(r.id, len(entries))
+		}
+		return nil
+	}
 	for i := range entries {
 		cmd := &raftcmdv1.Command{}
 		if err := proto.Unmarshal(entries[i].Cmd, cmd); err != nil {
@@ -207,6 +252,8 @@ func (r *region) apply(b *pebble.Batch, d *metav1.Region, cmd *raftcmdv1.Command
 		return r.applyCAS(b, d, c.CompareAndSwap)
 	case *raftcmdv1.Command_Split:
 		return r.applySplit(b, d, cmd.GetEpoch(), c.Split)
+	case *raftcmdv1.Command_ChangePeer:
+		return r.applyChangePeer(b, d, cmd.GetEpoch(), c.ChangePeer)
 	default:
 		return refusal(resultInvalid, &raftcmdv1.Result{Message: "unknown command; upgrade this store"}), nil, nil
 	}
@@ -290,3 +337,63 @@ func (r *region) applySplit(b *pebble.Batch, d *metav1.Region, epoch *metav1.Reg
 	data, _ := proto.Marshal(&raftcmdv1.Result{Region: parent, NewRegion: child})
 	return statemachine.Result{Value: resultOK, Data: data}, parent, nil
 }
+
+// applyChangePeer changes the region's peer set (epoch-checked like a
+// split) and bumps conf_ver. Invalid changes are refused with a message;
+// dragonboat's membership is reconciled by the leader after the commit.
+func (r *region) applyChangePeer(b *pebble.Batch, d *metav1.Region, epoch *metav1.RegionEpoch, cp *raftcmdv1.ChangePeer) (statemachine.Result, *metav1.Region, error) {
+	if epoch.GetConfVer() != d.GetRegionEpoch().GetConfVer() {
+		return refusal(resultEpochNotMatch, &raftcmdv1.Result{Region: d}), nil, nil
+	}
+	next, err := changePeers(d, cp.GetChangeType(), cp.GetPeer())
+	if err != nil {
+		return refusal(resultInvalid, &raftcmdv1.Result{Region: d, Message: err.Error()}), nil, nil
+	}
+	if err := writeDescriptor(b, next); err != nil {
+		return statemachine.Result{}, nil, err
+	}
+	r.mu.Lock()
+	r.confChanged = true
+	r.mu.Unlock()
+	data, _ := proto.Marshal(&raftcmdv1.Result{Region: next})
+	return statemachine.Result{Value: resultOK, Data: data}, next, nil
+}
+
+// changePeers returns d with the change applied and conf_ver + 1, or why
+// the change is invalid for d.
+func changePeers(d *metav1.Region, t raftcmdv1.ChangeType, p *metav1.Peer) (*metav1.Region, error) {
+	if p.GetId() == 0 || p.GetStoreId() == 0 {
+		return nil, fmt.Errorf("peer needs an id and a store_id, got %v", p)
+	}
+	next := proto.Clone(d).(*metav1.Region)
+	next.RegionEpoch.ConfVer++
+	i := slices.IndexFunc(next.Peers, func(q *metav1.Peer) bool { return q.GetId() == p.GetId() })
+	switch t {
+	case raftcmdv1.ChangeType_CHANGE_TYPE_ADD_LEARNER:
+		if i >= 0 {
+			return nil, fmt.Errorf("peer %d is already a peer of region %d", p.GetId(), d.GetId())
+		}
+		if slices.ContainsFunc(next.Peers, func(q *metav1.Peer) bool { return q.GetStoreId() == p.GetStoreId() }) {
+			return nil, fmt.Errorf("store %d already holds a peer of region %d", p.GetStoreId(), d.GetId())
+		}
+		next.Peers = append(next.Peers, &metav1.Peer{Id: p.GetId(), StoreId: p.GetStoreId(), Role: metav1.PeerRole_PEER_ROLE_LEARNER})
+	case raftcmdv1.ChangeType_CHANGE_TYPE_PROMOTE_LEARNER:
+		if i < 0 || next.Peers[i].GetRole() != metav1.PeerRole_PEER_ROLE_LEARNER || next.Peers[i].GetStoreId() != p.GetStoreId() {
+			return nil, fmt.Errorf("peer %d on store %d is not a learner of region %d", p.GetId(), p.GetStoreId(), d.GetId())
+		}
+		next.Peers[i].Role = metav1.PeerRole_PEER_ROLE_VOTER_UNSPECIFIED
+	case raftcmdv1.ChangeType_CHANGE_TYPE_REMOVE_PEER:
+		if i < 0 || next.Peers[i].GetStoreId() != p.GetStoreId() {
+			return nil, fmt.Errorf("peer %d on store %d is not a peer of region %d", p.GetId(), p.GetStoreId(), d.GetId())
+		}
+		next.Peers = slices.Delete(next.Peers, i, i+1)
+		if !slices.ContainsFunc(next.Peers, isVoter) {
+			return nil, fmt.Errorf("peer %d is the last voter of region %d", p.GetId(), d.GetId())
+		}
+	default:
+		return nil, fmt.Errorf("unknown change type %v; upgrade this store", t)
+	}
+	return next, nil
+}
+
+func isVoter(p *metav1.Peer) bool { return p.GetRole() == metav1.PeerRole_PEER_ROLE_VOTER_UNSPECIFIED }

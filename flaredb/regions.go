@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/statemachine"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/centra-cloud/centra/flaredb/internal/keys"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/flaredb/raftcmd/v1"
@@ -122,7 +122,20 @@ func (s *Store) loadRegions(ctx context.Context) error {
 		if d == nil {
 			continue
 		}
-		if err := s.startRegion(ctx, d); err != nil {
+		if destroying, err := s.hasLocal(destroyingKey(id)); err != nil {
+			return err
+		} else if destroying {
+			// A crash interrupted destroyRegion: finish it.
+			if err := s.destroyRegion(ctx, id, s.peerOf(d).GetId(), "interrupted by a restart", nil); err != nil {
+				return err
+			}
+			continue
+		}
+		err = s.startRegion(ctx, d)
+		if errors.Is(err, dragonboat.ErrReplicaRemoved) {
+			err = s.destroyRegion(ctx, id, s.peerOf(d).GetId(), "raft says this replica was removed", nil)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -137,47 +150,71 @@ func (s *Store) startRegion(ctx context.Context, d *metav1.Region) error {
 	if self == nil {
 		return fmt.Errorf("flaredb: region %d has no peer on store %d (peers %v)", d.GetId(), s.cfg.ID, d.GetPeers())
 	}
+	return s.startReplica(ctx, self.GetId(), d, false)
+}
+
+// startReplica starts peer peerID of region d.Id. Without raft data it
+// bootstraps with d's peers as initial members, or, with join, joins the
+// region (d is then PD's view; the replica has no descriptor until its
+// first snapshot). A replica this store started with join restarts
+// non-voting until its promotion snapshot (DESIGN.md "Membership changes").
+func (s *Store) startReplica(ctx context.Context, peerID uint64, d *metav1.Region, join bool) error {
+	id := d.GetId()
 	s.regions.mu.Lock()
-	if s.regions.byID[d.GetId()] != nil {
+	if s.regions.byID[id] != nil {
 		s.regions.mu.Unlock()
 		return nil
 	}
-	r := &region{id: d.GetId(), db: s.cfg.DB, ks: raftnode.ShardKeyspace(d.GetId()), onSplit: s.onSplit, applyDur: s.m.observeApply, checked: ^uint64(0)}
-	s.regions.byID[d.GetId()] = r
+	r := &region{
+		id: id, peerID: peerID, joined: join, db: s.cfg.DB, ks: raftnode.ShardKeyspace(id),
+		onSplit: s.onSplit, onConfChange: s.onConfChange, onLoad: s.onRegionLoaded, onUninitializedApply: s.onUninitializedApply,
+		applyDur: s.m.observeApply, checked: ^uint64(0),
+	}
+	s.regions.byID[id] = r
 	s.regions.mu.Unlock()
-	sc := raftnode.ShardConfig{ShardID: d.GetId(), ReplicaID: self.GetId()}
-	applied, err := raftnode.ReadAppliedIndex(s.cfg.DB, r.ks)
-	if err != nil {
+	fail := func(err error) error {
+		s.forget(id)
 		return err
 	}
-	sc.StateAppliedIndex = applied
-	if !s.cfg.Node.NodeHost().HasNodeInfo(d.GetId(), self.GetId()) {
+	applied, err := raftnode.ReadAppliedIndex(s.cfg.DB, r.ks)
+	if err != nil {
+		return fail(err)
+	}
+	nonVoting, err := s.hasLocal(joinedKey(id))
+	if err != nil {
+		return fail(err)
+	}
+	sc := raftnode.ShardConfig{ShardID: id, ReplicaID: peerID, StateAppliedIndex: applied, NonVoting: nonVoting}
+	switch {
+	case s.cfg.Node.NodeHost().HasNodeInfo(id, peerID):
+	case join:
+		sc.Join = true
+	default:
 		sc.InitialMembers = map[uint64]string{}
 		for _, p := range d.GetPeers() {
 			st, err := s.storeInfo(ctx, p.GetStoreId())
 			if err != nil {
-				s.forget(d.GetId())
-				return err
+				return fail(err)
 			}
 			sc.InitialMembers[p.GetId()] = st.GetPeerAddress()
 		}
 	}
 	ingest := filepath.Join(s.cfg.DataDir, "snap-ingest")
 	if err := os.MkdirAll(ingest, 0o700); err != nil {
-		s.forget(d.GetId())
-		return fmt.Errorf("flaredb: create %s: %w", ingest, err)
+		return fail(fmt.Errorf("flaredb: create %s: %w", ingest, err))
 	}
 	create := func(uint64, uint64) statemachine.IOnDiskStateMachine {
 		sm := raftnode.NewRangeStateMachine(s.cfg.DB, r.ks, r)
 		sm.IngestDir = ingest
+		sm.Limits = s.snaps
 		return sm
 	}
 	if err := s.cfg.Node.StartShard(sc, create); err != nil {
-		s.forget(d.GetId())
-		return fmt.Errorf("flaredb: start region %d: %w", d.GetId(), err)
+		return fail(fmt.Errorf("flaredb: start region %d: %w", id, err))
 	}
-	s.log.Info("Region replica started", "region_id", d.GetId(), "peer_id", self.GetId(),
-		"start_key", fmt.Sprintf("%q", d.GetStartKey()), "end_key", fmt.Sprintf("%q", d.GetEndKey()), "bootstrap", sc.InitialMembers != nil)
+	s.log.Info("Region replica started", "region_id", id, "peer_id", peerID,
+		"start_key", fmt.Sprintf("%q", d.GetStartKey()), "end_key", fmt.Sprintf("%q", d.GetEndKey()),
+		"bootstrap", sc.InitialMembers != nil, "join", sc.Join, "non_voting", sc.NonVoting)
 	return nil
 }
 
@@ -275,9 +312,10 @@ func (s *Store) heartbeatSoon(id uint64) {
 
 // runRegionLoops runs region heartbeats and split checks until ctx ends,
 // and reconcile until it is done (polling PD every 200 ms until the first
-// region exists).
+// region exists), then the peer check.
 func (s *Store) runRegionLoops(ctx context.Context) {
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	wg.Add(2)
 	go func() { defer wg.Done(); s.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); s.splitLoop(ctx) }()
@@ -295,7 +333,7 @@ func (s *Store) runRegionLoops(ctx context.Context) {
 			break
 		}
 	}
-	wg.Wait()
+	s.peerCheckLoop(ctx)
 }
 
 // heartbeatLoop reports the regions this store leads to PD: all of them
@@ -339,13 +377,28 @@ func (s *Store) sendRegionHeartbeat(ctx context.Context, id uint64) error {
 			lp = p
 		}
 	}
+	// Before PD learns of this leader, its log must not hold entry 1: a
+	// store starts a replica PD lists only once the region has a leader.
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.ensureCompacted(hctx, r); err != nil {
+		return err
+	}
 	s.regions.mu.RLock()
 	size := s.regions.sizes[id]
 	s.regions.mu.RUnlock()
-	req := &pdv1.RegionHeartbeatRequest{Region: d, Leader: lp, Term: term, ApproximateSize: size.bytes >> 20, ApproximateKeys: size.keys}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	return s.cfg.PD.ReportRegion(hctx, req)
+	req := &pdv1.RegionHeartbeatRequest{Region: d, Leader: lp, Term: term, ApproximateSize: size.bytes >> 20, ApproximateKeys: size.keys,
+		PendingPeers: s.pendingPeers(hctx, r)}
+	resp, err := s.cfg.PD.HeartbeatRegion(hctx, req)
+	if err != nil {
+		return err
+	}
+	if hasStep(resp) {
+		s.log.Debug("Operator step from PD", "region_id", id, "operator_id", resp.GetOperatorId(), "step", resp.String())
+	}
+	// Every heartbeat also reconciles raft membership with the descriptor.
+	s.leaderWork(r, resp)
+	return nil
 }
 
 // splitLoop checks the regions this store leads every CheckInterval.
@@ -423,18 +476,8 @@ func (s *Store) split(ctx context.Context, r *region, d *metav1.Region, splitKey
 	}
 	cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: d.GetRegionEpoch(),
 		Cmd: &raftcmdv1.Command_Split{Split: &raftcmdv1.Split{SplitKey: splitKey, NewRegionId: newID, NewPeerIds: peerIDs}}}
-	data, err := proto.Marshal(cmd)
-	if err != nil {
-		return err
-	}
-	res, err := s.cfg.Node.Propose(sctx, r.id, data)
-	if err != nil {
-		return err
-	}
-	if res.Value != resultOK {
-		out := &raftcmdv1.Result{}
-		_ = proto.Unmarshal(res.Data, out)
-		return fmt.Errorf("split refused (code %d): %s", res.Value, out.GetMessage())
+	if _, err := s.propose(sctx, r, cmd); err != nil {
+		return fmt.Errorf("split: %w", err)
 	}
 	s.m.splits.Inc()
 	s.log.Info("Region split", "region_id", r.id, "new_region_id", newID, "split_key", fmt.Sprintf("%q", splitKey))

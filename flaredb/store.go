@@ -29,7 +29,9 @@ type PD interface {
 	GetStore(ctx context.Context, id uint64) (*pdv1.GetStoreResponse, error)
 	ScanRegions(ctx context.Context, start, end []byte, limit int32) ([]*pdv1.RegionWithLeader, error)
 	AskSplit(ctx context.Context, r *metav1.Region) (uint64, []uint64, error)
-	ReportRegion(ctx context.Context, req *pdv1.RegionHeartbeatRequest) error
+	// HeartbeatRegion reports a region its leader leads; the answer may
+	// carry an operator step (DESIGN.md "Membership changes").
+	HeartbeatRegion(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (*pdv1.RegionHeartbeatResponse, error)
 }
 
 // StoreConfig configures the store.
@@ -56,6 +58,12 @@ type StoreConfig struct {
 	RegionHeartbeatInterval time.Duration
 	// Registry receives the store's metrics.
 	Registry prometheus.Registerer
+	// PeerCheckInterval is how often the store compares its replicas with
+	// PD's regions (starts new and skipped replicas, destroys removed ones).
+	PeerCheckInterval time.Duration
+	// MaxSnapshotSending and MaxSnapshotReceiving cap the region snapshot
+	// streams in flight (0: 4 each; negative: unlimited).
+	MaxSnapshotSending, MaxSnapshotReceiving int
 }
 
 // Store is a FlareDB store: registration and heartbeats with PD, the
@@ -66,13 +74,23 @@ type Store struct {
 	started time.Time
 	m       *metrics
 
-	ctx     context.Context // ends on Close
-	cancel  context.CancelFunc
-	regions regionSet
-	hbNow   chan uint64
+	ctx        context.Context // ends on Close
+	cancel     context.CancelFunc
+	regions    regionSet
+	hbNow      chan uint64
+	storeHbNow chan struct{} // asks for a store heartbeat now
+	snaps      *raftnode.SnapshotLimits
 
-	storesMu sync.Mutex
-	stores   map[uint64]*metav1.Store // store metadata cache (addresses)
+	// lifecycle serializes joining and destroying replicas.
+	lifecycle sync.Mutex
+
+	storesMu  sync.Mutex
+	stores    map[uint64]*metav1.Store // store metadata cache (addresses)
+	destroyed map[[2]uint64]bool       // {region, peer} destroyed by this process
+
+	// testAfterChangePeer, set by tests only, runs between a ChangePeer's
+	// commit and the raft membership change (a crash window).
+	testAfterChangePeer func(ctx context.Context)
 }
 
 // identityFile keeps the store's identity in its data directory: a data
@@ -104,14 +122,26 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.PeerCheckInterval <= 0 {
+		cfg.PeerCheckInterval = 2 * time.Second
+	}
+	snapLimit := func(n int) int {
+		if n == 0 {
+			return 4
+		}
+		return max(n, 0)
+	}
 	s := &Store{
 		cfg: cfg, log: cfg.Logger.With("component", "flaredb_pd_client", "store_id", cfg.ID),
-		hbNow: make(chan uint64, 64), stores: map[uint64]*metav1.Store{},
+		hbNow: make(chan uint64, 64), storeHbNow: make(chan struct{}, 1),
+		stores: map[uint64]*metav1.Store{}, destroyed: map[[2]uint64]bool{},
 		regions: regionSet{byID: map[uint64]*region{}, sizes: map[uint64]regionSize{}},
+		snaps:   raftnode.NewSnapshotLimits(snapLimit(cfg.MaxSnapshotSending), snapLimit(cfg.MaxSnapshotReceiving)),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.m = newMetrics(cfg.Registry, func() float64 { return float64(len(s.regions.all())) })
+	s.m = newMetrics(cfg.Registry, func() float64 { return float64(len(s.regions.all())) }, s.snaps)
 	if cfg.Node != nil {
+		cfg.Node.OnPromoted(s.onPromoted)
 		cfg.Node.OnLeaderChange(func(ev raftnode.LeaderEvent) {
 			if r := s.regions.get(ev.ShardID); r != nil && ev.LeaderID == ev.ReplicaID {
 				s.heartbeatSoon(ev.ShardID)
@@ -250,8 +280,14 @@ func (s *Store) RunHeartbeats(ctx context.Context) {
 		default:
 			wait = s.cfg.HeartbeatInterval
 		}
-		if sleep(ctx, wait) != nil {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-s.storeHbNow:
+			t.Stop()
+		case <-t.C:
 		}
 	}
 }
@@ -266,10 +302,16 @@ func (s *Store) stats() *pdv1.StoreStats {
 		st.Available = fs.Bavail * uint64(fs.Bsize)
 	}
 	st.UsedSize = dirSize(s.cfg.DataDir)
+	// Only initialized replicas count: PD treats a peer whose store does
+	// not list its region as pending (a joined replica awaiting its
+	// snapshot).
 	for _, r := range s.regions.all() {
-		st.RegionIds = append(st.RegionIds, r.id)
+		if r.desc() != nil {
+			st.RegionIds = append(st.RegionIds, r.id)
+		}
 	}
 	st.RegionCount = uint32(len(st.RegionIds))
+	s.storeStatsSnapshots(st)
 	return st
 }
 

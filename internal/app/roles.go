@@ -126,6 +126,9 @@ func (a *App) startStore() error {
 			CheckInterval: time.Duration(r.SplitCheckIntervalMs) * time.Millisecond,
 		},
 		RegionHeartbeatInterval: time.Duration(r.HeartbeatIntervalMs) * time.Millisecond,
+		PeerCheckInterval:       time.Duration(r.PeerCheckIntervalMs) * time.Millisecond,
+		MaxSnapshotSending:      int(r.MaxSnapshotSending),
+		MaxSnapshotReceiving:    int(r.MaxSnapshotReceiving),
 	})
 	if err != nil {
 		return err

@@ -332,18 +332,26 @@ func (s *RegionHeartbeatStream) Close() error {
 // for PD's answer, so ctx bounds the whole exchange. A heartbeat PD dropped
 // as stale is not an error (the reporter's view is older than PD's).
 func (c *Client) ReportRegion(ctx context.Context, req *pdv1.RegionHeartbeatRequest) error {
+	_, err := c.HeartbeatRegion(ctx, req)
+	return err
+}
+
+// HeartbeatRegion is ReportRegion returning PD's answer, which may carry an
+// operator step for the region's leader to execute.
+func (c *Client) HeartbeatRegion(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (*pdv1.RegionHeartbeatResponse, error) {
 	s, err := c.RegionHeartbeat(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer s.Close()
 	if err := s.Send(req); err != nil {
 		c.forget(c.Leader())
-		return err
+		return nil, err
 	}
-	if _, err := s.Receive(); err != nil {
+	resp, err := s.Receive()
+	if err != nil {
 		c.forget(c.Leader())
-		return err
+		return nil, err
 	}
-	return nil
+	return resp, nil
 }

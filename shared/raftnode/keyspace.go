@@ -82,8 +82,8 @@ func (k Keyspace) Suffix(key []byte) []byte {
 	return key[shardPrefixSz+1:]
 }
 
-// shardBounds spans every key of the shard, meta included.
-func (k Keyspace) shardBounds() (lower, upper []byte) {
+// ShardBounds spans every key of the shard, meta included.
+func (k Keyspace) ShardBounds() (lower, upper []byte) {
 	lower = k.prefix[:len(k.prefix):len(k.prefix)]
 	if k.shardID == ^uint64(0) {
 		return lower, []byte{shardTag + 1}

@@ -48,7 +48,7 @@ func TestKeyspaceLayout(t *testing.T) {
 func TestShardBoundsCoverOnlyTheShard(t *testing.T) {
 	for _, id := range []uint64{0, 1, 0xff, math.MaxUint64 - 1, math.MaxUint64} {
 		ks := ShardKeyspace(id)
-		lower, upper := ks.shardBounds()
+		lower, upper := ks.ShardBounds()
 		for _, k := range [][]byte{ks.metaKey(metaApplied), ks.Key(nil), ks.Key([]byte{0xff, 0xff})} {
 			if bytes.Compare(lower, k) > 0 || bytes.Compare(k, upper) >= 0 {
 				t.Fatalf("shard %d: key %x outside [%x, %x)", id, k, lower, upper)

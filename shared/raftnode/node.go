@@ -47,6 +47,7 @@ type Node struct {
 	stopc        chan struct{} // closed when Close starts
 	dispatchDone chan struct{}
 	background   sync.WaitGroup // snapshotIfPromoted goroutines
+	promotedFns  []func(shardID uint64)
 }
 
 // shardState is the Node's bookkeeping for one shard.
@@ -346,8 +347,10 @@ func (n *Node) snapshotIfPromoted(nh *dragonboat.NodeHost, shardID uint64, st *s
 		case res.Completed():
 			st.learner.Store(false)
 			n.log.Info(fmt.Sprintf("Snapshot taken after promotion to voter, index=%d", res.SnapshotIndex()), "shard_id", shardID)
+			n.promoted(shardID)
 		case res.Rejected():
 			st.learner.Store(false) // a snapshot at the current index already exists
+			n.promoted(shardID)
 		default:
 			n.log.Warn("Snapshot after promotion to voter did not complete; restart this replica as non-voting until a snapshot succeeds",
 				"shard_id", shardID)

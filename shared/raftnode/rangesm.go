@@ -46,6 +46,9 @@ type RangeStateMachine struct {
 	// ingesting it; empty means os.TempDir(). Put it on the state DB's file
 	// system so pebble can hard-link the file instead of copying it.
 	IngestDir string
+	// Limits, when set, caps and counts the snapshot streams this state
+	// machine sends and receives (shared by a store's regions).
+	Limits *SnapshotLimits
 }
 
 var (
@@ -86,7 +89,13 @@ func (s *RangeStateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struc
 		return fmt.Errorf("raftnode: shard %d: SaveSnapshot got %T, want the context from RangeStateMachine.PrepareSnapshot", s.ks.shardID, ctx)
 	}
 	defer rs.snap.Close()
-	return writeRangeSnapshot(w, rs.snap, s.ks, rs.lower, rs.upper, done)
+	release, err := s.Limits.enterSend(done)
+	if err != nil {
+		return err
+	}
+	err = writeRangeSnapshot(w, rs.snap, s.ks, rs.lower, rs.upper, done)
+	release(err)
+	return err
 }
 
 // RecoverFromSnapshot implements IOnDiskStateMachine. The stream is
@@ -95,7 +104,12 @@ func (s *RangeStateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struc
 // pair; only after the checksum matched is the SST ingested (one atomic,
 // durable version edit), so a corrupt stream leaves the state untouched.
 // Keys outside the two spans (other regions' data) are never touched.
-func (s *RangeStateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
+func (s *RangeStateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) (err error) {
+	release, err := s.Limits.enterRecv(done)
+	if err != nil {
+		return err
+	}
+	defer func() { release(err) }()
 	tmp, err := os.CreateTemp(s.IngestDir, fmt.Sprintf("raftnode-snap-%d-*.sst", s.ks.shardID))
 	if err != nil {
 		return fmt.Errorf("raftnode: shard %d: recover from snapshot: create SST: %w", s.ks.shardID, err)
@@ -190,7 +204,7 @@ func writeRangeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, lower, upper 
 		tag          byte
 		strip        int
 	}
-	slo, shi := ks.shardBounds()
+	slo, shi := ks.ShardBounds()
 	spans := []span{{slo, shi, snapshotTagPair, shardPrefixSz}, {lower, upper, snapshotTagDataPair, 0}}
 	if bytes.Compare(lower, slo) < 0 {
 		spans[0], spans[1] = spans[1], spans[0]
@@ -256,7 +270,7 @@ func readRangeSnapshot(r io.Reader, ks Keyspace, sw *sstable.Writer, done <-chan
 	}
 	// The range is only trusted once the checksum matched, which happens
 	// before the SST is ingested.
-	slo, shi = ks.shardBounds()
+	slo, shi = ks.ShardBounds()
 	dels := [][2][]byte{{slo, shi}, {lower, upper}}
 	if bytes.Compare(lower, slo) < 0 {
 		dels[0], dels[1] = dels[1], dels[0]

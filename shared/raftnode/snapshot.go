@@ -56,7 +56,7 @@ func writeSnapshot(w io.Writer, r pebble.Reader, ks Keyspace, done <-chan struct
 	if err := sw.header(ks, snapshotV1); err != nil {
 		return err
 	}
-	lower, upper := ks.shardBounds()
+	lower, upper := ks.ShardBounds()
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return fmt.Errorf("raftnode: shard %d: snapshot iterator: %w", ks.shardID, err)

@@ -185,7 +185,7 @@ func (s *DiskStateMachine) SaveSnapshot(ctx any, w io.Writer, done <-chan struct
 func (s *DiskStateMachine) RecoverFromSnapshot(r io.Reader, done <-chan struct{}) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	lower, upper := s.ks.shardBounds()
+	lower, upper := s.ks.ShardBounds()
 	if err := b.DeleteRange(lower, upper, nil); err != nil {
 		return fmt.Errorf("raftnode: shard %d: stage snapshot: %w", s.ks.shardID, err)
 	}

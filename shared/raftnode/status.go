@@ -125,6 +125,10 @@ func (n *Node) queryLogRange(ctx context.Context, nh *dragonboat.NodeHost, shard
 // at the current index that already exists gives ErrRejected, which callers
 // may treat as success.
 func (n *Node) RequestSnapshot(ctx context.Context, shardID uint64) (uint64, error) {
+	return n.requestSnapshot(ctx, shardID, dragonboat.DefaultSnapshotOption)
+}
+
+func (n *Node) requestSnapshot(ctx context.Context, shardID uint64, opt dragonboat.SnapshotOption) (uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		return 0, fmt.Errorf("%w: snapshot of shard %d; use context.WithTimeout", ErrNoDeadline, shardID)
 	}
@@ -132,7 +136,7 @@ func (n *Node) RequestSnapshot(ctx context.Context, shardID uint64) (uint64, err
 	if err != nil {
 		return 0, err
 	}
-	idx, err := nh.SyncRequestSnapshot(ctx, shardID, dragonboat.DefaultSnapshotOption)
+	idx, err := nh.SyncRequestSnapshot(ctx, shardID, opt)
 	switch {
 	case err == nil:
 		return idx, nil

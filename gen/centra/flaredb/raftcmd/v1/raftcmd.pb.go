@@ -32,14 +32,72 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ChangeType is the membership change of a ChangePeer.
+type ChangeType int32
+
+const (
+	ChangeType_CHANGE_TYPE_UNSPECIFIED ChangeType = 0
+	// CHANGE_TYPE_ADD_LEARNER adds peer as a learner on a store that holds no
+	// peer of the region.
+	ChangeType_CHANGE_TYPE_ADD_LEARNER ChangeType = 1
+	// CHANGE_TYPE_PROMOTE_LEARNER makes the learner peer a voter.
+	ChangeType_CHANGE_TYPE_PROMOTE_LEARNER ChangeType = 2
+	// CHANGE_TYPE_REMOVE_PEER removes peer (voter or learner); the last voter
+	// cannot be removed.
+	ChangeType_CHANGE_TYPE_REMOVE_PEER ChangeType = 3
+)
+
+// Enum value maps for ChangeType.
+var (
+	ChangeType_name = map[int32]string{
+		0: "CHANGE_TYPE_UNSPECIFIED",
+		1: "CHANGE_TYPE_ADD_LEARNER",
+		2: "CHANGE_TYPE_PROMOTE_LEARNER",
+		3: "CHANGE_TYPE_REMOVE_PEER",
+	}
+	ChangeType_value = map[string]int32{
+		"CHANGE_TYPE_UNSPECIFIED":     0,
+		"CHANGE_TYPE_ADD_LEARNER":     1,
+		"CHANGE_TYPE_PROMOTE_LEARNER": 2,
+		"CHANGE_TYPE_REMOVE_PEER":     3,
+	}
+)
+
+func (x ChangeType) Enum() *ChangeType {
+	p := new(ChangeType)
+	*p = x
+	return p
+}
+
+func (x ChangeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_centra_flaredb_raftcmd_v1_raftcmd_proto_enumTypes[0].Descriptor()
+}
+
+func (ChangeType) Type() protoreflect.EnumType {
+	return &file_centra_flaredb_raftcmd_v1_raftcmd_proto_enumTypes[0]
+}
+
+func (x ChangeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeType.Descriptor instead.
+func (ChangeType) EnumDescriptor() ([]byte, []int) {
+	return file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{0}
+}
+
 // Command is one raft log entry of a region.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version is the encoding version; currently 1.
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// epoch is the region epoch the proposer saw; data commands whose
-	// version differs from the region's are refused (EpochNotMatch), as is a
-	// split whose conf_ver or version differs.
+	// version differs from the region's are refused (EpochNotMatch), as are a
+	// split and a change_peer whose conf_ver or version differs.
 	Epoch *v1.RegionEpoch `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
@@ -47,6 +105,7 @@ type Command struct {
 	//	*Command_DeleteRange
 	//	*Command_CompareAndSwap
 	//	*Command_Split
+	//	*Command_ChangePeer
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -139,6 +198,15 @@ func (x *Command) GetSplit() *Split {
 	return nil
 }
 
+func (x *Command) GetChangePeer() *ChangePeer {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_ChangePeer); ok {
+			return x.ChangePeer
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -159,6 +227,10 @@ type Command_Split struct {
 	Split *Split `protobuf:"bytes,6,opt,name=split,proto3,oneof"`
 }
 
+type Command_ChangePeer struct {
+	ChangePeer *ChangePeer `protobuf:"bytes,7,opt,name=change_peer,json=changePeer,proto3,oneof"`
+}
+
 func (*Command_Write) isCommand_Cmd() {}
 
 func (*Command_DeleteRange) isCommand_Cmd() {}
@@ -166,6 +238,8 @@ func (*Command_DeleteRange) isCommand_Cmd() {}
 func (*Command_CompareAndSwap) isCommand_Cmd() {}
 
 func (*Command_Split) isCommand_Cmd() {}
+
+func (*Command_ChangePeer) isCommand_Cmd() {}
 
 // Mutation is one put or delete.
 type Mutation struct {
@@ -452,6 +526,62 @@ func (x *Split) GetNewPeerIds() []uint64 {
 	return nil
 }
 
+// ChangePeer changes the region's peer set in its descriptor and bumps
+// conf_ver by one; the leader then makes dragonboat's membership follow the
+// descriptor (flaredb/DESIGN.md "Membership changes").
+type ChangePeer struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ChangeType ChangeType             `protobuf:"varint,1,opt,name=change_type,json=changeType,proto3,enum=centra.flaredb.raftcmd.v1.ChangeType" json:"change_type,omitempty"`
+	// peer is the peer added, promoted or removed (id, store_id).
+	Peer          *v1.Peer `protobuf:"bytes,2,opt,name=peer,proto3" json:"peer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePeer) Reset() {
+	*x = ChangePeer{}
+	mi := &file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePeer) ProtoMessage() {}
+
+func (x *ChangePeer) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePeer.ProtoReflect.Descriptor instead.
+func (*ChangePeer) Descriptor() ([]byte, []int) {
+	return file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ChangePeer) GetChangeType() ChangeType {
+	if x != nil {
+		return x.ChangeType
+	}
+	return ChangeType_CHANGE_TYPE_UNSPECIFIED
+}
+
+func (x *ChangePeer) GetPeer() *v1.Peer {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
 // Result is the encoded statemachine.Result.Data of a command that was
 // refused or that returns data.
 type Result struct {
@@ -473,7 +603,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +615,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +628,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Result) GetRegion() *v1.Region {
@@ -547,14 +677,16 @@ var File_centra_flaredb_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"'centra/flaredb/raftcmd/v1/raftcmd.proto\x12\x19centra.flaredb.raftcmd.v1\x1a\x19centra/meta/v1/meta.proto\"\xf5\x02\n" +
+	"'centra/flaredb/raftcmd/v1/raftcmd.proto\x12\x19centra.flaredb.raftcmd.v1\x1a\x19centra/meta/v1/meta.proto\"\xbf\x03\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x05epoch\x18\x02 \x01(\v2\x1b.centra.meta.v1.RegionEpochR\x05epoch\x128\n" +
 	"\x05write\x18\x03 \x01(\v2 .centra.flaredb.raftcmd.v1.WriteH\x00R\x05write\x12K\n" +
 	"\fdelete_range\x18\x04 \x01(\v2&.centra.flaredb.raftcmd.v1.DeleteRangeH\x00R\vdeleteRange\x12U\n" +
 	"\x10compare_and_swap\x18\x05 \x01(\v2).centra.flaredb.raftcmd.v1.CompareAndSwapH\x00R\x0ecompareAndSwap\x128\n" +
-	"\x05split\x18\x06 \x01(\v2 .centra.flaredb.raftcmd.v1.SplitH\x00R\x05splitB\x05\n" +
+	"\x05split\x18\x06 \x01(\v2 .centra.flaredb.raftcmd.v1.SplitH\x00R\x05split\x12H\n" +
+	"\vchange_peer\x18\a \x01(\v2%.centra.flaredb.raftcmd.v1.ChangePeerH\x00R\n" +
+	"changePeerB\x05\n" +
 	"\x03cmd\"J\n" +
 	"\bMutation\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
@@ -573,7 +705,12 @@ const file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_region_id\x18\x02 \x01(\x04R\vnewRegionId\x12 \n" +
 	"\fnew_peer_ids\x18\x03 \x03(\x04R\n" +
-	"newPeerIds\"\xf0\x01\n" +
+	"newPeerIds\"~\n" +
+	"\n" +
+	"ChangePeer\x12F\n" +
+	"\vchange_type\x18\x01 \x01(\x0e2%.centra.flaredb.raftcmd.v1.ChangeTypeR\n" +
+	"changeType\x12(\n" +
+	"\x04peer\x18\x02 \x01(\v2\x14.centra.meta.v1.PeerR\x04peer\"\xf0\x01\n" +
 	"\x06Result\x12.\n" +
 	"\x06region\x18\x01 \x01(\v2\x16.centra.meta.v1.RegionR\x06region\x125\n" +
 	"\n" +
@@ -581,7 +718,13 @@ const file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\x0eprevious_value\x18\x03 \x01(\fR\rpreviousValue\x12,\n" +
 	"\x12previous_not_exist\x18\x04 \x01(\bR\x10previousNotExist\x12\x10\n" +
 	"\x03key\x18\x05 \x01(\fR\x03key\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessageB\xfc\x01\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage*\x84\x01\n" +
+	"\n" +
+	"ChangeType\x12\x1b\n" +
+	"\x17CHANGE_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17CHANGE_TYPE_ADD_LEARNER\x10\x01\x12\x1f\n" +
+	"\x1bCHANGE_TYPE_PROMOTE_LEARNER\x10\x02\x12\x1b\n" +
+	"\x17CHANGE_TYPE_REMOVE_PEER\x10\x03B\xfc\x01\n" +
 	"\x1dcom.centra.flaredb.raftcmd.v1B\fRaftcmdProtoP\x01ZFgithub.com/centra-cloud/centra/gen/centra/flaredb/raftcmd/v1;raftcmdv1\xa2\x02\x03CFR\xaa\x02\x19Centra.Flaredb.Raftcmd.V1\xca\x02\x19Centra\\Flaredb\\Raftcmd\\V1\xe2\x02%Centra\\Flaredb\\Raftcmd\\V1\\GPBMetadata\xea\x02\x1cCentra::Flaredb::Raftcmd::V1b\x06proto3"
 
 var (
@@ -596,33 +739,40 @@ func file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDescGZIP() []byte {
 	return file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDescData
 }
 
-var file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_centra_flaredb_raftcmd_v1_raftcmd_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_centra_flaredb_raftcmd_v1_raftcmd_proto_goTypes = []any{
-	(*Command)(nil),        // 0: centra.flaredb.raftcmd.v1.Command
-	(*Mutation)(nil),       // 1: centra.flaredb.raftcmd.v1.Mutation
-	(*Write)(nil),          // 2: centra.flaredb.raftcmd.v1.Write
-	(*DeleteRange)(nil),    // 3: centra.flaredb.raftcmd.v1.DeleteRange
-	(*CompareAndSwap)(nil), // 4: centra.flaredb.raftcmd.v1.CompareAndSwap
-	(*Split)(nil),          // 5: centra.flaredb.raftcmd.v1.Split
-	(*Result)(nil),         // 6: centra.flaredb.raftcmd.v1.Result
-	(*v1.RegionEpoch)(nil), // 7: centra.meta.v1.RegionEpoch
-	(*v1.Region)(nil),      // 8: centra.meta.v1.Region
+	(ChangeType)(0),        // 0: centra.flaredb.raftcmd.v1.ChangeType
+	(*Command)(nil),        // 1: centra.flaredb.raftcmd.v1.Command
+	(*Mutation)(nil),       // 2: centra.flaredb.raftcmd.v1.Mutation
+	(*Write)(nil),          // 3: centra.flaredb.raftcmd.v1.Write
+	(*DeleteRange)(nil),    // 4: centra.flaredb.raftcmd.v1.DeleteRange
+	(*CompareAndSwap)(nil), // 5: centra.flaredb.raftcmd.v1.CompareAndSwap
+	(*Split)(nil),          // 6: centra.flaredb.raftcmd.v1.Split
+	(*ChangePeer)(nil),     // 7: centra.flaredb.raftcmd.v1.ChangePeer
+	(*Result)(nil),         // 8: centra.flaredb.raftcmd.v1.Result
+	(*v1.RegionEpoch)(nil), // 9: centra.meta.v1.RegionEpoch
+	(*v1.Peer)(nil),        // 10: centra.meta.v1.Peer
+	(*v1.Region)(nil),      // 11: centra.meta.v1.Region
 }
 var file_centra_flaredb_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
-	7, // 0: centra.flaredb.raftcmd.v1.Command.epoch:type_name -> centra.meta.v1.RegionEpoch
-	2, // 1: centra.flaredb.raftcmd.v1.Command.write:type_name -> centra.flaredb.raftcmd.v1.Write
-	3, // 2: centra.flaredb.raftcmd.v1.Command.delete_range:type_name -> centra.flaredb.raftcmd.v1.DeleteRange
-	4, // 3: centra.flaredb.raftcmd.v1.Command.compare_and_swap:type_name -> centra.flaredb.raftcmd.v1.CompareAndSwap
-	5, // 4: centra.flaredb.raftcmd.v1.Command.split:type_name -> centra.flaredb.raftcmd.v1.Split
-	1, // 5: centra.flaredb.raftcmd.v1.Write.mutations:type_name -> centra.flaredb.raftcmd.v1.Mutation
-	1, // 6: centra.flaredb.raftcmd.v1.CompareAndSwap.mutation:type_name -> centra.flaredb.raftcmd.v1.Mutation
-	8, // 7: centra.flaredb.raftcmd.v1.Result.region:type_name -> centra.meta.v1.Region
-	8, // 8: centra.flaredb.raftcmd.v1.Result.new_region:type_name -> centra.meta.v1.Region
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	9,  // 0: centra.flaredb.raftcmd.v1.Command.epoch:type_name -> centra.meta.v1.RegionEpoch
+	3,  // 1: centra.flaredb.raftcmd.v1.Command.write:type_name -> centra.flaredb.raftcmd.v1.Write
+	4,  // 2: centra.flaredb.raftcmd.v1.Command.delete_range:type_name -> centra.flaredb.raftcmd.v1.DeleteRange
+	5,  // 3: centra.flaredb.raftcmd.v1.Command.compare_and_swap:type_name -> centra.flaredb.raftcmd.v1.CompareAndSwap
+	6,  // 4: centra.flaredb.raftcmd.v1.Command.split:type_name -> centra.flaredb.raftcmd.v1.Split
+	7,  // 5: centra.flaredb.raftcmd.v1.Command.change_peer:type_name -> centra.flaredb.raftcmd.v1.ChangePeer
+	2,  // 6: centra.flaredb.raftcmd.v1.Write.mutations:type_name -> centra.flaredb.raftcmd.v1.Mutation
+	2,  // 7: centra.flaredb.raftcmd.v1.CompareAndSwap.mutation:type_name -> centra.flaredb.raftcmd.v1.Mutation
+	0,  // 8: centra.flaredb.raftcmd.v1.ChangePeer.change_type:type_name -> centra.flaredb.raftcmd.v1.ChangeType
+	10, // 9: centra.flaredb.raftcmd.v1.ChangePeer.peer:type_name -> centra.meta.v1.Peer
+	11, // 10: centra.flaredb.raftcmd.v1.Result.region:type_name -> centra.meta.v1.Region
+	11, // 11: centra.flaredb.raftcmd.v1.Result.new_region:type_name -> centra.meta.v1.Region
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_centra_flaredb_raftcmd_v1_raftcmd_proto_init() }
@@ -635,19 +785,21 @@ func file_centra_flaredb_raftcmd_v1_raftcmd_proto_init() {
 		(*Command_DeleteRange)(nil),
 		(*Command_CompareAndSwap)(nil),
 		(*Command_Split)(nil),
+		(*Command_ChangePeer)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDesc), len(file_centra_flaredb_raftcmd_v1_raftcmd_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   7,
+			NumEnums:      1,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_centra_flaredb_raftcmd_v1_raftcmd_proto_goTypes,
 		DependencyIndexes: file_centra_flaredb_raftcmd_v1_raftcmd_proto_depIdxs,
+		EnumInfos:         file_centra_flaredb_raftcmd_v1_raftcmd_proto_enumTypes,
 		MessageInfos:      file_centra_flaredb_raftcmd_v1_raftcmd_proto_msgTypes,
 	}.Build()
 	File_centra_flaredb_raftcmd_v1_raftcmd_proto = out.File
