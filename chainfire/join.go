@@ -42,21 +42,26 @@ type JoinInfo struct {
 	Learner   bool
 }
 
-// joinWaiter implements ClusterService.Join for a waiting node.
+// joinWaiter implements the handshake a node without raft data serves on
+// its raft port: Join (a member hands over the node's identity) and
+// Discover (see discover.go).
 type joinWaiter struct {
 	chainfirev1connect.UnimplementedClusterServiceHandler
 	clusterID, nodeID uint64
 	accepted          chan JoinInfo
+	verdicts          chan *chainfirev1.DiscoverRequest
+}
+
+func newJoinWaiter(clusterID, nodeID uint64) *joinWaiter {
+	return &joinWaiter{clusterID: clusterID, nodeID: nodeID, accepted: make(chan JoinInfo, 1), verdicts: make(chan *chainfirev1.DiscoverRequest, 1)}
 }
 
 func (j *joinWaiter) Join(_ context.Context, req *connect.Request[chainfirev1.JoinRequest]) (*connect.Response[chainfirev1.JoinResponse], error) {
 	r := req.Msg
-	switch {
-	case r.ClusterId != j.clusterID:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("chainfire: this node is configured for cluster %d ([cluster] id), not %d", j.clusterID, r.ClusterId))
-	case r.NodeId != j.nodeID:
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("chainfire: this node is node %d ([node] id), not %d; check member-add --node-id", j.nodeID, r.NodeId))
-	case r.ReplicaId == 0 || r.PeerUrl == "":
+	if err := j.checkIDs(r.ClusterId, r.NodeId); err != nil {
+		return nil, err
+	}
+	if r.ReplicaId == 0 || r.PeerUrl == "" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: join without replica ID or peer URL"))
 	}
 	select {
@@ -67,33 +72,58 @@ func (j *joinWaiter) Join(_ context.Context, req *connect.Request[chainfirev1.Jo
 	}
 }
 
-// WaitForJoin serves the join handshake on lis (the node's raft address)
-// until a member hands this node its identity or ctx ends. tlsConfig, when
-// set, must require client certificates. lis is closed on return.
-func WaitForJoin(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, clusterID, nodeID uint64, log *slog.Logger) (JoinInfo, error) {
-	j := &joinWaiter{clusterID: clusterID, nodeID: nodeID, accepted: make(chan JoinInfo, 1)}
+// checkIDs refuses a caller of another cluster, or one that takes this
+// node for another node.
+func (j *joinWaiter) checkIDs(clusterID, nodeID uint64) error {
+	switch {
+	case clusterID != j.clusterID:
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("chainfire: this node is configured for cluster %d ([cluster] id), not %d", j.clusterID, clusterID))
+	case nodeID != j.nodeID:
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("chainfire: this node is node %d ([node] id), not %d; check member-add --node-id and [cluster] initial_members", j.nodeID, nodeID))
+	}
+	return nil
+}
+
+// serveHandshake serves j on lis (TLS with tlsConfig when set, which must
+// require client certificates) until the returned stop is called; stop
+// closes lis.
+func serveHandshake(lis net.Listener, tlsConfig *tls.Config, j *joinWaiter, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle(chainfirev1connect.NewClusterServiceHandler(j))
 	srv := centratls.NewServer(mux, tlsConfig, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	go func() { _ = srv.Serve(centratls.Listener(srv, lis)) }()
-	defer func() {
+	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}()
+	}
+}
+
+// WaitForJoin serves the join handshake on lis (the node's raft address)
+// until a member hands this node its identity or ctx ends. tlsConfig, when
+// set, must require client certificates. lis is closed on return.
+func WaitForJoin(ctx context.Context, lis net.Listener, tlsConfig *tls.Config, clusterID, nodeID uint64, log *slog.Logger) (JoinInfo, error) {
+	j := newJoinWaiter(clusterID, nodeID)
+	defer serveHandshake(lis, tlsConfig, j, log)()
 	reminder := time.NewTicker(30 * time.Second)
 	defer reminder.Stop()
 	for {
 		select {
 		case info := <-j.accepted:
-			log.Info("Join request accepted", "replica_id", info.ReplicaID, "peer_url", info.PeerURL, "learner", info.Learner)
-			return info, nil
+			return j.joined(info, log), nil
+		case v := <-j.verdicts:
+			log.Info("A member says this node should bootstrap, but it is configured to join (bootstrap = false); waiting for member-add", "from_node_id", v.FromNodeId)
 		case <-ctx.Done():
 			return JoinInfo{}, ctx.Err()
 		case <-reminder.C:
 			log.Info("Still waiting to be added to a cluster", "node_id", nodeID, "listen", lis.Addr().String())
 		}
 	}
+}
+
+func (j *joinWaiter) joined(info JoinInfo, log *slog.Logger) JoinInfo {
+	log.Info("Join request accepted", "replica_id", info.ReplicaID, "peer_url", info.PeerURL, "learner", info.Learner)
+	return info
 }
 
 // kickJoiner wakes the join loop (after a member-add).

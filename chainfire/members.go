@@ -19,7 +19,12 @@ import (
 
 // members returns the published attributes of every member.
 func (s *Server) members(ctx context.Context) ([]*raftcmdv1.MemberAttributes, error) {
-	out, err := s.read(ctx, membersQuery{}, false)
+	return s.readMembers(ctx, false)
+}
+
+// readMembers reads the member table, linearizably unless serializable.
+func (s *Server) readMembers(ctx context.Context, serializable bool) ([]*raftcmdv1.MemberAttributes, error) {
+	out, err := s.read(ctx, membersQuery{}, serializable)
 	if err != nil {
 		return nil, err
 	}

@@ -96,11 +96,12 @@ func normalizePeerURL(u string) (string, error) {
 // change is made; if that fails the table entry is rolled back, so nothing
 // is half-applied. The leader then hands the node its replica ID through
 // the join handshake (runJoiner) once the node listens on its peer URL.
-func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, learner bool) (*chainfirev1.Member, []*chainfirev1.Member, error) {
+func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, learner bool) (_ *chainfirev1.Member, _ []*chainfirev1.Member, err error) {
+	defer func() { err = s.noLeaderHint("member-add", err) }()
 	if nodeID == 0 {
 		return nil, nil, connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: --node-id must be >= 1"))
 	}
-	peerURL, err := normalizePeerURL(peerURL)
+	peerURL, err = normalizePeerURL(peerURL)
 	if err != nil {
 		return nil, nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
@@ -207,7 +208,8 @@ func (s *Server) forgetOthers(ctx context.Context) error {
 // RemoveMember removes a node from the metadata shard. It refuses to remove
 // the last voter, a change that leaves fewer healthy voters than a quorum,
 // and the member serving the request (ask another member).
-func (s *Server) RemoveMember(ctx context.Context, nodeID uint64) ([]*chainfirev1.Member, error) {
+func (s *Server) RemoveMember(ctx context.Context, nodeID uint64) (_ []*chainfirev1.Member, err error) {
+	defer func() { err = s.noLeaderHint("member-remove", err) }()
 	if !s.memberMu.TryLock() {
 		return nil, ErrConfigChangeInFlight
 	}
@@ -240,6 +242,22 @@ func (s *Server) RemoveMember(ctx context.Context, nodeID uint64) ([]*chainfirev
 	s.log.Info("Member removed", "node_id", nodeID, "replica_id", target.ReplicaId)
 	view, _, err = s.memberView(ctx)
 	return view, err
+}
+
+// noLeaderHint turns a membership change that failed for want of a leader
+// into an error (and a log line) that names the ways out: start the
+// members that are down, or, when a quorum is lost for good (the
+// split-brain procedure restarts one member alone), force a new cluster on
+// the member with the highest raft_index. The message keeps etcd's
+// "etcdserver: no leader" in front for etcd clients.
+func (s *Server) noLeaderHint(op string, err error) error {
+	if err == nil || !errors.Is(translate(err), ErrNoLeader) {
+		return err
+	}
+	voters := s.cfg.Raft.LocalVoters(raftnode.MetadataShardID)
+	hint := fmt.Sprintf("%s needs a leader, and this member knows %d voters without a quorum of them reachable. If the others are only down, start them. If they are lost for good (split-brain recovery), stop this member and restart the member with the highest raft_index (chainfire-client status) with --force-new-cluster (centra serve --force-new-cluster, or chainfire-server --force-new-cluster); it becomes the only member, then member-add the others", op, len(voters))
+	s.log.Warn("Membership change failed: no leader; "+hint, "op", op, "voters", len(voters))
+	return fmt.Errorf("%w: %s", ErrNoLeader, hint)
 }
 
 // checkQuorumWithout refuses removing voter target when the remaining voters
@@ -286,7 +304,8 @@ func (s *Server) memberStatus(ctx context.Context, m *chainfirev1.Member) (*etcd
 }
 
 // PromoteMember makes a learner a voter once it has caught up.
-func (s *Server) PromoteMember(ctx context.Context, nodeID uint64) (*chainfirev1.Member, error) {
+func (s *Server) PromoteMember(ctx context.Context, nodeID uint64) (_ *chainfirev1.Member, err error) {
+	defer func() { err = s.noLeaderHint("member-promote", err) }()
 	if !s.memberMu.TryLock() {
 		return nil, ErrConfigChangeInFlight
 	}

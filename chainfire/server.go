@@ -32,6 +32,7 @@ type Raft interface {
 	Read(ctx context.Context, shardID uint64, query any) (any, error)
 	StaleRead(shardID uint64, query any) (any, error)
 	Leader(shardID uint64) (leaderID, term uint64, ok bool)
+	LocalVoters(shardID uint64) map[uint64]string
 	Status(ctx context.Context, shardID uint64) (raftnode.Status, error)
 	Membership(ctx context.Context, shardID uint64) (*dragonboat.Membership, error)
 	AddReplica(ctx context.Context, shardID, replicaID uint64, addr string) error
@@ -157,7 +158,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.runDiscoveryAnswers} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

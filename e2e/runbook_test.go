@@ -263,6 +263,22 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 		must(t, n.WipeData())
 	}
 
+	// The runbook's "Restart leader" alone, then "Re-add followers via
+	// member-add": without a quorum there is no leader, and the error
+	// names the way out.
+	must(t, survivor.Start())
+	must(t, survivor.WaitLog(testCtx(t, 20*time.Second), "Serving the API")) // the runbook's "sleep 10"
+	r := cf("--endpoint", httpEndpoint(survivor), "member-add", "--node-id", fmt.Sprint(others[0].ID), "--peer-url", others[0].RaftAddr())
+	wantError(t, "member-add on the survivor restarted alone", r, "etcdserver: no leader")
+	t.Logf("member-add without a leader: %s", strings.TrimSpace(r.Stderr))
+	for _, s := range []string{"--force-new-cluster", "highest raft_index"} {
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("member-add without a leader should name %q: %s", s, r)
+		}
+	}
+	must(t, survivor.WaitLog(testCtx(t, 10*time.Second), "Membership change failed: no leader; member-add needs a leader"))
+	must(t, survivor.Stop())
+
 	// Restart the survivor as a new one-member cluster keeping its data.
 	must(t, survivor.StartWithArgs("--force-new-cluster"))
 	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))

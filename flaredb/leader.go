@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lni/dragonboat/v4"
 	"google.golang.org/protobuf/proto"
 
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/flaredb/raftcmd/v1"
@@ -258,15 +259,32 @@ func (s *Store) pendingPeers(ctx context.Context, r *region) []*metav1.Peer {
 
 // ensureCompacted makes sure this (leading) replica's raft log no longer
 // holds entry 1, so a replica with an empty log is sent a snapshot of the
-// region's range instead of a log replay (DESIGN.md).
+// region's range instead of a log replay (DESIGN.md), and that its state
+// machine applied an entry: dragonboat skips recovering an on-disk state
+// machine from a snapshot whose applied index is not above the receiver's
+// (0 for a new replica), so a region born by split that never applied an
+// entry would leave a joining replica without its descriptor and data.
 func (s *Store) ensureCompacted(ctx context.Context, r *region) error {
 	if r.compacted.Load() {
+		return nil
+	}
+	noop := func() error {
+		cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: r.desc().GetRegionEpoch(), Cmd: &raftcmdv1.Command_Write{Write: &raftcmdv1.Write{}}}
+		if _, err := s.propose(ctx, r, cmd); err != nil {
+			return fmt.Errorf("compact region %d's log: %w", r.id, err)
+		}
 		return nil
 	}
 	for {
 		st, err := s.cfg.Node.Status(ctx, r.id)
 		if err != nil {
 			return err
+		}
+		if st.AppliedIndex == 0 {
+			if err := noop(); err != nil {
+				return err
+			}
+			continue
 		}
 		if st.FirstIndex > 1 {
 			r.compacted.Store(true)
@@ -275,11 +293,10 @@ func (s *Store) ensureCompacted(ctx context.Context, r *region) error {
 		if _, err := s.cfg.Node.CompactLog(ctx, r.id); errors.Is(err, raftnode.ErrRejected) {
 			// A snapshot at this index exists (made without compacting):
 			// a no-op entry moves the index on.
-			noop := &raftcmdv1.Command{Version: commandVersion, Epoch: r.desc().GetRegionEpoch(), Cmd: &raftcmdv1.Command_Write{Write: &raftcmdv1.Write{}}}
-			if _, err := s.propose(ctx, r, noop); err != nil {
-				return fmt.Errorf("compact region %d's log: %w", r.id, err)
+			if err := noop(); err != nil {
+				return err
 			}
-		} else if err != nil {
+		} else if err != nil && !errors.Is(err, dragonboat.ErrSystemBusy) {
 			return fmt.Errorf("compact region %d's log: %w", r.id, err)
 		}
 		if err := sleep(ctx, 50*time.Millisecond); err != nil {

@@ -45,6 +45,7 @@ type options struct {
 	snapEntries    uint64
 	snapOverhead   uint64
 	stores         int
+	late           int
 	storeArgs      []string
 	namespaceModes map[string]string
 }
@@ -52,6 +53,13 @@ type options struct {
 // WithNodes sets the number of nodes, all bootstrapping from
 // [cluster] initial_members (default 1).
 func WithNodes(n int) Option { return func(o *options) { o.nodes = n } }
+
+// WithLateStart configures the last k of the WithNodes nodes (in every
+// node's initial_members) but does not start them: a test starts them with
+// Node.Start, as an operator whose nodes come up at different times. When
+// the others are fewer than a quorum, NewCluster waits only for their API
+// ports (no leader yet).
+func WithLateStart(k int) Option { return func(o *options) { o.late = k } }
 
 // WithTLS generates certificates with `centra certs init` and configures
 // [network.tls] on every node with require_client_cert = true. Clients of
@@ -105,6 +113,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	if o.nodes < 1 {
 		t.Fatalf("WithNodes(%d): need at least one node", o.nodes)
 	}
+	if o.late < 0 || o.late >= o.nodes {
+		t.Fatalf("WithLateStart(%d): start at least one of the %d nodes with the cluster", o.late, o.nodes)
+	}
 	if o.stores > 0 && o.dev {
 		t.Fatalf("WithStores(%d): not with WithDevMode", o.stores)
 	}
@@ -132,7 +143,12 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	for _, n := range c.nodes {
+	early := c.nodes[:len(c.nodes)-o.late]
+	if len(early) <= len(c.nodes)/2 {
+		t.Logf("%d of %d node(s) started, fewer than a quorum", len(early), len(c.nodes))
+		return c
+	}
+	for _, n := range early {
 		if err := n.WaitReady(ctx); err != nil {
 			t.Fatalf("start cluster: %v", err)
 		}
@@ -141,7 +157,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)
 	}
-	t.Logf("cluster of %d node(s) ready in %v, leader %s", len(c.nodes), time.Since(begin).Round(time.Millisecond), c.nodes[leader])
+	t.Logf("cluster of %d node(s) ready in %v, leader %s", len(early), time.Since(begin).Round(time.Millisecond), c.nodes[leader])
 	if o.stores > 0 {
 		begin := time.Now()
 		if err := c.startStores(); err != nil {
@@ -193,13 +209,14 @@ func (c *Cluster) boot() error {
 	}
 	// Launch everything before waiting: a bootstrapping node may need its
 	// peers before it opens the API.
-	for _, n := range c.nodes {
+	early := c.nodes[:len(c.nodes)-c.opts.late]
+	for _, n := range early {
 		if err := n.launch(); err != nil {
 			return err
 		}
 	}
 	var errs []error
-	for _, n := range c.nodes {
+	for _, n := range early {
 		errs = append(errs, n.waitListening(context.Background()))
 	}
 	return errors.Join(errs...)

@@ -57,13 +57,53 @@ func (a *App) identity(ctx context.Context) (identity, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return identity{}, fmt.Errorf("centra: read %s: %w", path, err)
 	}
-	if c.Cluster.Bootstrap {
-		return a.bootstrapIdentity()
-	}
+	hasRaftData := false
 	if entries, _ := os.ReadDir(c.RaftDir()); len(entries) > 0 {
+		hasRaftData = true
+	}
+	if c.Cluster.Bootstrap {
+		id, err := a.bootstrapIdentity()
+		if err != nil || hasRaftData || len(id.members) < 2 {
+			return id, err
+		}
+		return a.discoverBootstrap(ctx, id, path)
+	}
+	if hasRaftData {
 		return identity{}, fmt.Errorf("centra: %s holds raft data but %s is missing, so this node's replica ID is unknown; wipe the data directory and add the node again with member-add", c.RaftDir(), path)
 	}
 	return a.waitForJoin(ctx, path)
+}
+
+// discoverBootstrap runs before a node with bootstrap = true and no raft
+// data bootstraps: a cluster may already run at the other initial members
+// (this node lost its data, or starts after the others formed the cluster).
+// See chainfire.DiscoverBootstrap: it returns boot unchanged to bootstrap,
+// or the identity a member handed over to join.
+func (a *App) discoverBootstrap(ctx context.Context, boot identity, path string) (identity, error) {
+	c := &a.cfg
+	lis, tlsConfig, err := a.handshakeListener()
+	if err != nil {
+		return identity{}, err
+	}
+	clientTLS, err := a.clientTLS()
+	if err != nil {
+		lis.Close()
+		return identity{}, err
+	}
+	peers := map[uint64]string{}
+	for id, addr := range boot.members {
+		if id != c.Node.ID {
+			peers[id] = addr
+		}
+	}
+	out, err := chainfire.DiscoverBootstrap(ctx, lis, chainfire.DiscoverConfig{
+		ClusterID: c.Cluster.ID, NodeID: c.Node.ID, Peers: peers, PeerURL: boot.advertise,
+		ServerTLS: tlsConfig, ClientTLS: clientTLS, Log: a.log,
+	})
+	if err != nil || out.Bootstrap {
+		return boot, err
+	}
+	return a.joined(path, out.Join)
 }
 
 func (a *App) bootstrapIdentity() (identity, error) {
@@ -88,17 +128,9 @@ func (a *App) bootstrapIdentity() (identity, error) {
 // adds this node, then records the identity it received.
 func (a *App) waitForJoin(ctx context.Context, path string) (identity, error) {
 	c := &a.cfg
-	lis, err := net.Listen("tcp", c.Network.RaftAddr)
+	lis, tlsConfig, err := a.handshakeListener()
 	if err != nil {
-		return identity{}, fmt.Errorf("centra: listen on [network] raft_addr %s for the join handshake: %w", c.Network.RaftAddr, err)
-	}
-	var tlsConfig *tls.Config
-	if t := c.Network.TLS; t.Enabled() {
-		t.RequireClientCert = true // only cluster members may hand out identities
-		if tlsConfig, err = centratls.ServerConfig(t); err != nil {
-			lis.Close()
-			return identity{}, err
-		}
+		return identity{}, err
 	}
 	host, port, _ := net.SplitHostPort(c.Network.RaftAddr)
 	if host == "" || net.ParseIP(host).IsUnspecified() {
@@ -110,6 +142,32 @@ func (a *App) waitForJoin(ctx context.Context, path string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
+	return a.joined(path, info)
+}
+
+// handshakeListener listens on the raft address for the join handshake,
+// with the TLS configuration to serve it (nil without TLS).
+func (a *App) handshakeListener() (net.Listener, *tls.Config, error) {
+	c := &a.cfg
+	lis, err := net.Listen("tcp", c.Network.RaftAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("centra: listen on [network] raft_addr %s for the join handshake: %w", c.Network.RaftAddr, err)
+	}
+	var tlsConfig *tls.Config
+	if t := c.Network.TLS; t.Enabled() {
+		t.RequireClientCert = true // only cluster members may hand out identities
+		if tlsConfig, err = centratls.ServerConfig(t); err != nil {
+			lis.Close()
+			return nil, nil, err
+		}
+	}
+	return lis, tlsConfig, nil
+}
+
+// joined records the identity a member handed over in the join handshake
+// and returns it.
+func (a *App) joined(path string, info chainfire.JoinInfo) (identity, error) {
+	c := &a.cfg
 	rec := memberRecord{ClusterID: c.Cluster.ID, NodeID: c.Node.ID, ReplicaID: info.ReplicaID, RaftAddress: info.PeerURL, Learner: info.Learner}
 	if err := writeFileAtomic(path, rec); err != nil {
 		return identity{}, err

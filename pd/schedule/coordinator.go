@@ -11,8 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// failLogEvery bounds how often one failure (source, region, reason) is
-// logged.
+// failLogEvery bounds how often one failure (source and reason) is
+// logged: reasons name stores and limits, not regions, so a dead store
+// behind a thousand regions logs one line a minute, not a thousand.
 const failLogEvery = time.Minute
 
 // Options configure a Coordinator.
@@ -203,10 +204,11 @@ func (co *Coordinator) trackUnstarted(v *view, now time.Time) {
 	}
 }
 
-// fail logs, at most once a minute per source, region and reason, that an
-// operator could not be scheduled (the runbook's words).
+// fail logs, at most once a minute per source and reason, that an
+// operator could not be scheduled (the runbook's words); regionID (0:
+// none) is the region that hit it this time.
 func (co *Coordinator) fail(source string, regionID uint64, reason string) {
-	key := fmt.Sprintf("%s/%d/%s", source, regionID, reason)
+	key := source + "/" + reason
 	now := co.now()
 	co.mu.Lock()
 	last, ok := co.failed[key]

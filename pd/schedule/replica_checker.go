@@ -93,7 +93,7 @@ func (c *replicaChecker) replace(r *Region, p *metav1.Peer, desc, removeDesc str
 	}
 	to, why := c.v.bestTarget(r, p.GetStoreId(), false)
 	if to == nil {
-		return nil, fmt.Sprintf("%s of peer %d on store %d: %s", desc, p.GetId(), p.GetStoreId(), why)
+		return nil, fmt.Sprintf("%s of a peer on store %d: %s", desc, p.GetStoreId(), why)
 	}
 	id, err := c.alloc()
 	if err != nil {
@@ -125,7 +125,7 @@ func (c *replicaChecker) repairUnstarted(r *Region, p *metav1.Peer) (*Operator, 
 	}
 	to, why := c.v.bestTarget(r, p.GetStoreId(), true)
 	if to == nil {
-		return nil, fmt.Sprintf("%s of peer %d on store %d: %s", descRepairUnstarted, p.GetId(), p.GetStoreId(), why)
+		return nil, fmt.Sprintf("%s of a peer on store %d: %s", descRepairUnstarted, p.GetStoreId(), why)
 	}
 	id, err := c.alloc()
 	if err != nil {

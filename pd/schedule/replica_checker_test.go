@@ -225,3 +225,29 @@ func TestReplicaLimit(t *testing.T) {
 		t.Fatalf("%d operators with replica-schedule-limit 2", n)
 	}
 }
+
+// TestFailureLogOncePerReason: a dead store behind many regions logs one
+// line a minute, not one per region.
+func TestFailureLogOncePerReason(t *testing.T) {
+	co, clk := newCoordinator(t)
+	var logs strings.Builder
+	co.log = slogTo(&logs)
+	f := newFake(3)
+	f.store(3).State = StateDown
+	for id := uint64(1); id <= 20; id++ {
+		f.region(id, 1, 2, 3)
+	}
+	patrol(t, co, f)
+	patrol(t, co, f)
+	if n := strings.Count(logs.String(), "failed to schedule operator"); n != 1 {
+		t.Fatalf("%d failure lines, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "replace-down-replica of a peer on store 3: no Up store without a peer of the region") {
+		t.Fatalf("log: %s", logs.String())
+	}
+	clk.Advance(time.Minute)
+	patrol(t, co, f)
+	if n := strings.Count(logs.String(), "failed to schedule operator"); n != 2 {
+		t.Fatalf("after a minute: %d failure lines, want 2", n)
+	}
+}

@@ -207,21 +207,24 @@ func (v *view) regionTarget(r *Region, src *Store) *Store {
 // limit allows.
 func evictLeader(sc *schedContext, sp SchedulerSpec) string {
 	v := sc.v
-	var why string
+	stuck := 0
 	for _, r := range v.regions {
 		if r.Leader.GetStoreId() != sp.StoreID || v.ctrl.Has(r.ID()) {
 			continue
 		}
 		to := v.lowestLeaderScore(v.followerTargets(r))
 		if to == nil {
-			why = fmt.Sprintf("region %d: no healthy follower on a store that may lead", r.ID())
+			stuck++
 			continue
 		}
 		if err := sc.submit(transferOp("evict-leader-scheduler", r, sp.StoreID, to.ID, PriorityHigh)); err != nil {
 			return err.Error()
 		}
 	}
-	return why
+	if stuck > 0 {
+		return fmt.Sprintf("store %d: %d regions have no healthy follower on a store that may lead", sp.StoreID, stuck)
+	}
+	return ""
 }
 
 // grantLeader moves every leader it can to the store.

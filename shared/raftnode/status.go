@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 
 	"github.com/lni/dragonboat/v4"
@@ -44,6 +45,22 @@ func (n *Node) Leader(shardID uint64) (leaderID, term uint64, ok bool) {
 		return 0, term, false
 	}
 	return leaderID, term, true
+}
+
+// LocalVoters returns the voting replicas of shardID (replica ID -> raft
+// address) as the local replica knows them: no quorum needed, possibly
+// stale. nil when the shard is not running here.
+func (n *Node) LocalVoters(shardID uint64) map[uint64]string {
+	nh := n.nh.Load()
+	if nh == nil {
+		return nil
+	}
+	for _, si := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
+		if si.ShardID == shardID {
+			return maps.Clone(si.Replicas)
+		}
+	}
+	return nil
 }
 
 // Status reports the local replica of shardID. It needs no quorum; ctx (with

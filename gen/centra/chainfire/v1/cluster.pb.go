@@ -26,6 +26,63 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DiscoverVerdict is what a running cluster tells a node that is about to
+// bootstrap with an empty data directory.
+type DiscoverVerdict int32
+
+const (
+	// DISCOVER_VERDICT_UNSPECIFIED: the caller is itself deciding whether to
+	// bootstrap (no cluster runs there).
+	DiscoverVerdict_DISCOVER_VERDICT_UNSPECIFIED DiscoverVerdict = 0
+	// DISCOVER_VERDICT_BOOTSTRAP: the node is an initial member of the running
+	// cluster that never started; it bootstraps with initial_members.
+	DiscoverVerdict_DISCOVER_VERDICT_BOOTSTRAP DiscoverVerdict = 1
+	// DISCOVER_VERDICT_REJOIN: the node was a member and lost its data; it must
+	// be removed and added again (member-remove, member-add), then joins.
+	DiscoverVerdict_DISCOVER_VERDICT_REJOIN DiscoverVerdict = 2
+)
+
+// Enum value maps for DiscoverVerdict.
+var (
+	DiscoverVerdict_name = map[int32]string{
+		0: "DISCOVER_VERDICT_UNSPECIFIED",
+		1: "DISCOVER_VERDICT_BOOTSTRAP",
+		2: "DISCOVER_VERDICT_REJOIN",
+	}
+	DiscoverVerdict_value = map[string]int32{
+		"DISCOVER_VERDICT_UNSPECIFIED": 0,
+		"DISCOVER_VERDICT_BOOTSTRAP":   1,
+		"DISCOVER_VERDICT_REJOIN":      2,
+	}
+)
+
+func (x DiscoverVerdict) Enum() *DiscoverVerdict {
+	p := new(DiscoverVerdict)
+	*p = x
+	return p
+}
+
+func (x DiscoverVerdict) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DiscoverVerdict) Descriptor() protoreflect.EnumDescriptor {
+	return file_centra_chainfire_v1_cluster_proto_enumTypes[0].Descriptor()
+}
+
+func (DiscoverVerdict) Type() protoreflect.EnumType {
+	return &file_centra_chainfire_v1_cluster_proto_enumTypes[0]
+}
+
+func (x DiscoverVerdict) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DiscoverVerdict.Descriptor instead.
+func (DiscoverVerdict) EnumDescriptor() ([]byte, []int) {
+	return file_centra_chainfire_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
 // Member is one member of the metadata shard.
 type Member struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -610,6 +667,132 @@ func (*JoinResponse) Descriptor() ([]byte, []int) {
 	return file_centra_chainfire_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
+// DiscoverRequest asks a node that is deciding whether to bootstrap, or
+// tells it what the running cluster knows about it.
+type DiscoverRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId uint64                 `protobuf:"varint,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// from_node_id is the caller's node ID.
+	FromNodeId uint64          `protobuf:"varint,2,opt,name=from_node_id,json=fromNodeId,proto3" json:"from_node_id,omitempty"`
+	Verdict    DiscoverVerdict `protobuf:"varint,3,opt,name=verdict,proto3,enum=centra.chainfire.v1.DiscoverVerdict" json:"verdict,omitempty"`
+	// node_id and replica_id are the member the running cluster has at the
+	// called address (set with a verdict).
+	NodeId        uint64 `protobuf:"varint,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ReplicaId     uint64 `protobuf:"varint,5,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscoverRequest) Reset() {
+	*x = DiscoverRequest{}
+	mi := &file_centra_chainfire_v1_cluster_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoverRequest) ProtoMessage() {}
+
+func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_v1_cluster_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
+func (*DiscoverRequest) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_v1_cluster_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DiscoverRequest) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *DiscoverRequest) GetFromNodeId() uint64 {
+	if x != nil {
+		return x.FromNodeId
+	}
+	return 0
+}
+
+func (x *DiscoverRequest) GetVerdict() DiscoverVerdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return DiscoverVerdict_DISCOVER_VERDICT_UNSPECIFIED
+}
+
+func (x *DiscoverRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+func (x *DiscoverRequest) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+// DiscoverResponse names the node that answered.
+type DiscoverResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscoverResponse) Reset() {
+	*x = DiscoverResponse{}
+	mi := &file_centra_chainfire_v1_cluster_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoverResponse) ProtoMessage() {}
+
+func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_v1_cluster_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
+func (*DiscoverResponse) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_v1_cluster_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *DiscoverResponse) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
 var File_centra_chainfire_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_centra_chainfire_v1_cluster_proto_rawDesc = "" +
@@ -654,13 +837,29 @@ const file_centra_chainfire_v1_cluster_proto_rawDesc = "" +
 	"\bpeer_url\x18\x04 \x01(\tR\apeerUrl\x12\x1d\n" +
 	"\n" +
 	"is_learner\x18\x05 \x01(\bR\tisLearner\"\x0e\n" +
-	"\fJoinResponse2\xf1\x03\n" +
+	"\fJoinResponse\"\xca\x01\n" +
+	"\x0fDiscoverRequest\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12 \n" +
+	"\ffrom_node_id\x18\x02 \x01(\x04R\n" +
+	"fromNodeId\x12>\n" +
+	"\averdict\x18\x03 \x01(\x0e2$.centra.chainfire.v1.DiscoverVerdictR\averdict\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\x04R\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x05 \x01(\x04R\treplicaId\"+\n" +
+	"\x10DiscoverResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId*p\n" +
+	"\x0fDiscoverVerdict\x12 \n" +
+	"\x1cDISCOVER_VERDICT_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aDISCOVER_VERDICT_BOOTSTRAP\x10\x01\x12\x1b\n" +
+	"\x17DISCOVER_VERDICT_REJOIN\x10\x022\xca\x04\n" +
 	"\x0eClusterService\x12Z\n" +
 	"\tAddMember\x12%.centra.chainfire.v1.AddMemberRequest\x1a&.centra.chainfire.v1.AddMemberResponse\x12c\n" +
 	"\fRemoveMember\x12(.centra.chainfire.v1.RemoveMemberRequest\x1a).centra.chainfire.v1.RemoveMemberResponse\x12f\n" +
 	"\rPromoteMember\x12).centra.chainfire.v1.PromoteMemberRequest\x1a*.centra.chainfire.v1.PromoteMemberResponse\x12i\n" +
 	"\x0eTransferLeader\x12*.centra.chainfire.v1.TransferLeaderRequest\x1a+.centra.chainfire.v1.TransferLeaderResponse\x12K\n" +
-	"\x04Join\x12 .centra.chainfire.v1.JoinRequest\x1a!.centra.chainfire.v1.JoinResponseB\xd9\x01\n" +
+	"\x04Join\x12 .centra.chainfire.v1.JoinRequest\x1a!.centra.chainfire.v1.JoinResponse\x12W\n" +
+	"\bDiscover\x12$.centra.chainfire.v1.DiscoverRequest\x1a%.centra.chainfire.v1.DiscoverResponseB\xd9\x01\n" +
 	"\x17com.centra.chainfire.v1B\fClusterProtoP\x01ZBgithub.com/centra-cloud/centra/gen/centra/chainfire/v1;chainfirev1\xa2\x02\x03CCX\xaa\x02\x13Centra.Chainfire.V1\xca\x02\x13Centra\\Chainfire\\V1\xe2\x02\x1fCentra\\Chainfire\\V1\\GPBMetadata\xea\x02\x15Centra::Chainfire::V1b\x06proto3"
 
 var (
@@ -675,40 +874,47 @@ func file_centra_chainfire_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_centra_chainfire_v1_cluster_proto_rawDescData
 }
 
-var file_centra_chainfire_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_centra_chainfire_v1_cluster_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_centra_chainfire_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_centra_chainfire_v1_cluster_proto_goTypes = []any{
-	(*Member)(nil),                 // 0: centra.chainfire.v1.Member
-	(*AddMemberRequest)(nil),       // 1: centra.chainfire.v1.AddMemberRequest
-	(*AddMemberResponse)(nil),      // 2: centra.chainfire.v1.AddMemberResponse
-	(*RemoveMemberRequest)(nil),    // 3: centra.chainfire.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),   // 4: centra.chainfire.v1.RemoveMemberResponse
-	(*PromoteMemberRequest)(nil),   // 5: centra.chainfire.v1.PromoteMemberRequest
-	(*PromoteMemberResponse)(nil),  // 6: centra.chainfire.v1.PromoteMemberResponse
-	(*TransferLeaderRequest)(nil),  // 7: centra.chainfire.v1.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil), // 8: centra.chainfire.v1.TransferLeaderResponse
-	(*JoinRequest)(nil),            // 9: centra.chainfire.v1.JoinRequest
-	(*JoinResponse)(nil),           // 10: centra.chainfire.v1.JoinResponse
+	(DiscoverVerdict)(0),           // 0: centra.chainfire.v1.DiscoverVerdict
+	(*Member)(nil),                 // 1: centra.chainfire.v1.Member
+	(*AddMemberRequest)(nil),       // 2: centra.chainfire.v1.AddMemberRequest
+	(*AddMemberResponse)(nil),      // 3: centra.chainfire.v1.AddMemberResponse
+	(*RemoveMemberRequest)(nil),    // 4: centra.chainfire.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),   // 5: centra.chainfire.v1.RemoveMemberResponse
+	(*PromoteMemberRequest)(nil),   // 6: centra.chainfire.v1.PromoteMemberRequest
+	(*PromoteMemberResponse)(nil),  // 7: centra.chainfire.v1.PromoteMemberResponse
+	(*TransferLeaderRequest)(nil),  // 8: centra.chainfire.v1.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil), // 9: centra.chainfire.v1.TransferLeaderResponse
+	(*JoinRequest)(nil),            // 10: centra.chainfire.v1.JoinRequest
+	(*JoinResponse)(nil),           // 11: centra.chainfire.v1.JoinResponse
+	(*DiscoverRequest)(nil),        // 12: centra.chainfire.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),       // 13: centra.chainfire.v1.DiscoverResponse
 }
 var file_centra_chainfire_v1_cluster_proto_depIdxs = []int32{
-	0,  // 0: centra.chainfire.v1.AddMemberResponse.member:type_name -> centra.chainfire.v1.Member
-	0,  // 1: centra.chainfire.v1.AddMemberResponse.members:type_name -> centra.chainfire.v1.Member
-	0,  // 2: centra.chainfire.v1.RemoveMemberResponse.members:type_name -> centra.chainfire.v1.Member
-	0,  // 3: centra.chainfire.v1.PromoteMemberResponse.member:type_name -> centra.chainfire.v1.Member
-	1,  // 4: centra.chainfire.v1.ClusterService.AddMember:input_type -> centra.chainfire.v1.AddMemberRequest
-	3,  // 5: centra.chainfire.v1.ClusterService.RemoveMember:input_type -> centra.chainfire.v1.RemoveMemberRequest
-	5,  // 6: centra.chainfire.v1.ClusterService.PromoteMember:input_type -> centra.chainfire.v1.PromoteMemberRequest
-	7,  // 7: centra.chainfire.v1.ClusterService.TransferLeader:input_type -> centra.chainfire.v1.TransferLeaderRequest
-	9,  // 8: centra.chainfire.v1.ClusterService.Join:input_type -> centra.chainfire.v1.JoinRequest
-	2,  // 9: centra.chainfire.v1.ClusterService.AddMember:output_type -> centra.chainfire.v1.AddMemberResponse
-	4,  // 10: centra.chainfire.v1.ClusterService.RemoveMember:output_type -> centra.chainfire.v1.RemoveMemberResponse
-	6,  // 11: centra.chainfire.v1.ClusterService.PromoteMember:output_type -> centra.chainfire.v1.PromoteMemberResponse
-	8,  // 12: centra.chainfire.v1.ClusterService.TransferLeader:output_type -> centra.chainfire.v1.TransferLeaderResponse
-	10, // 13: centra.chainfire.v1.ClusterService.Join:output_type -> centra.chainfire.v1.JoinResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	1,  // 0: centra.chainfire.v1.AddMemberResponse.member:type_name -> centra.chainfire.v1.Member
+	1,  // 1: centra.chainfire.v1.AddMemberResponse.members:type_name -> centra.chainfire.v1.Member
+	1,  // 2: centra.chainfire.v1.RemoveMemberResponse.members:type_name -> centra.chainfire.v1.Member
+	1,  // 3: centra.chainfire.v1.PromoteMemberResponse.member:type_name -> centra.chainfire.v1.Member
+	0,  // 4: centra.chainfire.v1.DiscoverRequest.verdict:type_name -> centra.chainfire.v1.DiscoverVerdict
+	2,  // 5: centra.chainfire.v1.ClusterService.AddMember:input_type -> centra.chainfire.v1.AddMemberRequest
+	4,  // 6: centra.chainfire.v1.ClusterService.RemoveMember:input_type -> centra.chainfire.v1.RemoveMemberRequest
+	6,  // 7: centra.chainfire.v1.ClusterService.PromoteMember:input_type -> centra.chainfire.v1.PromoteMemberRequest
+	8,  // 8: centra.chainfire.v1.ClusterService.TransferLeader:input_type -> centra.chainfire.v1.TransferLeaderRequest
+	10, // 9: centra.chainfire.v1.ClusterService.Join:input_type -> centra.chainfire.v1.JoinRequest
+	12, // 10: centra.chainfire.v1.ClusterService.Discover:input_type -> centra.chainfire.v1.DiscoverRequest
+	3,  // 11: centra.chainfire.v1.ClusterService.AddMember:output_type -> centra.chainfire.v1.AddMemberResponse
+	5,  // 12: centra.chainfire.v1.ClusterService.RemoveMember:output_type -> centra.chainfire.v1.RemoveMemberResponse
+	7,  // 13: centra.chainfire.v1.ClusterService.PromoteMember:output_type -> centra.chainfire.v1.PromoteMemberResponse
+	9,  // 14: centra.chainfire.v1.ClusterService.TransferLeader:output_type -> centra.chainfire.v1.TransferLeaderResponse
+	11, // 15: centra.chainfire.v1.ClusterService.Join:output_type -> centra.chainfire.v1.JoinResponse
+	13, // 16: centra.chainfire.v1.ClusterService.Discover:output_type -> centra.chainfire.v1.DiscoverResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_centra_chainfire_v1_cluster_proto_init() }
@@ -721,13 +927,14 @@ func file_centra_chainfire_v1_cluster_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_chainfire_v1_cluster_proto_rawDesc), len(file_centra_chainfire_v1_cluster_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   11,
+			NumEnums:      1,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_centra_chainfire_v1_cluster_proto_goTypes,
 		DependencyIndexes: file_centra_chainfire_v1_cluster_proto_depIdxs,
+		EnumInfos:         file_centra_chainfire_v1_cluster_proto_enumTypes,
 		MessageInfos:      file_centra_chainfire_v1_cluster_proto_msgTypes,
 	}.Build()
 	File_centra_chainfire_v1_cluster_proto = out.File

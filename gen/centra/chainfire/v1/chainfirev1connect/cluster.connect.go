@@ -51,6 +51,8 @@ const (
 	ClusterServiceTransferLeaderProcedure = "/centra.chainfire.v1.ClusterService/TransferLeader"
 	// ClusterServiceJoinProcedure is the fully-qualified name of the ClusterService's Join RPC.
 	ClusterServiceJoinProcedure = "/centra.chainfire.v1.ClusterService/Join"
+	// ClusterServiceDiscoverProcedure is the fully-qualified name of the ClusterService's Discover RPC.
+	ClusterServiceDiscoverProcedure = "/centra.chainfire.v1.ClusterService/Discover"
 )
 
 // ClusterServiceClient is a client for the centra.chainfire.v1.ClusterService service.
@@ -67,6 +69,12 @@ type ClusterServiceClient interface {
 	// Join is served by a node that waits to join (bootstrap = false): a
 	// member calls it on the node's peer URL to hand over its replica ID.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
+	// Discover is served, next to Join, by a node with bootstrap = true and
+	// no raft data while it decides whether it may bootstrap: a peer in the
+	// same state calls it to learn that no cluster runs there yet, and a
+	// member of a running cluster calls it to tell the node what to do (see
+	// chainfire/DESIGN.md, "Bootstrap with an empty data directory").
+	Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the centra.chainfire.v1.ClusterService service.
@@ -110,6 +118,12 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("Join")),
 			connect.WithClientOptions(opts...),
 		),
+		discover: connect.NewClient[v1.DiscoverRequest, v1.DiscoverResponse](
+			httpClient,
+			baseURL+ClusterServiceDiscoverProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("Discover")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -120,6 +134,7 @@ type clusterServiceClient struct {
 	promoteMember  *connect.Client[v1.PromoteMemberRequest, v1.PromoteMemberResponse]
 	transferLeader *connect.Client[v1.TransferLeaderRequest, v1.TransferLeaderResponse]
 	join           *connect.Client[v1.JoinRequest, v1.JoinResponse]
+	discover       *connect.Client[v1.DiscoverRequest, v1.DiscoverResponse]
 }
 
 // AddMember calls centra.chainfire.v1.ClusterService.AddMember.
@@ -147,6 +162,11 @@ func (c *clusterServiceClient) Join(ctx context.Context, req *connect.Request[v1
 	return c.join.CallUnary(ctx, req)
 }
 
+// Discover calls centra.chainfire.v1.ClusterService.Discover.
+func (c *clusterServiceClient) Discover(ctx context.Context, req *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error) {
+	return c.discover.CallUnary(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the centra.chainfire.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// AddMember adds a node as a voter or a learner and hands it its replica
@@ -161,6 +181,12 @@ type ClusterServiceHandler interface {
 	// Join is served by a node that waits to join (bootstrap = false): a
 	// member calls it on the node's peer URL to hand over its replica ID.
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
+	// Discover is served, next to Join, by a node with bootstrap = true and
+	// no raft data while it decides whether it may bootstrap: a peer in the
+	// same state calls it to learn that no cluster runs there yet, and a
+	// member of a running cluster calls it to tell the node what to do (see
+	// chainfire/DESIGN.md, "Bootstrap with an empty data directory").
+	Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -200,6 +226,12 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("Join")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceDiscoverHandler := connect.NewUnaryHandler(
+		ClusterServiceDiscoverProcedure,
+		svc.Discover,
+		connect.WithSchema(clusterServiceMethods.ByName("Discover")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/centra.chainfire.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceAddMemberProcedure:
@@ -212,6 +244,8 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceTransferLeaderHandler.ServeHTTP(w, r)
 		case ClusterServiceJoinProcedure:
 			clusterServiceJoinHandler.ServeHTTP(w, r)
+		case ClusterServiceDiscoverProcedure:
+			clusterServiceDiscoverHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -239,4 +273,8 @@ func (UnimplementedClusterServiceHandler) TransferLeader(context.Context, *conne
 
 func (UnimplementedClusterServiceHandler) Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("centra.chainfire.v1.ClusterService.Join is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("centra.chainfire.v1.ClusterService.Discover is not implemented"))
 }
