@@ -284,7 +284,8 @@ func storesSummary(ctx context.Context, cp *framework.Node) string {
 }
 
 // storeShare checks, from GET /pd/api/v1/stores, that store id holds a
-// region count within 20% of the mean of the Up stores and a leader count
+// region count within 20% of the mean of the stores in service (Up,
+// Disconnected or Down: not Offline or Tombstone) and a leader count
 // within 25% of theirs.
 func storeShare(ctx context.Context, cp *framework.Node, id uint64) error {
 	st, err := pdStoreStatus(ctx, cp)
@@ -293,7 +294,7 @@ func storeShare(ctx context.Context, cp *framework.Node, id uint64) error {
 	}
 	var regions, leaders, up float64
 	for _, s := range st {
-		if s.State == "Up" {
+		if s.State != "Offline" && s.State != "Tombstone" {
 			regions += float64(s.RegionCount)
 			leaders += float64(s.LeaderCount)
 			up++
