@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/centra-cloud/centra/internal/cli.Version=$(VERSION)
 
 include tools.mk
 
-.PHONY: build test test-unit test-e2e vet fmt-check bench clean
+.PHONY: build test test-unit test-e2e vet fmt-check bench bench-etcd clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -33,6 +33,11 @@ fmt-check:
 # Throughput benchmarks (not run by make test).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 5s ./shared/raftnode/ ./chainfire/...
+
+# Chainfire against etcd on etcd's tools/benchmark, interleaved; knobs REPS,
+# CASES, SCALE, PROFILE (see bench/bench-etcd.sh and docs/performance.md).
+bench-etcd: build
+	bench/bench-etcd.sh
 
 clean:
 	rm -rf bin

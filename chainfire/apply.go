@@ -28,6 +28,8 @@ var applyErrors = []error{
 	9:  ErrPeerURLExists,
 	10: ErrMemberNotFound,
 	11: ErrMemberNotLearner,
+	12: ErrNoSpace,
+	13: ErrCorrupt,
 }
 
 func applyErrorCode(err error) (uint64, bool) {
@@ -251,7 +253,7 @@ func (w *writer) put(p *etcdserverpb.PutRequest) (*etcdserverpb.PutResponse, err
 			lease = prev.Lease
 		}
 	}
-	_, prev, err := w.txn.Put(p.Key, value, lease)
+	_, prev, err := w.txn.Put(p.Key, value, lease, p.PrevKv)
 	if err != nil {
 		return nil, err
 	}

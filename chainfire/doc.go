@@ -2,7 +2,7 @@
 //
 // It is the state machine of the metadata shard (dragonboat shard 0, see
 // shared/raftnode) plus the etcd v3 gRPC services on top of it (KV, Watch,
-// Lease, Maintenance.Status/Alarm, Cluster.MemberList), served through
+// Lease, Maintenance, Cluster), served through
 // connect-go so go.etcd.io/etcd/client/v3 and etcdctl work unchanged.
 //
 // Writes (Put, DeleteRange, Txn, Compact, LeaseGrant/Revoke, lease expiry,

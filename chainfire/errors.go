@@ -64,6 +64,16 @@ var (
 	ErrUnhealthy = errors.New("etcdserver: unhealthy cluster")
 	// errAlreadyMember: a join handshake sent to a running member.
 	errAlreadyMember = errors.New("chainfire: this node is already a member of a cluster")
+	// ErrNoSpace: a NOSPACE alarm is active or the space quota is exceeded.
+	ErrNoSpace = errors.New("etcdserver: mvcc: database space exceeded")
+	// ErrCorrupt: a CORRUPT alarm is active (replicas' data diverged).
+	ErrCorrupt = errors.New("etcdserver: corrupt cluster")
+	// ErrNotLeader: a request only the leader serves (MoveLeader) reached a follower.
+	ErrNotLeader = errors.New("etcdserver: not leader")
+	// ErrBadLeaderTransferee: MoveLeader to a member that is unknown or a learner.
+	ErrBadLeaderTransferee = errors.New("etcdserver: bad leader transferee")
+	// ErrTimeoutLeaderTransfer: the leadership did not move in time.
+	ErrTimeoutLeaderTransfer = errors.New("etcdserver: request timed out, leader transfer took too long")
 	// ErrConfigChangeInFlight: another membership change is in progress.
 	ErrConfigChangeInFlight = errors.New("chainfire: another membership change is in progress; retry when it finished")
 )
@@ -72,30 +82,35 @@ var (
 // following etcd's rpctypes table so clients retry (Unavailable) or give up
 // exactly as they do against etcd.
 var errorCodes = map[error]connect.Code{
-	ErrEmptyKey:             connect.CodeInvalidArgument,
-	ErrKeyNotFound:          connect.CodeInvalidArgument,
-	ErrValueProvided:        connect.CodeInvalidArgument,
-	ErrLeaseProvided:        connect.CodeInvalidArgument,
-	ErrTooManyOps:           connect.CodeInvalidArgument,
-	ErrDuplicateKey:         connect.CodeInvalidArgument,
-	ErrCompacted:            connect.CodeOutOfRange,
-	ErrFutureRev:            connect.CodeOutOfRange,
-	ErrLeaseNotFound:        connect.CodeNotFound,
-	ErrLeaseExist:           connect.CodeFailedPrecondition,
-	ErrLeaseTTLTooLarge:     connect.CodeOutOfRange,
-	ErrNoLeader:             connect.CodeUnavailable,
-	ErrTimeout:              connect.CodeUnavailable,
-	ErrRequestTooLarge:      connect.CodeInvalidArgument,
-	ErrNotCapable:           connect.CodeUnimplemented,
-	ErrStopped:              connect.CodeUnavailable,
-	ErrBadCommand:           connect.CodeInternal,
-	ErrMemberExists:         connect.CodeFailedPrecondition,
-	ErrPeerURLExists:        connect.CodeFailedPrecondition,
-	ErrMemberNotFound:       connect.CodeNotFound,
-	ErrMemberNotLearner:     connect.CodeFailedPrecondition,
-	ErrLearnerNotReady:      connect.CodeFailedPrecondition,
-	ErrUnhealthy:            connect.CodeUnavailable,
-	ErrConfigChangeInFlight: connect.CodeUnavailable,
+	ErrEmptyKey:              connect.CodeInvalidArgument,
+	ErrKeyNotFound:           connect.CodeInvalidArgument,
+	ErrValueProvided:         connect.CodeInvalidArgument,
+	ErrLeaseProvided:         connect.CodeInvalidArgument,
+	ErrTooManyOps:            connect.CodeInvalidArgument,
+	ErrDuplicateKey:          connect.CodeInvalidArgument,
+	ErrCompacted:             connect.CodeOutOfRange,
+	ErrFutureRev:             connect.CodeOutOfRange,
+	ErrLeaseNotFound:         connect.CodeNotFound,
+	ErrLeaseExist:            connect.CodeFailedPrecondition,
+	ErrLeaseTTLTooLarge:      connect.CodeOutOfRange,
+	ErrNoLeader:              connect.CodeUnavailable,
+	ErrTimeout:               connect.CodeUnavailable,
+	ErrRequestTooLarge:       connect.CodeInvalidArgument,
+	ErrNotCapable:            connect.CodeUnimplemented,
+	ErrStopped:               connect.CodeUnavailable,
+	ErrBadCommand:            connect.CodeInternal,
+	ErrMemberExists:          connect.CodeFailedPrecondition,
+	ErrPeerURLExists:         connect.CodeFailedPrecondition,
+	ErrMemberNotFound:        connect.CodeNotFound,
+	ErrMemberNotLearner:      connect.CodeFailedPrecondition,
+	ErrLearnerNotReady:       connect.CodeFailedPrecondition,
+	ErrUnhealthy:             connect.CodeUnavailable,
+	ErrConfigChangeInFlight:  connect.CodeUnavailable,
+	ErrNoSpace:               connect.CodeResourceExhausted,
+	ErrCorrupt:               connect.CodeDataLoss,
+	ErrNotLeader:             connect.CodeFailedPrecondition,
+	ErrBadLeaderTransferee:   connect.CodeFailedPrecondition,
+	ErrTimeoutLeaderTransfer: connect.CodeUnavailable,
 }
 
 // internalErrors translates errors of lower layers to the service errors.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -19,9 +20,9 @@ import (
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
-// commandVersion is the raftcmd encoding version this binary writes and the
-// newest it applies.
-const commandVersion = 1
+// commandVersion is the newest raftcmd encoding version this binary
+// applies (proposers use the lowest one that knows the command: versionFor).
+const commandVersion = alarmVersion
 
 // fsm is the metadata shard's state machine: Chainfire's MVCC KV, leases and
 // member attributes. It implements raftnode.Applier.
@@ -35,10 +36,14 @@ type fsm struct {
 
 	rev       atomic.Int64 // newest committed revision, visible to readers
 	compacted atomic.Int64
+	alarms    atomic.Pointer[[]mvcc.Alarm] // active alarms, committed
 
-	// Owned by the apply goroutine: what the batch being applied changed.
+	// Owned by the apply goroutine: the live keys' metadata (set by Load)
+	// and what the batch being applied changed.
+	idx                      *mvcc.Index
 	pending                  []mvcc.Event
 	applyRev, applyCompacted int64
+	applyAlarms              []mvcc.Alarm // replaced, never modified in place
 
 	compactMu   sync.Mutex
 	compactWant int64 // revision the compactor must reach
@@ -56,6 +61,7 @@ func newFSM(db *pebble.DB, ks raftnode.Keyspace, lessor *lease.Lessor, log *slog
 		compactKick: make(chan struct{}, 1),
 	}
 	f.members = memberTable{st: f.st}
+	f.alarms.Store(&[]mvcc.Alarm{})
 	f.hub = watch.NewHub(func(from, to int64, max int, withPrev bool) ([]mvcc.Event, int64, error) {
 		return f.st.Events(f.db, from, to, max, withPrev)
 	})
@@ -73,9 +79,19 @@ func (f *fsm) Load(r pebble.Reader) error {
 	if err := f.st.Leases(r, func(id, ttl int64) { leases[id] = ttl }); err != nil {
 		return err
 	}
+	alarms, err := f.st.Alarms(r)
+	if err != nil {
+		return err
+	}
+	idx, err := f.st.LoadIndex(r, meta.Revision)
+	if err != nil {
+		return err
+	}
+	f.idx = idx
 	f.rev.Store(meta.Revision)
 	f.compacted.Store(meta.Compacted)
-	f.applyRev, f.applyCompacted = meta.Revision, meta.Compacted
+	f.applyRev, f.applyCompacted, f.applyAlarms = meta.Revision, meta.Compacted, alarms
+	f.alarms.Store(&alarms)
 	f.lessor.Reset(leases)
 	f.hub.Reset(meta.Revision, meta.Compacted)
 	if meta.Compacted > meta.Physical {
@@ -130,7 +146,10 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 // revision counters. Failures that are part of the command's semantics
 // (apply errors) are checked before anything is written.
 func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.Message, int64, int64, error) {
-	w := writer{view: v, txn: f.st.Begin(b, v.rev)}
+	if err := gate(f.applyAlarms, cmd); err != nil {
+		return nil, v.rev, v.compacted, err
+	}
+	w := writer{view: v, txn: f.st.BeginApply(b, v.rev, f.idx, f.hub.WantPrev())}
 	var resp proto.Message
 	var hdr **etcdserverpb.ResponseHeader
 	switch c := cmd.Cmd.(type) {
@@ -219,6 +238,12 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 			return nil, v.rev, v.compacted, err
 		}
 		resp = &raftcmdv1.SysTxnResult{Succeeded: ok}
+	case *raftcmdv1.Command_Alarm:
+		r, err := f.applyAlarm(b, c.Alarm)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp, hdr = r, &r.Header
 	case *raftcmdv1.Command_MemberPromote:
 		m, err := f.members.promote(b, c.MemberPromote.NodeId)
 		if err != nil {
@@ -240,6 +265,9 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 // readers, the events to watchers, and compaction work to the compactor.
 func (f *fsm) Applied(uint64) {
 	f.rev.Store(f.applyRev)
+	if a := f.applyAlarms; len(a) != len(*f.alarms.Load()) || !slices.Equal(a, *f.alarms.Load()) {
+		f.alarms.Store(&a)
+	}
 	if f.applyCompacted != f.compacted.Swap(f.applyCompacted) {
 		f.requestCompaction(f.applyCompacted)
 	}

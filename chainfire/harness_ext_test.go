@@ -31,7 +31,7 @@ type node struct {
 	addr  string // host:port of the API listener
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,7 +41,8 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startNode(t *testing.T) *node {
+// startNode starts a single-member Chainfire; opts adjust its config.
+func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -57,10 +58,14 @@ func startNode(t *testing.T) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := chainfire.New(chainfire.Config{
+	cfg := chainfire.Config{
 		NodeID: 1, ReplicaID: 1, ClusterID: 1, Name: "test-1", PeerURLs: []string{addr},
 		Raft: rn, DB: db, Logger: log, Registry: prometheus.NewRegistry(),
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := chainfire.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +115,7 @@ func startNode(t *testing.T) *node {
 	return n
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
+func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

@@ -2,6 +2,9 @@ package chainfire
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -14,8 +17,9 @@ import (
 // Version is the etcd API version Chainfire implements, reported by Status.
 const Version = "3.6.0"
 
-// maintenanceService implements etcdserverpb.Maintenance: Status (what
-// `etcdctl endpoint status` shows); the rest is not offered.
+// maintenanceService implements etcdserverpb.Maintenance: Status, Alarm,
+// Hash, HashKV, Defragment, MoveLeader and Snapshot (Downgrade is not
+// offered: centra upgrades binaries, not storage versions).
 type maintenanceService struct {
 	s *Server
 	etcdserverpbconnect.UnimplementedMaintenanceHandler
@@ -56,18 +60,74 @@ func (s *Server) status(ctx context.Context) (*etcdserverpb.StatusResponse, erro
 			}
 		}
 	}
-	usage := s.cfg.DB.Metrics().DiskSpaceUsage()
-	resp.DbSize, resp.DbSizeInUse = int64(usage), int64(usage)
+	dm := s.cfg.DB.Metrics()
+	resp.DbSize = int64(dm.DiskSpaceUsage())
+	// In use: live tables and WAL, without files waiting for deletion.
+	resp.DbSizeInUse = int64(dm.Table.Local.LiveSize + dm.BlobFiles.Local.LiveSize + dm.WAL.PhysicalSize)
 	if rs.LeaderID == 0 {
 		resp.Errors = append(resp.Errors, ErrNoLeader.Error())
 	}
+	// As etcd: the active alarms, and the quota.
+	for _, a := range toAlarmMembers(s.fsm.activeAlarms(), etcdserverpb.AlarmType_NONE) {
+		resp.Errors = append(resp.Errors, fmt.Sprintf("memberID:%d alarm:%s ", a.MemberID, a.Alarm))
+	}
+	resp.DbSizeQuota = s.cfg.QuotaBackendBytes
 	return resp, nil
 }
 
-// Alarm answers alarm queries: Chainfire raises no alarms (no space quota
-// alarm: pebble is not size-capped), so the list is always empty and
-// activate/deactivate are accepted as no-ops. `etcdctl endpoint health`
-// needs it.
-func (m *maintenanceService) Alarm(context.Context, *connect.Request[etcdserverpb.AlarmRequest]) (*connect.Response[etcdserverpb.AlarmResponse], error) {
-	return connect.NewResponse(&etcdserverpb.AlarmResponse{Header: m.s.header(nil)}), nil
+func (m *maintenanceService) HashKV(_ context.Context, req *connect.Request[etcdserverpb.HashKVRequest]) (*connect.Response[etcdserverpb.HashKVResponse], error) {
+	h, err := m.s.fsm.hashKV(req.Msg.Revision)
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	return connect.NewResponse(&etcdserverpb.HashKVResponse{
+		Header: m.s.header(&etcdserverpb.ResponseHeader{Revision: h.current}),
+		Hash:   h.hash, CompactRevision: h.compacted, HashRevision: h.rev,
+	}), nil
+}
+
+func (m *maintenanceService) Hash(context.Context, *connect.Request[etcdserverpb.HashRequest]) (*connect.Response[etcdserverpb.HashResponse], error) {
+	h, err := m.s.fsm.hashAll()
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	return connect.NewResponse(&etcdserverpb.HashResponse{Header: m.s.header(&etcdserverpb.ResponseHeader{Revision: h.current}), Hash: h.hash}), nil
+}
+
+func (m *maintenanceService) Defragment(ctx context.Context, _ *connect.Request[etcdserverpb.DefragmentRequest]) (*connect.Response[etcdserverpb.DefragmentResponse], error) {
+	if err := m.s.defrag(ctx); err != nil {
+		return nil, toConnectError(err)
+	}
+	return connect.NewResponse(&etcdserverpb.DefragmentResponse{Header: m.s.header(nil)}), nil
+}
+
+// MoveLeader hands the leadership to another voter. As etcd, only the
+// leader serves it (etcdctl move-leader finds the leader among its
+// endpoints).
+func (m *maintenanceService) MoveLeader(ctx context.Context, req *connect.Request[etcdserverpb.MoveLeaderRequest]) (*connect.Response[etcdserverpb.MoveLeaderResponse], error) {
+	s := m.s
+	if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); !ok || leader != s.cfg.ReplicaID {
+		return nil, toConnectError(ErrNotLeader)
+	}
+	view, _, err := s.memberView(ctx)
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	target := findMember(view, req.Msg.TargetID)
+	if target == nil || target.IsLearner {
+		return nil, toConnectError(ErrBadLeaderTransferee)
+	}
+	if target.ReplicaId != s.cfg.ReplicaID {
+		start := time.Now()
+		tctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		if err := s.cfg.Raft.TransferLeader(tctx, raftnode.MetadataShardID, target.ReplicaId); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = ErrTimeoutLeaderTransfer
+			}
+			return nil, toConnectError(err)
+		}
+		s.log.Info("Leadership moved", "to_node_id", target.NodeId, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return connect.NewResponse(&etcdserverpb.MoveLeaderResponse{Header: s.header(nil)}), nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -68,6 +69,10 @@ type Config struct {
 	// ElectionTimeout is raft's election timeout (default 1s). A member
 	// without a leader for that long cancels require-leader streams.
 	ElectionTimeout time.Duration
+	// QuotaBackendBytes is the space quota of Chainfire's data on this
+	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
+	// member raises the NOSPACE alarm and writes are refused.
+	QuotaBackendBytes int64
 }
 
 // MaxLeaseTTL is the largest lease TTL, in seconds (etcd's limit).
@@ -86,6 +91,8 @@ type Server struct {
 	metrics *metrics
 	fwd     *forwarder
 	leader  *leaderMonitor
+
+	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
 
 	// memberMu serialises membership changes made through this member.
 	memberMu sync.Mutex
@@ -158,7 +165,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.runDiscoveryAnswers} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -184,7 +191,7 @@ func (s *Server) Close() {
 func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler {
 	opts = append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(maxRequestBytes + 64*1024),
-		connect.WithInterceptors(leaderInterceptor{s}),
+		connect.WithInterceptors(s.interceptors()...),
 	}, opts...)
 	out := map[string]http.Handler{}
 	mount := func(path string, h http.Handler) { out[path] = h }
@@ -195,6 +202,12 @@ func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler
 	mount(etcdserverpbconnect.NewClusterHandler(&clusterService{s: s}, opts...))
 	mount(chainfirev1connect.NewClusterServiceHandler(&adminService{s: s}, opts...))
 	return out
+}
+
+// interceptors wrap every etcd service call, on the Connect routes and on
+// the grpc-go ones (RegisterGRPC).
+func (s *Server) interceptors() []connect.Interceptor {
+	return []connect.Interceptor{leaderInterceptor{s}}
 }
 
 // withTimeout applies the default request timeout when ctx has no deadline.
@@ -208,13 +221,16 @@ func (s *Server) withTimeout(ctx context.Context) (context.Context, context.Canc
 // propose replicates cmd through the metadata shard and decodes the result
 // into resp.
 func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command, resp proto.Message) error {
-	cmd.Version = commandVersion
+	cmd.Version = versionFor(cmd)
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return err
 	}
 	if len(data) > maxRequestBytes {
 		return ErrRequestTooLarge
+	}
+	if err := s.admit(ctx, cmd, len(data)); err != nil {
+		return err
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()

@@ -1,6 +1,7 @@
 package chainfire_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,5 +92,59 @@ func TestWatchHistoryFiltersProgressAndCompaction(t *testing.T) {
 	}
 	if r := recv(); !r.Canceled || r.CompactRevision != 5 {
 		t.Fatalf("compacted watch: %v", r)
+	}
+}
+
+// Puts that do not ask for the previous version take create revision,
+// version and lease from the in-memory index and publish events without the
+// replaced version; a watcher that wants it (prev_kv) still gets it, for
+// history published before it started and live.
+func TestPutWithoutPrevKVKeepsVersionsAndWatchPrev(t *testing.T) {
+	n := startNode(t)
+	ctx := testCtx(t, 20*time.Second)
+	put := func(k, v string) {
+		t.Helper()
+		r, err := n.kv.Put(ctx, connect.NewRequest(&etcdserverpb.PutRequest{Key: []byte(k), Value: []byte(v)}))
+		if err != nil || r.Msg.PrevKv != nil {
+			t.Fatalf("put %s: %v, %v", k, r, err)
+		}
+	}
+	put("p", "1") // 2
+	put("p", "2") // 3
+	if _, err := n.kv.DeleteRange(ctx, connect.NewRequest(&etcdserverpb.DeleteRangeRequest{Key: []byte("p")})); err != nil {
+		t.Fatal(err) // 4
+	}
+	put("p", "3") // 5
+	put("p", "4") // 6
+	r, err := n.get(t, &etcdserverpb.RangeRequest{Key: []byte("p")})
+	if err != nil || kvString(r.Kvs) != "p=4@5/6/v2 " {
+		t.Fatalf("range p = %q, %v; want p=4@5/6/v2", kvString(r.Kvs), err)
+	}
+	stream := n.watch.Watch(ctx)
+	if err := stream.Send(&etcdserverpb.WatchRequest{RequestUnion: &etcdserverpb.WatchRequest_CreateRequest{CreateRequest: &etcdserverpb.WatchCreateRequest{
+		Key: []byte("p"), StartRevision: 1, PrevKv: true,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 6 {
+		resp, err := stream.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range resp.Events {
+			prev := ""
+			if ev.PrevKv != nil {
+				prev = fmt.Sprintf("%s@%d/v%d", ev.PrevKv.Value, ev.PrevKv.ModRevision, ev.PrevKv.Version)
+			}
+			got = append(got, fmt.Sprintf("%s %s prev=%s", ev.Type, ev.Kv.Value, prev))
+		}
+		if len(got) == 5 {
+			put("p", "5") // 7, live, while a prev_kv watcher runs
+		}
+	}
+	want := []string{"PUT 1 prev=", "PUT 2 prev=1@2/v1", "DELETE  prev=2@3/v2", "PUT 3 prev=", "PUT 4 prev=3@5/v1", "PUT 5 prev=4@6/v2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events:\n got %q\nwant %q", got, want)
 	}
 }

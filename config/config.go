@@ -110,6 +110,8 @@ type Network struct {
 	// GossipAddr is reserved: dragonboat's gossip is unencrypted, so
 	// centra keeps it off.
 	GossipAddr string `koanf:"gossip_addr" help:"Reserved for a future encrypted node registry; accepted and validated but unused (gossip stays off)."`
+	// EnablePprof mounts net/http/pprof on the API listener.
+	EnablePprof bool `koanf:"enable_pprof" help:"Serve Go's profiler at /debug/pprof/ on the API listener (etcd's --enable-pprof); off by default, it exposes internals to every API client."`
 	// TLS is the node's certificate for the API and raft.
 	TLS TLS `koanf:"tls"`
 }
@@ -159,6 +161,9 @@ type Storage struct {
 	// UseDirectIOForFlushAndCompaction is accepted for compatibility;
 	// pebble has no O_DIRECT mode.
 	UseDirectIOForFlushAndCompaction bool `koanf:"use_direct_io_for_flush_and_compaction" help:"Accepted for RocksDB compatibility; pebble has no direct I/O, so true only logs a warning."`
+	// QuotaBackendBytes is etcd's --quota-backend-bytes for Chainfire's
+	// data; 0 disables the quota.
+	QuotaBackendBytes uint64 `koanf:"quota_backend_bytes" help:"Space quota of Chainfire's data on this node in bytes (etcd's --quota-backend-bytes, default 2 GiB; 0 disables it). Beyond it the NOSPACE alarm is raised cluster-wide and writes fail with 'etcdserver: mvcc: database space exceeded' until space is freed (compact, defrag) and the alarm disarmed."`
 }
 
 // Region tunes how a store splits the FlareDB regions it leads. The
@@ -235,6 +240,7 @@ func Default() Config {
 			Level0FileNumCompactionTrigger: 4,
 			MaxBackgroundCompactions:       4,
 			MaxBackgroundFlushes:           2,
+			QuotaBackendBytes:              2 << 30,
 		},
 		Raft: Raft{
 			Role:               RaftVoter,

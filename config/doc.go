@@ -65,6 +65,14 @@
 //     ignored; Storage.Warnings reports it so the caller can log it.
 //   - data_dir: data_dir/state is the pebble directory (StateDir) and
 //     data_dir/raft is dragonboat's NodeHostDir (RaftDir).
+//   - quota_backend_bytes (default 2 GiB, etcd's default; 0 disables) ->
+//     chainfire.Config.QuotaBackendBytes: not a pebble option but etcd's
+//     space quota over Chainfire's data (its tables plus unflushed WAL).
+//     Over it the member raises the NOSPACE alarm through raft and every
+//     member refuses puts, txns with a put and lease grants with etcd's
+//     "etcdserver: mvcc: database space exceeded"; reads, deletes and
+//     compaction work, and `etcdctl alarm disarm` clears the alarm once
+//     compaction and defrag freed space.
 //
 // # [raft] keys and dragonboat v4
 //

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strings"
@@ -18,6 +19,10 @@ import (
 	"github.com/centra-cloud/centra/e2e/framework"
 	flaredb "github.com/centra-cloud/centra/flaredb/client"
 )
+
+// schedKeys is how many distinct keys the writers write: with
+// schedStoreArgs about 45 regions.
+const schedKeys = 50_000
 
 // schedStoreArgs split regions at 1000 keys and report every second, so a
 // few tens of thousands of keys make tens of regions.
@@ -79,12 +84,22 @@ func TestPDScheduling(t *testing.T) {
 					return
 				default:
 				}
-				first := int(next.Add(batchSize) - batchSize)
+				// New keys until there are enough for 40 regions, then
+				// rewrites of written batches: writes go on without
+				// splitting the cluster away from the balance under test.
+				first := int(next.Load())
+				if first < schedKeys {
+					first = int(next.Add(batchSize) - batchSize)
+				} else {
+					first = rand.IntN(schedKeys/batchSize) * batchSize
+					time.Sleep(100 * time.Millisecond)
+				}
 				for attempt := 0; ; attempt++ {
 					err := write(first)
 					if err == nil {
-						acked.Store(first, true)
-						nAcked.Add(batchSize)
+						if _, loaded := acked.LoadOrStore(first, true); !loaded {
+							nAcked.Add(batchSize)
+						}
 						break
 					}
 					if attempt == 5 {
@@ -93,9 +108,6 @@ func TestPDScheduling(t *testing.T) {
 						break
 					}
 					time.Sleep(time.Second) // retry after a region or store change
-				}
-				if next.Load() > 60_000 {
-					time.Sleep(200 * time.Millisecond) // enough regions: keep a trickle going
 				}
 			}
 		}()

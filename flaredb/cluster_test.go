@@ -321,22 +321,18 @@ func (c *testCluster) put(id uint64, prefix string, n int) {
 func count(t *testing.T, ts *testStore, prefix string) int {
 	t.Helper()
 	lo, hi := keys.DataRange(keys.Encode("t", []byte(prefix)), keys.Encode("t", []byte(prefix+"\xff")))
-	it, err := ts.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	n := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-	}
-	return n
+	return countRange(t, ts, lo, hi)
 }
 
 // dataKeys counts every data key in store ts's pebble.
 func dataKeys(t *testing.T, ts *testStore) int {
 	t.Helper()
-	it, err := ts.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keys.DataTag}, UpperBound: []byte{keys.DataTag + 1}})
+	return countRange(t, ts, []byte{keys.DataTag}, []byte{keys.DataTag + 1})
+}
+
+func countRange(t *testing.T, ts *testStore, lo, hi []byte) int {
+	t.Helper()
+	it, err := ts.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,12 +388,19 @@ func TestMembershipSteps(t *testing.T) {
 	if _, recv := s4.s.snaps.Totals(); recv != 1 {
 		t.Fatalf("store 4 received %d snapshots, want 1", recv)
 	}
+	if joined, err := s4.s.hasLocal(joinedKey(1)); err != nil || !joined {
+		t.Fatalf("store 4's learner has no restart-non-voting marker (%v)", err)
+	}
 
 	c.runStep(1, changePeerStep(pdv1.ConfChangeType_CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED, 104, 4), "peer 104 promoted", func(d *metav1.Region, _ *metav1.Peer) bool {
 		p := peerOn(d, 4)
 		return p != nil && isVoter(p) && d.GetRegionEpoch().GetConfVer() == 3
 	})
 	c.waitMembership(1, []uint64{101, 102, 103, 104}, nil)
+	eventually(t, 30*time.Second, "store 4 to drop its restart-non-voting marker after the promotion snapshot", func() bool {
+		joined, err := s4.s.hasLocal(joinedKey(1))
+		return err == nil && !joined
+	})
 
 	// Store 1 leads, then its peer is removed: the leader hands leadership
 	// to another voter first, and that leader removes it.
@@ -471,10 +474,11 @@ func TestMembershipConvergesAfterCrash(t *testing.T) {
 	crashed := make(chan uint64, 4)
 	for _, ts := range c.stores {
 		id := ts.id
-		ts.s.testAfterChangePeer = func(ctx context.Context) {
+		hook := func(ctx context.Context) {
 			crashed <- id
 			<-ctx.Done() // "dead" until the test stops the store
 		}
+		ts.s.testAfterChangePeer.Store(&hook)
 	}
 	c.pd.setStep(1, changePeerStep(pdv1.ConfChangeType_CONF_CHANGE_TYPE_ADD_LEARNER_NODE, 104, 4))
 	var victim *testStore
@@ -487,7 +491,7 @@ func TestMembershipConvergesAfterCrash(t *testing.T) {
 	c.stop(victim)
 	for _, ts := range c.stores {
 		if ts.s != nil {
-			ts.s.testAfterChangePeer = nil
+			ts.s.testAfterChangePeer.Store(nil)
 		}
 	}
 	eventually(t, 60*time.Second, "the next leader to add learner 104 and store 4 to apply its snapshot", func() bool {

@@ -151,8 +151,8 @@ func (s *Store) proposeChangePeer(ctx context.Context, r *region, d *metav1.Regi
 	}
 	s.log.Info("Region peers changed", "region_id", r.id, "change", t.String(), "peer_id", p.GetId(), "store_id", p.GetStoreId(),
 		"conf_ver", r.desc().GetRegionEpoch().GetConfVer())
-	if s.testAfterChangePeer != nil {
-		s.testAfterChangePeer(ctx)
+	if hook := s.testAfterChangePeer.Load(); hook != nil {
+		(*hook)(ctx)
 	}
 	_, err := s.reconcileMembership(ctx, r)
 	return err

@@ -49,33 +49,33 @@ func newMetrics(reg prometheus.Registerer, regionCount func() float64, snaps *ra
 			Name: "flaredb_operator_steps_total", Help: "PD operator steps this store executed as region leader, by step and result (ok, error).",
 		}, []string{"step", "result"}),
 	}
-	snapGauge := func(direction string, sending bool) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "flaredb_snapshots_in_flight", Help: "Region snapshot streams this store is sending or receiving now.",
-			ConstLabels: prometheus.Labels{"direction": direction},
-		}, func() float64 {
-			snd, rcv := snaps.InFlight()
+	// snap picks the sending or receiving count of a (sending, receiving)
+	// pair.
+	snap := func(pair func() (int64, int64), sending bool) func() float64 {
+		return func() float64 {
+			snd, rcv := pair()
 			if sending {
 				return float64(snd)
 			}
 			return float64(rcv)
-		})
+		}
 	}
-	snapCounter := func(direction string, sending bool) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "flaredb_snapshots_total", Help: "Region snapshot streams this store sent or received completely.",
-			ConstLabels: prometheus.Labels{"direction": direction},
-		}, func() float64 {
-			snd, rcv := snaps.Totals()
-			if sending {
-				return float64(snd)
-			}
-			return float64(rcv)
-		})
+	totals := func() (int64, int64) {
+		snd, rcv := snaps.Totals()
+		return int64(snd), int64(rcv)
+	}
+	var snapMetrics []prometheus.Collector
+	for _, dir := range []string{"sending", "receiving"} {
+		labels := prometheus.Labels{"direction": dir}
+		snapMetrics = append(snapMetrics,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flaredb_snapshots_in_flight", Help: "Region snapshot streams this store is sending or receiving now.", ConstLabels: labels},
+				snap(snaps.InFlight, dir == "sending")),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "flaredb_snapshots_total", Help: "Region snapshot streams this store sent or received completely.", ConstLabels: labels},
+				snap(totals, dir == "sending")))
 	}
 	reg.MustRegister(m.reads, m.readDur, m.writeDur, m.requests, m.applyDur, m.splits, m.regionErrors, m.steps,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flaredb_region_count", Help: "Region replicas hosted by this store."}, regionCount),
-		snapGauge("sending", true), snapGauge("receiving", false), snapCounter("sending", true), snapCounter("receiving", false))
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "flaredb_region_count", Help: "Region replicas hosted by this store."}, regionCount))
+	reg.MustRegister(snapMetrics...)
 	return m
 }
 

@@ -403,14 +403,7 @@ func (s *Store) sendRegionHeartbeat(ctx context.Context, id uint64) error {
 
 // splitLoop checks the regions this store leads every CheckInterval.
 func (s *Store) splitLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Split.CheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.cfg.Split.CheckInterval, func() {
 		for _, r := range s.regions.all() {
 			if _, _, self := s.isLeader(r); !self {
 				continue
@@ -427,6 +420,20 @@ func (s *Store) splitLoop(ctx context.Context) {
 				s.log.Warn("Region split failed; retrying at the next check", "region_id", r.id, "err", err)
 			}
 		}
+	})
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn()
 	}
 }
 

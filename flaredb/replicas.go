@@ -87,21 +87,14 @@ func (s *Store) onUninitializedApply(id uint64, n int) {
 // PD lists on this store that do not run here (new learners, split-born
 // replicas this store skipped) and destroys replicas PD says were removed.
 func (s *Store) peerCheckLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.PeerCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.cfg.PeerCheckInterval, func() {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.checkPeers(cctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("Peer check against PD failed, retrying...", "err", err)
 		}
-	}
+	})
 }
 
 func (s *Store) checkPeers(ctx context.Context) error {

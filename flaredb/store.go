@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,7 +91,7 @@ type Store struct {
 
 	// testAfterChangePeer, set by tests only, runs between a ChangePeer's
 	// commit and the raft membership change (a crash window).
-	testAfterChangePeer func(ctx context.Context)
+	testAfterChangePeer atomic.Pointer[func(ctx context.Context)]
 }
 
 // identityFile keeps the store's identity in its data directory: a data

@@ -13,6 +13,11 @@
 // and refuse Connect calls with Unavailable naming the leader, which
 // pd/client follows.
 //
+// The leader also schedules: its patrol loop runs the replica checker and
+// the enabled schedulers of package schedule over a snapshot of the
+// cluster, and each region heartbeat's response carries the current step
+// of the region's operator (DESIGN.md, "Scheduling").
+//
 // Lifecycle: New validates the configuration and does no I/O; Start begins
-// the background store checks; Close stops them.
+// the background store checks and the scheduling patrol; Close stops them.
 package pd

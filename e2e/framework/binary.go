@@ -190,11 +190,16 @@ const cliTimeout = 30 * time.Second
 
 // run runs bin with args, stdin and the clean environment in dir.
 func run(dir, stdin, bin string, args ...string) CmdResult {
+	return runEnv(dir, stdin, nil, bin, args...)
+}
+
+// runEnv is run with env added to the clean environment.
+func runEnv(dir, stdin string, env []string, bin string, args ...string) CmdResult {
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -222,4 +227,26 @@ func RunCLIInput(stdin string, args ...string) CmdResult {
 func RunEtcdctl(t testing.TB, args ...string) CmdResult {
 	t.Helper()
 	return run("", "", EtcdctlBin(t), args...)
+}
+
+// debianPackages names the Debian packages the e2e tests that need etcd's
+// own 3.4 tools use (.ci/run installs them).
+const debianPackages = "etcd-client (etcdctl) and etcd-server (etcd)"
+
+// SystemTool returns the path of etcd's own program name ("etcdctl" or
+// "etcd") as Debian installs it (version 3.4), or skips the test with what
+// to install. These prove the migration paths against a real etcd.
+func SystemTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not found on PATH: install Debian's %s (apt-get install -y etcd-client etcd-server)", name, debianPackages)
+	}
+	return p
+}
+
+// RunSystemEtcdctl runs Debian's etcdctl 3.4 (see SystemTool) with args.
+func RunSystemEtcdctl(t testing.TB, args ...string) CmdResult {
+	t.Helper()
+	return run("", "", SystemTool(t, "etcdctl"), args...)
 }

@@ -73,6 +73,16 @@ func (c *Cluster) TLSFlags() []string {
 	return []string{"--cacert", c.tls.caFile, "--cert", c.tls.clientCert, "--key", c.tls.clientKey}
 }
 
+// TLSEnv returns the environment that gives a client this cluster's CA and
+// client certificate: PREFIX_CACERT, PREFIX_CERT and PREFIX_KEY (prefix
+// "CENTRA" or "ETCDCTL"); nil without TLS.
+func (c *Cluster) TLSEnv(prefix string) []string {
+	if c.tls == nil {
+		return nil
+	}
+	return []string{prefix + "_CACERT=" + c.tls.caFile, prefix + "_CERT=" + c.tls.clientCert, prefix + "_KEY=" + c.tls.clientKey}
+}
+
 // CAFile returns the CA certificate of a TLS cluster ("" without TLS).
 func (c *Cluster) CAFile() string {
 	if c.tls == nil {

@@ -209,3 +209,9 @@ func MultiCallBin(t testing.TB, name string) string {
 func RunBin(bin string, args ...string) CmdResult {
 	return run("", "", bin, args...)
 }
+
+// RunBinEnv is RunBin with extra environment variables ("NAME=VALUE"), e.g.
+// Cluster.TLSEnv.
+func RunBinEnv(bin string, env []string, args ...string) CmdResult {
+	return runEnv("", "", env, bin, args...)
+}

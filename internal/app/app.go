@@ -147,18 +147,19 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 	}
 	electionMs := c.Raft.TickIntervalMs * c.Raft.ElectionTicks
 	cfCfg := chainfire.Config{
-		NodeID:          c.Node.ID,
-		ReplicaID:       id.replicaID,
-		ClusterID:       c.Cluster.ID,
-		Name:            c.Node.Name,
-		PeerURLs:        []string{id.advertise},
-		ClientURLs:      []string{a.clientURL(id.advertise)},
-		DB:              a.db,
-		Logger:          a.log,
-		Registry:        a.reg,
-		ClientTLS:       clientTLS,
-		MinLeaseTTL:     int64((3*electionMs/2 + 999) / 1000),
-		ElectionTimeout: time.Duration(electionMs) * time.Millisecond,
+		NodeID:            c.Node.ID,
+		ReplicaID:         id.replicaID,
+		ClusterID:         c.Cluster.ID,
+		Name:              c.Node.Name,
+		PeerURLs:          []string{id.advertise},
+		ClientURLs:        []string{a.clientURL(id.advertise)},
+		DB:                a.db,
+		Logger:            a.log,
+		Registry:          a.reg,
+		ClientTLS:         clientTLS,
+		MinLeaseTTL:       int64((3*electionMs/2 + 999) / 1000),
+		ElectionTimeout:   time.Duration(electionMs) * time.Millisecond,
+		QuotaBackendBytes: int64(c.Storage.QuotaBackendBytes), // validated <= MaxInt64
 	}
 	applied, err := raftnode.ReadAppliedIndex(a.db, raftnode.ShardKeyspace(raftnode.MetadataShardID))
 	if err != nil {

@@ -12,27 +12,24 @@ import (
 	"connectrpc.com/connect"
 	"github.com/urfave/cli/v2"
 
-	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // clientFlags are the connection flags shared by client commands.
 func clientFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "endpoint", Aliases: []string{"endpoints"}, Value: "127.0.0.1:2379", Usage: "comma-separated API endpoints (http://, https:// or host:port); any member works", EnvVars: []string{"CENTRA_ENDPOINT"}},
-		&cli.StringFlag{Name: "cacert", Usage: "CA certificate that signed the servers' certificates (enables TLS)"},
-		&cli.StringFlag{Name: "cert", Usage: "client certificate, for servers with require_client_cert"},
-		&cli.StringFlag{Name: "key", Usage: "client private key"},
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "endpoint", Aliases: []string{"endpoints"}, Value: "127.0.0.1:2379", Usage: "comma-separated API endpoints (http://, https:// or host:port); any member works", EnvVars: []string{"CENTRA_ENDPOINT", "ETCDCTL_ENDPOINTS"}},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "timeout of each request"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "simple", Usage: "output format: simple or json"},
-	}
+	}, tlsFlags()...)
 }
 
 // conn is a client connection to a list of endpoints.
 type conn struct {
 	urls    []string
 	http    *http.Client
+	tls     *clientTLS
 	timeout time.Duration
 	json    bool
 }
@@ -42,26 +39,18 @@ func newConn(c *cli.Context) (*conn, error) {
 	if out != "simple" && out != "json" {
 		return nil, exitf("--output %q: want simple or json", out)
 	}
-	var tlsCfg *tls.Config
-	if c.String("cacert") != "" || c.String("cert") != "" {
-		var err error
-		tlsCfg, err = centratls.ClientConfig(config.TLS{CAFile: c.String("cacert"), CertFile: c.String("cert"), KeyFile: c.String("key")}, "")
-		if err != nil {
-			return nil, err
-		}
+	t, err := newClientTLS(c)
+	if err != nil {
+		return nil, err
 	}
+	tlsCfg := t.cfg
 	var urls []string
 	for _, ep := range strings.Split(c.String("endpoint"), ",") {
 		ep = strings.TrimSpace(ep)
-		switch {
-		case ep == "":
+		if ep == "" {
 			continue
-		case strings.HasPrefix(ep, "http://"), strings.HasPrefix(ep, "https://"):
-		case tlsCfg != nil:
-			ep = "https://" + ep
-		default:
-			ep = "http://" + ep
 		}
+		ep = t.endpointURL(ep)
 		if strings.HasPrefix(ep, "https://") && tlsCfg == nil {
 			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
@@ -70,7 +59,7 @@ func newConn(c *cli.Context) (*conn, error) {
 	if len(urls) == 0 {
 		return nil, exitf("--endpoint: no endpoint given")
 	}
-	return &conn{urls: urls, http: centratls.HTTPClient(tlsCfg, 3*time.Second), timeout: c.Duration("timeout"), json: out == "json"}, nil
+	return &conn{urls: urls, http: centratls.HTTPClient(tlsCfg, 3*time.Second), tls: t, timeout: c.Duration("timeout"), json: out == "json"}, nil
 }
 
 // retryable reports whether another endpoint may succeed where this one
@@ -88,9 +77,9 @@ func (cn *conn) each(ctx context.Context, fn func(ctx context.Context, url strin
 		err := fn(cctx, url)
 		cancel()
 		if err == nil || !retryable(err) {
-			return describe(url, err)
+			return cn.describe(ctx, url, err)
 		}
-		errs = append(errs, describe(url, err))
+		errs = append(errs, cn.describe(ctx, url, err))
 	}
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
@@ -99,10 +88,14 @@ func (cn *conn) each(ctx context.Context, fn func(ctx context.Context, url strin
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-// describe turns an RPC error into a one-line reason naming the endpoint.
-func describe(url string, err error) error {
+// describe turns an RPC error into a one-line reason naming the endpoint;
+// a TLS failure also says what is wrong and how to fix it.
+func (cn *conn) describe(ctx context.Context, url string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if hint := cn.tls.explain(ctx, url, err); hint != "" {
+		return fmt.Errorf("%s: %s (%v)", url, hint, err)
 	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {

@@ -269,7 +269,7 @@ func kvWatch(c *cli.Context) error {
 	for _, url := range cn.urls {
 		stream := cn.watch(url).Watch(ctx)
 		if err := stream.Send(create); err != nil {
-			lastErr = describe(url, err)
+			lastErr = cn.describe(ctx, url, err)
 			continue
 		}
 		err := cn.printEvents(c, stream.Receive)
@@ -279,9 +279,9 @@ func kvWatch(c *cli.Context) error {
 			return nil
 		}
 		if !retryable(err) {
-			return describe(url, err)
+			return cn.describe(ctx, url, err)
 		}
-		lastErr = describe(url, err)
+		lastErr = cn.describe(ctx, url, err)
 	}
 	return lastErr
 }

@@ -186,6 +186,7 @@ func TestControllerLimits(t *testing.T) {
 	}
 	add := func(id uint64) error {
 		r := f.region(id, 1, 2, 3)
+		r.Size = 100 // a full token per step; a small region costs 0.2
 		return c.Add(NewOperator("balance-region", "", r, KindRegion, PriorityNormal, moveSteps(r.Meta.Peers[1], 4, 500+id)...), &cfg)
 	}
 	for id := uint64(10); id < 12; id++ {
@@ -199,6 +200,14 @@ func TestControllerLimits(t *testing.T) {
 	clk.Advance(30 * time.Second) // one token back
 	if err := add(13); err != nil {
 		t.Fatalf("after 30s at 2/min: %v", err)
+	}
+	clk.Advance(30 * time.Second) // one token: five small regions
+	for id := uint64(20); id < 26; id++ {
+		r := f.region(id, 1, 2, 3)
+		err := c.Add(NewOperator("balance-region", "", r, KindRegion, PriorityNormal, moveSteps(r.Meta.Peers[1], 4, 500+id)...), &cfg)
+		if (id < 25) != (err == nil) {
+			t.Fatalf("small region %d: %v (the first five fit one token)", id, err)
+		}
 	}
 	// An admin operator skips the limits and replaces a lower priority one.
 	r := f.regions[0]

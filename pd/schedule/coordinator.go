@@ -150,8 +150,10 @@ func (co *Coordinator) Patrol(ctx context.Context, cl Cluster) {
 	}
 }
 
-// checkReplicas runs the replica checker over the regions without an
-// operator, while the replica limit leaves room.
+// checkReplicas runs the replica checker over the regions without a
+// repair operator, while the replica limit leaves room. A balance
+// operator does not shield its region: a repair replaces it (a move stuck
+// behind a dead voter must not keep the region one replica short).
 func (co *Coordinator) checkReplicas(v *view, alloc func() (uint64, error), now time.Time) {
 	rc := &replicaChecker{v: v, alloc: alloc, now: now, unstartedSince: func(id uint64) time.Time {
 		co.mu.Lock()
@@ -159,14 +161,15 @@ func (co *Coordinator) checkReplicas(v *view, alloc func() (uint64, error), now 
 		return co.unstarted[id]
 	}}
 	for _, r := range v.regions {
-		if co.ctrl.Has(r.ID()) {
+		if co.ctrl.HasAtLeast(r.ID(), PriorityHigh) {
 			continue
 		}
 		if co.ctrl.KindRoom(replicaKind, &v.cfg) == 0 {
 			co.fail("replica-checker", 0, fmt.Sprintf("replica-schedule-limit %d reached", v.cfg.ReplicaScheduleLimit))
 			return
 		}
-		op, why := rc.check(r)
+		busy := co.ctrl.Has(r.ID())
+		op, why := rc.check(r, busy)
 		if why != "" {
 			co.fail("replica-checker", r.ID(), why)
 		}

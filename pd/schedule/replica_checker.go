@@ -33,8 +33,11 @@ type replicaChecker struct {
 }
 
 // check returns the operator that fixes r's worst problem, or nil; when r
-// needs fixing but no operator can be built, the reason.
-func (c *replicaChecker) check(r *Region) (*Operator, string) {
+// needs fixing but no operator can be built, the reason. With busy (a
+// balance operator runs on r) only a lost replica (down, offline) is
+// worth replacing that operator; the rest (a learner catching up, an
+// extra voter) is the balance operator's own progress.
+func (c *replicaChecker) check(r *Region, busy bool) (*Operator, string) {
 	if r.Leader == nil {
 		return nil, ""
 	}
@@ -51,6 +54,9 @@ func (c *replicaChecker) check(r *Region) (*Operator, string) {
 				return c.replace(r, p, descReplaceOffline, descRemoveOffline)
 			}
 		}
+	}
+	if busy {
+		return nil, "" // an unstarted peer may be the operator's learner, catching up
 	}
 	for _, p := range r.Unstarted {
 		if since := c.unstartedSince(p.GetId()); !since.IsZero() && c.now.Sub(since) >= cfg.UnstartedPeerGrace {

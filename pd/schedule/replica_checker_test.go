@@ -251,3 +251,32 @@ func TestFailureLogOncePerReason(t *testing.T) {
 		t.Fatalf("after a minute: %d failure lines, want 2", n)
 	}
 }
+
+// TestRepairReplacesBalance: a balance operator stuck behind a dead voter
+// is replaced by the repair; one whose region is only mid-move is not.
+func TestRepairReplacesBalance(t *testing.T) {
+	co, _ := newCoordinator(t)
+	f := newFake(5)
+	r := f.region(1, 1, 2, 3)
+	c := co.Controller()
+	bal := NewOperator("balance-region", "", r, KindRegion, PriorityNormal, moveSteps(r.Meta.Peers[0], 4, 99)...)
+	if err := c.Add(bal, &f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Mid-move: a learner on store 4 catching up, nothing lost.
+	cmd, _ := c.Dispatch(r)
+	moved := applyCmd(t, r, cmd)
+	moved.Pending = []*metav1.Peer{moved.PeerOn(4)}
+	moved.Unstarted = moved.Pending
+	f.regions[0] = moved
+	if v := patrol(t, co, f)[1]; v.Desc != "balance-region" {
+		t.Fatalf("mid-move region: operator %q, want the balance one kept", v.String)
+	}
+	f.store(2).State = StateDown
+	if v := patrol(t, co, f)[1]; v.Desc != descReplaceDown || !strings.Contains(v.String, "to [5]") {
+		t.Fatalf("dead voter: operator %q, want replace-down-replica to store 5", v.String)
+	}
+	if recs := c.Records(time.Time{}); len(recs) != 1 || recs[0].Status != StatusReplaced {
+		t.Fatalf("records %+v, want the balance operator REPLACED", recs)
+	}
+}

@@ -146,7 +146,7 @@ func balanceRegion(sc *schedContext, _ SchedulerSpec) string {
 	}
 	var why string
 	for _, src := range sources {
-		if src.State != StateUp || !v.ctrl.StoreLimitAvailable(src.ID, false, &v.cfg) {
+		if src.State != StateUp {
 			continue
 		}
 		// Followers first (moving them needs no leader transfer), then leaders.
@@ -160,8 +160,15 @@ func balanceRegion(sc *schedContext, _ SchedulerSpec) string {
 					why = reason
 					continue
 				}
-				to := v.regionTarget(r, src)
+				if !v.ctrl.StoreLimitAvailable(src.ID, false, r.Size, &v.cfg) {
+					why = fmt.Sprintf("store %d remove-peer store limit exhausted", src.ID)
+					continue
+				}
+				to, reason := v.regionTarget(r, src)
 				if to == nil {
+					if reason != "" {
+						why = reason
+					}
 					continue
 				}
 				size := r.size()
@@ -187,20 +194,32 @@ func balanceRegion(sc *schedContext, _ SchedulerSpec) string {
 }
 
 // regionTarget is the store with the lowest region score that can take
-// r's peer from src without a worse location.
-func (v *view) regionTarget(r *Region, src *Store) *Store {
+// r's peer from src without a worse location. Without one, it says why
+// the Up store with the lowest score that would have been worth it cannot.
+func (v *view) regionTarget(r *Region, src *Store) (*Store, string) {
 	others := v.peerStores(r, src.ID)
 	srcDistinct := distinctScore(v.cfg.LocationLabels, others, src)
-	var best *Store
+	var best, refused *Store
+	var why string
 	for _, s := range v.stores {
-		if v.canReceive(s, r, 0) != "" || !v.isolated(s, others) || distinctScore(v.cfg.LocationLabels, others, s) < srcDistinct {
+		if !v.isolated(s, others) || distinctScore(v.cfg.LocationLabels, others, s) < srcDistinct {
+			continue
+		}
+		if reason := v.canReceive(s, r, 0); reason != "" {
+			if s.State == StateUp && r.PeerOn(s.ID) == nil && v.regionScore(s) < v.regionScore(src) &&
+				(refused == nil || v.regionScore(s) < v.regionScore(refused)) {
+				refused, why = s, reason
+			}
 			continue
 		}
 		if best == nil || v.regionScore(s) < v.regionScore(best) {
 			best = s
 		}
 	}
-	return best
+	if best == nil {
+		return nil, why
+	}
+	return best, ""
 }
 
 // evictLeader moves every leader off the store, as far as the leader

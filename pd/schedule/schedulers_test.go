@@ -139,7 +139,7 @@ func TestSnapshotAndStoreLimits(t *testing.T) {
 	}{
 		{"max-snapshot-count 1", func(c *Config) { c.MaxSnapshotCount = 1 }, 1, 5},
 		{"max-snapshot-count 4", func(c *Config) { c.MaxSnapshotCount = 4 }, 4, 5},
-		{"store limit add-peer 3/min", func(c *Config) { c.StoreLimits = map[uint64]StoreLimit{4: {AddPeer: 3, RemovePeer: 15}} }, 3, 10},
+		{"store limit add-peer 0.6/min: 3 small regions", func(c *Config) { c.StoreLimits = map[uint64]StoreLimit{4: {AddPeer: 0.6, RemovePeer: 15}} }, 3, 10},
 		{"region-schedule-limit 2", func(c *Config) { c.RegionScheduleLimit = 2 }, 2, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

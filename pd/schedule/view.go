@@ -132,7 +132,7 @@ func (v *view) canReceive(s *Store, r *Region, free uint64) string {
 		return fmt.Sprintf("store %d receives %d snapshots (max-snapshot-count %d)", s.ID, max(int(s.ReceivingSnaps), st.receiving), v.cfg.MaxSnapshotCount)
 	case uint64(st.pending) >= v.cfg.MaxPendingPeerCount:
 		return fmt.Sprintf("store %d has %d pending peers (max-pending-peer-count %d)", s.ID, st.pending, v.cfg.MaxPendingPeerCount)
-	case !v.ctrl.StoreLimitAvailable(s.ID, true, &v.cfg):
+	case !v.ctrl.StoreLimitAvailable(s.ID, true, r.Size, &v.cfg):
 		return fmt.Sprintf("store %d add-peer store limit exhausted", s.ID)
 	}
 	return ""

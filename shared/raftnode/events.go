@@ -100,6 +100,7 @@ var (
 func (l nodeListener) LeaderUpdated(info raftio.LeaderInfo) {
 	n := l.n
 	st := n.shard(info.ShardID)
+	st.setLeaderKnown(info.LeaderID != raftio.NoLeader)
 	switch {
 	case info.LeaderID == raftio.NoLeader && !st.hadLeader.Load():
 		n.log.Info("Electing a leader", "shard_id", info.ShardID, "replica_id", info.ReplicaID, "term", info.Term)

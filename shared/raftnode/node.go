@@ -68,6 +68,41 @@ type shardState struct {
 	// hadLeader is set once the shard had a leader in this process, so the
 	// no-leader event of a starting replica is not reported as a loss.
 	hadLeader atomic.Bool
+	// noLeader is closed while the shard has no known leader (as far as
+	// leader events tell; closed until the first one) and replaced by an
+	// open channel when one is elected. Requests in flight wait on it
+	// instead of polling the leader.
+	noLeaderMu sync.Mutex
+	noLeader   chan struct{}
+}
+
+// closedChan is a closed channel.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// leaderLost returns a channel that is closed once the shard has no known
+// leader (already closed if it has none now).
+func (st *shardState) leaderLost() <-chan struct{} {
+	st.noLeaderMu.Lock()
+	defer st.noLeaderMu.Unlock()
+	return st.noLeader
+}
+
+// setLeaderKnown records a leader event.
+func (st *shardState) setLeaderKnown(known bool) {
+	st.noLeaderMu.Lock()
+	defer st.noLeaderMu.Unlock()
+	closed := st.noLeader == closedChan
+	switch {
+	case known && closed:
+		st.noLeader = make(chan struct{})
+	case !known && !closed:
+		close(st.noLeader)
+		st.noLeader = closedChan
+	}
 }
 
 type appliedSource struct{ r AppliedIndexReporter }
@@ -224,6 +259,7 @@ func (n *Node) shard(shardID uint64) *shardState {
 	v, _ := n.shards.LoadOrStore(shardID, &shardState{
 		configSem: make(chan struct{}, 1),
 		querySem:  make(chan struct{}, 1),
+		noLeader:  closedChan,
 	})
 	return v.(*shardState)
 }

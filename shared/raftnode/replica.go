@@ -42,39 +42,6 @@ func (n *Node) DestroyReplica(ctx context.Context, shardID, replicaID uint64) er
 	return nil
 }
 
-// Replica names one replica whose raft data the NodeHost holds.
-type Replica struct{ ShardID, ReplicaID uint64 }
-
-// LoggedReplicas lists every replica with raft data in the NodeHost's log
-// DB, running or not (e.g. one whose state was destroyed but whose raft
-// data a crash left behind).
-func (n *Node) LoggedReplicas() ([]Replica, error) {
-	nh, err := n.host()
-	if err != nil {
-		return nil, err
-	}
-	var out []Replica
-	for _, li := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{}).LogInfo {
-		out = append(out, Replica{ShardID: li.ShardID, ReplicaID: li.ReplicaID})
-	}
-	return out, nil
-}
-
-// Running reports whether a replica of shardID runs on this Node, and its
-// voter/non-voting status as the local replica sees it.
-func (n *Node) Running(shardID uint64) (running, nonVoting bool) {
-	nh := n.nh.Load()
-	if nh == nil {
-		return false, false
-	}
-	for _, si := range nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
-		if si.ShardID == shardID {
-			return true, si.IsNonVoting
-		}
-	}
-	return false, false
-}
-
 // OnPromoted registers fn to be called after a replica started NonVoting
 // was promoted and has taken the snapshot that makes restarting it as a
 // voter safe (StartShard's NonVoting). fn runs on a Node goroutine.

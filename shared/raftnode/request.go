@@ -139,13 +139,17 @@ func (n *Node) waitLeader(ctx context.Context, w *leaderWatch, r request) error 
 }
 
 // await waits for rs's result, giving up when the context ends or the shard
-// loses its leader for longer than w.limit.
+// loses its leader for longer than w.limit. While the shard has a leader it
+// only waits (no timer): polling starts when a leader event says the leader
+// is gone.
 func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonboat.RequestState) (dragonboat.RequestResult, error) {
 	var none dragonboat.RequestResult
 	select {
 	case res := <-rs.ResultC():
 		return res, nil
-	default:
+	case <-ctx.Done():
+		return none, inFlightCtxError(ctx, r)
+	case <-n.shard(r.shardID).leaderLost():
 	}
 	t := time.NewTicker(n.tick)
 	defer t.Stop()

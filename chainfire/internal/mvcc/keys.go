@@ -18,6 +18,7 @@ const (
 	tagAttach = 'a' // 'a' + be64(id) + key: key is attached to lease id
 	tagMember = 'n' // 'n' + be64(node id): published member attributes
 	tagSystem = 'y' // 'y' + key: a system key (placement driver state): be64(version) + value
+	tagAlarm  = 'x' // 'x' + be64(member id) + be32(alarm type): an active alarm, empty value
 )
 
 // Meta record names (after tagMeta).
@@ -158,8 +159,10 @@ func metaKey(name []byte) []byte {
 	return append([]byte{tagMeta}, name...)
 }
 
-// prefixEnd returns the smallest key greater than every key with prefix p,
+// PrefixEnd returns the smallest key greater than every key with prefix p,
 // or nil when there is none (p is all 0xff).
+func PrefixEnd(p []byte) []byte { return prefixEnd(p) }
+
 func prefixEnd(p []byte) []byte {
 	end := bytes.Clone(p)
 	for i := len(end) - 1; i >= 0; i-- {

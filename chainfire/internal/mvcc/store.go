@@ -31,6 +31,9 @@ type Event struct {
 	Type mvccpb.Event_EventType
 	KV   *mvccpb.KeyValue
 	Prev *mvccpb.KeyValue
+	// PrevUnread: the key had a previous version but Prev was not read
+	// (see BeginApply); whoever needs it reads the event from storage.
+	PrevUnread bool
 }
 
 // Store reads and writes the MVCC records of one shard. It holds no state of

@@ -162,7 +162,7 @@ func TestMVCCHistoryRangeAndEvents(t *testing.T) {
 
 func mustPut(t *testing.T, tx *Txn, k, v string) {
 	t.Helper()
-	if _, _, err := tx.Put([]byte(k), []byte(v), 0); err != nil {
+	if _, _, err := tx.Put([]byte(k), []byte(v), 0, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -181,11 +181,11 @@ func TestLeaseAttachAndRevoke(t *testing.T) {
 	})
 	apply(t, db, s, &rev, func(tx *Txn) {
 		for _, k := range []string{"x", "y"} {
-			if _, _, err := tx.Put([]byte(k), []byte("v"), 7); err != nil {
+			if _, _, err := tx.Put([]byte(k), []byte("v"), 7, false); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, _, err := tx.Put([]byte("z"), []byte("v"), 0); err != nil {
+		if _, _, err := tx.Put([]byte("z"), []byte("v"), 0, false); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -220,7 +220,7 @@ func TestInitialRevision(t *testing.T) {
 	}
 	rev := m.Revision
 	apply(t, db, s, &rev, func(tx *Txn) {
-		if _, _, err := tx.Put([]byte("k"), []byte("v"), 0); err != nil {
+		if _, _, err := tx.Put([]byte("k"), []byte("v"), 0, false); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -19,6 +19,10 @@ type Txn struct {
 	rev    int64
 	sub    int64
 	events []Event
+	// idx, when set (BeginApply), gives puts the previous version's
+	// metadata; wantPrev makes every put read the previous version anyway.
+	idx      *Index
+	wantPrev bool
 }
 
 // Begin starts a write transaction on b at revision current+1.
@@ -55,18 +59,31 @@ func (t *Txn) record(key []byte, value []byte) error {
 }
 
 // Put writes a new version of key and returns it and the version it replaced
-// (nil when the key did not exist).
-func (t *Txn) Put(key, value []byte, lease int64) (kv, prev *mvccpb.KeyValue, err error) {
-	prev, err = t.s.Get(t.b, key, t.rev)
-	if err != nil {
-		return nil, nil, err
+// (nil when the key did not exist). With an index (BeginApply) the replaced
+// version is read only when wantPrev (or the transaction's wantPrev) is set:
+// otherwise prev is nil and the event's PrevUnread tells whether there was
+// one.
+func (t *Txn) Put(key, value []byte, lease int64, wantPrev bool) (kv, prev *mvccpb.KeyValue, err error) {
+	var meta keyMeta
+	existed, unread := false, false
+	if t.idx != nil && !wantPrev && !t.wantPrev {
+		meta, existed = t.idx.m[string(key)]
+		unread = existed
+	} else {
+		if prev, err = t.s.Get(t.b, key, t.rev); err != nil {
+			return nil, nil, err
+		}
+		if prev != nil {
+			existed = true
+			meta = keyMeta{create: prev.CreateRevision, version: prev.Version, lease: prev.Lease}
+		}
 	}
 	kv = &mvccpb.KeyValue{Key: bytes.Clone(key), Value: bytes.Clone(value), Lease: lease, ModRevision: t.rev, CreateRevision: t.rev, Version: 1}
-	if prev != nil {
-		kv.CreateRevision = prev.CreateRevision
-		kv.Version = prev.Version + 1
-		if prev.Lease != 0 && prev.Lease != lease {
-			if err := t.b.Delete(t.s.full(attachKey(prev.Lease, key)), nil); err != nil {
+	if existed {
+		kv.CreateRevision = meta.create
+		kv.Version = meta.version + 1
+		if meta.lease != 0 && meta.lease != lease {
+			if err := t.b.Delete(t.s.full(attachKey(meta.lease, key)), nil); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -83,7 +100,10 @@ func (t *Txn) Put(key, value []byte, lease int64) (kv, prev *mvccpb.KeyValue, er
 	if err := t.record(key, v); err != nil {
 		return nil, nil, err
 	}
-	t.events = append(t.events, Event{Type: mvccpb.Event_PUT, KV: kv, Prev: prev})
+	if t.idx != nil {
+		t.idx.m[string(key)] = keyMeta{create: kv.CreateRevision, version: kv.Version, lease: lease}
+	}
+	t.events = append(t.events, Event{Type: mvccpb.Event_PUT, KV: kv, Prev: prev, PrevUnread: unread})
 	return kv, prev, nil
 }
 
@@ -109,6 +129,9 @@ func (t *Txn) delete(prev *mvccpb.KeyValue) error {
 	rev := Revision{Main: t.rev, Sub: t.sub}
 	if err := t.record(prev.Key, []byte{valueTombstone}); err != nil {
 		return err
+	}
+	if t.idx != nil {
+		delete(t.idx.m, string(prev.Key))
 	}
 	if prev.Lease != 0 {
 		if err := t.b.Delete(t.s.full(attachKey(prev.Lease, prev.Key)), nil); err != nil {

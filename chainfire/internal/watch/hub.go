@@ -50,7 +50,15 @@ type Hub struct {
 	compacted int64
 	ring      []revEvents // consecutive revisions ending at rev
 	notify    chan struct{}
+
+	prevKVWatchers atomic.Int64 // running watchers with Filter.PrevKV
 }
+
+// WantPrev reports whether a running watcher wants the replaced versions:
+// the apply path reads them for the events it publishes only then. Events
+// published without them (mvcc.Event.PrevUnread) are read from storage by
+// a watcher that wants them.
+func (h *Hub) WantPrev() bool { return h.prevKVWatchers.Load() > 0 }
 
 // NewHub returns a hub reading history from src.
 func NewHub(src Source) *Hub {
@@ -72,8 +80,8 @@ func (h *Hub) wakeLocked() {
 }
 
 // Publish announces committed changes. events must be ordered and carry the
-// replaced version (Prev); their revisions must follow the last published
-// one.
+// replaced version (Prev) or say that it was not read (PrevUnread); their
+// revisions must follow the last published one.
 func (h *Hub) Publish(rev, compacted int64, events []mvcc.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -90,7 +98,10 @@ func (h *Hub) Publish(rev, compacted int64, events []mvcc.Event) {
 		events = events[n:]
 	}
 	if over := len(h.ring) - ringRevisions; over > 0 {
-		h.ring = append([]revEvents(nil), h.ring[over:]...)
+		// Drop from the front without copying the ring on every publish;
+		// append reallocates (copying only the kept part) when it must.
+		clear(h.ring[:over])
+		h.ring = h.ring[over:]
 	}
 	if rev != h.rev || compacted != h.compacted {
 		h.rev, h.compacted = rev, compacted
@@ -118,16 +129,22 @@ func (h *Hub) read(from, to int64, withPrev bool) ([]mvcc.Event, int64, error) {
 	if n := len(h.ring); n > 0 && h.ring[0].rev <= from {
 		var out []mvcc.Event
 		last := from - 1
+		unread := false
 		for _, re := range h.ring[from-h.ring[0].rev:] {
 			if re.rev > to || len(out) >= maxEventsPerResponse {
 				break
+			}
+			for _, ev := range re.events {
+				unread = unread || ev.PrevUnread
 			}
 			out = append(out, re.events...)
 			last = re.rev
 		}
 		h.mu.Unlock()
-		if last < from && to >= from {
-			// A revision without events cannot be in the ring; fall back.
+		if (last < from && to >= from) || (withPrev && unread) {
+			// A revision without events cannot be in the ring, and events
+			// published without their replaced versions lack what this
+			// watcher wants; fall back.
 			return h.src(from, to, maxEventsPerResponse, withPrev)
 		}
 		return out, last, nil
@@ -189,6 +206,10 @@ func (h *Hub) Run(ctx context.Context, w *Watcher, send func(Batch) error) (comp
 		t := time.NewTicker(w.ProgressInterval)
 		defer t.Stop()
 		tick = t.C
+	}
+	if w.PrevKV {
+		h.prevKVWatchers.Add(1)
+		defer h.prevKVWatchers.Add(-1)
 	}
 	idle := true
 	for {

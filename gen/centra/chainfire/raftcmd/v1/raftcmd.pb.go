@@ -46,7 +46,9 @@ const (
 // Command is one raft log entry of the metadata shard.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version is the encoding version; currently 1.
+	// version is the encoding version the command needs: 1, or 2 for alarm
+	// (proposers put the lowest version that knows the command, so older
+	// replicas keep applying everything else).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// cmd is the operation to apply.
 	//
@@ -64,6 +66,7 @@ type Command struct {
 	//	*Command_MemberRemove
 	//	*Command_MemberPromote
 	//	*Command_SysTxn
+	//	*Command_Alarm
 	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -221,6 +224,15 @@ func (x *Command) GetSysTxn() *SysTxn {
 	return nil
 }
 
+func (x *Command) GetAlarm() *etcdserverpb.AlarmRequest {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_Alarm); ok {
+			return x.Alarm
+		}
+	}
+	return nil
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -277,6 +289,12 @@ type Command_SysTxn struct {
 	SysTxn *SysTxn `protobuf:"bytes,13,opt,name=sys_txn,json=sysTxn,proto3,oneof"`
 }
 
+type Command_Alarm struct {
+	// Raise or clear a cluster alarm (NOSPACE, CORRUPT), as etcd's
+	// InternalRaftRequest.alarm; version 2.
+	Alarm *etcdserverpb.AlarmRequest `protobuf:"bytes,14,opt,name=alarm,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Cmd() {}
 
 func (*Command_DeleteRange) isCommand_Cmd() {}
@@ -300,6 +318,8 @@ func (*Command_MemberRemove) isCommand_Cmd() {}
 func (*Command_MemberPromote) isCommand_Cmd() {}
 
 func (*Command_SysTxn) isCommand_Cmd() {}
+
+func (*Command_Alarm) isCommand_Cmd() {}
 
 // LeaseExpire revokes leases whose TTL the leader saw run out.
 type LeaseExpire struct {
@@ -823,7 +843,7 @@ var File_centra_chainfire_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xf8\x06\n" +
+	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xac\a\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x03put\x18\x02 \x01(\v2\x18.etcdserverpb.PutRequestH\x00R\x03put\x12E\n" +
@@ -842,7 +862,8 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	" \x01(\v2&.centra.chainfire.raftcmd.v1.MemberAddH\x00R\tmemberAdd\x12P\n" +
 	"\rmember_remove\x18\v \x01(\v2).centra.chainfire.raftcmd.v1.MemberRemoveH\x00R\fmemberRemove\x12S\n" +
 	"\x0emember_promote\x18\f \x01(\v2*.centra.chainfire.raftcmd.v1.MemberPromoteH\x00R\rmemberPromote\x12>\n" +
-	"\asys_txn\x18\r \x01(\v2#.centra.chainfire.raftcmd.v1.SysTxnH\x00R\x06sysTxnB\x05\n" +
+	"\asys_txn\x18\r \x01(\v2#.centra.chainfire.raftcmd.v1.SysTxnH\x00R\x06sysTxn\x122\n" +
+	"\x05alarm\x18\x0e \x01(\v2\x1a.etcdserverpb.AlarmRequestH\x00R\x05alarmB\x05\n" +
 	"\x03cmd\"\x1f\n" +
 	"\vLeaseExpire\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\xbb\x01\n" +
@@ -911,6 +932,7 @@ var file_centra_chainfire_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*etcdserverpb.CompactionRequest)(nil),  // 13: etcdserverpb.CompactionRequest
 	(*etcdserverpb.LeaseGrantRequest)(nil),  // 14: etcdserverpb.LeaseGrantRequest
 	(*etcdserverpb.LeaseRevokeRequest)(nil), // 15: etcdserverpb.LeaseRevokeRequest
+	(*etcdserverpb.AlarmRequest)(nil),       // 16: etcdserverpb.AlarmRequest
 }
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
 	10, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
@@ -925,13 +947,14 @@ var file_centra_chainfire_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
 	4,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
 	5,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
 	6,  // 11: centra.chainfire.raftcmd.v1.Command.sys_txn:type_name -> centra.chainfire.raftcmd.v1.SysTxn
-	7,  // 12: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
-	8,  // 13: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 12: centra.chainfire.raftcmd.v1.Command.alarm:type_name -> etcdserverpb.AlarmRequest
+	7,  // 13: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
+	8,  // 14: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() }
@@ -952,6 +975,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 		(*Command_MemberRemove)(nil),
 		(*Command_MemberPromote)(nil),
 		(*Command_SysTxn)(nil),
+		(*Command_Alarm)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
