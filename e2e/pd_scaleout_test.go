@@ -150,9 +150,9 @@ func TestPDScaleOutRepairDrain(t *testing.T) {
 		began := time.Now()
 		waitStoreState(t, ctx, c, 1, "Tombstone", 5*time.Minute)
 		t.Logf("store 1 Tombstone %v after DELETE: %s", time.Since(began).Round(time.Second), storesSummary(ctx, cp))
-		if err := onUpVoters(ctx, cp, map[uint64]bool{1: true}); err != nil {
-			t.Error(err)
-		}
+		// Balance goes on (store 5 is the emptiest): a move may be half
+		// done at any moment.
+		framework.Eventually(t, func() error { return onUpVoters(ctx, cp, map[uint64]bool{1: true}) }, 30*time.Second)
 		must(t, c.Store(0).Stop()) // its data is no longer needed
 		peaks := snaps.peaks()
 		t.Logf("snapshot concurrency during the drain (max-snapshot-count 1): %s", peaks)
@@ -210,8 +210,9 @@ func waitIssueDeadline(t *testing.T, what string, issue time.Duration, cond func
 	return took
 }
 
-// onUpVoters checks that every region has exactly 3 peers, all voters,
-// none on a store of gone, and a leader.
+// onUpVoters checks that every region has exactly 3 voters and a leader,
+// and no peer on a store of gone (a learner of a move in progress may be
+// a fourth peer).
 func onUpVoters(ctx context.Context, cp *framework.Node, gone map[uint64]bool) error {
 	rs, err := getRegions(ctx, cp)
 	if err != nil {
@@ -227,7 +228,7 @@ func onUpVoters(ctx context.Context, cp *framework.Node, gone map[uint64]bool) e
 				voters++
 			}
 		}
-		if voters != 3 || len(r.Peers) != 3 || r.Leader == nil {
+		if voters != 3 || r.Leader == nil {
 			return fmt.Errorf("region %d has %d peers, %d of them voters, leader %v; want 3 voters", r.ID, len(r.Peers), voters, r.Leader)
 		}
 	}

@@ -74,6 +74,11 @@ func TestReplicaChecker(t *testing.T) {
 			f.store(4).ReceivingSnaps = 64
 			return f.region(1, 1, 2, 3)
 		}, fail: "store 4 receives 64 snapshots (max-snapshot-count 64)"},
+		{name: "leader's store full of snapshots: failure names the limit", setup: func(f *fakeCluster) *Region {
+			f.store(3).State = StateDown
+			f.store(1).SendingSnaps = 64
+			return f.region(1, 1, 2, 3)
+		}, fail: "store 1 sends 64 snapshots (max-snapshot-count 64)"},
 		{name: "target with too many pending peers", setup: func(f *fakeCluster) *Region {
 			f.cfg.MaxPendingPeerCount = 1
 			f.store(3).State = StateDown
