@@ -21,8 +21,8 @@ import (
 )
 
 // schedKeys is how many distinct keys the writers write: with
-// schedStoreArgs about 45 regions.
-const schedKeys = 50_000
+// schedStoreArgs at least 40 regions (splits leave 1000-1500 keys each).
+const schedKeys = 80_000
 
 // schedStoreArgs split regions at 1000 keys and report every second, so a
 // few tens of thousands of keys make tens of regions.

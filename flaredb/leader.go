@@ -20,6 +20,9 @@ import (
 // step); PD resends unfinished steps.
 const stepTimeout = 30 * time.Second
 
+// transferTimeout bounds one leader transfer attempt.
+const transferTimeout = 10 * time.Second
+
 // onConfChange runs on every replica after a ChangePeer committed; the
 // leader reconciles raft membership and reports the region at once.
 func (s *Store) onConfChange(id uint64) {
@@ -314,7 +317,11 @@ func (s *Store) transferLeader(ctx context.Context, r *region, target uint64) er
 	if target == r.peerID {
 		return nil
 	}
-	return s.cfg.Node.TransferLeader(ctx, r.id, target)
+	// Bounded: a target that cannot take over must not hold the region's
+	// membership work (PD resends the step or gives up).
+	tctx, cancel := context.WithTimeout(ctx, transferTimeout)
+	defer cancel()
+	return s.cfg.Node.TransferLeader(tctx, r.id, target)
 }
 
 // transferAway hands leadership to another voter that raft has as a voter
@@ -326,7 +333,7 @@ func (s *Store) transferAway(ctx context.Context, r *region) error {
 	}
 	for _, p := range r.desc().GetPeers() {
 		if _, ok := m.Nodes[p.GetId()]; ok && p.GetId() != r.peerID && isVoter(p) {
-			return s.cfg.Node.TransferLeader(ctx, r.id, p.GetId())
+			return s.transferLeader(ctx, r, p.GetId())
 		}
 	}
 	return errors.New("no other voter to transfer leadership to before removing the leader")
