@@ -135,7 +135,16 @@ func TestPDScaleOutRepairDrain(t *testing.T) {
 	})
 
 	t.Run("DELETE /store drains a live store to Tombstone", func(t *testing.T) {
+		// Moves started under max-snapshot-count 4 finish first.
 		setSchedule(t, ctx, cp, `{"max-snapshot-count": 1}`)
+		framework.Eventually(t, func() error {
+			for k, n := range pdSnapshotsInFlight(ctx, cp) {
+				if n > 1 {
+					return fmt.Errorf("store/direction %s has %d snapshots in flight", k, n)
+				}
+			}
+			return nil
+		}, 2*time.Minute)
 		snaps.reset()
 		s5, err := c.PrepareStore()
 		if err != nil {
@@ -474,11 +483,8 @@ func startSnapSampler(ctx context.Context, cp *framework.Node, c *framework.Clus
 	s := &snapSampler{pd: map[string]int{}, store: map[string]int{}}
 	go func() {
 		for ctx.Err() == nil {
-			if _, body, err := cp.Get(ctx, "/metrics"); err == nil {
-				for _, m := range pdSnapRE.FindAllStringSubmatch(body, -1) {
-					v, _ := strconv.ParseFloat(m[3], 64)
-					s.see(s.pd, m[2]+"/"+m[1], int(v))
-				}
+			for k, v := range pdSnapshotsInFlight(ctx, cp) {
+				s.see(s.pd, k, v)
 			}
 			for _, st := range c.Stores() {
 				if !st.Running() {
@@ -494,6 +500,19 @@ func startSnapSampler(ctx context.Context, cp *framework.Node, c *framework.Clus
 		}
 	}()
 	return s
+}
+
+// pdSnapshotsInFlight returns "store/direction" -> the PD leader's
+// pd_store_snapshots_in_flight now (empty if it cannot be read).
+func pdSnapshotsInFlight(ctx context.Context, cp *framework.Node) map[string]int {
+	out := map[string]int{}
+	if _, body, err := cp.Get(ctx, "/metrics"); err == nil {
+		for _, m := range pdSnapRE.FindAllStringSubmatch(body, -1) {
+			v, _ := strconv.ParseFloat(m[3], 64)
+			out[m[2]+"/"+m[1]] = int(v)
+		}
+	}
+	return out
 }
 
 func (s *snapSampler) see(m map[string]int, k string, v int) {
