@@ -69,6 +69,9 @@ type Config struct {
 	// ElectionTimeout is raft's election timeout (default 1s). A member
 	// without a leader for that long cancels require-leader streams.
 	ElectionTimeout time.Duration
+	// DataDir is where Snapshot builds its file before streaming it
+	// (default: the system's temporary directory).
+	DataDir string
 	// QuotaBackendBytes is the space quota of Chainfire's data on this
 	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
 	// member raises the NOSPACE alarm and writes are refused.

@@ -26,6 +26,12 @@
 // Validate checks the result; TOML renders it back (for `centra config
 // check`).
 //
+// Without node.role, a file with flaredb.toml keys makes the node a store,
+// whatever else it holds ([network] raft_addr, [raft], [storage] serve a
+// store too); one that also holds [cluster] could be either, and Load
+// refuses it asking for [node] role. The inference is node.role's source,
+// which `centra config check` prints on its first line.
+//
 // # [storage] keys and pebble/v2
 //
 // The [storage] keys keep the RocksDB names the runbooks use.

@@ -116,7 +116,9 @@ func Load(opts LoadOptions) (Config, error) {
 	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
 		return Config{}, fmt.Errorf("config: decode settings: %w", err)
 	}
-	cfg.adjust(sources)
+	if err := cfg.adjust(sources); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
@@ -294,7 +296,7 @@ func didYouMean(s string) string {
 // adjust applies the rules that span keys after merging: flaredb.toml
 // aliases, the store-shaped role default and the derived node name.
 // sources holds the keys set by the file, environment or flags.
-func (c *Config) adjust(sources map[string]origin) {
+func (c *Config) adjust(sources map[string]origin) error {
 	c.sources = map[string]string{}
 	for name, o := range sources {
 		c.sources[name] = o.desc
@@ -303,19 +305,8 @@ func (c *Config) adjust(sources map[string]origin) {
 		o, ok := sources[key]
 		return o.rank, ok
 	}
-	inFile := func(prefixes ...string) bool {
-		for name, o := range sources {
-			for _, p := range prefixes {
-				if o.rank == rankFile && (name == p || strings.HasPrefix(name, p+".")) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	_, roleSet := rank("node.role")
-	if !roleSet && inFile("store_id", "addr", "data_dir", "pd_addr", "tls") && !inFile("node", "cluster", "network") {
-		c.Node.Role = RoleStore
+	if err := c.inferRole(sources); err != nil {
+		return err
 	}
 
 	alias(c, rank, "addr", "network.api_addr", &c.Addr, &c.Network.APIAddr)
@@ -344,6 +335,48 @@ func (c *Config) adjust(sources map[string]origin) {
 	if _, set := rank("network.raft_addr"); !set && c.HasRole(RoleStore) && !c.HasRole(RoleControlPlane) {
 		c.Network.RaftAddr = storeRaftAddr(c.Network.APIAddr, c.Network.RaftAddr)
 	}
+	return nil
+}
+
+// flaredbKeys are the top-level keys only flaredb.toml has; controlPlaneKeys
+// the section only a control-plane node needs.
+var (
+	flaredbKeys      = []string{"store_id", "addr", "data_dir", "pd_addr", "tls", "peers", "namespace_modes"}
+	controlPlaneKeys = []string{"cluster"}
+)
+
+// inferRole sets node.role to store when it is not set and the file holds
+// flaredb.toml keys, whatever else it holds ([network] raft_addr, [raft],
+// [storage]: a store uses them too). A file that also holds [cluster]
+// describes a control-plane node as well: it must say which with
+// node.role. The inference is recorded as node.role's source, which
+// `centra config check` prints.
+func (c *Config) inferRole(sources map[string]origin) error {
+	if _, set := sources["node.role"]; set {
+		return nil
+	}
+	fileKeys := func(prefixes []string) (names []string, desc string) {
+		for name, o := range sources {
+			for _, p := range prefixes {
+				if o.rank == rankFile && (name == p || strings.HasPrefix(name, p+".")) {
+					names, desc = append(names, name), o.desc
+				}
+			}
+		}
+		slices.Sort(names)
+		return names, desc
+	}
+	flare, desc := fileKeys(flaredbKeys)
+	if len(flare) == 0 {
+		return nil
+	}
+	if cp, _ := fileKeys(controlPlaneKeys); len(cp) > 0 {
+		return fmt.Errorf("%w: node.role: %s has flaredb.toml keys (%s) and chainfire.toml's [cluster] (%s), so it could describe a store or a control-plane node; set [node] role = \"store\", \"control_plane\" or \"control_plane,store\"",
+			ErrInvalidValue, desc, strings.Join(flare, ", "), strings.Join(cp, ", "))
+	}
+	c.Node.Role = RoleStore
+	c.sources["node.role"] = fmt.Sprintf("inference: the flaredb.toml keys %s in %s make this node a store", strings.Join(flare, ", "), desc)
+	return nil
 }
 
 // storeRaftAddr is a store-only node's raft address when none is

@@ -381,9 +381,42 @@ func TestAliases(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 
-	conflict := writeFile(t, "both.toml", "addr = \"0.0.0.0:3000\"\n[network]\napi_addr = \"0.0.0.0:4000\"\n")
+	conflict := writeFile(t, "both.toml", "addr = \"0.0.0.0:3000\"\n[node]\nrole = \"control_plane\"\n[network]\napi_addr = \"0.0.0.0:4000\"\n")
 	c = mustLoad(t, LoadOptions{File: conflict})
 	wantErrs(t, c.Validate(), []string{"addr", conflict, "differs from network.api_addr", "set only one"})
+}
+
+// TestRoleInference: flaredb.toml keys make a store whatever else the file
+// holds (README advises [network] raft_addr for a store), unless it also
+// holds [cluster]: then node.role must say what the node is.
+func TestRoleInference(t *testing.T) {
+	store := writeFile(t, "flaredb.toml", "store_id = 4\naddr = \"10.0.0.4:2379\"\npd_addr = \"10.0.0.1:2379\"\n[network]\nraft_addr = \"10.0.0.4:2380\"\n[raft]\ntick_interval_ms = 100\n")
+	c := mustLoad(t, LoadOptions{File: store})
+	if c.Node.Role != RoleStore || c.Network.RaftAddr != "10.0.0.4:2380" {
+		t.Errorf("role %q, raft_addr %q; want store at 10.0.0.4:2380", c.Node.Role, c.Network.RaftAddr)
+	}
+	if src := c.Source("node.role"); !strings.Contains(src, "inference") || !strings.Contains(src, "pd_addr") || !strings.Contains(src, store) {
+		t.Errorf("Source(node.role) = %q; want the inference, the keys and the file", src)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if out, err := c.TOML(); err != nil || !strings.Contains(string(out), "# (set by inference: the flaredb.toml keys") {
+		t.Errorf("TOML should show why the role is store: %v\n%s", err, out)
+	}
+	// Explicit role wins, from the file or the environment.
+	c = mustLoad(t, LoadOptions{File: store, Env: []string{"CENTRA_NODE_ROLE=control_plane,store"}})
+	if c.Node.Role != "control_plane,store" {
+		t.Errorf("role with CENTRA_NODE_ROLE: %q", c.Node.Role)
+	}
+
+	mixed := writeFile(t, "mixed.toml", "store_id = 4\npd_addr = \"10.0.0.1:2379\"\n[cluster]\nbootstrap = true\n")
+	_, err := Load(LoadOptions{File: mixed})
+	wantErrs(t, err, []string{"node.role", mixed, "store_id", "cluster.bootstrap", `set [node] role = "store"`})
+	explicit := writeFile(t, "explicit.toml", "store_id = 4\npd_addr = \"10.0.0.1:2379\"\n[node]\nrole = \"control_plane,store\"\n[cluster]\nbootstrap = true\n")
+	if c := mustLoad(t, LoadOptions{File: explicit}); c.Node.Role != "control_plane,store" {
+		t.Errorf("explicit role: %q", c.Node.Role)
+	}
 }
 
 func TestUnknownKeys(t *testing.T) {

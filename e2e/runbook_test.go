@@ -92,10 +92,22 @@ func TestRunbookScaleOut(t *testing.T) {
 		}
 	}
 
+	// status answers at once with what the node knows, not HTTP 503.
+	if r := cf("--endpoint", httpEndpoint(n4), "status"); r.Err != nil || statusLines(r.Stdout)["leader"] != "none" || !strings.Contains(r.Stdout, "error: waiting to be added to a cluster") {
+		t.Errorf("status of the waiting node: want leader none and what it waits for, got %s", r)
+	}
+
 	// Step 3: member-add as a learner through the leader.
 	r := cf("--endpoint", leaderEP, "member-add", "--node-id", "4", "--peer-url", n4.RaftAddr(), "--learner")
 	if want := fmt.Sprintf("Node added: id=4, peer_urls=[%q]\n", n4.RaftAddr()); r.Err != nil || r.Stdout != want {
 		t.Fatalf("member-add --learner: want %q, got %s", want, r)
+	}
+	// Right after member-add (the runbook's next step): an answer, whatever
+	// the node is doing (catching up, or already serving).
+	if r := cf("--endpoint", httpEndpoint(n4), "status"); r.Err != nil || statusLines(r.Stdout)["member_id"] != "4" {
+		t.Errorf("status of the new node right after member-add: %s", r)
+	} else {
+		t.Logf("status right after member-add:\n%s", r.Stdout)
 	}
 	must(t, n4.WaitLog(testCtx(t, 20*time.Second), "Ready to serve"))
 	rec, err := n4.MemberRecord()

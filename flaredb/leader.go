@@ -260,9 +260,9 @@ func (s *Store) pendingPeers(ctx context.Context, r *region) []*metav1.Peer {
 	return out
 }
 
-// ensureCompacted makes sure this (leading) replica's raft log no longer
-// holds entry 1, so a replica with an empty log is sent a snapshot of the
-// region's range instead of a log replay (DESIGN.md), and that its state
+// ensureCompacted makes sure this replica's raft log no longer holds entry
+// 1, so that when it leads, a replica with an empty log is sent a snapshot
+// of the region's range instead of a log replay (DESIGN.md), and that its state
 // machine applied an entry: dragonboat skips recovering an on-disk state
 // machine from a snapshot whose applied index is not above the receiver's
 // (0 for a new replica), so a region born by split that never applied an

@@ -123,6 +123,17 @@ func (s *Store) checkPeers(ctx context.Context) error {
 			if err := s.destroyRegion(ctx, r.id, r.peerID, reason, pd); err != nil {
 				errs = append(errs, err)
 			}
+			continue
+		}
+		// Every replica, not only the leader, compacts its log past entry
+		// 1 once: whichever replica leads when a learner joins must send
+		// it a snapshot (DESIGN.md).
+		if r.desc() != nil && !r.compacted.Load() {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.ensureCompacted(cctx, r); err != nil && ctx.Err() == nil {
+				s.log.Debug("Region log not compacted yet; retrying at the next peer check", "region_id", r.id, "err", err)
+			}
+			cancel()
 		}
 	}
 	return errors.Join(errs...)

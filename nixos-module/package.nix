@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-LziTIEguD7CcBlBuTEAUo4jV7oqaoVWIBNCZemVBToY=";
+  vendorHash = "sha256-qZ8FBpHAHJj2olXqpoc91lh71LyF+88SUWTJ0sOBWzI=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];

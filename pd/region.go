@@ -56,10 +56,14 @@ type RegionInfo struct {
 // list the region: the replica was not created there yet (a learner being
 // added, a split the store has not applied, a replica that skipped a
 // split). A store that has not heartbeated since this leader loaded tells
-// nothing. Call with mu.
+// nothing, and the leader runs its own peer whatever its store's last
+// heartbeat said. Call with mu.
 func (s *Server) unstartedPeers(e *regionEntry) []*metav1.Peer {
 	var out []*metav1.Peer
 	for _, p := range e.region().GetPeers() {
+		if p.GetId() == e.rec.GetLeader().GetId() {
+			continue
+		}
 		st := s.stores[p.GetStoreId()]
 		if st == nil || st.hosted == nil || s.stateName(st) != StateUp {
 			continue

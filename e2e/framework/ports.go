@@ -68,3 +68,13 @@ func PortsFree(addrs ...string) (busy string, err error) {
 	}
 	return "", nil
 }
+
+// FreeAddr returns a free loopback HOST:PORT that no node of this process
+// uses, for programs a test runs itself (a real etcd).
+func FreeAddr() (string, error) {
+	p, err := allocPort()
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
+}

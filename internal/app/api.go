@@ -23,6 +23,7 @@ import (
 	"github.com/centra-cloud/centra/chainfire"
 	"github.com/centra-cloud/centra/internal/grpcmux"
 
+	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
@@ -67,6 +68,7 @@ func (a *App) mux(r *routes) *http.ServeMux {
 		}
 		mux.HandleFunc("/health", starting)
 		mux.HandleFunc("/readyz", starting)
+		mux.Handle(etcdserverpbconnect.NewMaintenanceHandler(startingStatus{a: a}))
 		// Every API path answers 503 (Connect: Unavailable, which clients
 		// retry) rather than 404 (Unimplemented, which they do not) until
 		// the roles serve.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,10 +51,14 @@ type App struct {
 	failed chan error
 
 	replicaID uint64 // this node's replica in the metadata shard
-	ready     chan struct{}
-	closeOnce sync.Once
-	closed    atomic.Bool
-	closeErr  error
+	// phase and joiningLearner describe a node that does not serve yet
+	// (startingStatus).
+	phase          atomic.Pointer[string]
+	joiningLearner atomic.Bool
+	ready          chan struct{}
+	closeOnce      sync.Once
+	closed         atomic.Bool
+	closeErr       error
 }
 
 // Options are one-off start options that are not configuration.
@@ -160,6 +165,7 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 		MinLeaseTTL:       int64((3*electionMs/2 + 999) / 1000),
 		ElectionTimeout:   time.Duration(electionMs) * time.Millisecond,
 		QuotaBackendBytes: int64(c.Storage.QuotaBackendBytes), // validated <= MaxInt64
+		DataDir:           c.EffectiveDataDir(),
 	}
 	applied, err := raftnode.ReadAppliedIndex(a.db, raftnode.ShardKeyspace(raftnode.MetadataShardID))
 	if err != nil {
@@ -207,6 +213,9 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 func (a *App) openStateDB() (err error) {
 	c := &a.cfg
 	if err := checkDataDirs(c.StateDir(), c.RaftDir()); err != nil {
+		return err
+	}
+	if err := refuseEtcdDataDir(c.EffectiveDataDir()); err != nil {
 		return err
 	}
 	for _, dir := range []string{c.StateDir(), c.RaftDir()} {
@@ -361,6 +370,16 @@ func checkDataDirs(stateDir, raftDir string) error {
 		return fmt.Errorf("centra: %s holds a raft log but the state directory %s is missing; restore it from a backup, or wipe the whole data directory and re-add this node (member-remove, then member-add)", raftDir, stateDir)
 	}
 	return nil
+}
+
+// refuseEtcdDataDir refuses a data directory that holds an etcd member's
+// data (member/snap/db): centra cannot read it in place.
+func refuseEtcdDataDir(dir string) error {
+	db := filepath.Join(dir, "member", "snap", "db")
+	if _, err := os.Stat(db); err != nil {
+		return nil
+	}
+	return fmt.Errorf("centra: %s is an etcd data directory (%s); centra does not read it in place: take `etcdctl snapshot save FILE` from the running etcd (or use %s with --skip-hash-check), then `centra snapshot restore FILE --data-dir NEW_DIR` and start centra on NEW_DIR", dir, db, db)
 }
 
 // transferLeadership moves the metadata shard's leadership to another voter

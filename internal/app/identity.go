@@ -90,6 +90,7 @@ func (a *App) discoverBootstrap(ctx context.Context, boot identity, path string)
 		lis.Close()
 		return identity{}, err
 	}
+	a.setPhase("asking the other initial members whether a cluster already runs before bootstrapping")
 	peers := map[uint64]string{}
 	for id, addr := range boot.members {
 		if id != c.Node.ID {
@@ -136,7 +137,9 @@ func (a *App) waitForJoin(ctx context.Context, path string) (identity, error) {
 	if host == "" || net.ParseIP(host).IsUnspecified() {
 		host = "THIS_NODE_IP"
 	}
-	a.log.Info("Waiting to be added to a cluster (bootstrap = false); on any member run: centra cluster member-add --node-id "+fmt.Sprint(c.Node.ID)+" --peer-url "+net.JoinHostPort(host, port)+" [--learner]",
+	addCmd := "centra cluster member-add --node-id " + fmt.Sprint(c.Node.ID) + " --peer-url " + net.JoinHostPort(host, port) + " [--learner]"
+	a.setPhase("waiting to be added to a cluster; on any member run: %s", addCmd)
+	a.log.Info("Waiting to be added to a cluster (bootstrap = false); on any member run: "+addCmd,
 		"node_id", c.Node.ID, "listen", c.Network.RaftAddr)
 	info, err := chainfire.WaitForJoin(ctx, lis, tlsConfig, c.Cluster.ID, c.Node.ID, a.log)
 	if err != nil {
@@ -168,6 +171,8 @@ func (a *App) handshakeListener() (net.Listener, *tls.Config, error) {
 // and returns it.
 func (a *App) joined(path string, info chainfire.JoinInfo) (identity, error) {
 	c := &a.cfg
+	a.joiningLearner.Store(info.Learner)
+	a.setPhase("added to the cluster as replica %d; starting its replica and catching up from the leader", info.ReplicaID)
 	rec := memberRecord{ClusterID: c.Cluster.ID, NodeID: c.Node.ID, ReplicaID: info.ReplicaID, RaftAddress: info.PeerURL, Learner: info.Learner}
 	if err := writeFileAtomic(path, rec); err != nil {
 		return identity{}, err

@@ -30,6 +30,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			flaredbCommand(),
 			pdCommand(),
 			certsCommand(),
+			snapshotCommand(),
 			configCommand(),
 			installLinksCommand(),
 			versionCommand(),

@@ -63,7 +63,13 @@ func configCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				_, err = stdoutOf(c).Write(out)
+				// The role first: it decides what the node runs, and it
+				// may have been inferred from the file's shape.
+				w := stdoutOf(c)
+				if _, err := fmt.Fprintf(w, "# node.role = %q (set by %s)\n", cfg.Node.Role, cfg.Source("node.role")); err != nil {
+					return err
+				}
+				_, err = w.Write(out)
 				return err
 			},
 		}},

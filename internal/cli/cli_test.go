@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -78,5 +80,33 @@ func TestChainfireClientCommandLines(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%q -> %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestConfigCheckRole: `centra config check` names the role it chose and
+// why, first (here inferred from a flaredb.toml that also sets
+// [network] raft_addr), and refuses an ambiguous file naming [node] role.
+func TestConfigCheckRole(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "flaredb.toml")
+	if err := os.WriteFile(store, []byte("store_id = 4\naddr = \"127.0.0.1:2479\"\ndata_dir = \""+dir+"\"\npd_addr = \"127.0.0.1:2379\"\n[network]\nraft_addr = \"127.0.0.1:2480\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := Run([]string{"centra", "config", "check", "--config", store}, &out, &errOut); code != 0 {
+		t.Fatalf("config check: exit %d: %s", code, errOut.String())
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	if !strings.HasPrefix(first, `# node.role = "store" (set by inference: the flaredb.toml keys`) {
+		t.Errorf("first line %q; want the inferred store role and why", first)
+	}
+	mixed := filepath.Join(dir, "mixed.toml")
+	if err := os.WriteFile(mixed, []byte("store_id = 4\npd_addr = \"127.0.0.1:2379\"\n[cluster]\nbootstrap = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := Run([]string{"centra", "config", "check", "--config", mixed}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "set [node] role") {
+		t.Errorf("ambiguous file: exit %d, stderr %q; want a refusal naming [node] role", code, errOut.String())
 	}
 }

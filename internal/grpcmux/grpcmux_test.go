@@ -149,15 +149,7 @@ func testConnectAndHTTPClients(t *testing.T, tc, clientTLS *tls.Config) {
 		if err != nil || resp.Msg.Version != "test" {
 			t.Fatalf("connect Status = %v, %v", resp, err)
 		}
-		r, err := hc.Get(scheme + addr + "/plain")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		if string(body) != "plain HTTP/2.0 tls="+secure {
-			t.Fatalf("GET /plain over HTTP/2 = %q", body)
-		}
+		getPlain(t, hc, scheme+addr, "plain HTTP/2.0 tls="+secure)
 	}
 	// HTTP/1.1.
 	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
@@ -166,14 +158,20 @@ func testConnectAndHTTPClients(t *testing.T, tc, clientTLS *tls.Config) {
 		c.NextProtos = []string{"http/1.1"}
 		h1.Transport = &http.Transport{TLSClientConfig: c}
 	}
-	r, err := h1.Get(scheme + addr + "/plain")
+	getPlain(t, h1, scheme+addr, "plain HTTP/1.1 tls="+secure)
+}
+
+// getPlain GETs /plain and checks the answer.
+func getPlain(t *testing.T, hc *http.Client, base, want string) {
+	t.Helper()
+	r, err := hc.Get(base + "/plain")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(r.Body)
 	r.Body.Close()
-	if string(body) != "plain HTTP/1.1 tls="+secure {
-		t.Fatalf("GET /plain over HTTP/1.1 = %q", body)
+	if string(body) != want {
+		t.Fatalf("GET /plain = %q, want %q", body, want)
 	}
 }
 

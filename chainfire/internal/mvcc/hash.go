@@ -6,6 +6,8 @@ import (
 	"hash/crc32"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/centra-cloud/centra/gen/mvccpb"
 )
 
 // castagnoli is the CRC-32 table etcd's hashes use.
@@ -70,6 +72,21 @@ func (s *Store) Hash(r pebble.Reader) (uint32, error) {
 // hashVersions feeds the key versions HashKV covers into h: storage key
 // (escaped key and revision) and stored value of each, in storage order.
 func (s *Store) hashVersions(r pebble.Reader, h hash.Hash32, rev, compacted int64) error {
+	return s.Visible(r, rev, compacted, func(k, _ []byte, _ Revision, v []byte) error {
+		h.Write(k)
+		h.Write(v)
+		return nil
+	})
+}
+
+// Visible calls fn, in storage order (by key, newest version first), for
+// every key version a read can still see at rev after compaction at
+// compacted: the versions in (compacted, rev] and, per key, the one a read
+// at compacted sees (what physical compaction keeps; a deletion below
+// compacted is not). fn gets the storage key (without the store prefix),
+// the raw key, the revision and the stored value (DecodeVersion reads it);
+// the slices are valid during the call only.
+func (s *Store) Visible(r pebble.Reader, rev, compacted int64, fn func(k, key []byte, vrev Revision, v []byte) error) error {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: s.full([]byte{tagKey}), UpperBound: s.full([]byte{tagKey + 1})})
 	if err != nil {
 		return err
@@ -79,7 +96,7 @@ func (s *Store) hashVersions(r pebble.Reader, h hash.Hash32, rev, compacted int6
 	done := false  // cur's version visible at compacted was handled
 	for ok := it.First(); ok; ok = it.Next() {
 		k := s.strip(it.Key())
-		p, _, vrev, err := splitVersionKey(k)
+		p, key, vrev, err := splitVersionKey(k)
 		if err != nil {
 			return err
 		}
@@ -101,8 +118,45 @@ func (s *Store) hashVersions(r pebble.Reader, h hash.Hash32, rev, compacted int6
 				continue
 			}
 		}
-		h.Write(k)
-		h.Write(v)
+		if err := fn(k, key, vrev, v); err != nil {
+			return err
+		}
 	}
 	return it.Error()
+}
+
+// DecodeVersion decodes a stored version: the KeyValue, or nil for a
+// deletion.
+func DecodeVersion(key []byte, rev Revision, v []byte) (*mvccpb.KeyValue, error) {
+	return decodeValue(key, rev, v)
+}
+
+// RestoreVersion writes one version of key (kv nil: a deletion) and its
+// revision index entry, for loading a snapshot into an empty store.
+func (s *Store) RestoreVersion(w pebble.Writer, key []byte, rev Revision, kv *mvccpb.KeyValue) error {
+	v := []byte{valueTombstone}
+	if kv != nil {
+		var err error
+		if v, err = encodeValue(kv); err != nil {
+			return err
+		}
+	}
+	if err := w.Set(s.full(versionKey(key, rev)), v, nil); err != nil {
+		return err
+	}
+	return w.Set(s.full(revKey(rev)), key, nil)
+}
+
+// RestoreLease writes a lease and the keys attached to it, for loading a
+// snapshot into an empty store.
+func (s *Store) RestoreLease(w pebble.Writer, id, ttl int64, keys [][]byte) error {
+	if err := w.Set(s.full(leaseKey(id)), putBE64(nil, uint64(ttl)), nil); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := w.Set(s.full(attachKey(id, k)), nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
