@@ -447,7 +447,9 @@ func (w *ackWriter) verify(t *testing.T, ctx context.Context) {
 		for i := first; i < first+ackBatch; i++ {
 			keys = append(keys, fdbKey(i))
 		}
-		got, err := w.cli.BatchGet(ctx, "default", keys)
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		got, err := w.cli.BatchGet(rctx, "default", keys)
+		cancel()
 		if err != nil {
 			t.Fatalf("BatchGet of the batch at %d: %v", first, err)
 		}
