@@ -107,11 +107,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# free_port prints a loopback port nobody listens on.
+# free_port prints a loopback port nobody listens on, below Linux's
+# ephemeral range (32768-60999 by default): a port there may be taken as the
+# local end of an outgoing connection between the check and the bind.
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % 22000))
 		if ! ss -Hltn "sport = :$p" | grep -q .; then
 			echo "$p"
 			return

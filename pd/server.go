@@ -165,7 +165,9 @@ func (s *Server) lead(ctx context.Context) error {
 		// of the epoch key tells, and this cache is then stale.
 		got, err := s.cfg.KV.Get(ctx, []byte(keyLeaderEpoch))
 		if err != nil {
-			s.invalidate()
+			// Unverified, not stale: fail this call (often the caller's
+			// own deadline or cancel) and verify again on the next one; a
+			// reload would read the same keyspace.
 			return err
 		}
 		if got.Version == s.epochVer {
@@ -204,6 +206,12 @@ func (s *Server) load(ctx context.Context) error {
 		if epoch, err = decodeUint64(got.Value); err != nil {
 			return err
 		}
+	}
+	// Operators are leader memory: they survive a reload only when no other
+	// node claimed the epoch since this node's claim (a reload after a lost
+	// compare-and-swap), not a leadership that went elsewhere and back.
+	if !sameLeader {
+		s.co.Reset("pd leadership changed; operators are leader memory")
 	}
 	epochKey := []byte(keyLeaderEpoch)
 	ok, err := s.cfg.KV.Txn(ctx, []client.SysCompare{{Key: epochKey, Version: got.Version}},
@@ -277,9 +285,6 @@ func (s *Server) load(ctx context.Context) error {
 	s.idNext, s.idEnd = 0, 0
 	s.bootstrapped = false
 	s.weights, s.weightsVer = weights, weightsVer
-	if !sameLeader {
-		s.co.Reset("pd state reloaded (new leadership)") // operators are leader memory
-	}
 	s.log.Info("loaded pd state", "stores", len(stores), "regions", len(regions.byID), "same_leader", sameLeader)
 	return nil
 }

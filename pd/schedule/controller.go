@@ -347,6 +347,12 @@ func (c *Controller) progressLocked(r *Region) *Operator {
 		c.finishLocked(op, StatusSuccess, "")
 		return nil
 	}
+	if al, ok := op.Steps[op.current].(AddLearner); ok {
+		if p := r.PeerOn(al.ToStore); p != nil && p.GetId() != al.PeerID {
+			c.finishLocked(op, StatusCanceled, fmt.Sprintf("store %d already holds peer %d of the region: step %d {%s} cannot apply", al.ToStore, p.GetId(), op.current, al))
+			return nil
+		}
+	}
 	if seen := op.confChangesSeen(r); e.GetConfVer() > op.Epoch.GetConfVer()+seen {
 		c.finishLocked(op, StatusCanceled, fmt.Sprintf("region conf_ver %d moved past the operator's (%d + %d changes it made): membership changed under it",
 			e.GetConfVer(), op.Epoch.GetConfVer(), seen))

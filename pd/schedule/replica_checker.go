@@ -97,12 +97,14 @@ func (c *replicaChecker) replace(r *Region, p *metav1.Peer, desc, removeDesc str
 		return NewOperator(removeDesc, fmt.Sprintf("rm peer: store [%d]", p.GetStoreId()), r, replicaKind, PriorityHigh,
 			RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()}), ""
 	}
-	// A caught-up learner (a move cut short, e.g. its operator replaced by
-	// this repair) takes the voter's place without a new snapshot; when
-	// every Up store already holds a peer it is the only way.
-	if l := c.readyLearner(r); l != nil && isVoter(p) {
-		return NewOperator(desc, fmt.Sprintf("mv peer: store [%d] to [%d]", p.GetStoreId(), l.GetStoreId()), r, replicaKind, PriorityHigh,
-			PromoteLearner{ToStore: l.GetStoreId(), PeerID: l.GetId()}, RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()}), ""
+	// A caught-up learner on an Up store (left by a move that was cut
+	// short) takes the lost voter's place: no new snapshot, and no new
+	// peer on a store that already holds one.
+	for _, l := range r.Meta.GetPeers() {
+		if s := c.v.byID[l.GetStoreId()]; isVoter(p) && !isVoter(l) && !r.IsPending(l.GetId()) && s != nil && s.State == StateUp {
+			return NewOperator(desc, fmt.Sprintf("mv peer: store [%d] to [%d]", p.GetStoreId(), l.GetStoreId()), r, replicaKind, PriorityHigh,
+				PromoteLearner{ToStore: l.GetStoreId(), PeerID: l.GetId()}, RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()}), ""
+		}
 	}
 	to, why := c.v.bestTarget(r, p.GetStoreId(), false)
 	if to == nil {
@@ -114,25 +116,6 @@ func (c *replicaChecker) replace(r *Region, p *metav1.Peer, desc, removeDesc str
 	}
 	return NewOperator(desc, fmt.Sprintf("mv peer: store [%d] to [%d]", p.GetStoreId(), to.ID), r, replicaKind, PriorityHigh,
 		moveSteps(p, to.ID, id)...), ""
-}
-
-// readyLearner returns a learner of r on an Up store that is neither
-// pending, down nor unstarted, or nil.
-func (c *replicaChecker) readyLearner(r *Region) *metav1.Peer {
-	for _, p := range r.Meta.GetPeers() {
-		s := c.v.byID[p.GetStoreId()]
-		if isVoter(p) || s == nil || s.State != StateUp || r.IsPending(p.GetId()) || r.IsDown(p.GetId()) {
-			continue
-		}
-		unstarted := false
-		for _, u := range r.Unstarted {
-			unstarted = unstarted || u.GetId() == p.GetId()
-		}
-		if !unstarted {
-			return p
-		}
-	}
-	return nil
 }
 
 // repairUnstarted replaces a peer that never started on its Up store.

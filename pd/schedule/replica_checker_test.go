@@ -291,3 +291,29 @@ func TestRepairReplacesBalance(t *testing.T) {
 		t.Fatalf("records %+v, want the balance operator REPLACED", recs)
 	}
 }
+
+// TestLearnerTakesLostVotersPlace: a move cut short left a caught-up
+// learner; a voter dies: the learner is promoted in its place, and an
+// operator adding a second peer on the learner's store is canceled.
+func TestLearnerTakesLostVotersPlace(t *testing.T) {
+	co, _ := newCoordinator(t)
+	f := newFake(4)
+	r := f.region(1, 1, 2, 3, 4)
+	r.Meta.Peers[3].Role = metav1.PeerRole_PEER_ROLE_LEARNER
+	c := co.Controller()
+	stale := NewOperator(descReplaceDown, "", r, replicaKind, PriorityHigh, AddLearner{ToStore: 4, PeerID: 77}, PromoteLearner{ToStore: 4, PeerID: 77})
+	if err := c.Add(stale, &f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cmd, _ := c.Dispatch(r); cmd != nil {
+		t.Fatalf("add learner on a store holding a peer: got %v, want the operator canceled", cmd)
+	}
+	if recs := c.Records(time.Time{}); len(recs) != 1 || recs[0].Status != StatusCanceled || !strings.Contains(recs[0].Reason, "store 4 already holds peer 13") {
+		t.Fatalf("records %+v", recs)
+	}
+	f.store(2).State = StateDown
+	v := patrol(t, co, f)[1]
+	if v.Desc != descReplaceDown || strings.Join(v.Steps, "|") != "promote learner peer 13 on store 4 to voter|remove peer on store 2" {
+		t.Fatalf("operator %s, want the learner on store 4 promoted in place of store 2", v.String)
+	}
+}
