@@ -47,8 +47,9 @@ type pdRegions struct {
 		StartKey string `json:"start_key"`
 		EndKey   string `json:"end_key"`
 		Peers    []struct {
-			ID      uint64 `json:"id"`
-			StoreID uint64 `json:"store_id"`
+			ID       uint64 `json:"id"`
+			StoreID  uint64 `json:"store_id"`
+			RoleName string `json:"role_name"` // Voter, Learner
 		} `json:"peers"`
 		Leader *struct {
 			ID      uint64 `json:"id"`

@@ -470,6 +470,18 @@ func (s *Store) checkSplit(ctx context.Context, r *region) error {
 	if (n <= cfg.MaxKeys && size <= cfg.MaxSize) || splitKey == nil || bytes.Equal(splitKey, d.GetStartKey()) {
 		return nil
 	}
+	// A split-born region bootstraps its raft group with the parent's
+	// peers as voters (dragonboat has no non-voting initial members): a
+	// learner still waiting for its snapshot would be a voter of the child
+	// that its store does not run, and with one more store down the child
+	// could never elect a leader. The split waits for the promotion (a
+	// ChangePeer in between makes a proposed split stale anyway).
+	for _, p := range d.GetPeers() {
+		if p.GetRole() == metav1.PeerRole_PEER_ROLE_LEARNER {
+			s.log.Debug("Region split deferred: a learner is being added", "region_id", r.id, "peer_id", p.GetId())
+			return nil
+		}
+	}
 	return s.split(ctx, r, d, splitKey)
 }
 

@@ -119,7 +119,7 @@ func (s *Store) checkPeers(ctx context.Context) error {
 		}
 	}
 	for _, r := range s.regions.all() {
-		if reason := removedBy(r, pd[r.id]); reason != "" {
+		if reason := removedBy(r, pd[r.id]); reason != "" && !s.stillVoting(r) {
 			if err := s.destroyRegion(ctx, r.id, r.peerID, reason, pd); err != nil {
 				errs = append(errs, err)
 			}
@@ -137,6 +137,23 @@ func (s *Store) checkPeers(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stillVoting reports whether local replica r still counts in its raft
+// group's quorum: it is a voter of the membership it knows and it hears
+// from a leader. The descriptor drops a peer before the leader removes it
+// from raft (DESIGN.md "Membership changes"); destroying it in between
+// would leave a dead voter in the quorum, and one more failure (a store
+// killed in that second) would stall the region for good: its leader could
+// no longer commit the removal. Such a replica is left to the leader's
+// removal (dragonboat unloads it, the next check destroys it). A replica
+// that missed its removal hears from no leader, so it is destroyed.
+func (s *Store) stillVoting(r *region) bool {
+	if _, voter := s.cfg.Node.LocalVoters(r.id)[r.peerID]; !voter {
+		return false
+	}
+	_, _, ok := s.cfg.Node.Leader(r.id)
+	return ok
 }
 
 // removedBy says why local replica r was removed from its region, or "" if

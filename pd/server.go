@@ -188,7 +188,11 @@ func (s *Server) invalidate() { s.loaded = false }
 
 // load reads the persisted state. Every store counts as just seen: heartbeat
 // times are leader memory, so a new leader gives each store a full grace
-// period before calling it Disconnected.
+// period before calling it Disconnected. A reload by the same leader (its
+// cache was invalidated by a lost compare-and-swap or a failed read, and
+// no other node claimed the epoch since) keeps the heartbeat times and the
+// live operators: resetting them would make a Down store Up again, and a
+// scheduling target, for max-store-down-time.
 func (s *Server) load(ctx context.Context) error {
 	now := s.cfg.Now()
 	// Claim the epoch first: a previous leader's writes fail from now on.
@@ -196,6 +200,7 @@ func (s *Server) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sameLeader := s.epochVer != 0 && got.Version == s.epochVer
 	var epoch uint64
 	if got.Version > 0 {
 		if epoch, err = decodeUint64(got.Value); err != nil {
@@ -205,7 +210,7 @@ func (s *Server) load(ctx context.Context) error {
 	// Operators are leader memory: they survive a reload only when no other
 	// node claimed the epoch since this node's claim (a reload after a lost
 	// compare-and-swap), not a leadership that went elsewhere and back.
-	if s.epochVer == 0 || got.Version != s.epochVer {
+	if !sameLeader {
 		s.co.Reset("pd leadership changed; operators are leader memory")
 	}
 	epochKey := []byte(keyLeaderEpoch)
@@ -231,6 +236,9 @@ func (s *Server) load(ctx context.Context) error {
 		e := &storeEntry{meta: st, ver: kv.Version, lastHeartbeat: now}
 		if old := s.stores[st.Id]; old != nil {
 			e.stats, e.hosted = old.stats, old.hosted // statistics survive a reload on the same node
+			if sameLeader {
+				e.lastHeartbeat = old.lastHeartbeat
+			}
 		}
 		stores[st.Id] = e
 	}
@@ -277,7 +285,7 @@ func (s *Server) load(ctx context.Context) error {
 	s.idNext, s.idEnd = 0, 0
 	s.bootstrapped = false
 	s.weights, s.weightsVer = weights, weightsVer
-	s.log.Info("loaded pd state", "stores", len(stores), "regions", len(regions.byID))
+	s.log.Info("loaded pd state", "stores", len(stores), "regions", len(regions.byID), "same_leader", sameLeader)
 	return nil
 }
 
@@ -315,6 +323,7 @@ func (s *Server) txn(ctx context.Context, cmps []client.SysCompare, puts []clien
 		return 0, err
 	}
 	if !ok {
+		s.log.Warn("pd write lost a compare-and-swap; reloading state", "key", string(cmps[0].Key))
 		s.invalidate()
 		return 0, ErrConcurrentUpdate
 	}

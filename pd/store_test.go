@@ -205,3 +205,25 @@ func TestNewLeaderGivesStoresGrace(t *testing.T) {
 		t.Fatalf("old leader: err = %v, want ErrNotLeader", err)
 	}
 }
+
+// TestReloadBySameLeaderKeepsStoreClocks: a leader whose cache was
+// invalidated (a lost compare-and-swap) reloads it without giving Down
+// stores a fresh grace period, which would make them scheduling targets
+// again; A -> B -> A still does (TestNewLeaderGivesStoresGrace).
+func TestReloadBySameLeaderKeepsStoreClocks(t *testing.T) {
+	n := newLeader(t)
+	n.register(t, 1, 2)
+	n.clock.Advance(time.Hour)
+	if _, err := n.s.StoreHeartbeat(ctxT(t), stats(2), nil); err != nil {
+		t.Fatal(err)
+	}
+	n.s.mu.Lock()
+	n.s.invalidate()
+	n.s.mu.Unlock()
+	if got := stateOf(t, n, 1); got != StateDown {
+		t.Fatalf("store 1 after the same leader reloaded: %s, want still Down", got)
+	}
+	if got := stateOf(t, n, 2); got != StateUp {
+		t.Fatalf("store 2 after the same leader reloaded: %s, want Up", got)
+	}
+}

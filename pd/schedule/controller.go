@@ -353,9 +353,9 @@ func (c *Controller) progressLocked(r *Region) *Operator {
 			return nil
 		}
 	}
-	if e.GetConfVer() > op.Epoch.GetConfVer()+op.confChanges() {
-		c.finishLocked(op, StatusCanceled, fmt.Sprintf("region conf_ver %d moved past the operator's (%d + %d changes): membership changed under it",
-			e.GetConfVer(), op.Epoch.GetConfVer(), op.confChanges()))
+	if seen := op.confChangesSeen(r); e.GetConfVer() > op.Epoch.GetConfVer()+seen {
+		c.finishLocked(op, StatusCanceled, fmt.Sprintf("region conf_ver %d moved past the operator's (%d + %d changes it made): membership changed under it",
+			e.GetConfVer(), op.Epoch.GetConfVer(), seen))
 		return nil
 	}
 	if c.timedOutLocked(op) {

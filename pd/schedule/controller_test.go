@@ -127,6 +127,30 @@ func TestOperatorEnds(t *testing.T) {
 	}
 }
 
+// TestMoveCanceledByAnotherLearner: a move built from a stale view (PD
+// reloaded a region record older than the region) adds a learner on a
+// store that already got another learner; the region's conf_ver is one
+// past the operator's and none of its steps shows, so it is canceled
+// rather than resending an AddLearner the leader refuses for ever.
+func TestMoveCanceledByAnotherLearner(t *testing.T) {
+	co, _ := newCoordinator(t)
+	f := newFake(4)
+	r := f.region(1, 1, 2, 3)
+	c := co.Controller()
+	if err := c.Add(NewOperator("balance-region", "mv peer: store [2] to [4]", r, KindRegion, PriorityNormal, moveSteps(r.Meta.Peers[1], 4, 99)...), &f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	n := clone(r)
+	n.Meta.RegionEpoch.ConfVer++
+	n.Meta.Peers = append(n.Meta.Peers, &metav1.Peer{Id: 77, StoreId: 4, Role: metav1.PeerRole_PEER_ROLE_LEARNER})
+	if cmd, _ := c.Dispatch(n); cmd != nil {
+		t.Fatalf("got %v, want the operator canceled", cmd)
+	}
+	if recs := c.Records(time.Time{}); len(recs) != 1 || recs[0].Status != StatusCanceled {
+		t.Fatalf("records %+v, want CANCELED", recs)
+	}
+}
+
 func TestStepTimeoutScalesWithSize(t *testing.T) {
 	for _, tc := range []struct {
 		step Step

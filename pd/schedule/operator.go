@@ -100,11 +100,16 @@ func NewOperator(desc, brief string, r *Region, kind Kind, pri Priority, steps .
 	}
 }
 
-// confChanges counts the membership changes of the operator's steps.
-func (o *Operator) confChanges() uint64 {
+// confChangesSeen counts the membership changes of the operator's steps
+// that r shows: those of the finished steps, and the current one's when its
+// change is visible but not finished (TiKV's ConfVerChanged). A conf_ver
+// above the operator's epoch plus these was changed by someone else, e.g.
+// an earlier operator's learner on the very store this one adds to: its
+// AddLearner would be refused for ever.
+func (o *Operator) confChangesSeen(r *Region) uint64 {
 	n := uint64(0)
-	for _, s := range o.Steps {
-		if s.confChange() {
+	for i, s := range o.Steps[:min(o.current+1, len(o.Steps))] {
+		if s.confChange() && (i < o.current || s.applied(r)) {
 			n++
 		}
 	}

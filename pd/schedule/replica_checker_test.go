@@ -64,6 +64,12 @@ func TestReplicaChecker(t *testing.T) {
 			r.Meta.Peers[3].Role = learner
 			return r
 		}, want: "remove-extra-learner {rm peer: store [4]}"},
+		{name: "down voter, caught-up learner, no free store: promote the learner, remove the down voter", setup: func(f *fakeCluster) *Region {
+			f.store(3).State = StateDown
+			r := f.region(1, 1, 2, 3, 4)
+			r.Meta.Peers[3].Role = learner
+			return r
+		}, want: "replace-down-replica {mv peer: store [3] to [4]}"},
 		{name: "no store left: failure logged", setup: func(f *fakeCluster) *Region {
 			f.store(4).State = StateDown
 			f.store(3).State = StateDown
@@ -74,6 +80,11 @@ func TestReplicaChecker(t *testing.T) {
 			f.store(4).ReceivingSnaps = 64
 			return f.region(1, 1, 2, 3)
 		}, fail: "store 4 receives 64 snapshots (max-snapshot-count 64)"},
+		{name: "leader's store full of snapshots: failure names the limit", setup: func(f *fakeCluster) *Region {
+			f.store(3).State = StateDown
+			f.store(1).SendingSnaps = 64
+			return f.region(1, 1, 2, 3)
+		}, fail: "store 1 sends 64 snapshots (max-snapshot-count 64)"},
 		{name: "target with too many pending peers", setup: func(f *fakeCluster) *Region {
 			f.cfg.MaxPendingPeerCount = 1
 			f.store(3).State = StateDown

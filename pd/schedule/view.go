@@ -211,6 +211,12 @@ func (v *view) isolated(s *Store, others []*Store) bool {
 // allows old's own store (a repair that removes first). Without a
 // candidate it returns why.
 func (v *view) bestTarget(r *Region, old uint64, sameStoreOK bool) (*Store, string) {
+	// The new peer catches up by a snapshot from the leader's store.
+	if l := r.Leader.GetStoreId(); l != 0 {
+		if reason := v.canSend(l); reason != "" {
+			return nil, reason
+		}
+	}
 	others := v.peerStores(r, old)
 	var best *Store
 	var bestDistinct, bestScore float64
