@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-qZ8FBpHAHJj2olXqpoc91lh71LyF+88SUWTJ0sOBWzI=";
+  vendorHash = "sha256-43CgHWOvTbNCTlVPleOQYuUR0kmPLxzTzyGtSdbmHg0=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];
