@@ -40,7 +40,7 @@ type fault struct {
 func (f fault) String() string {
 	target := "leader"
 	if f.Kind == killRandom || f.Kind == pauseRandom {
-		target = fmt.Sprintf("node %d", f.Node)
+		target = fmt.Sprintf("node %d", f.Node+1) // the framework's node names count from 1
 	}
 	return fmt.Sprintf("t=%v %s (%s) hold %v", f.At.Round(time.Millisecond), f.Kind, target, f.Hold.Round(time.Millisecond))
 }
@@ -125,7 +125,8 @@ func inject(ctx context.Context, f fault, n *framework.Node) error {
 			return err
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Recovery outlives the traffic: the run's end must not cut it short.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return n.WaitReady(rctx)
 }
