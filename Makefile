@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/centra-cloud/centra/internal/cli.Version=$(VERSION)
 
 include tools.mk
 
-.PHONY: build test test-unit test-promql test-e2e vet fmt-check bench bench-etcd clean
+.PHONY: build test test-unit test-promql test-e2e test-faults vet fmt-check bench bench-etcd clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
@@ -27,9 +27,21 @@ test-promql:
 test-e2e: build
 	$(GO) test -count=1 -timeout 20m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
 
+# Fault injection with linearizability checking (e2e/faults; not run by
+# make test): RUNS seeded runs of DURATION each, SEED the first run's seed
+# (default: from the clock); prints a summary table.
+RUNS ?= 1
+DURATION ?= 20s
+SEED ?= 0
+test-faults: build
+	$(GO) test -c -tags 'e2e faults' -o bin/faults.test ./e2e/faults
+	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run TestChainfireFaults -test.timeout 0 \
+		-centra-bin=$(CURDIR)/$(BIN) -runs=$(RUNS) -seed=$(SEED) -duration=$(DURATION) -out=$(CURDIR)/bin/faults
+
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/...
+	$(GO) vet -tags 'e2e faults' ./e2e/faults/
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))"; \

@@ -1,0 +1,87 @@
+//go:build e2e && faults
+
+package faults
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// unknownReturn is the return time of an operation whose outcome is
+// unknown: it may take effect at any time after its call.
+const unknownReturn = math.MaxInt64
+
+// history records operations concurrently, timed on one monotonic clock.
+type history struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []porcupine.Operation
+}
+
+func newHistory() *history { return &history{start: time.Now()} }
+
+// now is the time since the history began, in nanoseconds.
+func (h *history) now() int64 { return time.Since(h.start).Nanoseconds() }
+
+// add records client's operation in, called at call, answered with out. An
+// unknown get is dropped: it changed nothing and told nothing.
+func (h *history) add(client int, in input, call int64, out output) {
+	ret := h.now()
+	if out.Unknown {
+		if in.Kind == opGet {
+			return
+		}
+		ret = unknownReturn
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ops = append(h.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+}
+
+func (h *history) operations() []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]porcupine.Operation(nil), h.ops...)
+}
+
+// writesByValue returns the operations that may have written a value
+// (puts and CAS that did not fail), by value, which is unique per run.
+func writesByValue(ops []porcupine.Operation) map[string]porcupine.Operation {
+	out := map[string]porcupine.Operation{}
+	for _, op := range ops {
+		in, o := op.Input.(input), op.Output.(output)
+		if in.Kind == opPut || in.Kind == opCAS && (o.Unknown || o.Succeeded) {
+			out[in.Value] = op
+		}
+	}
+	return out
+}
+
+// lostWrites checks the values read after every node restarted (final,
+// key -> value) against the acknowledged writes in ops. An acknowledged
+// write to a key is lost if the final value is absent or was written by an
+// operation that returned before the acknowledged write was called (so
+// the acknowledged write must have overwritten it). It returns the lost
+// writes' descriptions.
+func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
+	writes := writesByValue(ops)
+	var lost []string
+	for _, op := range ops {
+		in, o := op.Input.(input), op.Output.(output)
+		acked := !o.Unknown && (in.Kind == opPut || in.Kind == opCAS && o.Succeeded)
+		if !acked {
+			continue
+		}
+		v := final[in.Key]
+		w, ok := writes[v]
+		if v == "" || !ok || w.Input.(input).Key != in.Key || w.Return < op.Call {
+			lost = append(lost, describe(in, o)+" (final value "+quote(v)+")")
+		}
+	}
+	return lost
+}
+
+func quote(s string) string { return `"` + s + `"` }

@@ -1,0 +1,85 @@
+//go:build e2e && faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// opTimeout bounds each request; one that times out has an unknown outcome.
+const opTimeout = 2 * time.Second
+
+// traffic runs one goroutine per client until ctx ends: each picks one of
+// keys at random and gets it (40%), puts a unique value (30%) or swaps the
+// value it last read for a unique one by txn (30%), recording into h.
+func traffic(ctx context.Context, clients []*clientv3.Client, keys []string, seed uint64, h *history) {
+	var wg sync.WaitGroup
+	for id, cli := range clients {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(seed, uint64(id)))
+			seen := map[string]string{} // key -> value this client last read
+			for i := 0; ctx.Err() == nil; i++ {
+				key := keys[r.IntN(len(keys))]
+				val := fmt.Sprintf("c%d-%d", id, i)
+				var in input
+				switch p := r.IntN(10); {
+				case p < 4:
+					in = input{Kind: opGet, Key: key}
+				case p < 7:
+					in = input{Kind: opPut, Key: key, Value: val}
+				default:
+					in = input{Kind: opCAS, Key: key, Value: val, Expect: seen[key]}
+				}
+				call := h.now()
+				out := do(ctx, cli, in)
+				if ctx.Err() != nil && out.Unknown && in.Kind == opGet {
+					return
+				}
+				h.add(id, in, call, out)
+				if in.Kind == opGet && !out.Unknown {
+					seen[key] = out.Value
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// do sends in through cli. Every error leaves the outcome unknown: a
+// request that failed may still have been applied.
+func do(ctx context.Context, cli *clientv3.Client, in input) output {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	switch in.Kind {
+	case opGet:
+		resp, err := cli.Get(ctx, in.Key)
+		if err != nil {
+			return output{Unknown: true}
+		}
+		if len(resp.Kvs) == 0 {
+			return output{}
+		}
+		return output{Value: string(resp.Kvs[0].Value)}
+	case opPut:
+		if _, err := cli.Put(ctx, in.Key, in.Value); err != nil {
+			return output{Unknown: true}
+		}
+		return output{}
+	default:
+		cmp := clientv3.Compare(clientv3.Value(in.Key), "=", in.Expect)
+		if in.Expect == "" {
+			cmp = clientv3.Compare(clientv3.Version(in.Key), "=", 0)
+		}
+		resp, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(in.Key, in.Value)).Commit()
+		if err != nil {
+			return output{Unknown: true}
+		}
+		return output{Succeeded: resp.Succeeded}
+	}
+}
