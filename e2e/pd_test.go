@@ -53,6 +53,14 @@ func TestPD(t *testing.T) {
 		return func() { t.Logf("phase %q took %v", name, time.Since(start).Round(time.Millisecond)) }
 	}
 
+	// This test checks the store lifecycle as PD records it, with nothing
+	// moving replicas (TestPDScaleOutRepairDrain covers scheduling), so
+	// scheduling is halted before any store is added or removed.
+	if code, body := pdDo(t, ctx, c.Node(0), http.MethodPost, "/config/schedule", `{"halt-scheduling":true}`); code != http.StatusOK {
+		t.Fatalf("POST /config/schedule {halt-scheduling: true} = %d %s", code, body)
+	}
+	waitScheduleValue(t, ctx, c, "halt-scheduling", true, 10*time.Second)
+
 	var s4, s5 *framework.Node
 	t.Run("scale-out runbook adds store 4", func(t *testing.T) {
 		defer phase("scale-out")()
@@ -446,7 +454,7 @@ func TestPD(t *testing.T) {
 
 		// Troubleshooting runbook: remove the Down store. It holds a peer of
 		// the bootstrap region, so it stays Offline until the region's
-		// replica moves (no scheduler moves replicas yet).
+		// replica moves (scheduling is halted in this test).
 		if code, body := del(c.Node(1), down, ""); code != http.StatusOK {
 			t.Fatalf("DELETE the Down store %d = %d %s, want 200", down, code, body)
 		}
