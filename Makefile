@@ -25,7 +25,7 @@ test-promql:
 	cd flaredb/tsdb/promqlcompat && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-e2e: build
-	$(GO) test -count=1 -timeout 20m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
+	$(GO) test -count=1 -timeout 50m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
 
 # Fault injection with linearizability checking (e2e/faults; not run by
 # make test): RUNS seeded runs of DURATION each, SEED the first run's seed
