@@ -293,27 +293,31 @@ func TestFlareDBRegionsSplitsAndFailover(t *testing.T) {
 // leaderStore returns the store leading the most regions.
 func leaderStore(t *testing.T, ctx context.Context, c *framework.Cluster) *framework.Node {
 	t.Helper()
-	rs, err := getRegions(ctx, c.Node(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := map[uint64]int{}
-	for _, r := range rs.Regions {
-		if r.Leader != nil {
-			count[r.Leader.StoreID]++
+	// PD learns a region's leader from its first heartbeat: wait for one.
+	var leader *framework.Node
+	framework.Eventually(t, func() error {
+		rs, err := getRegions(ctx, c.Node(0))
+		if err != nil {
+			return err
 		}
-	}
-	var best uint64
-	for id, n := range count {
-		if best == 0 || n > count[best] {
-			best = id
+		count := map[uint64]int{}
+		for _, r := range rs.Regions {
+			if r.Leader != nil {
+				count[r.Leader.StoreID]++
+			}
 		}
-	}
-	if s := storeByID(c, best); s != nil {
-		return s
-	}
-	t.Fatalf("no region leader in %+v", rs.Regions)
-	return nil
+		var best uint64
+		for id, n := range count {
+			if best == 0 || n > count[best] {
+				best = id
+			}
+		}
+		if leader = storeByID(c, best); leader == nil {
+			return fmt.Errorf("no region leader in %+v", rs.Regions)
+		}
+		return nil
+	}, 20*time.Second)
+	return leader
 }
 
 func storeByID(c *framework.Cluster, id uint64) *framework.Node {
