@@ -30,14 +30,10 @@ import (
 // slower than the issue's deadline is logged as such.
 const slack = 1.5
 
-// scaleOutStoreArgs split regions at ~1000 keys and report every second,
-// so a few tens of thousands of keys make tens of regions; new replicas
-// are started within half a second of PD naming them.
-var scaleOutStoreArgs = []string{
-	"--region-max-keys", "1500", "--region-split-keys", "1000",
-	"--region-split-check-interval-ms", "300", "--region-heartbeat-interval-ms", "1000",
-	"--region-peer-check-interval-ms", "500",
-}
+// scaleOutStoreArgs are schedStoreArgs (tiny regions, heartbeats every
+// second) with new replicas started within half a second of PD naming
+// them.
+var scaleOutStoreArgs = append(slices.Clone(schedStoreArgs), "--region-peer-check-interval-ms", "500")
 
 // TestPDScaleOutRepairDrain is issue 10's end-to-end proof, on one
 // control-plane node and stores that are real processes, under continuous
