@@ -40,67 +40,16 @@ func promRunFor() time.Duration {
 // centra as on Prometheus, and Prometheus's remote read must answer a
 // series that only centra holds.
 func TestTimeseriesRealPrometheus(t *testing.T) {
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus is not installed; install Debian's package to run this test: apt-get install --no-install-recommends prometheus")
-	}
+	promBin := prometheusBin(t)
 	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithStores(3), framework.WithLogLevel("warn"))
 	cp := c.Node(0)
-	promAddr, err := framework.UnusedAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	promURL := "http://" + promAddr
-	targets := []string{promAddr, cp.Endpoint()}
-	for _, s := range c.Stores() {
-		targets = append(targets, s.Endpoint())
-	}
-	quoted := make([]string, len(targets))
-	for i, tg := range targets {
-		quoted[i] = strconv.Quote(tg)
-	}
-	dir := t.TempDir()
 	// Selectors with source="centra_only" go to centra by remote read;
 	// every other query is answered from Prometheus's own TSDB.
-	cfg := fmt.Sprintf(`global:
-  scrape_interval: 2s
-  evaluation_interval: 2s
-  external_labels: {cluster: e2e}
-scrape_configs:
-  - job_name: targets
-    static_configs: [{targets: [%s]}]
-remote_write:
-  - url: %s/api/v1/write
-    queue_config: {batch_send_deadline: 1s}
-remote_read:
+	promURL, targets := runPrometheus(t, promBin, c, cp.URL()+"/api/v1/write", fmt.Sprintf(`remote_read:
   - url: %s/api/v1/read
     read_recent: true
     required_matchers: {source: centra_only}
-`, strings.Join(quoted, ", "), cp.URL(), c.Store(0).URL())
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--web.listen-address="+promAddr, "--storage.tsdb.path="+filepath.Join(dir, "data"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("prometheus log:\n%s", lastLinesOf(string(b), 40))
-		}
-	}()
+`, c.Store(0).URL()))
 
 	// A series only centra holds, carrying Prometheus's external label
 	// (remote read adds it as a matcher and strips it from the answer).
@@ -189,6 +138,73 @@ remote_read:
 			}, 20*time.Second)
 		})
 	}
+}
+
+// prometheusBin returns the path of Debian's prometheus or skips the test.
+func prometheusBin(t *testing.T) string {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("prometheus is not installed; install Debian's package to run this test: apt-get install --no-install-recommends prometheus")
+	}
+	return bin
+}
+
+// runPrometheus starts Prometheus scraping itself and every node of c
+// every 2 s (job "targets", external label cluster="e2e") and
+// remote-writing to writeURL; extra is appended to its configuration. It
+// returns Prometheus's URL and its scrape targets; Prometheus is stopped
+// when the test ends (its log is logged if the test failed).
+func runPrometheus(t *testing.T, bin string, c *framework.Cluster, writeURL, extra string) (string, []string) {
+	t.Helper()
+	promAddr, err := framework.UnusedAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets := []string{promAddr, c.Node(0).Endpoint()}
+	for _, s := range c.Stores() {
+		targets = append(targets, s.Endpoint())
+	}
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = strconv.Quote(tg)
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+  external_labels: {cluster: e2e}
+scrape_configs:
+  - job_name: targets
+    static_configs: [{targets: [%s]}]
+remote_write:
+  - url: %s
+    queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 2s}
+`, strings.Join(quoted, ", "), writeURL) + extra
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--web.listen-address="+promAddr, "--storage.tsdb.path="+filepath.Join(dir, "data"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("prometheus log:\n%s", lastLinesOf(string(b), 40))
+		}
+	})
+	return "http://" + promAddr, targets
 }
 
 // freeMillisOffset returns a millisecond offset (0-999) that no scrape
