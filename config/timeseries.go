@@ -26,30 +26,34 @@ type Timeseries struct {
 	QueryTimeout string `koanf:"query_timeout" help:"Longest a PromQL query may run (Prometheus --query.timeout); a Prometheus duration, 1s to 1d."`
 	// WriteTimeout bounds one remote-write request.
 	WriteTimeout string `koanf:"write_timeout" help:"Longest a remote-write request may take to commit before it is answered 503 (the sender retries); a Prometheus duration, 1s to 10m."`
+	// SelfScrapeInterval, when not 0s, makes the node write its own
+	// metrics into the time series every interval.
+	SelfScrapeInterval string `koanf:"self_scrape_interval" help:"How often the node writes its own /metrics into the time series (job chainfire on a control-plane node, flaredb on a store; instance is the API address), so PromQL over centra's own metrics works without a Prometheus; 0s (default) turns it off, else 1s to 1d."`
 }
 
 func defaultTimeseries() Timeseries {
 	return Timeseries{
-		Namespace:        "timeseries",
-		Retention:        "15d",
-		OutOfOrderWindow: "10m",
-		CompactInterval:  "1m",
-		MaxSamples:       50_000_000,
-		QueryTimeout:     "2m",
-		WriteTimeout:     "30s",
+		Namespace:          "timeseries",
+		Retention:          "15d",
+		OutOfOrderWindow:   "10m",
+		CompactInterval:    "1m",
+		MaxSamples:         50_000_000,
+		QueryTimeout:       "2m",
+		WriteTimeout:       "30s",
+		SelfScrapeInterval: "0s",
 	}
 }
 
 // TimeseriesDurations are the parsed durations of [timeseries].
 type TimeseriesDurations struct {
-	Retention, OutOfOrderWindow, CompactInterval, QueryTimeout, WriteTimeout time.Duration
+	Retention, OutOfOrderWindow, CompactInterval, QueryTimeout, WriteTimeout, SelfScrapeInterval time.Duration
 }
 
 // Durations parses the durations of [timeseries]; Validate has checked
 // them.
 func (t Timeseries) Durations() TimeseriesDurations {
 	p := func(s string) time.Duration { d, _ := model.ParseDuration(s); return time.Duration(d) }
-	return TimeseriesDurations{p(t.Retention), p(t.OutOfOrderWindow), p(t.CompactInterval), p(t.QueryTimeout), p(t.WriteTimeout)}
+	return TimeseriesDurations{p(t.Retention), p(t.OutOfOrderWindow), p(t.CompactInterval), p(t.QueryTimeout), p(t.WriteTimeout), p(t.SelfScrapeInterval)}
 }
 
 func (v *validator) timeseries() {
@@ -67,6 +71,7 @@ func (v *validator) timeseries() {
 		{"timeseries.compact_interval", t.CompactInterval, time.Second, day},
 		{"timeseries.query_timeout", t.QueryTimeout, time.Second, day},
 		{"timeseries.write_timeout", t.WriteTimeout, time.Second, 10 * time.Minute},
+		{"timeseries.self_scrape_interval", t.SelfScrapeInterval, 0, day},
 	} {
 		got, err := model.ParseDuration(d.val)
 		switch {
@@ -75,6 +80,9 @@ func (v *validator) timeseries() {
 		case time.Duration(got) < d.lo || time.Duration(got) > d.hi:
 			v.fail(d.key, "%s is out of range; allowed %s to %s", d.val, model.Duration(d.lo), model.Duration(d.hi))
 		}
+	}
+	if d := t.Durations().SelfScrapeInterval; d > 0 && d < time.Second {
+		v.fail("timeseries.self_scrape_interval", "%s is too short; use 0s to turn self-scraping off, or at least 1s", t.SelfScrapeInterval)
 	}
 	if t.MaxSamples < 1 {
 		v.fail("timeseries.max_samples", "%d must be >= 1", t.MaxSamples)

@@ -58,6 +58,7 @@ func TestValidateErrors(t *testing.T) {
 		{"namespace mode", func(c *Config) { c.NamespaceModes = map[string]string{"default": "weak"} }, []string{"namespace_modes", `"default" has mode "weak"`, "strong"}},
 		{"timeseries retention", func(c *Config) { c.Timeseries.Retention = "15x" }, []string{"timeseries.retention", `"15x" is not a duration`}},
 		{"timeseries window", func(c *Config) { c.Timeseries.OutOfOrderWindow = "2d" }, []string{"timeseries.out_of_order_window", "out of range"}},
+		{"timeseries self scrape", func(c *Config) { c.Timeseries.SelfScrapeInterval = "500ms" }, []string{"timeseries.self_scrape_interval", "use 0s to turn self-scraping off"}},
 		{"timeseries max samples", func(c *Config) { c.Timeseries.MaxSamples = 0 }, []string{"timeseries.max_samples", ">= 1"}},
 		{"peer id", func(c *Config) { c.Peers = map[string]string{"node1": "10.0.0.1:2380"} }, []string{"peers", `key "node1"`}},
 		{"pd addr", func(c *Config) { c.PDAddr = []string{"pd"} }, []string{"pd_addr", `"pd"`}},

@@ -97,12 +97,13 @@ func pointValue(p []any) float64 {
 
 func secs(ms int64) string { return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64) }
 
-// scrapeLike returns a window of scrape-like series as Prometheus sends
-// them: per instance a counter growing by small integers, a gauge
-// wandering in 4 KiB steps, and up = 1; every tsScrape from start.
-func scrapeLike(start int64, n int, rng *rand.Rand) []prompb.TimeSeries {
+// scrapeLike returns n scrapes (every tsScrape from start) of scrape-like
+// series as Prometheus sends them: for each of the instances numbered
+// first to first+count-1 a counter growing by small integers, a gauge
+// wandering in 4 KiB steps, and up = 1.
+func scrapeLike(start int64, n, first, count int, rng *rand.Rand) []prompb.TimeSeries {
 	var out []prompb.TimeSeries
-	for i := range tsInstances {
+	for i := first; i < first+count; i++ {
 		inst := fmt.Sprintf("10.0.%d.%d:9100", i/250, i%250)
 		lbl := func(name string) []prompb.Label {
 			return []prompb.Label{{Name: "__name__", Value: name}, {Name: "instance", Value: inst}, {Name: "job", Value: "node"}}
@@ -140,7 +141,7 @@ func TestTimeseriesRemoteWriteAndPromQL(t *testing.T) {
 	// batches of 10 instances.
 	histStart := now - 5*time.Hour.Milliseconds()
 	histN := int(2 * time.Hour / tsScrape)
-	hist := scrapeLike(histStart, histN, rng)
+	hist := scrapeLike(histStart, histN, 0, tsInstances, rng)
 	began := time.Now()
 	for i := 0; i < len(hist); i += 30 {
 		tsWrite(t, nodes[(i/30)%len(nodes)], &prompb.WriteRequest{Timeseries: hist[i:min(i+30, len(hist))]})
@@ -294,18 +295,7 @@ func TestTimeseriesRemoteWriteAndPromQL(t *testing.T) {
 	})
 
 	t.Run("bytes per sample", func(t *testing.T) {
-		kv, err := flaredb.New(cp.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer kv.Close()
-		var chunkBytes, keyBytes, chunks int
-		err = kv.ScanFunc(ctx, "timeseries", []byte{1, 'D'}, []byte{1, 'D' + 1}, flaredb.ScanOptions{}, func(p flaredb.KvPair) bool {
-			chunks++
-			chunkBytes += len(p.Value)
-			keyBytes += len(p.Key) + len("timeseries") + 2 // + the namespace prefix FlareDB adds
-			return true
-		})
+		chunks, chunkBytes, keyBytes, err := tsChunkBytes(ctx, cp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,4 +306,31 @@ func TestTimeseriesRemoteWriteAndPromQL(t *testing.T) {
 			t.Errorf("%.3f bytes per sample; want <= 2", perSample)
 		}
 	})
+}
+
+// tsChunkBytes counts the chunk values of the timeseries namespace and
+// the bytes of their values and keys.
+func tsChunkBytes(ctx context.Context, n *framework.Node) (chunks, valueBytes, keyBytes int, err error) {
+	kv, err := flaredb.New(n.URL())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer kv.Close()
+	err = kv.ScanFunc(ctx, "timeseries", []byte{1, 'D'}, []byte{1, 'D' + 1}, flaredb.ScanOptions{}, func(p flaredb.KvPair) bool {
+		chunks++
+		valueBytes += len(p.Value)
+		keyBytes += len(p.Key) + len("timeseries") + 2 // + the namespace prefix FlareDB adds
+		return true
+	})
+	return chunks, valueBytes, keyBytes, err
+}
+
+// singleReplica sets PD's max-replicas to 1 on control-plane node cp, so
+// that a cluster with one store bootstraps its first region.
+func singleReplica(tb testing.TB, ctx context.Context, cp *framework.Node) {
+	tb.Helper()
+	code, body, err := cp.Do(ctx, http.MethodPost, framework.PDPrefix+"/config/replicate", `{"max-replicas": 1}`)
+	if err != nil || code != http.StatusOK {
+		tb.Fatalf("set PD max-replicas to 1 on %s: %d %s %v", cp, code, body, err)
+	}
 }

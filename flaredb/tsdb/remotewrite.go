@@ -152,6 +152,11 @@ func decodeV1(body []byte) (*decoded, error) {
 	if err := req.Unmarshal(body); err != nil {
 		return nil, badf("body is not a prometheus.WriteRequest: %v", err)
 	}
+	return decodeRequestV1(&req)
+}
+
+// decodeRequestV1 validates a 1.0 request.
+func decodeRequestV1(req *prompb.WriteRequest) (*decoded, error) {
 	d := &decoded{}
 	sb := labels.NewScratchBuilder(16)
 	for _, ts := range req.Timeseries {

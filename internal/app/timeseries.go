@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/centra-cloud/centra/flaredb/client"
 	"github.com/centra-cloud/centra/flaredb/tsdb"
@@ -16,13 +17,15 @@ type timeseries struct {
 	kv   *client.Client
 	api  *tsdb.API
 	stop context.CancelFunc
-	done chan struct{}
+	wg   sync.WaitGroup // the maintenance and self-scrape loops
 }
 
 // startTimeseries builds the TSDB over a FlareDB client of this node's API
 // (a control-plane node answers region lookups itself, a store forwards
-// them to PD) and, on a control-plane node, starts the maintenance loop
-// that runs while this node leads the metadata shard.
+// them to PD); on a control-plane node it starts the maintenance loop
+// that runs while this node leads the metadata shard, and with
+// self_scrape_interval the loop writing this node's own metrics (job
+// chainfire on a control-plane node, flaredb on a store).
 func (a *App) startTimeseries() error {
 	c := a.cfg.Timeseries
 	d := c.Durations()
@@ -58,20 +61,25 @@ func (a *App) startTimeseries() error {
 		kv.Close()
 		return err
 	}
-	ts := &timeseries{kv: kv, done: make(chan struct{})}
+	ts := &timeseries{kv: kv}
 	ts.api = tsdb.NewAPI(db, tsdb.APIConfig{MaxSamples: c.MaxSamples, Timeout: d.QueryTimeout, Version: a.opts.Version, Logger: a.log, Registry: a.reg})
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.stop = cancel
-	go func() {
-		defer close(ts.done)
-		if a.cf == nil {
-			return // only control-plane nodes maintain the data
-		}
-		db.Maintain(ctx, d.CompactInterval, func() bool {
-			leader, _, ok := a.node.Leader(raftnode.MetadataShardID)
-			return ok && leader == a.replicaID
+	job := "flaredb"
+	if a.cf != nil { // only control-plane nodes maintain the data
+		job = "chainfire"
+		ts.wg.Go(func() {
+			db.Maintain(ctx, d.CompactInterval, func() bool {
+				leader, _, ok := a.node.Leader(raftnode.MetadataShardID)
+				return ok && leader == a.replicaID
+			})
 		})
-	}()
+	}
+	if d.SelfScrapeInterval > 0 {
+		ts.wg.Go(func() {
+			db.ScrapeSelf(ctx, tsdb.SelfScrape{Gatherer: a.reg, Interval: d.SelfScrapeInterval, Instance: self, Job: job})
+		})
+	}
 	a.ts = ts
 	return nil
 }
@@ -79,9 +87,10 @@ func (a *App) startTimeseries() error {
 // handler serves Prometheus's API paths.
 func (ts *timeseries) handler() http.Handler { return ts.api.Handler() }
 
-// close stops the maintenance loop and the FlareDB client.
+// close stops the maintenance and self-scrape loops and the FlareDB
+// client.
 func (ts *timeseries) close() {
 	ts.stop()
-	<-ts.done
+	ts.wg.Wait()
 	ts.kv.Close()
 }
