@@ -98,10 +98,11 @@ func BenchmarkTimeseriesIngest(b *testing.B) {
 // scrapeLike) ending 2 h ago into one control-plane node and three
 // stores: closed hours, merged straight into XOR chunks, the form raw
 // samples take once compacted. It reports the bytes per sample (on disk
-// per replica: SSTs, and everything under the data directories including
-// pebble's WAL and the raft log; logical: chunk values), then times a 1 h
-// query_range (step 15 s) of sum(rate({job="node"}[5m])), which reads
-// every series. Not part of `make test`; run it with
+// per replica, after restarting the stores so that pebble has flushed
+// its WAL: the state SSTs, and everything under the data directories
+// including the raft log; logical: chunk values), then times a 1 h
+// query_range (step 15 s) of sum by (__name__) ({job="node"}), which
+// reads every series. Not part of `make test`; run it with
 //
 //	go test -tags e2e -run '^$' -bench TimeseriesQueryRange -benchtime 10x ./e2e/ -centra-bin=$PWD/bin/centra
 //
@@ -151,8 +152,58 @@ func BenchmarkTimeseriesQueryRange(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var sst, all int64
+	// Restarting the stores (SIGTERM) leaves every write in SSTs: pebble
+	// flushes the WAL it replays when it opens.
+	before := tsDiskUsage(b, c.Stores())
 	for _, s := range c.Stores() {
+		if err := s.Restart(); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.WaitReady(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	after := tsDiskUsage(b, c.Stores())
+	if after.sst == 0 || after.raft == 0 {
+		b.Fatalf("no SSTs or raft files under the stores' data directories (%+v): has their layout changed?", after)
+	}
+	perSample := func(n int64) float64 { return float64(n) / float64(len(c.Stores())) / float64(samples) }
+	b.Logf("%d chunks: %.3f B/sample of chunk values, %.3f with keys", chunks, float64(valueBytes)/float64(samples), float64(valueBytes+keyBytes)/float64(samples))
+	for _, u := range []struct {
+		when string
+		du   diskUsage
+	}{{"after ingest", before}, {"after restarting the stores", after}} {
+		b.Logf("per replica %s: %.3f B/sample in state SSTs, %.3f in other state files (WAL, manifest), %.3f in the raft directory",
+			u.when, perSample(u.du.sst), perSample(u.du.state-u.du.sst), perSample(u.du.raft))
+	}
+	q := url.Values{
+		"query": {`sum by (__name__) ({job="node"})`}, "step": {"15"},
+		"start": {secs(end - time.Hour.Milliseconds())}, "end": {secs(end)},
+	}
+	res, err := tsQuery(cp.URL(), "/api/v1/query_range", q)
+	if err != nil || len(res) != 3 || len(res[0].Values) != 241 {
+		b.Fatalf("query_range: %v, %v; want 3 series of 241 points", res, err)
+	}
+	for b.Loop() {
+		if _, err := tsQuery(cp.URL(), "/api/v1/query_range", q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+	b.ReportMetric(perSample(after.sst), "sst-B/sample")
+	b.ReportMetric(perSample(after.state+after.raft), "disk-B/sample")
+	b.ReportMetric(float64(valueBytes)/float64(samples), "chunk-B/sample")
+}
+
+// diskUsage is the bytes of files under stores' data directories.
+type diskUsage struct {
+	sst, state, raft int64 // state SSTs, all state files, raft directory
+}
+
+func tsDiskUsage(b *testing.B, stores []*framework.Node) diskUsage {
+	b.Helper()
+	var du diskUsage
+	for _, s := range stores {
 		err := filepath.WalkDir(s.DataDir(), func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -161,9 +212,15 @@ func BenchmarkTimeseriesQueryRange(b *testing.B) {
 			if err != nil {
 				return nil // removed meanwhile (compaction)
 			}
-			all += info.Size()
-			if strings.HasSuffix(path, ".sst") {
-				sst += info.Size()
+			rel, _ := filepath.Rel(s.DataDir(), path)
+			switch {
+			case strings.HasPrefix(rel, "raft"+string(filepath.Separator)):
+				du.raft += info.Size()
+			case strings.HasPrefix(rel, "state"+string(filepath.Separator)):
+				du.state += info.Size()
+				if strings.HasSuffix(path, ".sst") {
+					du.sst += info.Size()
+				}
 			}
 			return nil
 		})
@@ -171,26 +228,5 @@ func BenchmarkTimeseriesQueryRange(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	replicas := float64(len(c.Stores()))
-	b.Logf("%d chunks: %.3f B/sample of chunk values, %.3f with keys; per replica on disk: %.3f B/sample in SSTs, %.3f B/sample in all files (WAL and raft log included)",
-		chunks, float64(valueBytes)/float64(samples), float64(valueBytes+keyBytes)/float64(samples),
-		float64(sst)/replicas/float64(samples), float64(all)/replicas/float64(samples))
-	b.ReportMetric(float64(sst)/replicas/float64(samples), "sst-B/sample")
-	b.ReportMetric(float64(all)/replicas/float64(samples), "disk-B/sample")
-	b.ReportMetric(float64(valueBytes)/float64(samples), "chunk-B/sample")
-
-	q := url.Values{
-		"query": {`sum(rate({job="node"}[5m]))`}, "step": {"15"},
-		"start": {secs(end - time.Hour.Milliseconds())}, "end": {secs(end)},
-	}
-	res, err := tsQuery(cp.URL(), "/api/v1/query_range", q)
-	if err != nil || len(res) != 1 || len(res[0].Values) != 241 {
-		b.Fatalf("query_range: %v, %v; want one series of 241 points", res, err)
-	}
-	for b.Loop() {
-		if _, err := tsQuery(cp.URL(), "/api/v1/query_range", q); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
+	return du
 }
