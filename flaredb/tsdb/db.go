@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -69,6 +70,9 @@ type DB struct {
 	ids    map[string]uint64        // encoded label set -> series ID
 	series map[uint64]labels.Labels // series ID -> labels (immutable once created)
 	meta   map[string]string        // metric -> encoded metadata this node wrote
+
+	activeMu sync.Mutex
+	active   map[uint64]int64 // series ID -> when this node last wrote a sample of it (unix ms)
 }
 
 // maxCached bounds each in-memory cache; past it the cache starts over.
@@ -91,11 +95,37 @@ func New(cfg Config) (*DB, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	m, err := newMetrics(cfg.Registry)
+	db := &DB{cfg: cfg, log: cfg.Logger.With("component", "tsdb"), ids: map[string]uint64{}, series: map[uint64]labels.Labels{}, active: map[uint64]int64{}}
+	m, err := newMetrics(cfg.Registry, db.activeSeries)
 	if err != nil {
 		return nil, err
 	}
-	return &DB{cfg: cfg, log: cfg.Logger.With("component", "tsdb"), m: m, ids: map[string]uint64{}, series: map[uint64]labels.Labels{}}, nil
+	db.m = m
+	return db, nil
+}
+
+// activeWindow is how long a series counts as active after its last
+// sample was written.
+const activeWindow = time.Hour
+
+// touch records that the series ids were written now.
+func (db *DB) touch(ids []uint64) {
+	now := db.cfg.Now().UnixMilli()
+	db.activeMu.Lock()
+	defer db.activeMu.Unlock()
+	for _, id := range ids {
+		db.active[id] = now
+	}
+}
+
+// activeSeries counts the series written in the last activeWindow and
+// forgets the others.
+func (db *DB) activeSeries() float64 {
+	since := db.cfg.Now().Add(-activeWindow).UnixMilli()
+	db.activeMu.Lock()
+	defer db.activeMu.Unlock()
+	maps.DeleteFunc(db.active, func(_ uint64, t int64) bool { return t < since })
+	return float64(len(db.active))
 }
 
 func storageErr(op string, err error) error {

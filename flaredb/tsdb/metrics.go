@@ -10,7 +10,9 @@ type metrics struct {
 	compacted     prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the TSDB's metrics; active counts the active
+// series.
+func newMetrics(reg prometheus.Registerer, active func() float64) (*metrics, error) {
 	m := &metrics{
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flaredb_tsdb_samples_ingested_total",
@@ -34,7 +36,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Raw samples merged into chunks by the compactor.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.samples, m.seriesCreated, m.writeErrors, m.queryDuration, m.compacted} {
+	activeSeries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flaredb_tsdb_active_series",
+		Help: "Series this node wrote a sample of in the last hour (Prometheus's head series; nodes sharing the remote-write traffic each count theirs).",
+	}, active)
+	for _, c := range []prometheus.Collector{m.samples, m.seriesCreated, m.writeErrors, m.queryDuration, m.compacted, activeSeries} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -61,7 +61,11 @@ func (db *DB) Write(ctx context.Context, ss []Series) error {
 		db.m.samples.WithLabelValues("raw").Add(float64(n))
 		raws = raws[n:]
 	}
-	return db.mergeLate(ctx, late)
+	if err := db.mergeLate(ctx, late); err != nil {
+		return err
+	}
+	db.touch(ids)
+	return nil
 }
 
 type chunkRef struct {
