@@ -106,7 +106,7 @@ func BenchmarkTimeseriesIngest(b *testing.B) {
 //
 //	go test -tags e2e -run '^$' -bench TimeseriesQueryRange -benchtime 10x ./e2e/ -centra-bin=$PWD/bin/centra
 //
-// and add -ts-bench-hours 5 for 12.2M samples (10,002 series x 1,220).
+// and add -ts-bench-hours=5 for 12.2M samples (10,002 series x 1,220).
 func BenchmarkTimeseriesQueryRange(b *testing.B) {
 	c := framework.NewCluster(b, framework.WithNodes(1), framework.WithStores(3), framework.WithLogLevel("warn"))
 	cp := c.Node(0)
