@@ -257,6 +257,7 @@ type ackRecorder struct {
 type ackStats struct {
 	requests, acked, undecodable int
 	minTs, maxTs                 int64
+	slowest                      time.Duration // of the forwarded requests
 }
 
 func (a *ackRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -269,24 +270,27 @@ func (a *ackRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, h := range []string{"Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version", "User-Agent"} {
 		req.Header.Set(h, r.Header.Get(h))
 	}
+	began := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		a.count(false, nil)
+		a.count(time.Since(began), false, nil)
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
 	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	a.count(resp.StatusCode/100 == 2, body)
+	a.count(time.Since(began), resp.StatusCode/100 == 2, body)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(answer)
 }
 
-// count records a request; body is recorded if it was acknowledged.
-func (a *ackRecorder) count(acked bool, body []byte) {
+// count records a request that took took; body is recorded if it was
+// acknowledged.
+func (a *ackRecorder) count(took time.Duration, acked bool, body []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.st.requests++
+	a.st.slowest = max(a.st.slowest, took)
 	if !acked {
 		return
 	}
