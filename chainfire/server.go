@@ -135,11 +135,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CorruptCheckInterval == 0 {
 		cfg.CorruptCheckInterval = defaultCorruptCheckInterval
 	}
-	log := cfg.Logger.With("component", "chainfire")
+	log := cfg.Logger.With("component", "chainfire_api")
 	lessor := lease.New(nil)
 	s := &Server{
 		cfg:    cfg,
-		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
+		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, cfg.Logger.With("component", "chainfire_storage")),
 		lessor: lessor,
 		log:    log,
 		fwd:    newForwarder(cfg.ClientTLS),
