@@ -33,7 +33,19 @@ type logSink struct {
 	// network is the component of transport records rewritten in the
 	// runbook's words (Config.NetworkLogComponent).
 	network string
+	// peers is the Node's PeerNamer (SetPeerNamer), nil when unset.
+	peers *atomic.Pointer[PeerNamer]
 }
+
+// PeerNamer names the owner of a raft address, for the runbook's
+// "Failed to replicate log, peer=NAME" line (FlareDB names stores:
+// "store2"); ok is false for an address it does not know.
+type PeerNamer func(raftAddress string) (name string, ok bool)
+
+// SetPeerNamer makes every "Failed to connect to peer" line for an address
+// fn names also log "ERROR flaredb_raft: Failed to replicate log,
+// peer=NAME": the regions this node leads cannot send that peer their log.
+func (n *Node) SetPeerNamer(fn PeerNamer) { n.peerNamer.Store(&fn) }
 
 // Components of the runbook's log lines. The metadata shard is Chainfire's
 // (and PD's); every other shard is a FlareDB region.
@@ -220,8 +232,17 @@ func rewrite(s *logSink, format string, args []any) bool {
 			level = slog.LevelError
 		}
 		unreachable.mu.Unlock()
-		if level >= s.level {
-			s.logger.Log(ctx, level, "Failed to connect to peer, addr="+addr, "component", s.network, "err", fmt.Sprint(args[2]))
+		if level < s.level {
+			return true
+		}
+		s.logger.Log(ctx, level, "Failed to connect to peer, addr="+addr, "component", s.network, "err", fmt.Sprint(args[2]))
+		if s.peers == nil || level != slog.LevelError {
+			return true
+		}
+		if fn := s.peers.Load(); fn != nil {
+			if name, ok := (*fn)(addr); ok {
+				s.logger.Error("Failed to replicate log, peer="+name, "component", componentFlareDBRaft, "addr", addr)
+			}
 		}
 		return true
 	case fmtBreakerFailed:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -50,6 +51,10 @@ func TestDragonboatLogRouting(t *testing.T) {
 	// The runbook's words for dial failures and election timeouts.
 	before := len(buf.String())
 	sink.network = "chainfire_network"
+	var namer atomic.Pointer[PeerNamer]
+	fn := PeerNamer(func(addr string) (string, bool) { return "store2", addr == "node2:2380" })
+	namer.Store(&fn)
+	sink.peers = &namer
 	tr := logger.GetLogger("transport")
 	for range 3 {
 		tr.Errorf(fmtConnectFailed, "a:1", "node2:2380", "dial tcp: connection refused")
@@ -61,6 +66,7 @@ func TestDragonboatLogRouting(t *testing.T) {
 	out = buf.String()[before:]
 	for _, want := range []string{
 		`level=ERROR msg="Failed to connect to peer, addr=node2:2380" component=chainfire_network err="dial tcp: connection refused"`,
+		`level=ERROR msg="Failed to replicate log, peer=store2" component=flaredb_raft addr=node2:2380`,
 		`level=INFO msg="Connected to peer, addr=node2:2380" component=chainfire_network`,
 		`level=WARN msg="Election timeout, no heartbeat from leader" component=chainfire_raft shard_id=0 replica_id=2`,
 		`level=WARN msg="Election timeout, no heartbeat from leader" component=flaredb_raft shard_id=7 replica_id=3`,

@@ -38,6 +38,7 @@ type Node struct {
 	state     lifecycle
 	leaderFns []func(LeaderEvent)
 	sink      *logSink
+	peerNamer atomic.Pointer[PeerNamer]
 
 	nh     atomic.Pointer[dragonboat.NodeHost] // set while running
 	closed atomic.Bool
@@ -152,7 +153,7 @@ func (n *Node) Start() error {
 	case stateClosed:
 		return fmt.Errorf("%w: Start after Close; create a new Node", ErrClosed)
 	}
-	sink := &logSink{logger: n.cfg.Logger, level: n.cfg.LogLevel, network: n.cfg.NetworkLogComponent}
+	sink := &logSink{logger: n.cfg.Logger, level: n.cfg.LogLevel, network: n.cfg.NetworkLogComponent, peers: &n.peerNamer}
 	attachDragonboatLogs(sink)
 	nhc := n.cfg.nodeHostConfig()
 	listener := nodeListener{n: n}
