@@ -501,10 +501,11 @@ func TestRunbookLogLines(t *testing.T) {
 		return nil
 	}, 20*time.Second)
 
-	// The leader stops: a follower's election timer fires (the first one
-	// to fire starts the election that the other one then joins).
+	// The leader dies (kill -9: a clean stop hands leadership over
+	// first): a follower's election timer fires (the first one to fire
+	// starts the election that the other one then joins).
 	before := map[*framework.Node]int{f1: len(f1.CurrentLog()), f2: len(f2.CurrentLog())}
-	must(t, leader.Stop())
+	must(t, leader.Kill())
 	framework.Eventually(t, func() error {
 		var raftLines string
 		for _, f := range followers {
