@@ -455,23 +455,28 @@ func TestRunbookLogLines(t *testing.T) {
 		return nil
 	}, 20*time.Second)
 
-	// A slow write: both followers frozen for 200 ms, so the put waits
-	// for a quorum; "Find slow operations" finds it.
+	// A slow write: both followers frozen for 250 ms (half the election
+	// timeout), so the put waits for a quorum; "Find slow operations"
+	// finds it. The client is connected beforehand so the put reaches the
+	// leader while they are frozen.
+	cli := leader.Client(t)
+	if _, err := cli.Get(testCtx(t, 10*time.Second), "log/00"); err != nil {
+		t.Fatal(err)
+	}
 	must(t, f1.Pause())
 	must(t, f2.Pause())
-	time.AfterFunc(200*time.Millisecond, func() {
+	time.AfterFunc(250*time.Millisecond, func() {
 		_ = f1.Resume()
 		_ = f2.Resume()
 	})
-	if r := cf("--endpoint", httpEndpoint(leader), "put", "log/slow", "v"); r.Err != nil {
-		t.Fatalf("chainfire-client put while the followers are frozen: %s", r)
+	if _, err := cli.Put(testCtx(t, 10*time.Second), "log/slow", "v"); err != nil {
+		t.Fatalf("put while the followers are frozen: %v", err)
 	}
 	wantPipe(t, leader.String(), leader.CurrentLog(), `grep -E 'latency=[0-9]{3,}ms'`, "INFO chainfire_api: Handled put request, latency=")
 
 	// A follower down: the leader cannot connect to it and, while writes
 	// go on, sees it fall behind; restarted, it catches up.
 	must(t, f2.Stop())
-	cli := leader.Client(t)
 	for i := range 150 {
 		if _, err := cli.Put(testCtx(t, 10*time.Second), fmt.Sprintf("log/lag/%03d", i), "v"); err != nil {
 			t.Fatal(err)
