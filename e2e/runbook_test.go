@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/centra-cloud/centra/e2e/framework"
+	flaredb "github.com/centra-cloud/centra/flaredb/client"
 )
 
 // runbookNodeConfig is Step 1 of the Chainfire scale-out runbook
@@ -522,4 +523,71 @@ func TestRunbookLogLines(t *testing.T) {
 		}
 		return fmt.Errorf("no follower has logged the election timeout yet; their raft lines:\n%s", raftLines)
 	}, 20*time.Second)
+}
+
+// TestRunbookFlareDBLogLines provokes the FlareDB lines of the
+// troubleshooting runbook's "Log Analysis" on one control-plane node and
+// three stores started as under journald: a 1000-row query, a store that
+// cannot be replicated to, and stores that cannot reach PD.
+func TestRunbookFlareDBLogLines(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithStores(3), framework.WithJournald())
+	ctx := testCtx(t, 3*time.Minute)
+	cli, err := flaredb.New(c.Node(0).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	storeLogs := func() string {
+		var b strings.Builder
+		for _, s := range c.Stores() {
+			b.WriteString(s.CurrentLog())
+		}
+		return b.String()
+	}
+
+	// 1000 rows written, then scanned in one query.
+	const rows = 1000
+	framework.Eventually(t, func() error {
+		for first := 0; first < rows; first += 250 {
+			pairs := make([]flaredb.KvPair, 0, 250)
+			for i := first; i < first+250; i++ {
+				pairs = append(pairs, flaredb.KvPair{Key: fdbKey(i), Value: fdbValue(i)})
+			}
+			if err := cli.BatchPut(ctx, "runbook", pairs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, time.Minute)
+	got, err := cli.Scan(ctx, "runbook", nil, nil, flaredb.ScanOptions{})
+	if err != nil || len(got) != rows {
+		t.Fatalf("scan: %d rows, %v; want %d", len(got), err, rows)
+	}
+	wantPipe(t, "the stores", storeLogs(), `grep "Handled query"`, fmt.Sprintf("INFO flaredb_service: Handled query, rows=%d, latency=", rows))
+
+	// A store that holds a replica dies: the region's leader cannot send
+	// it the log.
+	leader := leaderStore(t, ctx, c)
+	var victim *framework.Node
+	for _, s := range c.Stores() {
+		if s != leader {
+			victim = s
+			break
+		}
+	}
+	must(t, victim.Kill())
+	if err := cli.Put(ctx, "runbook", []byte("after-kill"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	must(t, leader.WaitLog(ctx, fmt.Sprintf("ERROR flaredb_raft: Failed to replicate log, peer=store%d", victim.StoreID())))
+	wantPipe(t, leader.String(), leader.CurrentLog(), `grep ERROR | awk '{print $NF}' | sort | uniq -c | sort -rn`, "addr="+victim.RaftAddr())
+
+	// PD goes away: the stores' heartbeats fail and are retried.
+	must(t, c.Node(0).Kill())
+	framework.Eventually(t, func() error {
+		if !strings.Contains(runbookPipe(t, storeLogs(), `grep -i 'pd\|register'`), "WARN flaredb_pd_client: Heartbeat to PD failed, retrying...") {
+			return errors.New("no store has logged a failed PD heartbeat yet")
+		}
+		return nil
+	}, 40*time.Second)
 }
