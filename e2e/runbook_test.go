@@ -565,6 +565,39 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 	}
 	wantPipe(t, "the stores", storeLogs(), `grep "Handled query"`, fmt.Sprintf("INFO flaredb_service: Handled query, rows=%d, latency=", rows))
 
+	// The runbook's curl | jq lines against PD, as typed.
+	pd := "http://" + c.Node(0).Endpoint()
+	jq := func(path, filter string) string {
+		t.Helper()
+		out, err := exec.Command("bash", "-o", "pipefail", "-c", fmt.Sprintf("curl -sf %s%s | jq -c '%s'", pd, path, filter)).CombinedOutput()
+		if err != nil {
+			t.Errorf("curl %s | jq '%s': %v\n%s", path, filter, err, out)
+		}
+		return string(out)
+	}
+	for _, filter := range []string{".stores[] | {id, state, capacity}", ".stores[] | {id, state, available, capacity}"} {
+		if out := jq("/pd/api/v1/stores", filter); strings.Count(out, "\n") != 3 || strings.Contains(out, "null") || !strings.Contains(out, `"state":"Up"`) {
+			t.Errorf("curl /pd/api/v1/stores | jq '%s': want 3 stores, Up, no nulls; got:\n%s", filter, out)
+		}
+	}
+	if out := jq("/pd/api/v1/stores", ".stores[] | .id"); len(strings.Fields(out)) != 3 {
+		t.Errorf("jq '.stores[] | .id': want 3 IDs, got %q", out)
+	}
+	if out := jq("/pd/api/v1/stores", `.stores[] | select(.state!="Up")`); out != "" {
+		t.Errorf("select(.state!=\"Up\") with every store up: want nothing, got %q", out)
+	}
+	jq("/pd/api/v1/stores", ".stores[] | select((.available / .capacity) < 0.1)") // must not fail on types
+	for _, f := range []struct{ path, filter, want string }{
+		{"/pd/api/v1/stats/region", ".", "pending_peers"},
+		{"/pd/api/v1/operators", ".", ""},
+		{"/pd/api/v1/config/schedule", ".", "max-snapshot-count"},
+		{"/pd/api/v1/config/schedule", ".schedulers", ""},
+	} {
+		if out := jq(f.path, f.filter); strings.TrimSpace(out) == "" || strings.TrimSpace(out) == "null" || !strings.Contains(out, f.want) {
+			t.Errorf("curl %s | jq '%s': want a value (with %q), got %q", f.path, f.filter, f.want, out)
+		}
+	}
+
 	// A store that holds a replica dies: the region's leader cannot send
 	// it the log.
 	leader := leaderStore(t, ctx, c)
