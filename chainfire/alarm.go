@@ -140,7 +140,7 @@ func (m *maintenanceService) Alarm(ctx context.Context, req *connect.Request[etc
 	if req.Msg.Action == etcdserverpb.AlarmRequest_GET {
 		return connect.NewResponse(&etcdserverpb.AlarmResponse{Header: m.s.header(nil), Alarms: toAlarmMembers(m.s.fsm.activeAlarms(), req.Msg.Alarm)}), nil
 	}
-	return write[etcdserverpb.AlarmResponse](ctx, m.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Alarm{Alarm: req.Msg}})
+	return write[etcdserverpb.AlarmResponse](ctx, m.s, "alarm", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Alarm{Alarm: req.Msg}})
 }
 
 // raiseAlarm proposes an alarm for this member unless it is active.

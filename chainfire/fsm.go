@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -41,6 +42,7 @@ type fsm struct {
 	// Owned by the apply goroutine: the live keys' metadata (set by Load)
 	// and what the batch being applied changed.
 	idx                      *mvcc.Index
+	committedLogged          time.Time // last "Committed entry" line
 	pending                  []mvcc.Event
 	applyRev, applyCompacted int64
 	applyAlarms              []mvcc.Alarm // replaced, never modified in place
@@ -100,6 +102,11 @@ func (f *fsm) Load(r pebble.Reader) error {
 	return nil
 }
 
+// committedEvery is how often Apply logs its progress ("Committed entry,
+// index=N", the runbook's healthy-operation line): the first batch after
+// start, then at most once per period.
+const committedEvery = 10 * time.Second
+
 // Apply applies committed commands into the raft batch b.
 func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 	rev, compacted := f.rev.Load(), f.compacted.Load()
@@ -139,6 +146,10 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 		}
 	}
 	f.applyRev, f.applyCompacted = rev, compacted
+	if n := len(entries); n > 0 && time.Since(f.committedLogged) >= committedEvery {
+		f.committedLogged = time.Now()
+		f.log.Info(fmt.Sprintf("Committed entry, index=%d", entries[n-1].Index))
+	}
 	return nil
 }
 

@@ -2,6 +2,9 @@ package chainfire
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -22,11 +25,24 @@ type response[T any] interface {
 	GetHeader() *etcdserverpb.ResponseHeader
 }
 
-// write proposes cmd and returns the applied result as an RPC response T
-// with a complete header.
-func write[T any, R response[T]](ctx context.Context, s *Server, cmd *raftcmdv1.Command) (*connect.Response[T], error) {
+// slowRequest is the write latency from which "Handled <op> request" is
+// logged at info level (debug below), so the troubleshooting runbook's
+// `grep -E 'latency=[0-9]{3,}ms'` finds exactly the slow ones.
+const slowRequest = 100 * time.Millisecond
+
+// write proposes cmd (the RPC op, e.g. "put") and returns the applied
+// result as an RPC response T with a complete header.
+func write[T any, R response[T]](ctx context.Context, s *Server, op string, cmd *raftcmdv1.Command) (*connect.Response[T], error) {
 	resp := R(new(T))
-	if err := s.propose(ctx, cmd, resp); err != nil {
+	began := time.Now()
+	err := s.propose(ctx, cmd, resp)
+	latency := time.Since(began)
+	level := slog.LevelDebug
+	if latency >= slowRequest {
+		level = slog.LevelInfo
+	}
+	s.log.Log(ctx, level, fmt.Sprintf("Handled %s request, latency=%dms", op, latency.Milliseconds()), "ok", err == nil)
+	if err != nil {
 		return nil, toConnectError(err)
 	}
 	s.header(resp.GetHeader())
@@ -65,14 +81,14 @@ func (k *kvService) Put(ctx context.Context, req *connect.Request[etcdserverpb.P
 	if err := checkPut(req.Msg); err != nil {
 		return nil, toConnectError(err)
 	}
-	return write[etcdserverpb.PutResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Put{Put: req.Msg}})
+	return write[etcdserverpb.PutResponse](ctx, k.s, "put", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Put{Put: req.Msg}})
 }
 
 func (k *kvService) DeleteRange(ctx context.Context, req *connect.Request[etcdserverpb.DeleteRangeRequest]) (*connect.Response[etcdserverpb.DeleteRangeResponse], error) {
 	if len(req.Msg.Key) == 0 {
 		return nil, toConnectError(ErrEmptyKey)
 	}
-	return write[etcdserverpb.DeleteRangeResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_DeleteRange{DeleteRange: req.Msg}})
+	return write[etcdserverpb.DeleteRangeResponse](ctx, k.s, "delete", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_DeleteRange{DeleteRange: req.Msg}})
 }
 
 func (k *kvService) Txn(ctx context.Context, req *connect.Request[etcdserverpb.TxnRequest]) (*connect.Response[etcdserverpb.TxnResponse], error) {
@@ -89,7 +105,7 @@ func (k *kvService) Txn(ctx context.Context, req *connect.Request[etcdserverpb.T
 		k.s.header(resp.Header)
 		return connect.NewResponse(resp), nil
 	}
-	return write[etcdserverpb.TxnResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Txn{Txn: req.Msg}})
+	return write[etcdserverpb.TxnResponse](ctx, k.s, "txn", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Txn{Txn: req.Msg}})
 }
 
 // txnReads reports whether a txn only reads (in both branches, nested txns
@@ -116,7 +132,7 @@ func txnReads(t *etcdserverpb.TxnRequest) (readOnly, serializable bool) {
 }
 
 func (k *kvService) Compact(ctx context.Context, req *connect.Request[etcdserverpb.CompactionRequest]) (*connect.Response[etcdserverpb.CompactionResponse], error) {
-	return write[etcdserverpb.CompactionResponse](ctx, k.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Compaction{Compaction: req.Msg}})
+	return write[etcdserverpb.CompactionResponse](ctx, k.s, "compaction", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Compaction{Compaction: req.Msg}})
 }
 
 // checkTxn validates a txn as etcd does: bounded size, keys present, and no

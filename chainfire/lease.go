@@ -51,11 +51,11 @@ func (l *leaseService) LeaseGrant(ctx context.Context, req *connect.Request[etcd
 	if g.ID == 0 {
 		g.ID = newLeaseID()
 	}
-	return write[etcdserverpb.LeaseGrantResponse](ctx, l.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseGrant{LeaseGrant: g}})
+	return write[etcdserverpb.LeaseGrantResponse](ctx, l.s, "lease-grant", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseGrant{LeaseGrant: g}})
 }
 
 func (l *leaseService) LeaseRevoke(ctx context.Context, req *connect.Request[etcdserverpb.LeaseRevokeRequest]) (*connect.Response[etcdserverpb.LeaseRevokeResponse], error) {
-	return write[etcdserverpb.LeaseRevokeResponse](ctx, l.s, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseRevoke{LeaseRevoke: req.Msg}})
+	return write[etcdserverpb.LeaseRevokeResponse](ctx, l.s, "lease-revoke", &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseRevoke{LeaseRevoke: req.Msg}})
 }
 
 func (l *leaseService) LeaseKeepAlive(ctx context.Context, stream *connect.BidiStream[etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.LeaseKeepAliveResponse]) error {

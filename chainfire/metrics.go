@@ -56,7 +56,7 @@ var (
 type raftCollector struct{ s *Server }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRaftIndex, descRaftTerm, descHasLeader, descApplied, descRevision} {
+	for _, d := range []*prometheus.Desc{descRaftIndex, descRaftTerm, descHasLeader, descApplied, descRevision, descFollowerLag} {
 		ch <- d
 	}
 }
@@ -65,6 +65,7 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(c.s.Revision()))
+	c.s.lag.collect(ch)
 	st, err := c.s.cfg.Raft.Status(ctx, raftnode.MetadataShardID)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descRaftIndex, err)

@@ -98,6 +98,7 @@ type Server struct {
 	metrics *metrics
 	fwd     *forwarder
 	leader  *leaderMonitor
+	lag     lagTracker
 
 	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
 
@@ -135,11 +136,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CorruptCheckInterval == 0 {
 		cfg.CorruptCheckInterval = defaultCorruptCheckInterval
 	}
-	log := cfg.Logger.With("component", "chainfire")
+	log := cfg.Logger.With("component", "chainfire_api")
 	lessor := lease.New(nil)
 	s := &Server{
 		cfg:    cfg,
-		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, log),
+		fsm:    newFSM(cfg.DB, raftnode.ShardKeyspace(raftnode.MetadataShardID), lessor, cfg.Logger.With("component", "chainfire_storage")),
 		lessor: lessor,
 		log:    log,
 		fwd:    newForwarder(cfg.ClientTLS),
@@ -178,7 +179,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -59,6 +59,9 @@ type Config struct {
 	Timeseries Timeseries `koanf:"timeseries"`
 	// LogLevel is the minimum slog level: debug, info, warn or error.
 	LogLevel string `koanf:"log_level" help:"Minimum log level: debug, info, warn or error."`
+	// LogFormat is "text", "json" or empty (text under journald, else
+	// JSON, colourised text on a terminal).
+	LogFormat string `koanf:"log_format" help:"Log line format: text (LEVEL component: message, k=v) or json; empty picks text when stderr is journald (systemd), colourised text on a terminal, JSON otherwise."`
 
 	// StoreID is flaredb.toml's store ID; 0 means "use node.id"
 	// (see EffectiveStoreID).

@@ -26,6 +26,11 @@
 // Validate checks the result; TOML renders it back (for `centra config
 // check`).
 //
+// log_format is "text" (the runbooks' "LEVEL component: message, k=v"
+// lines), "json", or empty: text when stderr is journald's stream (systemd
+// sets JOURNAL_STREAM), colourised text on a terminal, JSON otherwise. Like
+// every key it has a flag (--log-format) and a variable (CENTRA_LOG_FORMAT).
+//
 // Without node.role, a file with flaredb.toml keys makes the node a store,
 // whatever else it holds ([network] raft_addr, [raft], [storage] serve a
 // store too); one that also holds [cluster] could be either, and Load

@@ -535,7 +535,7 @@ func TestKeys(t *testing.T) {
 		"storage.max_background_compactions", "storage.max_background_flushes",
 		"storage.use_direct_io_for_flush_and_compaction", "raft.role", "raft.tick_interval_ms",
 		"raft.election_ticks", "raft.heartbeat_ticks", "raft.snapshot_entries", "raft.compaction_overhead",
-		"raft.max_in_mem_log_size", "log_level", "store_id", "addr", "data_dir", "tls.cert_file",
+		"raft.max_in_mem_log_size", "log_level", "log_format", "store_id", "addr", "data_dir", "tls.cert_file",
 		"tls.key_file", "tls.ca_file", "tls.require_client_cert", "peers", "namespace_modes",
 	} {
 		if _, ok := byName[name]; !ok {

@@ -49,6 +49,11 @@ func (c Config) Validate() error {
 	default:
 		v.fail("log_level", "%q is not a level; use debug, info, warn or error", c.LogLevel)
 	}
+	switch c.LogFormat {
+	case "", "text", "json":
+	default:
+		v.fail("log_format", "%q is not a format; use text or json (or leave it empty for text under journald, JSON otherwise)", c.LogFormat)
+	}
 	if c.Node.ID == 0 {
 		v.fail("node.id", "0 is not allowed; node IDs start at 1")
 	}

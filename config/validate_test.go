@@ -19,6 +19,7 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicate role", func(c *Config) { c.Node.Role = "control_plane, control_plane" }, []string{"node.role", "listed twice"}},
 		{"empty role", func(c *Config) { c.Node.Role = " " }, []string{"node.role", "empty"}},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, []string{"log_level", `"verbose"`, "debug, info, warn or error"}},
+		{"log format", func(c *Config) { c.LogFormat = "logfmt" }, []string{"log_format", `"logfmt"`, "text or json"}},
 		{"cluster id", func(c *Config) { c.Cluster.ID = 0 }, []string{"cluster.id", "same cluster ID"}},
 		{"raft role", func(c *Config) { c.Raft.Role = "observer" }, []string{"raft.role", `"observer"`, "voter"}},
 		{"election vs heartbeat", func(c *Config) { c.Raft.ElectionTicks, c.Raft.HeartbeatTicks = 4, 2 }, []string{"raft.election_ticks", "greater than 2 * raft.heartbeat_ticks (4)"}},

@@ -3,9 +3,13 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/centra-cloud/centra/e2e/framework"
+	flaredb "github.com/centra-cloud/centra/flaredb/client"
 )
 
 // runbookNodeConfig is Step 1 of the Chainfire scale-out runbook
@@ -351,4 +356,271 @@ func wantKeys(format string, n int) map[string]string {
 		m[fmt.Sprintf(format, i)] = fmt.Sprint(i)
 	}
 	return m
+}
+
+// runbookPipe runs one of the runbooks' journalctl pipelines with log in
+// place of journalctl's output: `sh -c PIPELINE` reading log on stdin. It
+// returns the pipeline's output (grep finding nothing is an empty answer,
+// not an error).
+func runbookPipe(t *testing.T, log, pipeline string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", pipeline)
+	cmd.Stdin = strings.NewReader(log)
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		t.Fatalf("sh -c %q: %v", pipeline, err)
+	}
+	return string(out)
+}
+
+// wantPipe checks that a runbook pipeline finds every line of want in log
+// (each as a substring of some output line).
+func wantPipe(t *testing.T, who, log, pipeline string, want ...string) {
+	t.Helper()
+	out := runbookPipe(t, log, pipeline)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s | %s: want a line with %q, got:\n%s", who, pipeline, w, lastN(out, 20))
+		}
+	}
+}
+
+// lastN returns the last n lines of s.
+func lastN(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestRunbookLogLines provokes the log lines the troubleshooting runbook
+// quotes ("Log Analysis", and the lines its diagnosis steps grep for) on a
+// real cluster started the way systemd does (JOURNAL_STREAM set, so the
+// default log format is the runbook's text form), and finds each with the
+// runbook's own grep/awk pipelines run on the node's output.
+func TestRunbookLogLines(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(3), framework.WithStores(1), framework.WithJournald())
+	client := framework.MultiCallBin(t, "chainfire-client")
+	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
+	lidx := c.Leader(t)
+	leader := c.Node(lidx)
+	var followers []*framework.Node
+	for i := range 3 {
+		if i != lidx {
+			followers = append(followers, c.Node(i))
+		}
+	}
+	f1, f2 := followers[0], followers[1]
+
+	// Healthy operation: leader elected, entries committed, the store
+	// registered with PD (and PD's "store_id=N" line, scale-out Step 3).
+	for i := range 10 {
+		if r := cf("--endpoint", httpEndpoint(leader), "put", fmt.Sprintf("log/%02d", i), "v"); r.Err != nil {
+			t.Fatalf("chainfire-client put: %s", r)
+		}
+	}
+	for _, n := range c.Nodes() {
+		wantPipe(t, n.String(), n.CurrentLog(), `grep "Leader elected" | tail -20`, "INFO chainfire_raft: Leader elected, term=")
+	}
+	wantPipe(t, leader.String(), leader.CurrentLog(), `grep -i 'raft\|leader\|election'`, "chainfire_raft: Leader elected")
+	must(t, leader.WaitLog(testCtx(t, 20*time.Second), "INFO chainfire_storage: Committed entry, index="))
+	store := c.Store(0)
+	storeID := fmt.Sprint(store.StoreID())
+	wantPipe(t, store.String(), store.CurrentLog(), `grep -i 'pd\|register'`, "INFO flaredb_pd_client: Registered with PD, store_id="+storeID)
+	var pdLogs strings.Builder
+	for _, n := range c.Nodes() {
+		pdLogs.WriteString(n.CurrentLog())
+	}
+	wantPipe(t, "the control plane", pdLogs.String(), `grep "store_id=`+storeID+`"`, "Store registered, store_id="+storeID)
+
+	// The leader measures every follower's lag (chainfire_raft_follower_lag).
+	lagOf := func(n *framework.Node) (float64, error) {
+		_, body, err := leader.Get(t.Context(), "/metrics")
+		if err != nil {
+			return 0, err
+		}
+		m := regexp.MustCompile(`(?m)^chainfire_raft_follower_lag\{member="` + fmt.Sprint(n.ID) + `"\} (\S+)$`).FindStringSubmatch(body)
+		if m == nil {
+			return 0, fmt.Errorf("the leader exports no chainfire_raft_follower_lag for member %d", n.ID)
+		}
+		return strconv.ParseFloat(m[1], 64)
+	}
+	framework.Eventually(t, func() error {
+		for _, f := range followers {
+			if _, err := lagOf(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, 20*time.Second)
+
+	// A slow write: both followers frozen for 250 ms (half the election
+	// timeout), so the put waits for a quorum; "Find slow operations"
+	// finds it. The client is connected beforehand so the put reaches the
+	// leader while they are frozen.
+	cli := leader.Client(t)
+	if _, err := cli.Get(testCtx(t, 10*time.Second), "log/00"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, f1.Pause())
+	must(t, f2.Pause())
+	time.AfterFunc(250*time.Millisecond, func() {
+		_ = f1.Resume()
+		_ = f2.Resume()
+	})
+	if _, err := cli.Put(testCtx(t, 10*time.Second), "log/slow", "v"); err != nil {
+		t.Fatalf("put while the followers are frozen: %v", err)
+	}
+	wantPipe(t, leader.String(), leader.CurrentLog(), `grep -E 'latency=[0-9]{3,}ms'`, "INFO chainfire_api: Handled put request, latency=")
+
+	// A follower down: the leader cannot connect to it and, while writes
+	// go on, sees it fall behind; restarted, it catches up.
+	must(t, f2.Stop())
+	for i := range 150 {
+		if _, err := cli.Put(testCtx(t, 10*time.Second), fmt.Sprintf("log/lag/%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peerLine := "ERROR chainfire_network: Failed to connect to peer, addr=" + f2.RaftAddr()
+	must(t, leader.WaitLog(testCtx(t, 20*time.Second), peerLine))
+	must(t, leader.WaitLog(testCtx(t, 20*time.Second), fmt.Sprintf("Follower is behind the leader, member=%d", f2.ID)))
+	log := leader.CurrentLog()
+	wantPipe(t, leader.String(), log, `grep ERROR`, peerLine)
+	wantPipe(t, leader.String(), log, `grep -i 'connection refused\|timeout\|unreachable'`, peerLine)
+	if out := runbookPipe(t, log, `grep ERROR | awk '{print $NF}' | sort | uniq -c | sort -rn`); !regexp.MustCompile(`(?m)^\s+\d+ \S+`).MatchString(out) {
+		t.Errorf("Count error types: want counted fields, got:\n%s", out)
+	}
+	if lag, err := lagOf(f2); err != nil || lag < 100 {
+		t.Errorf("chainfire_raft_follower_lag of the stopped member %d: %v (%v), want >= 100", f2.ID, lag, err)
+	}
+	must(t, f2.Start())
+	must(t, leader.WaitLog(testCtx(t, 30*time.Second), fmt.Sprintf("Follower caught up with the leader, member=%d", f2.ID)))
+	wantPipe(t, leader.String(), leader.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
+		fmt.Sprintf("WARN chainfire_raft: Follower is behind the leader, member=%d, lag=", f2.ID),
+		fmt.Sprintf("INFO chainfire_raft: Follower caught up with the leader, member=%d, lag=", f2.ID))
+	framework.Eventually(t, func() error {
+		if lag, err := lagOf(f2); err != nil || lag >= 10 {
+			return fmt.Errorf("chainfire_raft_follower_lag of member %d after it caught up: %v (%v)", f2.ID, lag, err)
+		}
+		return nil
+	}, 20*time.Second)
+
+	// The leader dies (kill -9: a clean stop hands leadership over
+	// first): a follower's election timer fires (the first one to fire
+	// starts the election that the other one then joins).
+	before := map[*framework.Node]int{f1: len(f1.CurrentLog()), f2: len(f2.CurrentLog())}
+	must(t, leader.Kill())
+	framework.Eventually(t, func() error {
+		var raftLines string
+		for _, f := range followers {
+			out := runbookPipe(t, f.CurrentLog()[before[f]:], `grep -i 'raft\|leader\|election'`)
+			if strings.Contains(out, "WARN chainfire_raft: Election timeout, no heartbeat from leader") {
+				return nil
+			}
+			raftLines += lastN(out, 5) + "\n"
+		}
+		return fmt.Errorf("no follower has logged the election timeout yet; their raft lines:\n%s", raftLines)
+	}, 20*time.Second)
+}
+
+// TestRunbookFlareDBLogLines provokes the FlareDB lines of the
+// troubleshooting runbook's "Log Analysis" on one control-plane node and
+// three stores started as under journald: a 1000-row query, a store that
+// cannot be replicated to, and stores that cannot reach PD.
+func TestRunbookFlareDBLogLines(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithStores(3), framework.WithJournald())
+	ctx := testCtx(t, 3*time.Minute)
+	cli, err := flaredb.New(c.Node(0).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	storeLogs := func() string {
+		var b strings.Builder
+		for _, s := range c.Stores() {
+			b.WriteString(s.CurrentLog())
+		}
+		return b.String()
+	}
+
+	// 1000 rows written, then scanned in one query.
+	const rows = 1000
+	framework.Eventually(t, func() error {
+		for first := 0; first < rows; first += 250 {
+			pairs := make([]flaredb.KvPair, 0, 250)
+			for i := first; i < first+250; i++ {
+				pairs = append(pairs, flaredb.KvPair{Key: fdbKey(i), Value: fdbValue(i)})
+			}
+			if err := cli.BatchPut(ctx, "runbook", pairs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, time.Minute)
+	got, err := cli.Scan(ctx, "runbook", nil, nil, flaredb.ScanOptions{})
+	if err != nil || len(got) != rows {
+		t.Fatalf("scan: %d rows, %v; want %d", len(got), err, rows)
+	}
+	wantPipe(t, "the stores", storeLogs(), `grep "Handled query"`, fmt.Sprintf("INFO flaredb_service: Handled query, rows=%d, latency=", rows))
+
+	// The runbook's curl | jq lines against PD, as typed.
+	pd := "http://" + c.Node(0).Endpoint()
+	jq := func(path, filter string) string {
+		t.Helper()
+		out, err := exec.Command("bash", "-o", "pipefail", "-c", fmt.Sprintf("curl -sf %s%s | jq -c '%s'", pd, path, filter)).CombinedOutput()
+		if err != nil {
+			t.Errorf("curl %s | jq '%s': %v\n%s", path, filter, err, out)
+		}
+		return string(out)
+	}
+	for _, filter := range []string{".stores[] | {id, state, capacity}", ".stores[] | {id, state, available, capacity}"} {
+		if out := jq("/pd/api/v1/stores", filter); strings.Count(out, "\n") != 3 || strings.Contains(out, "null") || !strings.Contains(out, `"state":"Up"`) {
+			t.Errorf("curl /pd/api/v1/stores | jq '%s': want 3 stores, Up, no nulls; got:\n%s", filter, out)
+		}
+	}
+	if out := jq("/pd/api/v1/stores", ".stores[] | .id"); len(strings.Fields(out)) != 3 {
+		t.Errorf("jq '.stores[] | .id': want 3 IDs, got %q", out)
+	}
+	if out := jq("/pd/api/v1/stores", `.stores[] | select(.state!="Up")`); out != "" {
+		t.Errorf("select(.state!=\"Up\") with every store up: want nothing, got %q", out)
+	}
+	jq("/pd/api/v1/stores", ".stores[] | select((.available / .capacity) < 0.1)") // must not fail on types
+	for _, f := range []struct{ path, filter, want string }{
+		{"/pd/api/v1/stats/region", ".", "pending_peers"},
+		{"/pd/api/v1/operators", ".", ""},
+		{"/pd/api/v1/config/schedule", ".", "max-snapshot-count"},
+		{"/pd/api/v1/config/schedule", ".schedulers", ""},
+	} {
+		if out := jq(f.path, f.filter); strings.TrimSpace(out) == "" || strings.TrimSpace(out) == "null" || !strings.Contains(out, f.want) {
+			t.Errorf("curl %s | jq '%s': want a value (with %q), got %q", f.path, f.filter, f.want, out)
+		}
+	}
+
+	// A store that holds a replica dies: the region's leader cannot send
+	// it the log.
+	leader := leaderStore(t, ctx, c)
+	var victim *framework.Node
+	for _, s := range c.Stores() {
+		if s != leader {
+			victim = s
+			break
+		}
+	}
+	must(t, victim.Kill())
+	if err := cli.Put(ctx, "runbook", []byte("after-kill"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	must(t, leader.WaitLog(ctx, fmt.Sprintf("ERROR flaredb_raft: Failed to replicate log, peer=store%d", victim.StoreID())))
+	wantPipe(t, leader.String(), leader.CurrentLog(), `grep ERROR | awk '{print $NF}' | sort | uniq -c | sort -rn`, "addr="+victim.RaftAddr())
+
+	// PD goes away: the stores' heartbeats fail and are retried.
+	must(t, c.Node(0).Kill())
+	framework.Eventually(t, func() error {
+		if !strings.Contains(runbookPipe(t, storeLogs(), `grep -i 'pd\|register'`), "WARN flaredb_pd_client: Heartbeat to PD failed, retrying...") {
+			return errors.New("no store has logged a failed PD heartbeat yet")
+		}
+		return nil
+	}, 40*time.Second)
 }

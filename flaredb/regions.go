@@ -99,6 +99,20 @@ func (s *Store) storeInfo(ctx context.Context, id uint64) (*metav1.Store, error)
 	return resp.GetStore(), nil
 }
 
+// PeerName names the store whose raft address is addr ("store2"), among the
+// stores this one has looked up (the peers of its regions); it is the
+// raft node's PeerNamer.
+func (s *Store) PeerName(addr string) (string, bool) {
+	s.storesMu.Lock()
+	defer s.storesMu.Unlock()
+	for id, st := range s.stores {
+		if st.GetPeerAddress() == addr {
+			return fmt.Sprintf("store%d", id), true
+		}
+	}
+	return "", false
+}
+
 // cachedStoreAddress returns a store's API address if it is cached (the
 // request path never waits for PD).
 func (s *Store) cachedStoreAddress(id uint64) string {

@@ -31,9 +31,51 @@ let
     if s' == "store,control_plane" then "both"
     else lib.findFirst (r: nodeRoles.${r} == s') s' (builtins.attrNames nodeRoles);
 
+  # The unit running centra is named after the node's main component, so
+  # that the runbooks' `journalctl -u chainfire` / `-u flaredb` find its
+  # logs: journald records the unit a process runs in (_SYSTEMD_UNIT), and
+  # `journalctl -u` does not follow aliases. centra.service is an alias.
+  mainUnit = if cfg.role == "store" then "flaredb" else "chainfire";
+  # The other names the runbooks use on this node are log views: small
+  # units that follow the main unit's journal and re-emit its lines of one
+  # component (text lines "LEVEL component: ..." or JSON ones), so they are
+  # recorded under their own unit name. The main unit is PartOf them:
+  # `systemctl restart placement-driver` restarts the process PD runs in.
+  logViews = lib.optionalAttrs (cfg.role != "store")
+    {
+      placement-driver = ''(^|\s)pd: |"component":"pd"'';
+    } // lib.optionalAttrs (cfg.role == "both") {
+    flaredb = ''(^|\s)(flaredb_[a-z_]+|tsdb|promql): |"component":"(flaredb_|tsdb|promql)'';
+  };
+  logViewUnit = name: regex: {
+    description = "centra: ${name} log lines of ${mainUnit}.service (journalctl -u ${name})";
+    bindsTo = [ "${mainUnit}.service" ];
+    wantedBy = [ "${mainUnit}.service" ];
+    serviceConfig = {
+      ExecStart = utils.escapeSystemdExecArgs [
+        "${config.systemd.package or pkgs.systemd}/bin/journalctl"
+        "--follow"
+        "--lines=0"
+        "--output=cat"
+        "--unit=${mainUnit}.service"
+        "--grep=${regex}"
+      ];
+      Restart = "always";
+      RestartSec = "1s";
+      DynamicUser = true;
+      SupplementaryGroups = [ "systemd-journal" ];
+      NoNewPrivileges = true;
+      ProtectSystem = "strict";
+      ProtectHome = true;
+      PrivateTmp = true;
+      PrivateNetwork = true;
+      CapabilityBoundingSet = "";
+    };
+  };
+
   # systemd hands TLS files to the service through LoadCredential, so they
   # may stay readable by root only.
-  credentialsDir = "/run/credentials/centra.service";
+  credentialsDir = "/run/credentials/${mainUnit}.service";
   tlsFiles = [
     { option = "certFile"; credential = "tls-cert"; key = "cert_file"; }
     { option = "keyFile"; credential = "tls-key"; key = "key_file"; }
@@ -282,12 +324,12 @@ in
 
       systemd.tmpfiles.rules = lib.optional (!inVarLib) "d '${cfg.dataDir}' 0700 centra centra - -";
 
-      systemd.services.centra = {
+      systemd.services = builtins.mapAttrs logViewUnit logViews // {
+      ${mainUnit} = {
         description = "centra node (Chainfire KV, PD, FlareDB)";
         documentation = [ "https://github.com/centra-cloud/centra" ];
-        # The runbooks' `systemctl restart chainfire` / `systemctl stop flaredb`.
-        aliases = lib.optional (cfg.role != "store") "chainfire.service"
-          ++ lib.optional (cfg.role != "control_plane") "flaredb.service";
+        aliases = [ "centra.service" ];
+        partOf = map (v: "${v}.service") (builtins.attrNames logViews);
         wantedBy = [ "multi-user.target" ];
         wants = [ "network-online.target" ];
         after = [ "network-online.target" ];
@@ -342,6 +384,7 @@ in
           CapabilityBoundingSet = "";
           AmbientCapabilities = "";
         };
+      };
       };
     }
     (mkIf cfg.openFirewall {

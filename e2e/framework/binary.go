@@ -148,11 +148,13 @@ func EtcdctlBin(t testing.TB) string {
 
 // cleanEnv is the environment for child processes: the test's, without
 // CENTRA_* variables that would change a node's config or the CLI's
-// endpoints behind the test's back, and without ETCDCTL_* ones.
+// endpoints behind the test's back, and without ETCDCTL_* ones or a
+// JOURNAL_STREAM inherited from a test run under systemd (WithJournald sets
+// its own).
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "CENTRA_") || strings.HasPrefix(kv, "ETCDCTL_") {
+		if strings.HasPrefix(kv, "CENTRA_") || strings.HasPrefix(kv, "ETCDCTL_") || strings.HasPrefix(kv, "JOURNAL_STREAM=") {
 			continue
 		}
 		env = append(env, kv)

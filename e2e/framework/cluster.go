@@ -49,7 +49,14 @@ type options struct {
 	storeArgs      []string
 	namespaceModes map[string]string
 	quota          uint64
+	journald       bool
 }
+
+// WithJournald starts every node as systemd does under journald: the
+// JOURNAL_STREAM variable names the node's log file, so centra writes the
+// text lines journald would store ("LEVEL component: message, k=v") and the
+// runbooks' journalctl pipelines can be replayed on the file.
+func WithJournald() Option { return func(o *options) { o.journald = true } }
 
 // WithQuotaBackendBytes sets storage.quota_backend_bytes on every node.
 func WithQuotaBackendBytes(n uint64) Option { return func(o *options) { o.quota = n } }

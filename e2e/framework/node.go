@@ -175,6 +175,11 @@ func (n *Node) launch() error {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = n.dir
 	cmd.Env = cleanEnv()
+	if n.c.opts.journald {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			cmd.Env = append(cmd.Env, fmt.Sprintf("JOURNAL_STREAM=%d:%d", sys.Dev, sys.Ino))
+		}
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace

@@ -233,8 +233,18 @@ func (a *App) openStateDB() (err error) {
 	for _, w := range c.Storage.Warnings() {
 		a.log.Warn(w)
 	}
-	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log)
+	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log.With("component", a.component("storage")))
 	return err
+}
+
+// component is the runbooks' log component for a part of the node shared by
+// its roles (storage, network): chainfire_PART on a control-plane node,
+// flaredb_PART on a store-only one.
+func (a *App) component(part string) string {
+	if a.cfg.HasRole(config.RoleControlPlane) {
+		return "chainfire_" + part
+	}
+	return "flaredb_" + part
 }
 
 // raftConfig is the raft node's configuration; advertise is the raft
@@ -258,20 +268,21 @@ func (a *App) raftConfig(advertise string) (raftnode.Config, error) {
 		peerTLS = &raftnode.PeerTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 	}
 	return raftnode.Config{
-		NodeHostDir:        c.RaftDir(),
-		RaftAddress:        advertise,
-		ListenAddress:      listen,
-		DeploymentID:       c.Cluster.ID,
-		RTTMillisecond:     c.Raft.TickIntervalMs,
-		ElectionRTT:        c.Raft.ElectionTicks,
-		HeartbeatRTT:       c.Raft.HeartbeatTicks,
-		SnapshotEntries:    c.Raft.SnapshotEntries,
-		CompactionOverhead: c.Raft.CompactionOverhead,
-		MaxInMemLogSize:    c.Raft.MaxInMemLogSize,
-		TLS:                peerTLS,
-		Logger:             a.log,
-		LogLevel:           level,
-		Registerer:         a.reg,
+		NodeHostDir:         c.RaftDir(),
+		RaftAddress:         advertise,
+		ListenAddress:       listen,
+		DeploymentID:        c.Cluster.ID,
+		RTTMillisecond:      c.Raft.TickIntervalMs,
+		ElectionRTT:         c.Raft.ElectionTicks,
+		HeartbeatRTT:        c.Raft.HeartbeatTicks,
+		SnapshotEntries:     c.Raft.SnapshotEntries,
+		CompactionOverhead:  c.Raft.CompactionOverhead,
+		MaxInMemLogSize:     c.Raft.MaxInMemLogSize,
+		TLS:                 peerTLS,
+		Logger:              a.log,
+		LogLevel:            level,
+		NetworkLogComponent: a.component("network"),
+		Registerer:          a.reg,
 	}, nil
 }
 

@@ -134,6 +134,7 @@ func (a *App) startStore() error {
 	if err != nil {
 		return err
 	}
+	a.node.SetPeerNamer(st.PeerName)
 	a.store = &storeAgent{store: st, pd: client, done: make(chan struct{})}
 	return nil
 }

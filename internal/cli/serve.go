@@ -66,7 +66,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			log := app.NewLogger(os.Stderr, level)
+			log := app.NewLogger(os.Stderr, level, cfg.LogFormat)
 			setServerGC()
 			a, err := app.New(cfg, app.Options{ForceNewCluster: c.Bool("force-new-cluster"), Version: Version}, log)
 			if err != nil {

@@ -130,8 +130,12 @@ for case in $(jq -r 'keys[]' "$tmp/cases.json"); do
   expect "Restart=on-failure" "$j" '.unit.serviceConfig.Restart == "on-failure"'
   expect "User=centra Group=centra, a system user" "$j" \
     '.unit.serviceConfig.User == "centra" and .unit.serviceConfig.Group == "centra" and .user.isSystemUser == true and .user.group == "centra" and (.groups | index("centra") != null)'
-  expect "unit aliases for the runbooks: $(jq -c .unit.aliases "$j") (role $(jq -r .role "$j"))" "$j" \
-    '.unit.aliases == {control_plane: ["chainfire.service"], store: ["flaredb.service"], both: ["chainfire.service", "flaredb.service"]}[.role]'
+  expect "unit $(jq -r .unit.name "$j").service (alias centra.service), log views $(jq -c '.logViews | keys' "$j") (role $(jq -r .role "$j"))" "$j" \
+    '.unit.aliases == ["centra.service"] and
+     .unit.name == {control_plane: "chainfire", store: "flaredb", both: "chainfire"}[.role] and
+     (.logViews | keys) == {control_plane: ["placement-driver"], store: [], both: ["flaredb", "placement-driver"]}[.role] and
+     (.unit.partOf | map(rtrimstr(".service")) | sort) == (.logViews | keys) and
+     ([.logViews[] | (.bindsTo == [$u]) and (.wantedBy == [$u]) and (.ExecStart | contains("--unit=" + $u) and contains("--follow"))] | all)' --arg u "$(jq -r .unit.name "$j").service"
   expect "LimitNOFILE >= 65536" "$j" '.unit.serviceConfig.LimitNOFILE >= 65536'
   expect "wantedBy multi-user.target, after network-online.target" "$j" \
     '.unit | (.wantedBy | index("multi-user.target") != null) and (.after | index("network-online.target") != null) and (.wants | index("network-online.target") != null)'
@@ -150,7 +154,7 @@ for case in $(jq -r 'keys[]' "$tmp/cases.json"); do
   fi
   creds=$(meta '.credentials // 0')
   expect "LoadCredential: $creds TLS files, pointed at by [network.tls]" "$j" \
-    '(.unit.serviceConfig.LoadCredential // []) as $l | ($l | length) == $n and ($n == 0 or (.toml | contains("/run/credentials/centra.service/tls-key")))' --argjson n "$creds"
+    '(.unit.serviceConfig.LoadCredential // []) as $l | ($l | length) == $n and ($n == 0 or (.toml | contains("/run/credentials/" + $u + "/tls-key")))' --argjson n "$creds" --arg u "$(jq -r .unit.name "$j").service"
 
   jq -r .toml "$j" >"$tmp/$case.toml"
   if [ "$(meta '| has("configCheckError")')" = true ]; then

@@ -8,7 +8,10 @@ let
   r = stub.evalModule { module = ../default.nix; inherit (c) config; };
   cfg = r.config.services.centra;
   out = r.output;
-  svc = out.systemd.services.centra;
+  # The unit is named after the node's main component (journalctl -u).
+  unitName = if cfg.role == "store" then "flaredb" else "chainfire";
+  svc = out.systemd.services.${unitName};
+  logViews = builtins.removeAttrs out.systemd.services [ unitName ];
   configFile = cfg.configFile;
   # configFile is the checked copy (a runCommand) unless checkConfig = false.
   generated = configFile.generated or configFile;
@@ -25,8 +28,10 @@ in
   buildCheckToml = configFile.checkInput.text or "";
   buildCheckInputs = map (p: p.name) (configFile.nativeBuildInputs or [ ]);
   unit = {
-    inherit (svc) description aliases wantedBy wants after serviceConfig;
+    inherit (svc) description aliases partOf wantedBy wants after serviceConfig;
+    name = unitName;
   };
+  logViews = builtins.mapAttrs (_: v: { inherit (v) bindsTo wantedBy; inherit (v.serviceConfig) ExecStart; }) logViews;
   inherit (cfg) role dataDir;
   user = out.users.users.centra;
   groups = builtins.attrNames out.users.groups;

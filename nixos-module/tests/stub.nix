@@ -135,6 +135,7 @@ let
       fn (builtins.intersectAttrs (builtins.functionArgs fn) pkgs // args);
     buildGoModule = attrs: attrs // fakeDrv "${attrs.pname}-${attrs.version}" (toJSON attrs.vendorHash);
     curl = fakeDrv "curl" "";
+    systemd = fakeDrv "systemd" "";
     testers.runNixOSTest = test: test // fakeDrv "vm-test-run-${test.name}" "";
   };
 

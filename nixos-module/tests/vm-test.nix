@@ -49,7 +49,7 @@ pkgs.testers.runNixOSTest {
         # Type=notify: the unit is active only after centra sent READY=1,
         # which needs a quorum.
         for n in nodes:
-            n.wait_for_unit("centra.service")
+            n.wait_for_unit("chainfire.service")
         for n in nodes:
             n.wait_until_succeeds("curl -sf http://127.0.0.1:2379/readyz", timeout=120)
 
@@ -64,16 +64,23 @@ pkgs.testers.runNixOSTest {
 
     with subtest("the unit runs hardened as the centra user"):
         props = node1.succeed(
-            "systemctl show centra.service -p Type -p User -p NoNewPrivileges -p ProtectSystem -p PrivateDevices"
+            "systemctl show chainfire.service -p Type -p User -p NoNewPrivileges -p ProtectSystem -p PrivateDevices"
         )
         for want in ["Type=notify", "User=centra", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateDevices=yes"]:
             assert want in props, f"{want} missing in:\n{props}"
         node1.succeed("test \"$(stat -c %U:%a /var/lib/centra)\" = centra:700")
 
+    with subtest("the runbooks' journalctl -u names show their component's lines"):
+        # centra runs in chainfire.service (alias centra.service); its text
+        # lines (JOURNAL_STREAM is set) carry the runbook's components.
+        node1.wait_until_succeeds("journalctl -u chainfire --no-pager | grep -q 'INFO chainfire_raft: Leader elected, term='", timeout=60)
+        node1.wait_for_unit("placement-driver.service")
+        node1.succeed("journalctl -u centra --no-pager | grep -q 'Leader elected'")
+
     with subtest("a restarted node rejoins with its data"):
-        # the runbooks' spelling; chainfire.service is an alias of centra.service
+        # the runbooks' spelling
         node2.succeed("systemctl restart chainfire")
-        node2.wait_for_unit("centra.service")
+        node2.wait_for_unit("chainfire.service")
         node2.wait_until_succeeds("curl -sf http://127.0.0.1:2379/readyz", timeout=120)
         got = node2.succeed("centra kv get greeting").strip()
         assert got == "hello", f"node2 read {got!r} after restart, want 'hello'"

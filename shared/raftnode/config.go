@@ -90,6 +90,11 @@ type Config struct {
 	// are raised to at least WARN ("rsm", "transport") or ERROR ("raft")
 	// unless LogLevel is debug or lower.
 	LogLevel slog.Level
+	// NetworkLogComponent is the component of the raft transport's lines
+	// ("Failed to connect to peer, addr=..."); empty means
+	// "chainfire_network". Shard records are "chainfire_raft" for the
+	// metadata shard and "flaredb_raft" for the others.
+	NetworkLogComponent string
 	// Registerer, when set, receives the Node's metrics (raftnode_*). Use the
 	// per-process registry, never the global one.
 	Registerer prometheus.Registerer
@@ -108,6 +113,9 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.SnapshotEntries, DefaultSnapshotEntries)
 	setDefault(&cfg.CompactionOverhead, DefaultCompactionOverhead)
 	setDefault(&cfg.MaxInMemLogSize, DefaultMaxInMemLogSize)
+	if cfg.NetworkLogComponent == "" {
+		cfg.NetworkLogComponent = "chainfire_network"
+	}
 	return cfg
 }
 

@@ -103,13 +103,13 @@ func (l nodeListener) LeaderUpdated(info raftio.LeaderInfo) {
 	st.setLeaderKnown(info.LeaderID != raftio.NoLeader)
 	switch {
 	case info.LeaderID == raftio.NoLeader && !st.hadLeader.Load():
-		n.log.Info("Electing a leader", "shard_id", info.ShardID, "replica_id", info.ReplicaID, "term", info.Term)
+		n.shardLog(info.ShardID).Info("Electing a leader", "replica_id", info.ReplicaID, "term", info.Term)
 	case info.LeaderID == raftio.NoLeader:
-		n.log.Warn("Leader lost", "shard_id", info.ShardID, "replica_id", info.ReplicaID, "term", info.Term)
+		n.shardLog(info.ShardID).Warn("Leader lost", "replica_id", info.ReplicaID, "term", info.Term)
 	default:
 		st.hadLeader.Store(true)
-		n.log.Info(fmt.Sprintf("Leader elected, term=%d", info.Term),
-			"shard_id", info.ShardID, "replica_id", info.ReplicaID, "leader_id", info.LeaderID)
+		n.shardLog(info.ShardID).Info(fmt.Sprintf("Leader elected, term=%d", info.Term),
+			"replica_id", info.ReplicaID, "leader_id", info.LeaderID)
 	}
 	n.metrics.leaderChanges.Inc()
 	n.events.push(LeaderEvent{ShardID: info.ShardID, ReplicaID: info.ReplicaID, LeaderID: info.LeaderID, Term: info.Term})
@@ -121,30 +121,30 @@ func (l nodeListener) SnapshotRecovered(info raftio.SnapshotInfo) {
 	if info.Index == 0 {
 		return // a replica starting without any snapshot
 	}
-	l.n.log.Info(fmt.Sprintf("Applied snapshot, index=%d", info.Index), "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	l.n.shardLog(info.ShardID).Info(fmt.Sprintf("Applied snapshot, index=%d", info.Index), "replica_id", info.ReplicaID)
 }
 
 // SnapshotReceived logs a snapshot streamed in from another replica.
 func (l nodeListener) SnapshotReceived(info raftio.SnapshotInfo) {
-	l.n.log.Info("Received snapshot", "shard_id", info.ShardID, "replica_id", info.ReplicaID, "from", info.From)
+	l.n.shardLog(info.ShardID).Info("Received snapshot", "replica_id", info.ReplicaID, "from", info.From)
 }
 
 // SendSnapshotStarted logs the start of streaming a snapshot to a replica
 // whose log is behind the leader's compacted log.
 func (l nodeListener) SendSnapshotStarted(info raftio.SnapshotInfo) {
-	l.n.log.Info("Sending snapshot to replica", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	l.n.shardLog(info.ShardID).Info("Sending snapshot to replica", "replica_id", info.ReplicaID)
 }
 
 // SendSnapshotAborted logs a snapshot stream that failed; raft retries it.
 func (l nodeListener) SendSnapshotAborted(info raftio.SnapshotInfo) {
-	l.n.log.Warn("Sending snapshot to replica failed, raft will retry", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	l.n.shardLog(info.ShardID).Warn("Sending snapshot to replica failed, raft will retry", "replica_id", info.ReplicaID)
 }
 
 // MembershipChanged logs an applied membership change and, for a replica
 // started non-voting, checks (off this goroutine) whether it was promoted.
 func (l nodeListener) MembershipChanged(info raftio.NodeInfo) {
 	n := l.n
-	n.log.Info("Membership changed", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	n.shardLog(info.ShardID).Info("Membership changed", "replica_id", info.ReplicaID)
 	v, ok := n.shards.Load(info.ShardID)
 	if !ok || !v.(*shardState).learner.Load() {
 		return
@@ -157,7 +157,7 @@ func (l nodeListener) MembershipChanged(info raftio.NodeInfo) {
 
 // NodeUnloaded logs a replica that stopped, e.g. after being removed.
 func (l nodeListener) NodeUnloaded(info raftio.NodeInfo) {
-	l.n.log.Info("Replica unloaded", "shard_id", info.ShardID, "replica_id", info.ReplicaID)
+	l.n.shardLog(info.ShardID).Info("Replica unloaded", "replica_id", info.ReplicaID)
 }
 
 // NodeHostShuttingDown implements raftio.ISystemEventListener; Close logs.

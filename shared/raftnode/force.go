@@ -69,7 +69,7 @@ func (n *Node) ForceNewCluster(ctx context.Context, sc ShardConfig, create state
 	if err != nil {
 		return err
 	}
-	n.log.Warn("Forcing a new cluster: this replica becomes the only member", "shard_id", sc.ShardID, "replica_id", sc.ReplicaID, "snapshot_index", index)
+	n.shardLog(sc.ShardID).Warn("Forcing a new cluster: this replica becomes the only member", "replica_id", sc.ReplicaID, "snapshot_index", index)
 	if err := n.Close(); err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func (n *Node) exportApplied(ctx context.Context, shardID uint64, dir string) (u
 			return index, nil
 		case err == nil:
 			// Taken before the replay reached the commit index: discard it.
-			n.log.Debug("Exported snapshot is behind the commit index; retrying", "shard_id", shardID, "snapshot_index", index, "commit_index", st.CommitIndex)
+			n.shardLog(shardID).Debug("Exported snapshot is behind the commit index; retrying", "snapshot_index", index, "commit_index", st.CommitIndex)
 			if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("snapshot-%016X", index))); err != nil {
 				return 0, err
 			}

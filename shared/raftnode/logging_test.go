@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -47,6 +48,37 @@ func TestDragonboatLogRouting(t *testing.T) {
 		t.Errorf("debug level must lift the floors, detaching must restore them:\n%s", out)
 	}
 
+	// The runbook's words for dial failures and election timeouts.
+	before := len(buf.String())
+	sink.network = "chainfire_network"
+	var namer atomic.Pointer[PeerNamer]
+	fn := PeerNamer(func(addr string) (string, bool) { return "store2", addr == "node2:2380" })
+	namer.Store(&fn)
+	sink.peers = &namer
+	tr := logger.GetLogger("transport")
+	for range 3 {
+		tr.Errorf(fmtConnectFailed, "a:1", "node2:2380", "dial tcp: connection refused")
+		tr.Warningf(fmtBreakerFailed, "a:1", "node2:2380", "dial tcp: connection refused")
+	}
+	tr.Debugf(fmtStreamUp, "node2:2380")
+	logger.GetLogger("raft").Warningf(fmtPreVoteStarted, "[f:1,l:5,t:2,c:5,a:5] [00000:00002] t2")
+	logger.GetLogger("raft").Warningf(fmtPreVoteStarted, "[f:1,l:5,t:2,c:5,a:5] [00007:00003] t2")
+	out = buf.String()[before:]
+	for _, want := range []string{
+		`level=ERROR msg="Failed to connect to peer, addr=node2:2380" component=chainfire_network err="dial tcp: connection refused"`,
+		`level=ERROR msg="Failed to replicate log, peer=store2" component=flaredb_raft addr=node2:2380`,
+		`level=INFO msg="Connected to peer, addr=node2:2380" component=chainfire_network`,
+		`level=WARN msg="Election timeout, no heartbeat from leader" component=chainfire_raft shard_id=0 replica_id=2`,
+		`level=WARN msg="Election timeout, no heartbeat from leader" component=flaredb_raft shard_id=7 replica_id=3`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "Failed to connect"); n != 1 || strings.Contains(out, "breaker") {
+		t.Errorf("a failure streak logs one line (then one per %s), no breaker text; got %d:\n%s", peerRepeat, n, out)
+	}
+
 	func() {
 		defer func() {
 			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "fatal 9") {
@@ -82,7 +114,7 @@ func TestOpenStateDB(t *testing.T) {
 	l := stateEventListener(log)
 	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
 	l.WriteStallEnd()
-	if out := buf.String(); !strings.Contains(out, "Storage write stall detected, duration=") {
+	if out := buf.String(); !strings.Contains(out, "RocksDB stall detected, duration=") {
 		t.Fatalf("no stall line:\n%s", out)
 	}
 	var b bytes.Buffer

@@ -100,7 +100,7 @@ func (n *Node) changeMembership(ctx context.Context, shardID uint64, c membershi
 	rs, _, err := n.do(ctx, r)
 	if err == nil {
 		rs.Release()
-		n.log.Info("Membership change applied", "shard_id", shardID, "change", c.what)
+		n.shardLog(shardID).Info("Membership change applied", "change", c.what)
 		return nil
 	}
 	if errors.Is(err, ErrRejected) {
@@ -256,7 +256,7 @@ func (n *Node) TransferLeader(ctx context.Context, shardID, targetReplicaID uint
 			return wrapDragonboatError("leader transfer", shardID, err)
 		}
 		if valid && leader == targetReplicaID {
-			n.log.Info("Leader transferred", "shard_id", shardID, "leader_id", leader)
+			n.shardLog(shardID).Info("Leader transferred", "leader_id", leader)
 			return nil
 		}
 		if time.Since(requested) >= n.electionTimeout {

@@ -38,6 +38,7 @@ type Node struct {
 	state     lifecycle
 	leaderFns []func(LeaderEvent)
 	sink      *logSink
+	peerNamer atomic.Pointer[PeerNamer]
 
 	nh     atomic.Pointer[dragonboat.NodeHost] // set while running
 	closed atomic.Bool
@@ -152,7 +153,7 @@ func (n *Node) Start() error {
 	case stateClosed:
 		return fmt.Errorf("%w: Start after Close; create a new Node", ErrClosed)
 	}
-	sink := &logSink{logger: n.cfg.Logger, level: n.cfg.LogLevel}
+	sink := &logSink{logger: n.cfg.Logger, level: n.cfg.LogLevel, network: n.cfg.NetworkLogComponent, peers: &n.peerNamer}
 	attachDragonboatLogs(sink)
 	nhc := n.cfg.nodeHostConfig()
 	listener := nodeListener{n: n}
@@ -173,6 +174,12 @@ func (n *Node) Start() error {
 			"election_timeout", n.electionTimeout)
 	}
 	return nil
+}
+
+// shardLog is the logger of one shard's records, with the runbook's
+// component (chainfire_raft or flaredb_raft) and the shard ID.
+func (n *Node) shardLog(shardID uint64) *slog.Logger {
+	return n.cfg.Logger.With("component", shardComponent(shardID), "shard_id", shardID)
 }
 
 // reconnectBackoff is the longest backoff of dragonboat's transport circuit
@@ -328,7 +335,7 @@ func (n *Node) StartShard(sc ShardConfig, create statemachine.CreateOnDiskStateM
 		return shardStartError(sc, err)
 	}
 	st.learner.Store(sc.NonVoting)
-	n.log.Info("Shard started", "shard_id", sc.ShardID, "replica_id", sc.ReplicaID, "join", sc.Join, "non_voting", sc.NonVoting)
+	n.shardLog(sc.ShardID).Info("Shard started", "replica_id", sc.ReplicaID, "join", sc.Join, "non_voting", sc.NonVoting)
 	return nil
 }
 
@@ -373,8 +380,8 @@ func (n *Node) snapshotIfPromoted(nh *dragonboat.NodeHost, shardID uint64, st *s
 	}
 	rs, err := nh.RequestSnapshot(shardID, dragonboat.DefaultSnapshotOption, 10*n.electionTimeout)
 	if err != nil {
-		n.log.Warn("Snapshot after promotion to voter failed; restart this replica as non-voting until a snapshot succeeds",
-			"shard_id", shardID, "err", err)
+		n.shardLog(shardID).Warn("Snapshot after promotion to voter failed; restart this replica as non-voting until a snapshot succeeds",
+			"err", err)
 		return
 	}
 	select {
@@ -382,14 +389,13 @@ func (n *Node) snapshotIfPromoted(nh *dragonboat.NodeHost, shardID uint64, st *s
 		switch {
 		case res.Completed():
 			st.learner.Store(false)
-			n.log.Info(fmt.Sprintf("Snapshot taken after promotion to voter, index=%d", res.SnapshotIndex()), "shard_id", shardID)
+			n.shardLog(shardID).Info(fmt.Sprintf("Snapshot taken after promotion to voter, index=%d", res.SnapshotIndex()))
 			n.promoted(shardID)
 		case res.Rejected():
 			st.learner.Store(false) // a snapshot at the current index already exists
 			n.promoted(shardID)
 		default:
-			n.log.Warn("Snapshot after promotion to voter did not complete; restart this replica as non-voting until a snapshot succeeds",
-				"shard_id", shardID)
+			n.shardLog(shardID).Warn("Snapshot after promotion to voter did not complete; restart this replica as non-voting until a snapshot succeeds")
 		}
 	case <-n.stopc:
 	}

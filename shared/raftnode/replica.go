@@ -38,7 +38,7 @@ func (n *Node) DestroyReplica(ctx context.Context, shardID, replicaID uint64) er
 	if err := nh.SyncRemoveData(ctx, shardID, replicaID); err != nil {
 		return wrapDragonboatError("remove replica data", shardID, err)
 	}
-	n.log.Info("Replica destroyed", "shard_id", shardID, "replica_id", replicaID)
+	n.shardLog(shardID).Info("Replica destroyed", "replica_id", replicaID)
 	return nil
 }
 

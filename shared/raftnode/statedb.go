@@ -17,12 +17,14 @@ const slowCompaction = 10 * time.Second
 // by every state machine of the node. opts comes from config (nil means
 // pebble's defaults) and is not modified: OpenStateDB works on a clone whose
 // Logger routes pebble's logs to logger and whose EventListener (teed with
-// opts.EventListener) logs write stalls ("Storage write stall detected,
-// duration=..."), slow compactions, slow disks, low disk space, corruption
+// opts.EventListener) logs write stalls ("RocksDB stall detected,
+// duration=...", the runbooks' wording), slow compactions, slow disks, low disk space, corruption
 // and background errors. The WAL must stay enabled: DiskStateMachine's
 // durability relies on it.
 //
-// Close the DB only after Node.Close returned.
+// logger should carry the "component" the runbooks name the node's storage
+// by (chainfire_storage or flaredb_storage). Close the DB only after
+// Node.Close returned.
 func OpenStateDB(dir string, opts *pebble.Options, logger *slog.Logger) (*pebble.DB, error) {
 	if logger == nil {
 		return nil, fmt.Errorf("%w: OpenStateDB: logger is nil; pass the process *slog.Logger", ErrInvalidConfig)
@@ -35,9 +37,8 @@ func OpenStateDB(dir string, opts *pebble.Options, logger *slog.Logger) (*pebble
 	if opts.DisableWAL {
 		return nil, fmt.Errorf("%w: OpenStateDB: DisableWAL is set; the state machines need the WAL for prefix durability, unset it", ErrInvalidConfig)
 	}
-	log := logger.With("component", "pebble")
-	opts.Logger = pebbleLogger{log: log}
-	ours := stateEventListener(log)
+	opts.Logger = pebbleLogger{log: logger}
+	ours := stateEventListener(logger)
 	if opts.EventListener != nil {
 		ours = pebble.TeeEventListener(ours, *opts.EventListener)
 	}
@@ -55,7 +56,7 @@ func stateEventListener(log *slog.Logger) pebble.EventListener {
 	return pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			stallBegan.Store(time.Now().UnixNano())
-			log.Warn("Storage write stall started", "reason", info.Reason)
+			log.Warn("RocksDB stall started", "reason", info.Reason)
 		},
 		WriteStallEnd: func() {
 			began := stallBegan.Swap(0)
@@ -63,7 +64,7 @@ func stateEventListener(log *slog.Logger) pebble.EventListener {
 				return
 			}
 			d := time.Since(time.Unix(0, began))
-			log.Warn(fmt.Sprintf("Storage write stall detected, duration=%dms", d.Milliseconds()))
+			log.Warn(fmt.Sprintf("RocksDB stall detected, duration=%dms", d.Milliseconds()))
 		},
 		CompactionEnd: func(info pebble.CompactionInfo) {
 			if info.TotalDuration >= slowCompaction {
