@@ -243,6 +243,11 @@ func (s *Store) onSplit(child *metav1.Region) {
 		}
 	}
 	s.heartbeatSoon(child.GetId())
+	// PD counts this store's peer of the child as pending (not started)
+	// until a store heartbeat lists the region: without one now, every
+	// split would show pending peers for up to a heartbeat interval, and a
+	// cluster that splits more often than that never shows 0.
+	s.storeHeartbeatSoon()
 }
 
 // reconcile starts replicas PD assigns to this store that it does not run
@@ -306,6 +311,16 @@ func (s *Store) isLeader(r *region) (leaderPeer uint64, term uint64, self bool) 
 func (s *Store) heartbeatSoon(id uint64) {
 	select {
 	case s.hbNow <- id:
+	default:
+	}
+}
+
+// storeHeartbeatSoon asks for a store heartbeat now (one is enough for
+// any number of asks in between), so PD sees the regions this store runs
+// without waiting for the next HeartbeatInterval.
+func (s *Store) storeHeartbeatSoon() {
+	select {
+	case s.storeHbNow <- struct{}{}:
 	default:
 	}
 }

@@ -71,10 +71,7 @@ func (s *Store) onPromoted(id uint64) {
 // PD stops counting it as pending with the next store heartbeat.
 func (s *Store) onRegionLoaded(id uint64) {
 	s.log.Info("Region replica initialized from a snapshot", "region_id", id)
-	select {
-	case s.storeHbNow <- struct{}{}:
-	default:
-	}
+	s.storeHeartbeatSoon()
 }
 
 func (s *Store) onUninitializedApply(id uint64, n int) {
@@ -240,10 +237,7 @@ func (s *Store) destroyRegion(ctx context.Context, id, peerID uint64, reason str
 	s.destroyed[[2]uint64{id, peerID}] = true
 	s.storesMu.Unlock()
 	s.log.Info("Region replica destroyed", "region_id", id, "peer_id", peerID)
-	select {
-	case s.storeHbNow <- struct{}{}:
-	default:
-	}
+	s.storeHeartbeatSoon()
 	return nil
 }
 
