@@ -243,11 +243,6 @@ func (s *Store) onSplit(child *metav1.Region) {
 		}
 	}
 	s.heartbeatSoon(child.GetId())
-	// PD counts this store's peer of the child as pending (not started)
-	// until a store heartbeat lists the region: without one now, every
-	// split would show pending peers for up to a heartbeat interval, and a
-	// cluster that splits more often than that never shows 0.
-	s.storeHeartbeatSoon()
 }
 
 // reconcile starts replicas PD assigns to this store that it does not run
@@ -508,7 +503,7 @@ func (s *Store) split(ctx context.Context, r *region, d *metav1.Region, splitKey
 	if err != nil {
 		return fmt.Errorf("ask PD for split IDs: %w", err)
 	}
-	cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: d.GetRegionEpoch(),
+	cmd := &raftcmdv1.Command{Epoch: d.GetRegionEpoch(),
 		Cmd: &raftcmdv1.Command_Split{Split: &raftcmdv1.Split{SplitKey: splitKey, NewRegionId: newID, NewPeerIds: peerIDs}}}
 	if _, err := s.propose(sctx, r, cmd); err != nil {
 		return fmt.Errorf("split: %w", err)
