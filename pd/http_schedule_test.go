@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 )
 
 func TestAdminOperatorSteps(t *testing.T) {
@@ -121,5 +123,53 @@ func TestStoreLimitAndWeightAPI(t *testing.T) {
 	}
 	if _, body := do(t, h, "GET", "/pd/api/v1/store/1", ""); !strings.Contains(body, `"leader_weight": 2`) || !strings.Contains(body, `"region_weight": 3`) {
 		t.Errorf("weights not shown:\n%s", body)
+	}
+}
+
+// TestScatterRegion: scatter-region moves the region's voters to stores
+// picked at random among the Up ones and hands leadership to one of them,
+// through the same controller and heartbeat steps as every operator.
+// Scheduling is halted so that only the admin operators move anything.
+func TestScatterRegion(t *testing.T) {
+	sm := newSim(t, []uint64{1, 2, 3, 4, 5, 6}, 1)
+	h := sm.n.s.HTTPHandler()
+	if code, body := do(t, h, "POST", "/pd/api/v1/config/schedule", `{"halt-scheduling": true}`); code != 200 {
+		t.Fatalf("halt scheduling: %d %s", code, body)
+	}
+	used := map[uint64]bool{}
+	for i := range 8 {
+		if code, body := do(t, h, "POST", "/pd/api/v1/operators", `{"name":"scatter-region","region_id":100}`); code != 200 {
+			t.Fatalf("scatter %d: %d %s", i, code, body)
+		}
+		sm.until(t, "scatter done", func() bool { return len(sm.n.s.co.Controller().Operators()) == 0 })
+		r := sm.regions[100]
+		stores := map[uint64]bool{}
+		for _, p := range r.Peers {
+			if p.Role == metav1.PeerRole_PEER_ROLE_LEARNER || stores[p.StoreId] {
+				t.Fatalf("scatter %d: peers %v", i, r.Peers)
+			}
+			stores[p.StoreId] = true
+			used[p.StoreId] = true
+		}
+		if len(stores) != 3 || !stores[sm.leader[100]] {
+			t.Fatalf("scatter %d: peers %v, leader on store %d", i, r.Peers, sm.leader[100])
+		}
+	}
+	// 8 random picks of 3 of 6 stores all landing on the same 3: 20^-7.
+	if len(used) < 4 {
+		t.Fatalf("8 scatters used only stores %v", used)
+	}
+	_, body := do(t, h, "GET", "/pd/api/v1/operators/records", "")
+	if !strings.Contains(body, "admin-scatter-region {scatter peers to stores") {
+		t.Fatalf("records:\n%s", body)
+	}
+	// With only stores 1 and 2 Up, 3 voters have nowhere to go.
+	for id := uint64(3); id <= 6; id++ {
+		sm.dead[id] = true
+	}
+	sm.n.clock.Advance(time.Hour)
+	sm.storeHeartbeats(t)
+	if code, body := do(t, h, "POST", "/pd/api/v1/operators", `{"name":"scatter-region","region_id":100}`); code != 400 || !strings.Contains(body, "nothing to scatter to") {
+		t.Fatalf("scatter with 2 Up stores = %d %s, want 400 nothing to scatter to", code, body)
 	}
 }
