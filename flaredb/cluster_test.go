@@ -596,3 +596,25 @@ func TestSplitReportsChildAtOnce(t *testing.T) {
 		return c.pd.lists(1, childID) && c.pd.lists(2, childID) && c.pd.lists(3, childID)
 	})
 }
+
+// TestSplitRegionStep: PD's split-region step splits the region once, at
+// PD's key (USE_KEY) or where its data halves (HALFWAY); the region keeps
+// its ID on the left side and its version moves, so the step, resent with
+// the old epoch until PD sees that, never splits twice.
+func TestSplitRegionStep(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.put(1, "m", 100)
+	at := keys.Encode("t", []byte("m-0080"))
+	c.runStep(1, &pdv1.RegionHeartbeatResponse{SplitRegion: &pdv1.SplitRegion{Policy: pdv1.SplitPolicy_SPLIT_POLICY_USE_KEY, Keys: [][]byte{at}}},
+		"region 1 to split at m-0080", func(d *metav1.Region, _ *metav1.Peer) bool { return bytes.Equal(d.GetEndKey(), at) })
+	// Region 1 holds m-0000..m-0079 now: halfway is m-0040.
+	c.runStep(1, &pdv1.RegionHeartbeatResponse{SplitRegion: &pdv1.SplitRegion{}},
+		"region 1 to split halfway", func(d *metav1.Region, _ *metav1.Peer) bool { return d.GetRegionEpoch().GetVersion() == 3 })
+	d, _ := c.pd.region(1)
+	if want := keys.Encode("t", []byte("m-0040")); !bytes.Equal(d.GetEndKey(), want) {
+		t.Fatalf("halfway split of m-0000..m-0079 ended region 1 at %q, want %q", d.GetEndKey(), want)
+	}
+	if lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey()); countRange(t, c.leader(1), lo, hi) != 40 {
+		t.Fatalf("region 1 holds %d keys after the halfway split, want 40", countRange(t, c.leader(1), lo, hi))
+	}
+}

@@ -63,7 +63,7 @@ func (s *Store) leaderWork(r *region, step *pdv1.RegionHeartbeatResponse) {
 
 // hasStep reports whether PD's response carries a step.
 func hasStep(resp *pdv1.RegionHeartbeatResponse) bool {
-	return resp.GetChangePeer() != nil || resp.GetTransferLeader() != nil
+	return resp.GetChangePeer() != nil || resp.GetTransferLeader() != nil || resp.GetSplitRegion() != nil
 }
 
 // executeStep runs PD's step if it was computed for the region's current
@@ -78,6 +78,9 @@ func (s *Store) executeStep(ctx context.Context, r *region, step *pdv1.RegionHea
 	}
 	if tl := step.GetTransferLeader(); tl != nil {
 		return s.countStep("transfer_leader", s.transferLeader(ctx, r, tl.GetPeer().GetId()))
+	}
+	if sp := step.GetSplitRegion(); sp != nil {
+		return s.countStep("split_region", s.splitForPD(ctx, r, d, sp))
 	}
 	cp := step.GetChangePeer()
 	p := cp.GetPeer()

@@ -1,7 +1,9 @@
 package pd
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -51,10 +53,8 @@ func (s *Server) AddOperator(ctx context.Context, req OperatorRequest) error {
 
 // buildOperator turns an admin request into an operator. Call with mu.
 func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*schedule.Operator, error) {
-	switch req.Name {
-	case "merge-region", "split-region":
-		return nil, fmt.Errorf("%w: %s operators cannot run: region heartbeat responses carry membership changes and leader transfers only (pd/DESIGN.md, Scheduling); stores split on their own size checks",
-			ErrInvalidArgument, req.Name)
+	if req.Name == "merge-region" {
+		return nil, fmt.Errorf("%w: merge-region operators cannot run: stores do not merge regions (pd/DESIGN.md, Not yet)", ErrInvalidArgument)
 	}
 	e := s.regions.byID[req.RegionID]
 	if e == nil {
@@ -119,6 +119,14 @@ func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*sched
 		if steps, err = moveTo(req.ToStoreIDs); err != nil {
 			return nil, err
 		}
+	case "split-region":
+		key, err := splitKey(r, req)
+		if err != nil {
+			return nil, err
+		}
+		kind = schedule.KindAdmin
+		steps = []schedule.Step{schedule.SplitRegion{FromVersion: r.Epoch().GetVersion(), Key: key}}
+		brief = steps[0].String()
 	case "scatter-region":
 		to, err := s.scatterTargets(r)
 		if err != nil {
@@ -178,12 +186,41 @@ func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*sched
 		brief = fmt.Sprintf("rm peer: store [%d]", req.StoreID)
 		steps = []schedule.Step{schedule.RemovePeer{FromStore: req.StoreID, PeerID: p.GetId()}}
 	default:
-		return nil, fmt.Errorf("%w: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner, remove-peer or scatter-region", ErrInvalidArgument, req.Name)
+		return nil, fmt.Errorf("%w: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner, remove-peer, split-region or scatter-region", ErrInvalidArgument, req.Name)
 	}
 	if len(steps) == 0 {
 		return nil, fmt.Errorf("%w: region %d already matches the request: nothing to do", ErrInvalidArgument, r.ID())
 	}
 	return schedule.NewOperator("admin-"+req.Name, brief, r, kind, schedule.PriorityAdmin, steps...), nil
+}
+
+// splitKey reads split-region's policy and keys: approximate or scan (or
+// none) split where the region's data halves, usekey at the one key given
+// (hex, an encoded region key as in start_key), which must lie inside the
+// region.
+func splitKey(r *schedule.Region, req OperatorRequest) ([]byte, error) {
+	switch req.Policy {
+	case "", "approximate", "scan":
+		if len(req.Keys) > 0 {
+			return nil, fmt.Errorf("%w: split-region policy %q takes no keys (usekey does)", ErrInvalidArgument, req.Policy)
+		}
+		return nil, nil
+	case "usekey":
+	default:
+		return nil, fmt.Errorf("%w: split-region policy %q: want approximate, scan or usekey", ErrInvalidArgument, req.Policy)
+	}
+	if len(req.Keys) != 1 {
+		return nil, fmt.Errorf("%w: split-region usekey takes exactly one key (got %d): send one operator per split", ErrInvalidArgument, len(req.Keys))
+	}
+	key, err := hex.DecodeString(req.Keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: split-region key %q is not hex: %v", ErrInvalidArgument, req.Keys[0], err)
+	}
+	start, end := r.Meta.GetStartKey(), r.Meta.GetEndKey()
+	if bytes.Compare(key, start) <= 0 || (len(end) > 0 && bytes.Compare(key, end) >= 0) {
+		return nil, fmt.Errorf("%w: split-region key %X is not inside region %d [%X, %X)", ErrInvalidArgument, key, r.ID(), start, end)
+	}
+	return key, nil
 }
 
 // scatterTargets picks, at random, as many Up stores as the region has

@@ -82,6 +82,7 @@ func TestPDCommands(t *testing.T) {
 		{args: "pd operator add scatter-region 2", wantCall: `POST /pd/api/v1/operators {"name":"scatter-region","region_id":2}`},
 		{args: "pd operator add scatter-region 2 4", wantErr: "add scatter-region: want REGION"},
 		{args: "pd operator add transfer-leader 2", wantErr: "add: want NAME REGION ARGS"},
+		{args: "pd operator add split-region 2 --policy usekey --keys 6B30", wantCall: `POST /pd/api/v1/operators {"keys":["6B30"],"name":"split-region","policy":"usekey","region_id":2}`},
 		{args: "pd operator remove 2", wantCall: "DELETE /pd/api/v1/operators/2"},
 		{args: "pd scheduler show --status paused", wantCall: "GET /pd/api/v1/schedulers?status=paused", wantOut: []string{"balance-leader-scheduler\nbalance-region-scheduler"}},
 		{args: "pd scheduler add evict-leader-scheduler 1", wantCall: `POST /pd/api/v1/schedulers {"name":"evict-leader-scheduler","store_id":1}`},
