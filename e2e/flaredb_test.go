@@ -55,6 +55,10 @@ type pdRegions struct {
 			ID      uint64 `json:"id"`
 			StoreID uint64 `json:"store_id"`
 		} `json:"leader"`
+		PendingPeers []struct {
+			ID      uint64 `json:"id"`
+			StoreID uint64 `json:"store_id"`
+		} `json:"pending_peers"`
 	} `json:"regions"`
 }
 

@@ -141,6 +141,13 @@ func (f *schedPD) setStep(id uint64, step *pdv1.RegionHeartbeatResponse) {
 	f.steps[id] = step
 }
 
+// lists says whether store's last heartbeat listed region id.
+func (f *schedPD) lists(store, id uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.storeRegions[store], id)
+}
+
 // pendingPeers is PD's pending-peer count of region id: peers the leader
 // reports pending plus peers whose store does not list the region.
 func (f *schedPD) pendingPeers(id uint64) int {
@@ -172,6 +179,7 @@ type testCluster struct {
 	pd     *schedPD
 	stores map[uint64]*testStore
 	logger *slog.Logger
+	opts   []func(*StoreConfig) // applied to every store's config
 }
 
 func testLogger() *slog.Logger {
@@ -183,10 +191,10 @@ func testLogger() *slog.Logger {
 
 // newTestCluster starts n stores; region 1 (whole key space) has peers
 // 101..103 on stores 1..3.
-func newTestCluster(t *testing.T, n int) *testCluster {
+func newTestCluster(t *testing.T, n int, opts ...func(*StoreConfig)) *testCluster {
 	first := &metav1.Region{Id: 1, RegionEpoch: &metav1.RegionEpoch{ConfVer: 1, Version: 1},
 		Peers: []*metav1.Peer{{Id: 101, StoreId: 1}, {Id: 102, StoreId: 2}, {Id: 103, StoreId: 3}}}
-	c := &testCluster{t: t, pd: newSchedPD(first), stores: map[uint64]*testStore{}, logger: testLogger()}
+	c := &testCluster{t: t, pd: newSchedPD(first), stores: map[uint64]*testStore{}, logger: testLogger(), opts: opts}
 	for id := uint64(1); id <= uint64(n); id++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -223,12 +231,16 @@ func (c *testCluster) start(ts *testStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewStore(StoreConfig{
+	cfg := StoreConfig{
 		ID: ts.id, Address: fmt.Sprintf("127.0.0.1:%d", 20000+ts.id), PeerAddress: ts.raftAddr, DataDir: ts.dir,
 		PD: c.pd, Logger: logger, Node: node, DB: db,
 		HeartbeatInterval: 200 * time.Millisecond, RegionHeartbeatInterval: 200 * time.Millisecond, PeerCheckInterval: 200 * time.Millisecond,
 		Split: SplitConfig{MaxSize: 1 << 40, SplitSize: 1 << 39, MaxKeys: 1 << 40, SplitKeys: 1 << 39, CheckInterval: time.Hour},
-	})
+	}
+	for _, o := range c.opts {
+		o(&cfg)
+	}
+	s, err := NewStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,4 +573,48 @@ func TestSkippedSplitReplicaStarts(t *testing.T) {
 	c.stop(c.stores[1])
 	c.put(childID, "y", 10)
 	eventually(t, 30*time.Second, "store 3 to apply new child writes", func() bool { return count(t, s3, "y") == 10 })
+}
+
+// TestSplitReportsChildAtOnce: every store that applies a split tells PD
+// at once that it runs the child (a store heartbeat), not at its next
+// HeartbeatInterval. PD counts a peer whose store does not list its region
+// as pending, so under writes that split regions more often than the
+// interval (10 s by default) pending peers never returned to 0 (issue 10's
+// e2e: "pending_peers stuck at 7" long after every region was repaired).
+func TestSplitReportsChildAtOnce(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *StoreConfig) { cfg.HeartbeatInterval = time.Hour })
+	c.put(1, "m", 100)
+	ld := c.leader(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := ld.s.regions.get(1)
+	if err := ld.s.split(ctx, r, r.desc(), keys.Encode("t", []byte("m-0050"))); err != nil {
+		t.Fatal(err)
+	}
+	childID := c.pd.nextID - 3 // the split allocated the region ID, then 3 peer IDs
+	eventually(t, 30*time.Second, "every store to list the child region", func() bool {
+		return c.pd.lists(1, childID) && c.pd.lists(2, childID) && c.pd.lists(3, childID)
+	})
+}
+
+// TestSplitRegionStep: PD's split-region step splits the region once, at
+// PD's key (USE_KEY) or where its data halves (HALFWAY); the region keeps
+// its ID on the left side and its version moves, so the step, resent with
+// the old epoch until PD sees that, never splits twice.
+func TestSplitRegionStep(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.put(1, "m", 100)
+	at := keys.Encode("t", []byte("m-0080"))
+	c.runStep(1, &pdv1.RegionHeartbeatResponse{SplitRegion: &pdv1.SplitRegion{Policy: pdv1.SplitPolicy_SPLIT_POLICY_USE_KEY, Keys: [][]byte{at}}},
+		"region 1 to split at m-0080", func(d *metav1.Region, _ *metav1.Peer) bool { return bytes.Equal(d.GetEndKey(), at) })
+	// Region 1 holds m-0000..m-0079 now: halfway is m-0040.
+	c.runStep(1, &pdv1.RegionHeartbeatResponse{SplitRegion: &pdv1.SplitRegion{}},
+		"region 1 to split halfway", func(d *metav1.Region, _ *metav1.Peer) bool { return d.GetRegionEpoch().GetVersion() == 3 })
+	d, _ := c.pd.region(1)
+	if want := keys.Encode("t", []byte("m-0040")); !bytes.Equal(d.GetEndKey(), want) {
+		t.Fatalf("halfway split of m-0000..m-0079 ended region 1 at %q, want %q", d.GetEndKey(), want)
+	}
+	if lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey()); countRange(t, c.leader(1), lo, hi) != 40 {
+		t.Fatalf("region 1 holds %d keys after the halfway split, want 40", countRange(t, c.leader(1), lo, hi))
+	}
 }

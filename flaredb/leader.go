@@ -63,7 +63,7 @@ func (s *Store) leaderWork(r *region, step *pdv1.RegionHeartbeatResponse) {
 
 // hasStep reports whether PD's response carries a step.
 func hasStep(resp *pdv1.RegionHeartbeatResponse) bool {
-	return resp.GetChangePeer() != nil || resp.GetTransferLeader() != nil
+	return resp.GetChangePeer() != nil || resp.GetTransferLeader() != nil || resp.GetSplitRegion() != nil
 }
 
 // executeStep runs PD's step if it was computed for the region's current
@@ -78,6 +78,9 @@ func (s *Store) executeStep(ctx context.Context, r *region, step *pdv1.RegionHea
 	}
 	if tl := step.GetTransferLeader(); tl != nil {
 		return s.countStep("transfer_leader", s.transferLeader(ctx, r, tl.GetPeer().GetId()))
+	}
+	if sp := step.GetSplitRegion(); sp != nil {
+		return s.countStep("split_region", s.splitForPD(ctx, r, d, sp))
 	}
 	cp := step.GetChangePeer()
 	p := cp.GetPeer()
@@ -147,7 +150,7 @@ func (s *Store) proposeChangePeer(ctx context.Context, r *region, d *metav1.Regi
 			return err
 		}
 	}
-	cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: d.GetRegionEpoch(),
+	cmd := &raftcmdv1.Command{Epoch: d.GetRegionEpoch(),
 		Cmd: &raftcmdv1.Command_ChangePeer{ChangePeer: &raftcmdv1.ChangePeer{ChangeType: t, Peer: &metav1.Peer{Id: p.GetId(), StoreId: p.GetStoreId()}}}}
 	if _, err := s.propose(ctx, r, cmd); err != nil {
 		return fmt.Errorf("change peer %s %d on store %d: %w", t, p.GetId(), p.GetStoreId(), err)
@@ -161,8 +164,10 @@ func (s *Store) proposeChangePeer(ctx context.Context, r *region, d *metav1.Regi
 	return err
 }
 
-// propose proposes cmd to r and decodes a refusal into an error.
+// propose proposes cmd to r, stamped with the lowest version that knows
+// it, and decodes a refusal into an error.
 func (s *Store) propose(ctx context.Context, r *region, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
+	cmd.Version = versionFor(cmd)
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, err
@@ -272,7 +277,7 @@ func (s *Store) ensureCompacted(ctx context.Context, r *region) error {
 		return nil
 	}
 	noop := func() error {
-		cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: r.desc().GetRegionEpoch(), Cmd: &raftcmdv1.Command_Write{Write: &raftcmdv1.Write{}}}
+		cmd := &raftcmdv1.Command{Epoch: r.desc().GetRegionEpoch(), Cmd: &raftcmdv1.Command_Write{Write: &raftcmdv1.Write{}}}
 		if _, err := s.propose(ctx, r, cmd); err != nil {
 			return fmt.Errorf("compact region %d's log: %w", r.id, err)
 		}

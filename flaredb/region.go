@@ -19,9 +19,26 @@ import (
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
-// commandVersion is the raft log encoding version this binary writes and
-// the newest it applies (raftcmd.proto).
-const commandVersion = 1
+// Raft log encoding versions (raftcmd.proto). A replica refuses an entry
+// of a version newer than commandVersion, the newest it applies; a
+// proposer stamps each command with the lowest version that knows it
+// (versionFor), so replicas of an older binary keep applying every other
+// command during a rolling upgrade:
+//
+//	1: Write, DeleteRange, CompareAndSwap, Split
+//	2: ChangePeer (PD's membership steps)
+const (
+	changePeerVersion = 2
+	commandVersion    = changePeerVersion
+)
+
+// versionFor is the lowest command version that knows cmd.
+func versionFor(cmd *raftcmdv1.Command) uint32 {
+	if _, ok := cmd.Cmd.(*raftcmdv1.Command_ChangePeer); ok {
+		return changePeerVersion
+	}
+	return 1
+}
 
 // Result codes of applied commands (statemachine.Result.Value). Data holds
 // an encoded raftcmdv1.Result for every code but resultOK of a plain write.
@@ -65,9 +82,10 @@ type region struct {
 	// onUninitializedApply reports entries that reached a replica without a
 	// descriptor (a bug or a log not compacted: see DESIGN.md).
 	onUninitializedApply func(id uint64, n int)
-	// onLoad is called when a replica started without a descriptor (joined)
-	// got one: its first snapshot was applied.
-	onLoad func(id uint64)
+	// onLoad is called when the replica first has a descriptor: when it
+	// opens with one (a restart, a split-born replica) or, for a replica
+	// that joined without one, with its first snapshot (joined says which).
+	onLoad func(id uint64, joined bool)
 	// working is set while the leader's membership work runs (leader.go).
 	working atomic.Bool
 	// compacted is set once this replica, leading, has compacted its log
@@ -113,8 +131,8 @@ func (r *region) Load(rd pebble.Reader) error {
 		return err
 	}
 	if d != nil {
-		if old := r.cur.Swap(d); old == nil && r.joined && r.onLoad != nil {
-			go r.onLoad(r.id)
+		if old := r.cur.Swap(d); old == nil && r.onLoad != nil {
+			go r.onLoad(r.id, r.joined)
 		}
 	}
 	return nil

@@ -324,6 +324,16 @@ func (s *Store) heartbeatSoon(id uint64) {
 	}
 }
 
+// storeHeartbeatSoon asks for a store heartbeat now (one is enough for
+// any number of asks in between), so PD sees the regions this store runs
+// without waiting for the next HeartbeatInterval.
+func (s *Store) storeHeartbeatSoon() {
+	select {
+	case s.storeHbNow <- struct{}{}:
+	default:
+	}
+}
+
 // runRegionLoops runs region heartbeats and split checks until ctx ends,
 // and reconcile until it is done (polling PD every 200 ms until the first
 // region exists), then the peer check.
@@ -484,19 +494,95 @@ func (s *Store) checkSplit(ctx context.Context, r *region) error {
 	if (n <= cfg.MaxKeys && size <= cfg.MaxSize) || splitKey == nil || bytes.Equal(splitKey, d.GetStartKey()) {
 		return nil
 	}
-	// A split-born region bootstraps its raft group with the parent's
-	// peers as voters (dragonboat has no non-voting initial members): a
-	// learner still waiting for its snapshot would be a voter of the child
-	// that its store does not run, and with one more store down the child
-	// could never elect a leader. The split waits for the promotion (a
-	// ChangePeer in between makes a proposed split stale anyway).
-	for _, p := range d.GetPeers() {
-		if p.GetRole() == metav1.PeerRole_PEER_ROLE_LEARNER {
-			s.log.Debug("Region split deferred: a learner is being added", "region_id", r.id, "peer_id", p.GetId())
-			return nil
-		}
+	if l := learnerOf(d); l != nil {
+		s.log.Debug("Region split deferred: a learner is being added", "region_id", r.id, "peer_id", l.GetId())
+		return nil
 	}
 	return s.split(ctx, r, d, splitKey)
+}
+
+// learnerOf returns a learner of d, or nil. A region with a learner does
+// not split: a split-born region bootstraps its raft group with the
+// parent's peers as voters (dragonboat has no non-voting initial members),
+// so a learner still waiting for its snapshot would be a voter of the
+// child that its store does not run, and with one more store down the
+// child could never elect a leader. The split waits for the promotion (a
+// ChangePeer in between makes a proposed split stale anyway).
+func learnerOf(d *metav1.Region) *metav1.Peer {
+	for _, p := range d.GetPeers() {
+		if p.GetRole() == metav1.PeerRole_PEER_ROLE_LEARNER {
+			return p
+		}
+	}
+	return nil
+}
+
+// splitForPD runs PD's split-region step on region r (descriptor d): at
+// the first of its keys strictly inside the region (USE_KEY), or where the
+// region's data halves by size (HALFWAY).
+func (s *Store) splitForPD(ctx context.Context, r *region, d *metav1.Region, sp *pdv1.SplitRegion) error {
+	if l := learnerOf(d); l != nil {
+		return fmt.Errorf("region %d has learner %d: it splits after the promotion", r.id, l.GetId())
+	}
+	var key []byte
+	switch sp.GetPolicy() {
+	case pdv1.SplitPolicy_SPLIT_POLICY_USE_KEY:
+		for _, k := range sp.GetKeys() {
+			if keys.InRange(k, d.GetStartKey(), d.GetEndKey()) && !bytes.Equal(k, d.GetStartKey()) {
+				key = k
+				break
+			}
+		}
+		if key == nil {
+			return fmt.Errorf("none of PD's split keys lies inside region %d [%q, %q)", r.id, d.GetStartKey(), d.GetEndKey())
+		}
+	case pdv1.SplitPolicy_SPLIT_POLICY_HALFWAY_UNSPECIFIED:
+		var err error
+		if key, err = s.halfwayKey(d); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown split policy %v from PD; upgrade this store", sp.GetPolicy())
+	}
+	return s.split(ctx, r, d, key)
+}
+
+// halfwayKey is the first key of d's range at which the data before it
+// reaches half of the range's size (keys and values).
+func (s *Store) halfwayKey(d *metav1.Region) ([]byte, error) {
+	lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey())
+	scan := func(stop func(size uint64, key []byte) bool) (uint64, error) {
+		it, err := s.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return 0, err
+		}
+		var size uint64
+		for ok := it.First(); ok; ok = it.Next() {
+			if stop(size, it.Key()[1:]) {
+				break
+			}
+			size += uint64(len(it.Key()) - 1 + len(it.Value()))
+		}
+		return size, errors.Join(it.Error(), it.Close())
+	}
+	total, err := scan(func(uint64, []byte) bool { return false })
+	if err != nil {
+		return nil, err
+	}
+	var key []byte
+	if _, err := scan(func(size uint64, k []byte) bool {
+		if size >= total/2 && size > 0 {
+			key = bytes.Clone(k)
+			return true
+		}
+		return false
+	}); err != nil {
+		return nil, err
+	}
+	if key == nil {
+		return nil, fmt.Errorf("region %d holds too little data to split halfway (%d bytes)", d.GetId(), total)
+	}
+	return key, nil
 }
 
 // split asks PD for the new region's IDs and proposes the split.
@@ -507,7 +593,7 @@ func (s *Store) split(ctx context.Context, r *region, d *metav1.Region, splitKey
 	if err != nil {
 		return fmt.Errorf("ask PD for split IDs: %w", err)
 	}
-	cmd := &raftcmdv1.Command{Version: commandVersion, Epoch: d.GetRegionEpoch(),
+	cmd := &raftcmdv1.Command{Epoch: d.GetRegionEpoch(),
 		Cmd: &raftcmdv1.Command_Split{Split: &raftcmdv1.Split{SplitKey: splitKey, NewRegionId: newID, NewPeerIds: peerIDs}}}
 	if _, err := s.propose(sctx, r, cmd); err != nil {
 		return fmt.Errorf("split: %w", err)

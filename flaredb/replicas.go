@@ -67,14 +67,17 @@ func (s *Store) onPromoted(id uint64) {
 	}
 }
 
-// onRegionLoaded runs when a joined replica received its first snapshot:
-// PD stops counting it as pending with the next store heartbeat.
-func (s *Store) onRegionLoaded(id uint64) {
-	s.log.Info("Region replica initialized from a snapshot", "region_id", id)
-	select {
-	case s.storeHbNow <- struct{}{}:
-	default:
+// onRegionLoaded runs when a replica first has a descriptor (it runs with
+// data: restarted, born by a split, or a joined replica's first snapshot):
+// a store heartbeat now lists the region, so PD stops counting the peer as
+// pending at once, not after up to HeartbeatInterval. Under writes that
+// split regions more often than that (10 s by default), waiting meant
+// pending peers never returned to 0.
+func (s *Store) onRegionLoaded(id uint64, joined bool) {
+	if joined {
+		s.log.Info("Region replica initialized from a snapshot", "region_id", id)
 	}
+	s.storeHeartbeatSoon()
 }
 
 func (s *Store) onUninitializedApply(id uint64, n int) {
@@ -240,10 +243,7 @@ func (s *Store) destroyRegion(ctx context.Context, id, peerID uint64, reason str
 	s.destroyed[[2]uint64{id, peerID}] = true
 	s.storesMu.Unlock()
 	s.log.Info("Region replica destroyed", "region_id", id, "peer_id", peerID)
-	select {
-	case s.storeHbNow <- struct{}{}:
-	default:
-	}
+	s.storeHeartbeatSoon()
 	return nil
 }
 

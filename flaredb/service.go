@@ -236,7 +236,7 @@ func (sv *service) raftError(r *region, err error) (*flaredbv1.RegionError, erro
 // propose runs cmd through raft in t's region and maps refusals to region
 // errors. The command carries the epoch resolve checked.
 func (sv *service) propose(ctx context.Context, t *target, cmd *raftcmdv1.Command, enc [][]byte) (statemachine.Result, *raftcmdv1.Result, *flaredbv1.RegionError, error) {
-	cmd.Version, cmd.Epoch = commandVersion, t.d.GetRegionEpoch()
+	cmd.Version, cmd.Epoch = versionFor(cmd), t.d.GetRegionEpoch()
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return statemachine.Result{}, nil, nil, err

@@ -1,9 +1,12 @@
 package pd
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -50,10 +53,8 @@ func (s *Server) AddOperator(ctx context.Context, req OperatorRequest) error {
 
 // buildOperator turns an admin request into an operator. Call with mu.
 func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*schedule.Operator, error) {
-	switch req.Name {
-	case "merge-region", "split-region", "scatter-region":
-		return nil, fmt.Errorf("%w: %s operators cannot run: region heartbeat responses carry membership changes and leader transfers only (pd/DESIGN.md, Scheduling); stores split on their own size checks",
-			ErrInvalidArgument, req.Name)
+	if req.Name == "merge-region" {
+		return nil, fmt.Errorf("%w: merge-region operators cannot run: stores do not merge regions (pd/DESIGN.md, Not yet)", ErrInvalidArgument)
 	}
 	e := s.regions.byID[req.RegionID]
 	if e == nil {
@@ -72,9 +73,35 @@ func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*sched
 		return nil
 	}
 	newPeer := func() (uint64, error) { return s.allocLocked(ctx, 1) }
+	// moveTo moves the region's peers onto exactly the stores to: a
+	// learner (promoted) on each store without a peer, then the removal of
+	// every peer on another store.
+	moveTo := func(to []uint64) ([]schedule.Step, error) {
+		var steps []schedule.Step
+		for _, id := range to {
+			if peerOn(id) != nil {
+				continue
+			}
+			if err := upStore(id); err != nil {
+				return nil, err
+			}
+			pid, err := newPeer()
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, schedule.AddLearner{ToStore: id, PeerID: pid}, schedule.PromoteLearner{ToStore: id, PeerID: pid})
+		}
+		for _, p := range r.Meta.GetPeers() {
+			if !slices.Contains(to, p.GetStoreId()) {
+				steps = append(steps, schedule.RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()})
+			}
+		}
+		return steps, nil
+	}
 	kind := schedule.KindAdmin | schedule.KindRegion
 	var brief string
 	var steps []schedule.Step
+	var err error
 	switch req.Name {
 	case "transfer-leader":
 		p := peerOn(req.ToStoreID)
@@ -89,24 +116,28 @@ func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*sched
 			return nil, fmt.Errorf("%w: transfer-region needs to_store_ids", ErrInvalidArgument)
 		}
 		brief = fmt.Sprintf("mv peers to stores %v", req.ToStoreIDs)
-		for _, id := range req.ToStoreIDs {
-			if peerOn(id) != nil {
-				continue
-			}
-			if err := upStore(id); err != nil {
-				return nil, err
-			}
-			pid, err := newPeer()
-			if err != nil {
-				return nil, err
-			}
-			steps = append(steps, schedule.AddLearner{ToStore: id, PeerID: pid}, schedule.PromoteLearner{ToStore: id, PeerID: pid})
+		if steps, err = moveTo(req.ToStoreIDs); err != nil {
+			return nil, err
 		}
-		for _, p := range r.Meta.GetPeers() {
-			if !slices.Contains(req.ToStoreIDs, p.GetStoreId()) {
-				steps = append(steps, schedule.RemovePeer{FromStore: p.GetStoreId(), PeerID: p.GetId()})
-			}
+	case "split-region":
+		key, err := splitKey(r, req)
+		if err != nil {
+			return nil, err
 		}
+		kind = schedule.KindAdmin
+		steps = []schedule.Step{schedule.SplitRegion{FromVersion: r.Epoch().GetVersion(), Key: key}}
+		brief = steps[0].String()
+	case "scatter-region":
+		to, err := s.scatterTargets(r)
+		if err != nil {
+			return nil, err
+		}
+		if steps, err = moveTo(to); err != nil {
+			return nil, err
+		}
+		leader := to[rand.IntN(len(to))]
+		steps = append(steps, schedule.TransferLeader{FromStore: r.Leader.GetStoreId(), ToStore: leader})
+		brief = fmt.Sprintf("scatter peers to stores %v, leader to %d", to, leader)
 	case "transfer-peer":
 		from := peerOn(req.FromStoreID)
 		if from == nil {
@@ -155,12 +186,69 @@ func (s *Server) buildOperator(ctx context.Context, req OperatorRequest) (*sched
 		brief = fmt.Sprintf("rm peer: store [%d]", req.StoreID)
 		steps = []schedule.Step{schedule.RemovePeer{FromStore: req.StoreID, PeerID: p.GetId()}}
 	default:
-		return nil, fmt.Errorf("%w: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner or remove-peer", ErrInvalidArgument, req.Name)
+		return nil, fmt.Errorf("%w: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner, remove-peer, split-region or scatter-region", ErrInvalidArgument, req.Name)
 	}
 	if len(steps) == 0 {
 		return nil, fmt.Errorf("%w: region %d already matches the request: nothing to do", ErrInvalidArgument, r.ID())
 	}
 	return schedule.NewOperator("admin-"+req.Name, brief, r, kind, schedule.PriorityAdmin, steps...), nil
+}
+
+// splitKey reads split-region's policy and keys: approximate or scan (or
+// none) split where the region's data halves, usekey at the one key given
+// (hex, an encoded region key as in start_key), which must lie inside the
+// region.
+func splitKey(r *schedule.Region, req OperatorRequest) ([]byte, error) {
+	switch req.Policy {
+	case "", "approximate", "scan":
+		if len(req.Keys) > 0 {
+			return nil, fmt.Errorf("%w: split-region policy %q takes no keys (usekey does)", ErrInvalidArgument, req.Policy)
+		}
+		return nil, nil
+	case "usekey":
+	default:
+		return nil, fmt.Errorf("%w: split-region policy %q: want approximate, scan or usekey", ErrInvalidArgument, req.Policy)
+	}
+	if len(req.Keys) != 1 {
+		return nil, fmt.Errorf("%w: split-region usekey takes exactly one key (got %d): send one operator per split", ErrInvalidArgument, len(req.Keys))
+	}
+	key, err := hex.DecodeString(req.Keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: split-region key %q is not hex: %v", ErrInvalidArgument, req.Keys[0], err)
+	}
+	start, end := r.Meta.GetStartKey(), r.Meta.GetEndKey()
+	if bytes.Compare(key, start) <= 0 || (len(end) > 0 && bytes.Compare(key, end) >= 0) {
+		return nil, fmt.Errorf("%w: split-region key %X is not inside region %d [%X, %X)", ErrInvalidArgument, key, r.ID(), start, end)
+	}
+	return key, nil
+}
+
+// scatterTargets picks, at random, as many Up stores as the region has
+// voters (TiKV's scatter-region: the placement of a region made by one
+// split should not depend on where its parent was). A store that is not
+// Up, busy or low on space is never picked. Call with mu.
+func (s *Server) scatterTargets(r *schedule.Region) ([]uint64, error) {
+	n := 0
+	for _, p := range r.Meta.GetPeers() {
+		if p.GetRole() != metav1.PeerRole_PEER_ROLE_LEARNER {
+			n++
+		}
+	}
+	cfg := s.schedConfigLocked()
+	var up []uint64
+	for _, e := range s.stores {
+		if st := s.schedStore(e); st.State == schedule.StateUp && !st.Busy && !st.LowOnSpace(cfg.LowSpaceRatio) {
+			up = append(up, st.ID)
+		}
+	}
+	if len(up) < n {
+		return nil, fmt.Errorf("%w: region %d has %d voters and only %d stores can take one (Up, not busy, not low on space): nothing to scatter to",
+			ErrInvalidArgument, r.ID(), n, len(up))
+	}
+	rand.Shuffle(len(up), func(i, j int) { up[i], up[j] = up[j], up[i] })
+	to := up[:n]
+	slices.Sort(to)
+	return to, nil
 }
 
 // Operators returns the live operators by region ID.

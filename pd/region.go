@@ -227,7 +227,7 @@ func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatR
 	}
 	cmd, opID := s.co.Controller().Dispatch(e)
 	if cmd != nil {
-		resp.ChangePeer, resp.TransferLeader, resp.OperatorId = cmd.ChangePeer, cmd.TransferLeader, opID
+		resp.ChangePeer, resp.TransferLeader, resp.SplitRegion, resp.OperatorId = cmd.ChangePeer, cmd.TransferLeader, cmd.SplitRegion, opID
 	}
 	return resp, nil
 }

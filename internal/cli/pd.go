@@ -45,8 +45,11 @@ func pdCommand() *cli.Command {
 				Subcommands: []*cli.Command{
 					{Name: "show", Usage: "show [admin|leader|region|replica]: the live operators", ArgsUsage: "[KIND]", Flags: flags, Action: pdOperatorShow},
 					{Name: "records", Usage: "the finished operators (bounded history)", Flags: flags, Action: pdOperatorRecords},
-					{Name: "add", Usage: "add NAME ARGS: transfer-leader REGION STORE | transfer-region REGION STORE... | transfer-peer REGION FROM TO | add-peer REGION STORE | add-learner REGION STORE | remove-peer REGION STORE",
-						ArgsUsage: "NAME ARGS...", Flags: flags, Action: pdOperatorAdd},
+					{Name: "add", Usage: "add NAME ARGS: transfer-leader REGION STORE | transfer-region REGION STORE... | transfer-peer REGION FROM TO | add-peer REGION STORE | add-learner REGION STORE | remove-peer REGION STORE | scatter-region REGION | split-region REGION [--policy approximate|scan|usekey --keys HEXKEY]",
+						ArgsUsage: "NAME ARGS...", Flags: append(clientFlags(),
+							&cli.StringFlag{Name: "policy", Usage: "split-region: approximate or scan (halfway), usekey (at --keys)"},
+							&cli.StringSliceFlag{Name: "keys", Usage: "split-region usekey: the split key, hex of an encoded region key (as start_key shows)"}),
+						Action: pdOperatorAdd},
 					{Name: "remove", Usage: "remove REGION: cancel the region's operator", ArgsUsage: "REGION", Flags: flags, Action: pdOperatorRemove},
 				},
 			},
@@ -463,10 +466,10 @@ func pdOperatorRecords(c *cli.Context) error {
 
 // pdOperatorAdd builds POST /operators' body from pd-ctl's arguments.
 func pdOperatorAdd(c *cli.Context) error {
-	if c.NArg() < 3 {
+	name := c.Args().First()
+	if c.NArg() < 3 && ((name != "scatter-region" && name != "split-region") || c.NArg() < 2) {
 		return exitf("add: want NAME REGION ARGS..., e.g. add transfer-leader 2 4")
 	}
-	name := c.Args().First()
 	ids := make([]uint64, 0, c.NArg()-1)
 	for i := 1; i < c.NArg(); i++ {
 		id, err := argID(c, i, "id")
@@ -491,8 +494,16 @@ func pdOperatorAdd(c *cli.Context) error {
 		n = 1
 	case "add-peer", "add-learner", "remove-peer":
 		body["store_id"] = ids[1]
+	case "scatter-region", "split-region":
+		if n != 0 {
+			return exitf("add %s: want REGION", name)
+		}
+		if name == "split-region" {
+			body["policy"], body["keys"] = c.String("policy"), c.StringSlice("keys")
+		}
+		n = 1
 	default:
-		return exitf("add: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner or remove-peer", name)
+		return exitf("add: unknown operator %q: want transfer-leader, transfer-region, transfer-peer, add-peer, add-learner, remove-peer, scatter-region or split-region", name)
 	}
 	if n != 1 {
 		return exitf("add %s: want REGION STORE", name)

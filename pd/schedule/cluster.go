@@ -47,6 +47,12 @@ type Store struct {
 	LeaderWeight, RegionWeight float64
 }
 
+// LowOnSpace says whether less than 1 - ratio of the store's capacity is
+// free (low-space-ratio): such a store takes no new peer.
+func (s *Store) LowOnSpace(ratio float64) bool {
+	return s.Capacity > 0 && float64(s.Available) < float64(s.Capacity)*(1-ratio)
+}
+
 // Region is one region with its leader's last report.
 type Region struct {
 	Meta   *metav1.Region

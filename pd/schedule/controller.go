@@ -335,6 +335,10 @@ func (c *Controller) progressLocked(r *Region) *Operator {
 		return nil
 	}
 	e := r.Epoch()
+	if sp, ok := op.Steps[op.current].(SplitRegion); ok && sp.done(r) {
+		c.finishLocked(op, StatusSuccess, "") // the split is always the last step
+		return nil
+	}
 	if e.GetVersion() != op.Epoch.GetVersion() {
 		c.finishLocked(op, StatusCanceled, fmt.Sprintf("region version changed from %d to %d (split or merge)", op.Epoch.GetVersion(), e.GetVersion()))
 		return nil

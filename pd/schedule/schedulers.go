@@ -133,10 +133,33 @@ func balanceOneLeader(sc *schedContext) bool {
 	return false
 }
 
-// balanceRegion moves a peer from the store with the highest region score
-// to the store with the lowest, when the move narrows the gap by more than
-// the tolerance (tolerant-size-ratio region sizes; 1 when the ratio is 0).
+// regionBatch is how many moves balance-region plans per run. TiKV runs a
+// scheduler again within milliseconds while it finds work; the patrol runs
+// once a second, and one move a second would leave max-snapshot-count
+// unreached whenever a snapshot takes less than a second (small regions):
+// the limits, not the patrol's pace, must bound a rebalance.
+const regionBatch = 4
+
+// balanceRegion plans up to regionBatch moves (balanceOneRegion); it
+// reports why it could not move only when it planned none.
 func balanceRegion(sc *schedContext, _ SchedulerSpec) string {
+	for i := range regionBatch {
+		moved, why := balanceOneRegion(sc)
+		if !moved {
+			if i > 0 {
+				return ""
+			}
+			return why
+		}
+	}
+	return ""
+}
+
+// balanceOneRegion moves a peer from the store with the highest region
+// score to the store with the lowest, when the move narrows the gap by
+// more than the tolerance (tolerant-size-ratio region sizes; 1 when the
+// ratio is 0).
+func balanceOneRegion(sc *schedContext) (bool, string) {
 	v := sc.v
 	sources := slices.Clone(v.stores)
 	slices.SortStableFunc(sources, func(a, b *Store) int { return cmp.Compare(v.regionScore(b), v.regionScore(a)) })
@@ -179,18 +202,18 @@ func balanceRegion(sc *schedContext, _ SchedulerSpec) string {
 				}
 				id, err := sc.alloc()
 				if err != nil {
-					return fmt.Sprintf("allocate a peer id: %v", err)
+					return false, fmt.Sprintf("allocate a peer id: %v", err)
 				}
 				op := NewOperator("balance-region", fmt.Sprintf("mv peer: store [%d] to [%d]", src.ID, to.ID), r, KindRegion, PriorityNormal,
 					moveSteps(p, to.ID, id)...)
 				if err := sc.submit(op); err != nil {
-					return err.Error()
+					return false, err.Error()
 				}
-				return ""
+				return true, ""
 			}
 		}
 	}
-	return why
+	return false, why
 }
 
 // regionTarget is the store with the lowest region score that can take

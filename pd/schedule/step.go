@@ -25,11 +25,12 @@ func stepTimeout(base, perMiB time.Duration, sizeMiB uint64) time.Duration {
 	return base + time.Duration(sizeMiB-smallRegionMiB)*perMiB
 }
 
-// Command is what a region leader is asked to do: one of ChangePeer and
-// TransferLeader.
+// Command is what a region leader is asked to do: one of ChangePeer,
+// TransferLeader and SplitRegion.
 type Command struct {
 	ChangePeer     *pdv1.ChangePeer
 	TransferLeader *pdv1.TransferLeader
+	SplitRegion    *pdv1.SplitRegion
 }
 
 // Step is one step of an operator. PD learns that a step finished only
@@ -168,5 +169,40 @@ func (s TransferLeader) command(r *Region) *Command {
 func (TransferLeader) confChange() bool { return false }
 
 func (TransferLeader) timeout(size uint64) time.Duration {
+	return stepTimeout(fastStepTimeout, fastPerMiB, size)
+}
+
+// SplitRegion splits the region at Key (empty: where it halves the
+// region's data). It is finished when the region's version moved past
+// FromVersion, the version the operator was built for; the region keeps
+// its ID on the left side of the split. It must be an operator's last
+// step: a split makes every later step stale.
+type SplitRegion struct {
+	FromVersion uint64
+	Key         []byte
+}
+
+func (s SplitRegion) String() string {
+	if len(s.Key) == 0 {
+		return "split region halfway"
+	}
+	return fmt.Sprintf("split region at key %X", s.Key)
+}
+
+func (s SplitRegion) done(r *Region) bool { return r.Epoch().GetVersion() > s.FromVersion }
+
+func (SplitRegion) applied(*Region) bool { return false }
+
+func (s SplitRegion) command(*Region) *Command {
+	sp := &pdv1.SplitRegion{Policy: pdv1.SplitPolicy_SPLIT_POLICY_HALFWAY_UNSPECIFIED}
+	if len(s.Key) > 0 {
+		sp.Policy, sp.Keys = pdv1.SplitPolicy_SPLIT_POLICY_USE_KEY, [][]byte{s.Key}
+	}
+	return &Command{SplitRegion: sp}
+}
+
+func (SplitRegion) confChange() bool { return false }
+
+func (SplitRegion) timeout(size uint64) time.Duration {
 	return stepTimeout(fastStepTimeout, fastPerMiB, size)
 }

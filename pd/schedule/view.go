@@ -126,7 +126,7 @@ func (v *view) canReceive(s *Store, r *Region, free uint64) string {
 		return fmt.Sprintf("store %d is busy", s.ID)
 	case s.ID != free && r.PeerOn(s.ID) != nil:
 		return fmt.Sprintf("store %d already holds a peer", s.ID)
-	case s.Capacity > 0 && float64(s.Available) < float64(s.Capacity)*(1-v.cfg.LowSpaceRatio):
+	case s.LowOnSpace(v.cfg.LowSpaceRatio):
 		return fmt.Sprintf("store %d is low on space", s.ID)
 	case uint64(max(int(s.ReceivingSnaps), st.receiving)) >= v.cfg.MaxSnapshotCount:
 		return fmt.Sprintf("store %d receives %d snapshots (max-snapshot-count %d)", s.ID, max(int(s.ReceivingSnaps), st.receiving), v.cfg.MaxSnapshotCount)

@@ -27,6 +27,58 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SplitPolicy is how the leader picks the split key (TiKV's
+// pdpb.CheckPolicy, without SCAN: halfway is computed by a scan already).
+type SplitPolicy int32
+
+const (
+	// SPLIT_POLICY_HALFWAY_UNSPECIFIED splits at the key that halves the
+	// region's data by size (TiKV's scan and approximate policies).
+	SplitPolicy_SPLIT_POLICY_HALFWAY_UNSPECIFIED SplitPolicy = 0
+	// SPLIT_POLICY_USE_KEY splits at keys (encoded region keys, as region
+	// start and end keys are), in order; keys outside the region are skipped.
+	SplitPolicy_SPLIT_POLICY_USE_KEY SplitPolicy = 1
+)
+
+// Enum value maps for SplitPolicy.
+var (
+	SplitPolicy_name = map[int32]string{
+		0: "SPLIT_POLICY_HALFWAY_UNSPECIFIED",
+		1: "SPLIT_POLICY_USE_KEY",
+	}
+	SplitPolicy_value = map[string]int32{
+		"SPLIT_POLICY_HALFWAY_UNSPECIFIED": 0,
+		"SPLIT_POLICY_USE_KEY":             1,
+	}
+)
+
+func (x SplitPolicy) Enum() *SplitPolicy {
+	p := new(SplitPolicy)
+	*p = x
+	return p
+}
+
+func (x SplitPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SplitPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_centra_pd_v1_pd_proto_enumTypes[0].Descriptor()
+}
+
+func (SplitPolicy) Type() protoreflect.EnumType {
+	return &file_centra_pd_v1_pd_proto_enumTypes[0]
+}
+
+func (x SplitPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SplitPolicy.Descriptor instead.
+func (SplitPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{0}
+}
+
 // ConfChangeType is TiKV's eraftpb.ConfChangeType.
 type ConfChangeType int32
 
@@ -66,11 +118,11 @@ func (x ConfChangeType) String() string {
 }
 
 func (ConfChangeType) Descriptor() protoreflect.EnumDescriptor {
-	return file_centra_pd_v1_pd_proto_enumTypes[0].Descriptor()
+	return file_centra_pd_v1_pd_proto_enumTypes[1].Descriptor()
 }
 
 func (ConfChangeType) Type() protoreflect.EnumType {
-	return &file_centra_pd_v1_pd_proto_enumTypes[0]
+	return &file_centra_pd_v1_pd_proto_enumTypes[1]
 }
 
 func (x ConfChangeType) Number() protoreflect.EnumNumber {
@@ -79,7 +131,7 @@ func (x ConfChangeType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConfChangeType.Descriptor instead.
 func (ConfChangeType) EnumDescriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{0}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{1}
 }
 
 // StoreStats is what a store reports in its heartbeat. Sizes are bytes.
@@ -622,7 +674,7 @@ func (x *RegionHeartbeatRequest) GetTerm() uint64 {
 
 // RegionHeartbeatResponse answers one heartbeat. When PD has an operator
 // for the region it carries the operator's current step (at most one of
-// change_peer and transfer_leader), as TiKV PD does. The region leader
+// change_peer, transfer_leader and split_region), as TiKV PD does. The region leader
 // executes the step only if region_epoch equals its region's epoch (a
 // stale step is ignored: PD resends the step on the next heartbeat while
 // the operator lives, and the epoch check makes a step apply at most once).
@@ -644,7 +696,11 @@ type RegionHeartbeatResponse struct {
 	// transfer_leader hands leadership to peer.
 	TransferLeader *TransferLeader `protobuf:"bytes,6,opt,name=transfer_leader,json=transferLeader,proto3" json:"transfer_leader,omitempty"`
 	// operator_id names the operator the step belongs to (logs only).
-	OperatorId    uint64 `protobuf:"varint,7,opt,name=operator_id,json=operatorId,proto3" json:"operator_id,omitempty"`
+	OperatorId uint64 `protobuf:"varint,7,opt,name=operator_id,json=operatorId,proto3" json:"operator_id,omitempty"`
+	// split_region splits the region (admin split-region operator). It
+	// applies, like every step, only at region_epoch; PD sees it done when
+	// the region's version moved.
+	SplitRegion   *SplitRegion `protobuf:"bytes,8,opt,name=split_region,json=splitRegion,proto3" json:"split_region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -728,6 +784,66 @@ func (x *RegionHeartbeatResponse) GetOperatorId() uint64 {
 	return 0
 }
 
+func (x *RegionHeartbeatResponse) GetSplitRegion() *SplitRegion {
+	if x != nil {
+		return x.SplitRegion
+	}
+	return nil
+}
+
+// SplitRegion asks the leader to split the region.
+type SplitRegion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        SplitPolicy            `protobuf:"varint,1,opt,name=policy,proto3,enum=centra.pd.v1.SplitPolicy" json:"policy,omitempty"`
+	Keys          [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitRegion) Reset() {
+	*x = SplitRegion{}
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitRegion) ProtoMessage() {}
+
+func (x *SplitRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitRegion.ProtoReflect.Descriptor instead.
+func (*SplitRegion) Descriptor() ([]byte, []int) {
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SplitRegion) GetPolicy() SplitPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return SplitPolicy_SPLIT_POLICY_HALFWAY_UNSPECIFIED
+}
+
+func (x *SplitRegion) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 // ChangePeer is one membership change of a region.
 type ChangePeer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -739,7 +855,7 @@ type ChangePeer struct {
 
 func (x *ChangePeer) Reset() {
 	*x = ChangePeer{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +867,7 @@ func (x *ChangePeer) String() string {
 func (*ChangePeer) ProtoMessage() {}
 
 func (x *ChangePeer) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[8]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +880,7 @@ func (x *ChangePeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeer.ProtoReflect.Descriptor instead.
 func (*ChangePeer) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{8}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangePeer) GetPeer() *v1.Peer {
@@ -791,7 +907,7 @@ type TransferLeader struct {
 
 func (x *TransferLeader) Reset() {
 	*x = TransferLeader{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +919,7 @@ func (x *TransferLeader) String() string {
 func (*TransferLeader) ProtoMessage() {}
 
 func (x *TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[9]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +932,7 @@ func (x *TransferLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeader.ProtoReflect.Descriptor instead.
 func (*TransferLeader) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{9}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TransferLeader) GetPeer() *v1.Peer {
@@ -836,7 +952,7 @@ type GetRegionRequest struct {
 
 func (x *GetRegionRequest) Reset() {
 	*x = GetRegionRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -848,7 +964,7 @@ func (x *GetRegionRequest) String() string {
 func (*GetRegionRequest) ProtoMessage() {}
 
 func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[10]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -861,7 +977,7 @@ func (x *GetRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{10}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRegionRequest) GetKey() []byte {
@@ -883,7 +999,7 @@ type GetRegionResponse struct {
 
 func (x *GetRegionResponse) Reset() {
 	*x = GetRegionResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1011,7 @@ func (x *GetRegionResponse) String() string {
 func (*GetRegionResponse) ProtoMessage() {}
 
 func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[11]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1024,7 @@ func (x *GetRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{11}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetRegionResponse) GetRegion() *v1.Region {
@@ -935,7 +1051,7 @@ type GetRegionByIDRequest struct {
 
 func (x *GetRegionByIDRequest) Reset() {
 	*x = GetRegionByIDRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1063,7 @@ func (x *GetRegionByIDRequest) String() string {
 func (*GetRegionByIDRequest) ProtoMessage() {}
 
 func (x *GetRegionByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[12]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1076,7 @@ func (x *GetRegionByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionByIDRequest.ProtoReflect.Descriptor instead.
 func (*GetRegionByIDRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{12}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRegionByIDRequest) GetRegionId() uint64 {
@@ -981,7 +1097,7 @@ type GetRegionByIDResponse struct {
 
 func (x *GetRegionByIDResponse) Reset() {
 	*x = GetRegionByIDResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -993,7 +1109,7 @@ func (x *GetRegionByIDResponse) String() string {
 func (*GetRegionByIDResponse) ProtoMessage() {}
 
 func (x *GetRegionByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[13]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1006,7 +1122,7 @@ func (x *GetRegionByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegionByIDResponse.ProtoReflect.Descriptor instead.
 func (*GetRegionByIDResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{13}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetRegionByIDResponse) GetRegion() *v1.Region {
@@ -1036,7 +1152,7 @@ type ScanRegionsRequest struct {
 
 func (x *ScanRegionsRequest) Reset() {
 	*x = ScanRegionsRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1164,7 @@ func (x *ScanRegionsRequest) String() string {
 func (*ScanRegionsRequest) ProtoMessage() {}
 
 func (x *ScanRegionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[14]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1177,7 @@ func (x *ScanRegionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRegionsRequest.ProtoReflect.Descriptor instead.
 func (*ScanRegionsRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{14}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ScanRegionsRequest) GetStartKey() []byte {
@@ -1096,7 +1212,7 @@ type RegionWithLeader struct {
 
 func (x *RegionWithLeader) Reset() {
 	*x = RegionWithLeader{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1224,7 @@ func (x *RegionWithLeader) String() string {
 func (*RegionWithLeader) ProtoMessage() {}
 
 func (x *RegionWithLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[15]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1237,7 @@ func (x *RegionWithLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionWithLeader.ProtoReflect.Descriptor instead.
 func (*RegionWithLeader) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{15}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RegionWithLeader) GetRegion() *v1.Region {
@@ -1148,7 +1264,7 @@ type ScanRegionsResponse struct {
 
 func (x *ScanRegionsResponse) Reset() {
 	*x = ScanRegionsResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1276,7 @@ func (x *ScanRegionsResponse) String() string {
 func (*ScanRegionsResponse) ProtoMessage() {}
 
 func (x *ScanRegionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[16]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1289,7 @@ func (x *ScanRegionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRegionsResponse.ProtoReflect.Descriptor instead.
 func (*ScanRegionsResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{16}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScanRegionsResponse) GetRegions() []*RegionWithLeader {
@@ -1193,7 +1309,7 @@ type AllocIDRequest struct {
 
 func (x *AllocIDRequest) Reset() {
 	*x = AllocIDRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1321,7 @@ func (x *AllocIDRequest) String() string {
 func (*AllocIDRequest) ProtoMessage() {}
 
 func (x *AllocIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[17]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1334,7 @@ func (x *AllocIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocIDRequest.ProtoReflect.Descriptor instead.
 func (*AllocIDRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{17}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AllocIDRequest) GetCount() uint32 {
@@ -1239,7 +1355,7 @@ type AllocIDResponse struct {
 
 func (x *AllocIDResponse) Reset() {
 	*x = AllocIDResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1367,7 @@ func (x *AllocIDResponse) String() string {
 func (*AllocIDResponse) ProtoMessage() {}
 
 func (x *AllocIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[18]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1380,7 @@ func (x *AllocIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocIDResponse.ProtoReflect.Descriptor instead.
 func (*AllocIDResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{18}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AllocIDResponse) GetFirstId() uint64 {
@@ -1291,7 +1407,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1419,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[19]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1432,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{19}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AskSplitRequest) GetRegion() *v1.Region {
@@ -1338,7 +1454,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1466,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[20]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1479,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{20}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AskSplitResponse) GetNewRegionId() uint64 {
@@ -1390,7 +1506,7 @@ type GetStoreRequest struct {
 
 func (x *GetStoreRequest) Reset() {
 	*x = GetStoreRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1518,7 @@ func (x *GetStoreRequest) String() string {
 func (*GetStoreRequest) ProtoMessage() {}
 
 func (x *GetStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[21]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1531,7 @@ func (x *GetStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStoreRequest.ProtoReflect.Descriptor instead.
 func (*GetStoreRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{21}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetStoreRequest) GetStoreId() uint64 {
@@ -1439,7 +1555,7 @@ type GetStoreResponse struct {
 
 func (x *GetStoreResponse) Reset() {
 	*x = GetStoreResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1567,7 @@ func (x *GetStoreResponse) String() string {
 func (*GetStoreResponse) ProtoMessage() {}
 
 func (x *GetStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[22]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1580,7 @@ func (x *GetStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStoreResponse.ProtoReflect.Descriptor instead.
 func (*GetStoreResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{22}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetStoreResponse) GetStore() *v1.Store {
@@ -1498,7 +1614,7 @@ type GetAllStoresRequest struct {
 
 func (x *GetAllStoresRequest) Reset() {
 	*x = GetAllStoresRequest{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1510,7 +1626,7 @@ func (x *GetAllStoresRequest) String() string {
 func (*GetAllStoresRequest) ProtoMessage() {}
 
 func (x *GetAllStoresRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[23]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1523,7 +1639,7 @@ func (x *GetAllStoresRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAllStoresRequest.ProtoReflect.Descriptor instead.
 func (*GetAllStoresRequest) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{23}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetAllStoresRequest) GetExcludeTombstoneStores() bool {
@@ -1545,7 +1661,7 @@ type StoreInfo struct {
 
 func (x *StoreInfo) Reset() {
 	*x = StoreInfo{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1673,7 @@ func (x *StoreInfo) String() string {
 func (*StoreInfo) ProtoMessage() {}
 
 func (x *StoreInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[24]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1686,7 @@ func (x *StoreInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreInfo.ProtoReflect.Descriptor instead.
 func (*StoreInfo) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{24}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StoreInfo) GetStore() *v1.Store {
@@ -1604,7 +1720,7 @@ type GetAllStoresResponse struct {
 
 func (x *GetAllStoresResponse) Reset() {
 	*x = GetAllStoresResponse{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[25]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1732,7 @@ func (x *GetAllStoresResponse) String() string {
 func (*GetAllStoresResponse) ProtoMessage() {}
 
 func (x *GetAllStoresResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[25]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1745,7 @@ func (x *GetAllStoresResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAllStoresResponse.ProtoReflect.Descriptor instead.
 func (*GetAllStoresResponse) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{25}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetAllStoresResponse) GetStores() []*StoreInfo {
@@ -1650,7 +1766,7 @@ type NotLeader struct {
 
 func (x *NotLeader) Reset() {
 	*x = NotLeader{}
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[26]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +1778,7 @@ func (x *NotLeader) String() string {
 func (*NotLeader) ProtoMessage() {}
 
 func (x *NotLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_pd_v1_pd_proto_msgTypes[26]
+	mi := &file_centra_pd_v1_pd_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +1791,7 @@ func (x *NotLeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotLeader.ProtoReflect.Descriptor instead.
 func (*NotLeader) Descriptor() ([]byte, []int) {
-	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{26}
+	return file_centra_pd_v1_pd_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NotLeader) GetLeaderUrl() string {
@@ -1738,7 +1854,7 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"bytes_read\x18\t \x01(\x04R\tbytesRead\x12\x1b\n" +
 	"\tkeys_read\x18\n" +
 	" \x01(\x04R\bkeysRead\x12\x12\n" +
-	"\x04term\x18\v \x01(\x04R\x04term\"\xe6\x02\n" +
+	"\x04term\x18\v \x01(\x04R\x04term\"\xa4\x03\n" +
 	"\x17RegionHeartbeatResponse\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12>\n" +
 	"\fregion_epoch\x18\x02 \x01(\v2\x1b.centra.meta.v1.RegionEpochR\vregionEpoch\x125\n" +
@@ -1749,7 +1865,11 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"changePeer\x12E\n" +
 	"\x0ftransfer_leader\x18\x06 \x01(\v2\x1c.centra.pd.v1.TransferLeaderR\x0etransferLeader\x12\x1f\n" +
 	"\voperator_id\x18\a \x01(\x04R\n" +
-	"operatorId\"u\n" +
+	"operatorId\x12<\n" +
+	"\fsplit_region\x18\b \x01(\v2\x19.centra.pd.v1.SplitRegionR\vsplitRegion\"T\n" +
+	"\vSplitRegion\x121\n" +
+	"\x06policy\x18\x01 \x01(\x0e2\x19.centra.pd.v1.SplitPolicyR\x06policy\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\fR\x04keys\"u\n" +
 	"\n" +
 	"ChangePeer\x12(\n" +
 	"\x04peer\x18\x01 \x01(\v2\x14.centra.meta.v1.PeerR\x04peer\x12=\n" +
@@ -1805,7 +1925,10 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"\x06stores\x18\x01 \x03(\v2\x17.centra.pd.v1.StoreInfoR\x06stores\"*\n" +
 	"\tNotLeader\x12\x1d\n" +
 	"\n" +
-	"leader_url\x18\x01 \x01(\tR\tleaderUrl*\x84\x01\n" +
+	"leader_url\x18\x01 \x01(\tR\tleaderUrl*M\n" +
+	"\vSplitPolicy\x12$\n" +
+	" SPLIT_POLICY_HALFWAY_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14SPLIT_POLICY_USE_KEY\x10\x01*\x84\x01\n" +
 	"\x0eConfChangeType\x12)\n" +
 	"%CONF_CHANGE_TYPE_ADD_NODE_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cCONF_CHANGE_TYPE_REMOVE_NODE\x10\x01\x12%\n" +
@@ -1835,99 +1958,103 @@ func file_centra_pd_v1_pd_proto_rawDescGZIP() []byte {
 	return file_centra_pd_v1_pd_proto_rawDescData
 }
 
-var file_centra_pd_v1_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_centra_pd_v1_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_centra_pd_v1_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_centra_pd_v1_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_centra_pd_v1_pd_proto_goTypes = []any{
-	(ConfChangeType)(0),             // 0: centra.pd.v1.ConfChangeType
-	(*StoreStats)(nil),              // 1: centra.pd.v1.StoreStats
-	(*PutStoreRequest)(nil),         // 2: centra.pd.v1.PutStoreRequest
-	(*PutStoreResponse)(nil),        // 3: centra.pd.v1.PutStoreResponse
-	(*StoreHeartbeatRequest)(nil),   // 4: centra.pd.v1.StoreHeartbeatRequest
-	(*StoreHeartbeatResponse)(nil),  // 5: centra.pd.v1.StoreHeartbeatResponse
-	(*PeerStats)(nil),               // 6: centra.pd.v1.PeerStats
-	(*RegionHeartbeatRequest)(nil),  // 7: centra.pd.v1.RegionHeartbeatRequest
-	(*RegionHeartbeatResponse)(nil), // 8: centra.pd.v1.RegionHeartbeatResponse
-	(*ChangePeer)(nil),              // 9: centra.pd.v1.ChangePeer
-	(*TransferLeader)(nil),          // 10: centra.pd.v1.TransferLeader
-	(*GetRegionRequest)(nil),        // 11: centra.pd.v1.GetRegionRequest
-	(*GetRegionResponse)(nil),       // 12: centra.pd.v1.GetRegionResponse
-	(*GetRegionByIDRequest)(nil),    // 13: centra.pd.v1.GetRegionByIDRequest
-	(*GetRegionByIDResponse)(nil),   // 14: centra.pd.v1.GetRegionByIDResponse
-	(*ScanRegionsRequest)(nil),      // 15: centra.pd.v1.ScanRegionsRequest
-	(*RegionWithLeader)(nil),        // 16: centra.pd.v1.RegionWithLeader
-	(*ScanRegionsResponse)(nil),     // 17: centra.pd.v1.ScanRegionsResponse
-	(*AllocIDRequest)(nil),          // 18: centra.pd.v1.AllocIDRequest
-	(*AllocIDResponse)(nil),         // 19: centra.pd.v1.AllocIDResponse
-	(*AskSplitRequest)(nil),         // 20: centra.pd.v1.AskSplitRequest
-	(*AskSplitResponse)(nil),        // 21: centra.pd.v1.AskSplitResponse
-	(*GetStoreRequest)(nil),         // 22: centra.pd.v1.GetStoreRequest
-	(*GetStoreResponse)(nil),        // 23: centra.pd.v1.GetStoreResponse
-	(*GetAllStoresRequest)(nil),     // 24: centra.pd.v1.GetAllStoresRequest
-	(*StoreInfo)(nil),               // 25: centra.pd.v1.StoreInfo
-	(*GetAllStoresResponse)(nil),    // 26: centra.pd.v1.GetAllStoresResponse
-	(*NotLeader)(nil),               // 27: centra.pd.v1.NotLeader
-	(*v1.Store)(nil),                // 28: centra.meta.v1.Store
-	(v1.StoreState)(0),              // 29: centra.meta.v1.StoreState
-	(*v1.Peer)(nil),                 // 30: centra.meta.v1.Peer
-	(*v1.Region)(nil),               // 31: centra.meta.v1.Region
-	(*v1.RegionEpoch)(nil),          // 32: centra.meta.v1.RegionEpoch
+	(SplitPolicy)(0),                // 0: centra.pd.v1.SplitPolicy
+	(ConfChangeType)(0),             // 1: centra.pd.v1.ConfChangeType
+	(*StoreStats)(nil),              // 2: centra.pd.v1.StoreStats
+	(*PutStoreRequest)(nil),         // 3: centra.pd.v1.PutStoreRequest
+	(*PutStoreResponse)(nil),        // 4: centra.pd.v1.PutStoreResponse
+	(*StoreHeartbeatRequest)(nil),   // 5: centra.pd.v1.StoreHeartbeatRequest
+	(*StoreHeartbeatResponse)(nil),  // 6: centra.pd.v1.StoreHeartbeatResponse
+	(*PeerStats)(nil),               // 7: centra.pd.v1.PeerStats
+	(*RegionHeartbeatRequest)(nil),  // 8: centra.pd.v1.RegionHeartbeatRequest
+	(*RegionHeartbeatResponse)(nil), // 9: centra.pd.v1.RegionHeartbeatResponse
+	(*SplitRegion)(nil),             // 10: centra.pd.v1.SplitRegion
+	(*ChangePeer)(nil),              // 11: centra.pd.v1.ChangePeer
+	(*TransferLeader)(nil),          // 12: centra.pd.v1.TransferLeader
+	(*GetRegionRequest)(nil),        // 13: centra.pd.v1.GetRegionRequest
+	(*GetRegionResponse)(nil),       // 14: centra.pd.v1.GetRegionResponse
+	(*GetRegionByIDRequest)(nil),    // 15: centra.pd.v1.GetRegionByIDRequest
+	(*GetRegionByIDResponse)(nil),   // 16: centra.pd.v1.GetRegionByIDResponse
+	(*ScanRegionsRequest)(nil),      // 17: centra.pd.v1.ScanRegionsRequest
+	(*RegionWithLeader)(nil),        // 18: centra.pd.v1.RegionWithLeader
+	(*ScanRegionsResponse)(nil),     // 19: centra.pd.v1.ScanRegionsResponse
+	(*AllocIDRequest)(nil),          // 20: centra.pd.v1.AllocIDRequest
+	(*AllocIDResponse)(nil),         // 21: centra.pd.v1.AllocIDResponse
+	(*AskSplitRequest)(nil),         // 22: centra.pd.v1.AskSplitRequest
+	(*AskSplitResponse)(nil),        // 23: centra.pd.v1.AskSplitResponse
+	(*GetStoreRequest)(nil),         // 24: centra.pd.v1.GetStoreRequest
+	(*GetStoreResponse)(nil),        // 25: centra.pd.v1.GetStoreResponse
+	(*GetAllStoresRequest)(nil),     // 26: centra.pd.v1.GetAllStoresRequest
+	(*StoreInfo)(nil),               // 27: centra.pd.v1.StoreInfo
+	(*GetAllStoresResponse)(nil),    // 28: centra.pd.v1.GetAllStoresResponse
+	(*NotLeader)(nil),               // 29: centra.pd.v1.NotLeader
+	(*v1.Store)(nil),                // 30: centra.meta.v1.Store
+	(v1.StoreState)(0),              // 31: centra.meta.v1.StoreState
+	(*v1.Peer)(nil),                 // 32: centra.meta.v1.Peer
+	(*v1.Region)(nil),               // 33: centra.meta.v1.Region
+	(*v1.RegionEpoch)(nil),          // 34: centra.meta.v1.RegionEpoch
 }
 var file_centra_pd_v1_pd_proto_depIdxs = []int32{
-	28, // 0: centra.pd.v1.PutStoreRequest.store:type_name -> centra.meta.v1.Store
-	28, // 1: centra.pd.v1.PutStoreResponse.store:type_name -> centra.meta.v1.Store
-	1,  // 2: centra.pd.v1.StoreHeartbeatRequest.stats:type_name -> centra.pd.v1.StoreStats
-	28, // 3: centra.pd.v1.StoreHeartbeatRequest.store:type_name -> centra.meta.v1.Store
-	29, // 4: centra.pd.v1.StoreHeartbeatResponse.state:type_name -> centra.meta.v1.StoreState
-	30, // 5: centra.pd.v1.PeerStats.peer:type_name -> centra.meta.v1.Peer
-	31, // 6: centra.pd.v1.RegionHeartbeatRequest.region:type_name -> centra.meta.v1.Region
-	30, // 7: centra.pd.v1.RegionHeartbeatRequest.leader:type_name -> centra.meta.v1.Peer
-	6,  // 8: centra.pd.v1.RegionHeartbeatRequest.down_peers:type_name -> centra.pd.v1.PeerStats
-	30, // 9: centra.pd.v1.RegionHeartbeatRequest.pending_peers:type_name -> centra.meta.v1.Peer
-	32, // 10: centra.pd.v1.RegionHeartbeatResponse.region_epoch:type_name -> centra.meta.v1.RegionEpoch
-	30, // 11: centra.pd.v1.RegionHeartbeatResponse.target_peer:type_name -> centra.meta.v1.Peer
-	9,  // 12: centra.pd.v1.RegionHeartbeatResponse.change_peer:type_name -> centra.pd.v1.ChangePeer
-	10, // 13: centra.pd.v1.RegionHeartbeatResponse.transfer_leader:type_name -> centra.pd.v1.TransferLeader
-	30, // 14: centra.pd.v1.ChangePeer.peer:type_name -> centra.meta.v1.Peer
-	0,  // 15: centra.pd.v1.ChangePeer.change_type:type_name -> centra.pd.v1.ConfChangeType
-	30, // 16: centra.pd.v1.TransferLeader.peer:type_name -> centra.meta.v1.Peer
-	31, // 17: centra.pd.v1.GetRegionResponse.region:type_name -> centra.meta.v1.Region
-	30, // 18: centra.pd.v1.GetRegionResponse.leader:type_name -> centra.meta.v1.Peer
-	31, // 19: centra.pd.v1.GetRegionByIDResponse.region:type_name -> centra.meta.v1.Region
-	30, // 20: centra.pd.v1.GetRegionByIDResponse.leader:type_name -> centra.meta.v1.Peer
-	31, // 21: centra.pd.v1.RegionWithLeader.region:type_name -> centra.meta.v1.Region
-	30, // 22: centra.pd.v1.RegionWithLeader.leader:type_name -> centra.meta.v1.Peer
-	16, // 23: centra.pd.v1.ScanRegionsResponse.regions:type_name -> centra.pd.v1.RegionWithLeader
-	31, // 24: centra.pd.v1.AskSplitRequest.region:type_name -> centra.meta.v1.Region
-	28, // 25: centra.pd.v1.GetStoreResponse.store:type_name -> centra.meta.v1.Store
-	1,  // 26: centra.pd.v1.GetStoreResponse.stats:type_name -> centra.pd.v1.StoreStats
-	28, // 27: centra.pd.v1.StoreInfo.store:type_name -> centra.meta.v1.Store
-	1,  // 28: centra.pd.v1.StoreInfo.stats:type_name -> centra.pd.v1.StoreStats
-	25, // 29: centra.pd.v1.GetAllStoresResponse.stores:type_name -> centra.pd.v1.StoreInfo
-	2,  // 30: centra.pd.v1.PDService.PutStore:input_type -> centra.pd.v1.PutStoreRequest
-	4,  // 31: centra.pd.v1.PDService.StoreHeartbeat:input_type -> centra.pd.v1.StoreHeartbeatRequest
-	7,  // 32: centra.pd.v1.PDService.RegionHeartbeat:input_type -> centra.pd.v1.RegionHeartbeatRequest
-	11, // 33: centra.pd.v1.PDService.GetRegion:input_type -> centra.pd.v1.GetRegionRequest
-	13, // 34: centra.pd.v1.PDService.GetRegionByID:input_type -> centra.pd.v1.GetRegionByIDRequest
-	15, // 35: centra.pd.v1.PDService.ScanRegions:input_type -> centra.pd.v1.ScanRegionsRequest
-	18, // 36: centra.pd.v1.PDService.AllocID:input_type -> centra.pd.v1.AllocIDRequest
-	20, // 37: centra.pd.v1.PDService.AskSplit:input_type -> centra.pd.v1.AskSplitRequest
-	22, // 38: centra.pd.v1.PDService.GetStore:input_type -> centra.pd.v1.GetStoreRequest
-	24, // 39: centra.pd.v1.PDService.GetAllStores:input_type -> centra.pd.v1.GetAllStoresRequest
-	3,  // 40: centra.pd.v1.PDService.PutStore:output_type -> centra.pd.v1.PutStoreResponse
-	5,  // 41: centra.pd.v1.PDService.StoreHeartbeat:output_type -> centra.pd.v1.StoreHeartbeatResponse
-	8,  // 42: centra.pd.v1.PDService.RegionHeartbeat:output_type -> centra.pd.v1.RegionHeartbeatResponse
-	12, // 43: centra.pd.v1.PDService.GetRegion:output_type -> centra.pd.v1.GetRegionResponse
-	14, // 44: centra.pd.v1.PDService.GetRegionByID:output_type -> centra.pd.v1.GetRegionByIDResponse
-	17, // 45: centra.pd.v1.PDService.ScanRegions:output_type -> centra.pd.v1.ScanRegionsResponse
-	19, // 46: centra.pd.v1.PDService.AllocID:output_type -> centra.pd.v1.AllocIDResponse
-	21, // 47: centra.pd.v1.PDService.AskSplit:output_type -> centra.pd.v1.AskSplitResponse
-	23, // 48: centra.pd.v1.PDService.GetStore:output_type -> centra.pd.v1.GetStoreResponse
-	26, // 49: centra.pd.v1.PDService.GetAllStores:output_type -> centra.pd.v1.GetAllStoresResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	30, // 0: centra.pd.v1.PutStoreRequest.store:type_name -> centra.meta.v1.Store
+	30, // 1: centra.pd.v1.PutStoreResponse.store:type_name -> centra.meta.v1.Store
+	2,  // 2: centra.pd.v1.StoreHeartbeatRequest.stats:type_name -> centra.pd.v1.StoreStats
+	30, // 3: centra.pd.v1.StoreHeartbeatRequest.store:type_name -> centra.meta.v1.Store
+	31, // 4: centra.pd.v1.StoreHeartbeatResponse.state:type_name -> centra.meta.v1.StoreState
+	32, // 5: centra.pd.v1.PeerStats.peer:type_name -> centra.meta.v1.Peer
+	33, // 6: centra.pd.v1.RegionHeartbeatRequest.region:type_name -> centra.meta.v1.Region
+	32, // 7: centra.pd.v1.RegionHeartbeatRequest.leader:type_name -> centra.meta.v1.Peer
+	7,  // 8: centra.pd.v1.RegionHeartbeatRequest.down_peers:type_name -> centra.pd.v1.PeerStats
+	32, // 9: centra.pd.v1.RegionHeartbeatRequest.pending_peers:type_name -> centra.meta.v1.Peer
+	34, // 10: centra.pd.v1.RegionHeartbeatResponse.region_epoch:type_name -> centra.meta.v1.RegionEpoch
+	32, // 11: centra.pd.v1.RegionHeartbeatResponse.target_peer:type_name -> centra.meta.v1.Peer
+	11, // 12: centra.pd.v1.RegionHeartbeatResponse.change_peer:type_name -> centra.pd.v1.ChangePeer
+	12, // 13: centra.pd.v1.RegionHeartbeatResponse.transfer_leader:type_name -> centra.pd.v1.TransferLeader
+	10, // 14: centra.pd.v1.RegionHeartbeatResponse.split_region:type_name -> centra.pd.v1.SplitRegion
+	0,  // 15: centra.pd.v1.SplitRegion.policy:type_name -> centra.pd.v1.SplitPolicy
+	32, // 16: centra.pd.v1.ChangePeer.peer:type_name -> centra.meta.v1.Peer
+	1,  // 17: centra.pd.v1.ChangePeer.change_type:type_name -> centra.pd.v1.ConfChangeType
+	32, // 18: centra.pd.v1.TransferLeader.peer:type_name -> centra.meta.v1.Peer
+	33, // 19: centra.pd.v1.GetRegionResponse.region:type_name -> centra.meta.v1.Region
+	32, // 20: centra.pd.v1.GetRegionResponse.leader:type_name -> centra.meta.v1.Peer
+	33, // 21: centra.pd.v1.GetRegionByIDResponse.region:type_name -> centra.meta.v1.Region
+	32, // 22: centra.pd.v1.GetRegionByIDResponse.leader:type_name -> centra.meta.v1.Peer
+	33, // 23: centra.pd.v1.RegionWithLeader.region:type_name -> centra.meta.v1.Region
+	32, // 24: centra.pd.v1.RegionWithLeader.leader:type_name -> centra.meta.v1.Peer
+	18, // 25: centra.pd.v1.ScanRegionsResponse.regions:type_name -> centra.pd.v1.RegionWithLeader
+	33, // 26: centra.pd.v1.AskSplitRequest.region:type_name -> centra.meta.v1.Region
+	30, // 27: centra.pd.v1.GetStoreResponse.store:type_name -> centra.meta.v1.Store
+	2,  // 28: centra.pd.v1.GetStoreResponse.stats:type_name -> centra.pd.v1.StoreStats
+	30, // 29: centra.pd.v1.StoreInfo.store:type_name -> centra.meta.v1.Store
+	2,  // 30: centra.pd.v1.StoreInfo.stats:type_name -> centra.pd.v1.StoreStats
+	27, // 31: centra.pd.v1.GetAllStoresResponse.stores:type_name -> centra.pd.v1.StoreInfo
+	3,  // 32: centra.pd.v1.PDService.PutStore:input_type -> centra.pd.v1.PutStoreRequest
+	5,  // 33: centra.pd.v1.PDService.StoreHeartbeat:input_type -> centra.pd.v1.StoreHeartbeatRequest
+	8,  // 34: centra.pd.v1.PDService.RegionHeartbeat:input_type -> centra.pd.v1.RegionHeartbeatRequest
+	13, // 35: centra.pd.v1.PDService.GetRegion:input_type -> centra.pd.v1.GetRegionRequest
+	15, // 36: centra.pd.v1.PDService.GetRegionByID:input_type -> centra.pd.v1.GetRegionByIDRequest
+	17, // 37: centra.pd.v1.PDService.ScanRegions:input_type -> centra.pd.v1.ScanRegionsRequest
+	20, // 38: centra.pd.v1.PDService.AllocID:input_type -> centra.pd.v1.AllocIDRequest
+	22, // 39: centra.pd.v1.PDService.AskSplit:input_type -> centra.pd.v1.AskSplitRequest
+	24, // 40: centra.pd.v1.PDService.GetStore:input_type -> centra.pd.v1.GetStoreRequest
+	26, // 41: centra.pd.v1.PDService.GetAllStores:input_type -> centra.pd.v1.GetAllStoresRequest
+	4,  // 42: centra.pd.v1.PDService.PutStore:output_type -> centra.pd.v1.PutStoreResponse
+	6,  // 43: centra.pd.v1.PDService.StoreHeartbeat:output_type -> centra.pd.v1.StoreHeartbeatResponse
+	9,  // 44: centra.pd.v1.PDService.RegionHeartbeat:output_type -> centra.pd.v1.RegionHeartbeatResponse
+	14, // 45: centra.pd.v1.PDService.GetRegion:output_type -> centra.pd.v1.GetRegionResponse
+	16, // 46: centra.pd.v1.PDService.GetRegionByID:output_type -> centra.pd.v1.GetRegionByIDResponse
+	19, // 47: centra.pd.v1.PDService.ScanRegions:output_type -> centra.pd.v1.ScanRegionsResponse
+	21, // 48: centra.pd.v1.PDService.AllocID:output_type -> centra.pd.v1.AllocIDResponse
+	23, // 49: centra.pd.v1.PDService.AskSplit:output_type -> centra.pd.v1.AskSplitResponse
+	25, // 50: centra.pd.v1.PDService.GetStore:output_type -> centra.pd.v1.GetStoreResponse
+	28, // 51: centra.pd.v1.PDService.GetAllStores:output_type -> centra.pd.v1.GetAllStoresResponse
+	42, // [42:52] is the sub-list for method output_type
+	32, // [32:42] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_centra_pd_v1_pd_proto_init() }
@@ -1940,8 +2067,8 @@ func file_centra_pd_v1_pd_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_pd_v1_pd_proto_rawDesc), len(file_centra_pd_v1_pd_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   27,
+			NumEnums:      2,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

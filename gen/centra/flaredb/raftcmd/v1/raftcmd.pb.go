@@ -93,7 +93,8 @@ func (ChangeType) EnumDescriptor() ([]byte, []int) {
 // Command is one raft log entry of a region.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version is the encoding version; currently 1.
+	// version is the lowest encoding version that knows the command: 1, or
+	// 2 for change_peer (a replica refuses a version newer than it applies).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// epoch is the region epoch the proposer saw; data commands whose
 	// version differs from the region's are refused (EpochNotMatch), as are a
