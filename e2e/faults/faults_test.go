@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/e2e/framework"
 )
 
@@ -23,12 +25,12 @@ var (
 	seedFlag     = flag.Uint64("seed", 0, "seed of the first run (run i uses seed+i); 0 picks one from the clock")
 	durationFlag = flag.Duration("duration", 20*time.Second, "traffic and faults per run")
 	outFlag      = flag.String("out", "", "directory for porcupine visualizations of violations (default: a temporary directory that is kept)")
+	faultsFlag   = flag.String("faults", "all", "comma-separated fault kinds to draw from (all, "+strings.Join(faultNames[:], ", ")+")")
+	nodesFlag    = flag.Int("nodes", 3, "control-plane nodes (3 or 5)")
+	tickFlag     = flag.Uint64("tick-ms", config.Default().Raft.TickIntervalMs, "raft.tick_interval_ms (default: centra's default; the election timeout is 10 ticks)")
 )
 
-const (
-	nodes   = 3
-	clients = 4
-)
+const clients = 4
 
 var keys = []string{"k0", "k1", "k2"}
 
@@ -45,11 +47,19 @@ type result struct {
 	violation  bool
 	lost       int
 	harnessErr bool
+	// elections are the times to a new leader after each leader kill.
+	elections []time.Duration
+	// skipped names the faults this machine could not inject, and why.
+	skipped string
 }
 
-// TestChainfireFaults runs -runs seeded runs of traffic and faults against
-// a 3-node Chainfire cluster and prints a summary table.
+// TestChainfireFaults runs -runs seeded runs of traffic and -faults
+// against a -nodes Chainfire cluster and prints a summary table.
 func TestChainfireFaults(t *testing.T) {
+	kinds, err := parseKinds(*faultsFlag)
+	if err != nil {
+		t.Fatalf("-faults: %v", err)
+	}
 	seed := *seedFlag
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano() % 1_000_000_000)
@@ -58,20 +68,80 @@ func TestChainfireFaults(t *testing.T) {
 	for i := range *runsFlag {
 		s := seed + uint64(i)
 		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, chainfireRun(t, s))
+			results = append(results, chainfireRun(t, runConfig{seed: s, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds}))
 		})
 	}
 	fmt.Print(summary(results))
 }
 
-// chainfireRun is one run with seed; failures are reported on t.
-func chainfireRun(t *testing.T, seed uint64) result {
+// runConfig is what one run does.
+type runConfig struct {
+	seed     uint64
+	nodes    int
+	duration time.Duration
+	kinds    []faultKind
+	// strict fails the run when a fault of kinds cannot be injected on
+	// this machine (instead of dropping it with a note in the summary).
+	strict bool
+}
+
+// setup starts the cluster of cfg with what its faults need: a network
+// namespace per node for partitions, a tmpfs per node for disk-full. A
+// fault this machine cannot inject is dropped from res's kinds and noted
+// in res.skipped (or skips the test when cfg.strict).
+func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemesis, []faultKind) {
+	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag)}
+	nm := &nemesis{t: t}
+	var kinds, dropped []faultKind
+	var reasons []string
+	if slices.ContainsFunc(cfg.kinds, faultKind.needsNetwork) {
+		nw, err := newNetwork(t, cfg.nodes)
+		if err != nil {
+			reasons = append(reasons, "partitions: "+err.Error())
+		} else {
+			nm.net = nw
+			opts = append(opts, framework.WithNetns(func(i int) (string, string) { return nw.ns(i), nw.host(i) }))
+		}
+	}
+	if slices.Contains(cfg.kinds, diskFull) {
+		d, err := newDisks(t, cfg.nodes)
+		if err != nil {
+			reasons = append(reasons, "disk-full: "+err.Error())
+		} else {
+			nm.disks = d
+			opts = append(opts, framework.WithDataDirs(d.dataDir))
+		}
+	}
+	for _, k := range cfg.kinds {
+		if k.needsNetwork() && nm.net == nil || k == diskFull && nm.disks == nil {
+			dropped = append(dropped, k)
+			continue
+		}
+		kinds = append(kinds, k)
+	}
+	if len(reasons) > 0 {
+		res.skipped = strings.Join(reasons, "; ")
+		if cfg.strict {
+			t.Skipf("SKIP: this machine cannot inject %v: %s", dropped, res.skipped)
+		}
+		t.Logf("NOT INJECTED on this machine: %v: %s", dropped, res.skipped)
+	}
+	if len(kinds) == 0 {
+		t.Skipf("SKIP: no fault of %v can be injected here: %s", cfg.kinds, res.skipped)
+	}
+	nm.c = framework.NewCluster(t, opts...)
+	return nm.c, nm, kinds
+}
+
+// chainfireRun is one run of cfg; failures are reported on t.
+func chainfireRun(t *testing.T, cfg runConfig) result {
+	seed := cfg.seed
 	res := result{seed: seed}
-	sched := schedule(seed, nodes, *durationFlag)
+	c, nm, kinds := setup(t, cfg, &res)
+	sched := schedule(seed, cfg.nodes, cfg.duration, kinds)
 	report := func(format string, args ...any) {
 		t.Errorf("seed %d: "+format+"\nfault schedule:\n%s", append(append([]any{seed}, args...), describeSchedule(sched))...)
 	}
-	c := framework.NewCluster(t, framework.WithNodes(nodes))
 	clis := make([]*clientv3.Client, clients)
 	for i := range clis {
 		cli, err := c.NewClient(c.Endpoints()...)
@@ -83,15 +153,15 @@ func chainfireRun(t *testing.T, seed uint64) result {
 	}
 
 	h := newHistory()
-	ctx, cancel := context.WithTimeout(t.Context(), *durationFlag)
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration)
 	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		traffic(ctx, clis, keys, seed, h)
 	}()
-	n, err := nemesis(ctx, c, h.start, sched)
-	res.faults = n
+	n, err := nm.run(ctx, h.start, sched)
+	res.faults, res.elections = n, nm.elections
 	<-done
 	if err != nil {
 		res.harnessErr = true
@@ -191,10 +261,14 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 	return path
 }
 
-// summary formats the runs' results as a table with a totals line.
+// summary formats the runs' results as a table with a totals line, the
+// election times after leader kills and the faults this machine could not
+// inject.
 func summary(results []result) string {
 	var b strings.Builder
 	var ops, unknown, faults, violations, lost, harness int
+	var elections []time.Duration
+	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "harness")
 	for _, r := range results {
 		fmt.Fprintf(&b, "%-12d %8d %8d %7d %10v %5d %8v\n", r.seed, r.ops, r.unknown, r.faults, r.violation, r.lost, r.harnessErr)
@@ -202,14 +276,26 @@ func summary(results []result) string {
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
+		elections = append(elections, r.elections...)
 		if r.violation {
 			violations++
 		}
 		if r.harnessErr {
 			harness++
 		}
+		if r.skipped != "" {
+			skipped[r.skipped] = true
+		}
 	}
 	fmt.Fprintf(&b, "runs %d, operations %d (%d unknown outcome), faults injected %d, linearizability violations %d, acknowledged writes lost %d, runs with harness errors %d\n",
 		len(results), ops, unknown, faults, violations, lost, harness)
+	if len(elections) > 0 {
+		slices.Sort(elections)
+		fmt.Fprintf(&b, "new leader after a leader kill (%d kills): median %v, max %v\n",
+			len(elections), elections[len(elections)/2].Round(time.Millisecond), elections[len(elections)-1].Round(time.Millisecond))
+	}
+	for s := range skipped {
+		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)
+	}
 	return b.String()
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,10 +50,34 @@ type options struct {
 	storeArgs      []string
 	namespaceModes map[string]string
 	quota          uint64
+	netns          func(i int) (netns, host string)
+	dataDir        func(i int) (string, error)
+}
+
+// WithDataDirs sets node i's storage.data_dir to the directory f returns
+// (called at every start attempt; it must return a fresh empty directory),
+// e.g. on a small filesystem of the caller's that fills up.
+func WithDataDirs(f func(i int) (string, error)) Option {
+	return func(o *options) { o.dataDir = f }
 }
 
 // WithQuotaBackendBytes sets storage.quota_backend_bytes on every node.
 func WithQuotaBackendBytes(n uint64) Option { return func(o *options) { o.quota = n } }
+
+// WithNetns runs node i (from 0) inside the network namespace netns, set
+// up by the caller, listening on host (an address of that namespace) on
+// the fixed ports NetnsAPIPort and NetnsRaftPort: every namespace has its
+// own ports. The test process must reach host from its own namespace (a
+// bridge); e2e/faults uses it to partition real processes.
+func WithNetns(f func(i int) (netns, host string)) Option {
+	return func(o *options) { o.netns = f }
+}
+
+// The ports of a node in its own network namespace (WithNetns).
+const (
+	NetnsAPIPort  = "2379"
+	NetnsRaftPort = "2380"
+)
 
 // WithNodes sets the number of nodes, all bootstrapping from
 // [cluster] initial_members (default 1).
@@ -184,20 +209,32 @@ func (c *Cluster) boot() error {
 		}
 		n.dir = dir
 		n.logPath = filepath.Join(dir, n.Name+".log")
-		if c.opts.dev {
+		switch {
+		case c.opts.dev:
 			n.apiAddr, n.raftAddr = DevAPIAddr, DevRaftAddr
 			n.dataDir = filepath.Join(n.dir, "centra-data")
 			n.Name = "centra-1"
-		} else {
+			c.nodes = append(c.nodes, n)
+			continue
+		case c.opts.netns != nil:
+			var host string
+			n.netns, host = c.opts.netns(i)
+			n.apiAddr, n.raftAddr = net.JoinHostPort(host, NetnsAPIPort), net.JoinHostPort(host, NetnsRaftPort)
+		default:
 			if n.apiAddr, err = allocAddr(); err != nil {
 				return err
 			}
 			if n.raftAddr, err = allocAddr(); err != nil {
 				return err
 			}
-			n.dataDir = filepath.Join(n.dir, "data")
-			n.configPath = filepath.Join(n.dir, "centra.toml")
 		}
+		n.dataDir = filepath.Join(n.dir, "data")
+		if c.opts.dataDir != nil {
+			if n.dataDir, err = c.opts.dataDir(i); err != nil {
+				return err
+			}
+		}
+		n.configPath = filepath.Join(n.dir, "centra.toml")
 		c.nodes = append(c.nodes, n)
 	}
 	c.bootMembers = nil
