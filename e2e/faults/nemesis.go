@@ -301,7 +301,9 @@ func moveLeader(ctx context.Context, c *framework.Cluster, leader, to *framework
 // churn removes follower through leader with `centra cluster
 // member-remove`, stops it, wipes its data, keeps it out for f.Hold and
 // adds it back with `centra cluster member-add` (a new replica ID), then
-// waits until it serves reads.
+// waits until it serves reads and is a voter again (it joins as a
+// non-voting replica, promoted once caught up): until then the cluster
+// has one voter less, and the next fault would find no quorum.
 func churn(ctx context.Context, leader, follower *framework.Node, f fault) error {
 	id := fmt.Sprint(follower.ID)
 	if r := framework.RunCLI("cluster", "member-remove", "--endpoint", leader.Endpoint(), "--node-id", id); r.Err != nil {
@@ -324,5 +326,18 @@ func churn(ctx context.Context, leader, follower *framework.Node, f fault) error
 	if r.Err != nil {
 		return fmt.Errorf("member-add %s: %s", id, r)
 	}
-	return follower.WaitReady(ctx)
+	if err := follower.WaitReady(ctx); err != nil {
+		return err
+	}
+	for {
+		st, err := follower.Status(ctx)
+		if err == nil && !st.IsLearner {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not promoted to voter after its re-add: %w (last status error: %v)", follower, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
