@@ -82,7 +82,7 @@ func (d *disks) fill(ctx context.Context, n *framework.Node, f fault) error {
 		return err
 	}
 	if crashes := n.TakeCrashes(); len(crashes) > 0 {
-		d.t.Logf("%s exited on the full disk: %s", n, strings.Join(crashes, "; "))
+		d.t.Logf("%s exited on the full disk: %s; %s", n, strings.Join(crashes, "; "), exitCause(n.CurrentLog()))
 		d.crashes = append(d.crashes, crashes...)
 	}
 	if !n.Running() {
@@ -114,4 +114,16 @@ func writeUntilFull(path string) error {
 			buf = buf[:len(buf)/2]
 		}
 	}
+}
+
+// exitCause picks out of a process's log why it exited: the panic and the
+// top of its stack, or the last lines.
+func exitCause(log string) string {
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			return "it says:\n" + strings.Join(lines[i:min(len(lines), i+8)], "\n")
+		}
+	}
+	return "its log ends:\n" + strings.Join(lines[max(0, len(lines)-8):], "\n")
 }

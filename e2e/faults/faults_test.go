@@ -49,6 +49,9 @@ type result struct {
 	harnessErr bool
 	// elections are the times to a new leader after each leader kill.
 	elections []time.Duration
+	// diskExits are the nodes' exits on a full disk (fail-stop: allowed
+	// as long as nothing acknowledged is lost).
+	diskExits int
 	// skipped names the faults this machine could not inject, and why.
 	skipped string
 }
@@ -162,6 +165,9 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	}()
 	n, err := nm.run(ctx, h.start, sched)
 	res.faults, res.elections = n, nm.elections
+	if nm.disks != nil {
+		res.diskExits = len(nm.disks.crashes)
+	}
 	<-done
 	if err != nil {
 		res.harnessErr = true
@@ -266,7 +272,7 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 // inject.
 func summary(results []result) string {
 	var b strings.Builder
-	var ops, unknown, faults, violations, lost, harness int
+	var ops, unknown, faults, violations, lost, harness, diskExits int
 	var elections []time.Duration
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "harness")
@@ -276,6 +282,7 @@ func summary(results []result) string {
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
+		diskExits += r.diskExits
 		elections = append(elections, r.elections...)
 		if r.violation {
 			violations++
@@ -293,6 +300,9 @@ func summary(results []result) string {
 		slices.Sort(elections)
 		fmt.Fprintf(&b, "new leader after a leader kill (%d kills): median %v, max %v\n",
 			len(elections), elections[len(elections)/2].Round(time.Millisecond), elections[len(elections)-1].Round(time.Millisecond))
+	}
+	if diskExits > 0 {
+		fmt.Fprintf(&b, "node exits on a full disk (fail-stop, dragonboat's log panics on ENOSPC): %d\n", diskExits)
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)
