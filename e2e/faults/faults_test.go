@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,10 @@ var (
 
 const clients = 4
 
-var keys = []string{"k0", "k1", "k2"}
+// keyPrefix holds the keys of the traffic, which the watcher watches.
+const keyPrefix = "f/"
+
+var keys = []string{keyPrefix + "k0", keyPrefix + "k1", keyPrefix + "k2"}
 
 func TestMain(m *testing.M) {
 	os.Exit(framework.Main(m))
@@ -47,8 +51,15 @@ type result struct {
 	violation  bool
 	lost       int
 	harnessErr bool
-	// elections are the times to a new leader after each leader kill.
-	elections []time.Duration
+	// watchEvents the watcher received; watchViolations of its
+	// guarantees.
+	watchEvents, watchViolations int
+	// leaseChecks that could have caught a lease expiring early;
+	// leaseViolations where it did.
+	leaseChecks, leaseViolations int
+	// elections and agreed are the times to a new leader after each
+	// leader kill, by its log and by every node's agreement (nemesis).
+	elections, agreed []time.Duration
 	// diskExits are the nodes' exits on a full disk (fail-stop: allowed
 	// as long as nothing acknowledged is lost).
 	diskExits int
@@ -145,34 +156,60 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	report := func(format string, args ...any) {
 		t.Errorf("seed %d: "+format+"\nfault schedule:\n%s", append(append([]any{seed}, args...), describeSchedule(sched))...)
 	}
-	clis := make([]*clientv3.Client, clients)
-	for i := range clis {
-		cli, err := c.NewClient(c.Endpoints()...)
-		if err != nil {
-			t.Fatalf("client: %v", err)
-		}
-		t.Cleanup(func() { cli.Close() })
-		clis[i] = cli
+	var all, one [][]string
+	for range clients {
+		all = append(all, c.Endpoints())
 	}
+	for _, ep := range c.Endpoints() {
+		one = append(one, []string{ep})
+	}
+	clis, wclis := newClients(t, c, all), newClients(t, c, one)
+	start, err := clis[0].Get(t.Context(), keyPrefix)
+	if err != nil {
+		t.Fatalf("read the start revision: %v", err)
+	}
+	w := &watcher{prefix: keyPrefix, from: start.Header.Revision + 1}
+	lc := &leaseChecker{key: "lease/k"}
 
 	h := newHistory()
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration)
 	defer cancel()
-	done := make(chan struct{})
+	wctx, wstop := context.WithCancel(t.Context())
+	wdone := make(chan struct{})
+	defer func() { wstop(); <-wdone }()
 	go func() {
-		defer close(done)
-		traffic(ctx, clis, keys, seed, h)
+		defer close(wdone)
+		w.run(wctx, wclis)
 	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { traffic(ctx, clis, keys, seed, h) })
+	wg.Go(func() { lc.run(ctx, clis[0]) })
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.elections = n, nm.elections
+	res.faults, res.elections, res.agreed = n, nm.elections, nm.agreed
 	if nm.disks != nil {
 		res.diskExits = len(nm.disks.crashes)
 	}
-	<-done
+	wg.Wait()
 	if err != nil {
 		res.harnessErr = true
 		report("nemesis: %v", err)
 		return res
+	}
+	res.leaseChecks, res.leaseViolations = lc.checks, len(lc.problems)
+	if len(lc.problems) > 0 {
+		report("lease expiry deleted a key early (%d leases, %d checks):\n  %s", lc.leases, lc.checks, strings.Join(lc.problems, "\n  "))
+	}
+	cctx, ccancel := context.WithTimeout(t.Context(), time.Minute)
+	defer ccancel()
+	problems, err := w.check(cctx, clis[0], wstop, wdone)
+	if err != nil {
+		res.harnessErr = true
+		report("watch check: %v", err)
+		return res
+	}
+	res.watchEvents, res.watchViolations = len(w.events), len(problems)
+	if len(problems) > 0 {
+		report("watch guarantees violated (%d events, %d resumes):\n  %s", len(w.events), w.resumes, strings.Join(problems, "\n  "))
 	}
 
 	final, err := restartAndRead(t, c, h)
@@ -202,8 +239,24 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 		res.harnessErr = true
 		report("porcupine could not decide linearizability of %d operations within its timeout", len(ops))
 	}
-	t.Logf("seed %d: %d operations (%d unknown), %d faults, linearizable=%v, lost=%d", seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost)
+	t.Logf("seed %d: %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, %d watch events (%d resumes, %d violations), %d lease checks (%d violations)",
+		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.watchEvents, w.resumes, res.watchViolations, res.leaseChecks, res.leaseViolations)
 	return res
+}
+
+// newClients returns a client per endpoint list, closed when the test
+// ends.
+func newClients(t *testing.T, c *framework.Cluster, endpoints [][]string) []*clientv3.Client {
+	out := make([]*clientv3.Client, len(endpoints))
+	for i, eps := range endpoints {
+		cli, err := c.NewClient(eps...)
+		if err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		t.Cleanup(func() { cli.Close() })
+		out[i] = cli
+	}
+	return out
 }
 
 // restartAndRead kills every node (SIGKILL), restarts them all, and reads
@@ -272,18 +325,24 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 // inject.
 func summary(results []result) string {
 	var b strings.Builder
-	var ops, unknown, faults, violations, lost, harness, diskExits int
-	var elections []time.Duration
+	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol int
+	var elections, agreed []time.Duration
 	skipped := map[string]bool{}
-	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "harness")
+	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
-		fmt.Fprintf(&b, "%-12d %8d %8d %7d %10v %5d %8v\n", r.seed, r.ops, r.unknown, r.faults, r.violation, r.lost, r.harnessErr)
+		fmt.Fprintf(&b, "%-12d %8d %8d %7d %10v %5d %7d %6d %7d %6d %8v\n", r.seed, r.ops, r.unknown, r.faults, r.violation, r.lost,
+			r.watchEvents, r.watchViolations, r.leaseChecks, r.leaseViolations, r.harnessErr)
+		watchEvents += r.watchEvents
+		watchViol += r.watchViolations
+		leaseChecks += r.leaseChecks
+		leaseViol += r.leaseViolations
 		ops += r.ops
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
 		diskExits += r.diskExits
 		elections = append(elections, r.elections...)
+		agreed = append(agreed, r.agreed...)
 		if r.violation {
 			violations++
 		}
@@ -296,10 +355,10 @@ func summary(results []result) string {
 	}
 	fmt.Fprintf(&b, "runs %d, operations %d (%d unknown outcome), faults injected %d, linearizability violations %d, acknowledged writes lost %d, runs with harness errors %d\n",
 		len(results), ops, unknown, faults, violations, lost, harness)
+	fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
 	if len(elections) > 0 {
-		slices.Sort(elections)
-		fmt.Fprintf(&b, "new leader after a leader kill (%d kills): median %v, max %v\n",
-			len(elections), elections[len(elections)/2].Round(time.Millisecond), elections[len(elections)-1].Round(time.Millisecond))
+		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
+			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))
 	}
 	if diskExits > 0 {
 		fmt.Fprintf(&b, "node exits on a full disk (fail-stop, dragonboat's log panics on ENOSPC): %d\n", diskExits)
@@ -308,4 +367,11 @@ func summary(results []result) string {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)
 	}
 	return b.String()
+}
+
+// medianMax describes durations by their median and maximum.
+func medianMax(d []time.Duration) string {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return fmt.Sprintf("median %v, max %v", s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 }

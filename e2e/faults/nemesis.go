@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -128,9 +129,10 @@ type nemesis struct {
 	c     *framework.Cluster
 	net   *network // nil without -partitions
 	disks *disks   // nil without -disk-full
-	// elections are the times from a leader's kill until the others
-	// agreed on a new leader.
-	elections []time.Duration
+	// elections are the times from a leader's kill until the new leader
+	// logged its election; agreed until every running node reported it
+	// (through polling, so up to a poll round later).
+	elections, agreed []time.Duration
 }
 
 // run runs schedule s, timed from start; it returns the number of faults
@@ -173,13 +175,9 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 			return err
 		}
 		if f.Kind == killLeader {
-			begin := time.Now()
-			if _, err := nm.c.WaitLeader(rctx); err != nil {
-				return fmt.Errorf("no new leader after killing %s: %w", target, err)
+			if err := nm.timeElection(rctx, target); err != nil {
+				return err
 			}
-			took := time.Since(begin)
-			nm.elections = append(nm.elections, took)
-			nm.t.Logf("new leader %v after killing leader %s", took.Round(time.Millisecond), target)
 		}
 		hold(f)
 		if err := target.Restart(); err != nil {
@@ -224,6 +222,45 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 		}
 	}
 	return nil
+}
+
+// timeElection waits until the running nodes agree on a leader after the
+// leader old was killed, and records how long the election took by the
+// new leader's log and by the nodes' agreement.
+func (nm *nemesis) timeElection(ctx context.Context, old *framework.Node) error {
+	begin := time.Now()
+	i, err := nm.c.WaitLeader(ctx)
+	if err != nil {
+		return fmt.Errorf("no new leader after killing %s: %w", old, err)
+	}
+	agreed := time.Since(begin)
+	nm.agreed = append(nm.agreed, agreed)
+	elected, ok := lastElection(nm.c.Node(i).CurrentLog())
+	if !ok || elected.Before(begin) {
+		elected = begin.Add(agreed) // not in the log: the agreement bounds it
+	}
+	nm.elections = append(nm.elections, elected.Sub(begin))
+	nm.t.Logf("after killing leader %s: %s elected %v later (agreed after %v)", old, nm.c.Node(i),
+		elected.Sub(begin).Round(time.Millisecond), agreed.Round(time.Millisecond))
+	return nil
+}
+
+// lastElection returns the time of the last "Leader elected" line of a
+// node's JSON log.
+func lastElection(log string) (time.Time, bool) {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if !strings.Contains(lines[i], `"msg":"Leader elected`) {
+			continue
+		}
+		var rec struct {
+			Time time.Time `json:"time"`
+		}
+		if json.Unmarshal([]byte(lines[i]), &rec) == nil {
+			return rec.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // hold keeps a fault in place for its duration (the fault's length, not a
