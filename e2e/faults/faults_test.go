@@ -22,7 +22,7 @@ import (
 )
 
 var (
-	runsFlag     = flag.Int("runs", 1, "number of randomized runs")
+	runsFlag     = flag.Int("runs", 0, "number of randomized runs of TestChainfireFaults (0 skips it; make test-faults passes RUNS)")
 	seedFlag     = flag.Uint64("seed", 0, "seed of the first run (run i uses seed+i); 0 picks one from the clock")
 	durationFlag = flag.Duration("duration", 20*time.Second, "traffic and faults per run")
 	outFlag      = flag.String("out", "", "directory for porcupine visualizations of violations (default: a temporary directory that is kept)")
@@ -70,14 +70,14 @@ type result struct {
 // TestChainfireFaults runs -runs seeded runs of traffic and -faults
 // against a -nodes Chainfire cluster and prints a summary table.
 func TestChainfireFaults(t *testing.T) {
+	if *runsFlag == 0 {
+		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
+	}
 	kinds, err := parseKinds(*faultsFlag)
 	if err != nil {
 		t.Fatalf("-faults: %v", err)
 	}
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano() % 1_000_000_000)
-	}
+	seed := firstSeed()
 	var results []result
 	for i := range *runsFlag {
 		s := seed + uint64(i)
@@ -86,6 +86,43 @@ func TestChainfireFaults(t *testing.T) {
 		})
 	}
 	fmt.Print(summary(results))
+}
+
+// ciDuration is the traffic of each TestFaultsCI scenario.
+const ciDuration = 15 * time.Second
+
+// TestFaultsCI is the bounded subset make test runs (about a minute of
+// traffic in all): a 3-node cluster through kills and pauses, through
+// partitions, and through leader transfers, member churn and full disks,
+// each checked like a randomized run. A scenario whose faults this machine
+// cannot inject (no root for network namespaces or tmpfs) is skipped with
+// the reason.
+func TestFaultsCI(t *testing.T) {
+	scenarios := []struct {
+		name  string
+		kinds []faultKind
+	}{
+		{"kill-pause", []faultKind{killLeader, killRandom, pauseLeader, pauseRandom}},
+		{"partition", []faultKind{isolateLeader, splitMinority, oneWay}},
+		{"membership-disk", []faultKind{transferLeader, churnFollower, diskFull}},
+	}
+	seed := firstSeed()
+	var results []result
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			cfg := runConfig{seed: seed + uint64(i), nodes: 3, duration: ciDuration, kinds: sc.kinds, strict: true}
+			results = append(results, chainfireRun(t, cfg))
+		})
+	}
+	t.Log(summary(results))
+}
+
+// firstSeed is -seed, or one from the clock.
+func firstSeed() uint64 {
+	if *seedFlag != 0 {
+		return *seedFlag
+	}
+	return uint64(time.Now().UnixNano() % 1_000_000_000)
 }
 
 // runConfig is what one run does.
