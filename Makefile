@@ -28,8 +28,9 @@ test-e2e: build
 	$(GO) test -count=1 -timeout 50m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
 
 # Fault injection with linearizability checking (e2e/faults; make test runs
-# only its bounded subset, test-faults-ci): RUNS seeded runs of DURATION
-# each on NODES control-plane nodes, SEED the first run's seed (default:
+# only its bounded subset, test-faults-ci): RUNS seeded Chainfire runs of
+# DURATION each on NODES control-plane nodes, then RUNS FlareDB runs (a
+# strong namespace on three stores), SEED the first run's seed (default:
 # from the clock), FAULTS the fault kinds drawn from (default all); prints a
 # summary table.
 RUNS ?= 1
@@ -39,7 +40,7 @@ NODES ?= 3
 FAULTS ?= all
 test-faults: build
 	$(GO) test -c -tags 'e2e faults' -o bin/faults.test ./e2e/faults
-	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run '^TestChainfireFaults$$' -test.timeout 0 \
+	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run '^(TestChainfireFaults|TestFlareDBFaults)$$' -test.timeout 0 \
 		-centra-bin=$(CURDIR)/$(BIN) -runs=$(RUNS) -seed=$(SEED) -duration=$(DURATION) -nodes=$(NODES) -faults=$(FAULTS) \
 		-out=$(CURDIR)/bin/faults
 

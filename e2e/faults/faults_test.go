@@ -36,7 +36,18 @@ const clients = 4
 // keyPrefix holds the keys of the traffic, which the watcher watches.
 const keyPrefix = "f/"
 
-var keys = []string{keyPrefix + "k0", keyPrefix + "k1", keyPrefix + "k2"}
+// makeKeys returns n keys under keyPrefix. Few keys mean much contention;
+// porcupine's search grows with the writes of unknown outcome per key.
+func makeKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%sk%d", keyPrefix, i)
+	}
+	return out
+}
+
+// chainfireKeys are the keys of a Chainfire run.
+var chainfireKeys = makeKeys(3)
 
 func TestMain(m *testing.M) {
 	os.Exit(framework.Main(m))
@@ -91,10 +102,11 @@ func TestChainfireFaults(t *testing.T) {
 // ciDuration is the traffic of each TestFaultsCI scenario.
 const ciDuration = 15 * time.Second
 
-// TestFaultsCI is the bounded subset make test runs (about a minute of
-// traffic in all): a 3-node cluster through kills and pauses, through
+// TestFaultsCI is the bounded subset make test runs (a minute of traffic
+// in all): a 3-node Chainfire cluster through kills and pauses, through
 // partitions, and through leader transfers, member churn and full disks,
-// each checked like a randomized run. A scenario whose faults this machine
+// and a strong FlareDB namespace through store kills and pauses, each
+// checked like a randomized run. A scenario whose faults this machine
 // cannot inject (no root for network namespaces or tmpfs) is skipped with
 // the reason.
 func TestFaultsCI(t *testing.T) {
@@ -114,6 +126,9 @@ func TestFaultsCI(t *testing.T) {
 			results = append(results, chainfireRun(t, cfg))
 		})
 	}
+	t.Run("flaredb-kill-pause", func(t *testing.T) {
+		results = append(results, flaredbRun(t, seed+uint64(len(scenarios)), ciDuration))
+	})
 	t.Log(summary(results))
 }
 
@@ -219,7 +234,11 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 		w.run(wctx, wclis)
 	}()
 	var wg sync.WaitGroup
-	wg.Go(func() { traffic(ctx, clis, keys, seed, h) })
+	doers := make([]doer, len(clis))
+	for i, cli := range clis {
+		doers[i] = etcdDoer(cli)
+	}
+	wg.Go(func() { traffic(ctx, doers, chainfireKeys, seed, h) })
 	wg.Go(func() { lc.run(ctx, clis[0]) })
 	n, err := nm.run(ctx, h.start, sched)
 	res.faults, res.elections, res.agreed = n, nm.elections, nm.agreed
@@ -249,12 +268,28 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 		report("watch guarantees violated (%d events, %d resumes):\n  %s", len(w.events), w.resumes, strings.Join(problems, "\n  "))
 	}
 
-	final, err := restartAndRead(t, c, h)
+	final, err := restartAndRead(t, c, h, chainfireKeys, func() (doer, func(), error) {
+		cli, err := c.NewClient(c.Endpoints()...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return etcdDoer(cli), func() { cli.Close() }, nil
+	})
 	if err != nil {
 		res.harnessErr = true
 		report("after restarting every node: %v", err)
 		return res
 	}
+	check := checkHistory(t, &res, h, final, report)
+	t.Logf("seed %d: %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, %d watch events (%d resumes, %d violations), %d lease checks (%d violations)",
+		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.watchEvents, w.resumes, res.watchViolations, res.leaseChecks, res.leaseViolations)
+	return res
+}
+
+// checkHistory checks h with porcupine against the register model and the
+// final values (read after every process restarted) for lost
+// acknowledged writes, filling res and reporting what it finds.
+func checkHistory(t *testing.T, res *result, h *history, final map[string]string, report func(string, ...any)) porcupine.CheckResult {
 	ops := h.operations()
 	res.ops = len(ops)
 	for _, op := range ops {
@@ -267,18 +302,16 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 		report("%d acknowledged write(s) lost after every node restarted:\n  %s", len(lost), strings.Join(lost, "\n  "))
 	}
 	model := registerModel.ToModel()
-	check, info := porcupine.CheckOperationsVerbose(model, ops, time.Minute)
+	check, info := porcupine.CheckOperationsVerbose(model, ops, 3*time.Minute)
 	switch check {
 	case porcupine.Illegal:
 		res.violation = true
-		report("history of %d operations is not linearizable; visualization: %s", len(ops), visualize(t, model, info, seed))
+		report("history of %d operations is not linearizable; visualization: %s", len(ops), visualize(t, model, info, res.seed))
 	case porcupine.Unknown:
 		res.harnessErr = true
 		report("porcupine could not decide linearizability of %d operations within its timeout", len(ops))
 	}
-	t.Logf("seed %d: %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, %d watch events (%d resumes, %d violations), %d lease checks (%d violations)",
-		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.watchEvents, w.resumes, res.watchViolations, res.leaseChecks, res.leaseViolations)
-	return res
+	return check
 }
 
 // newClients returns a client per endpoint list, closed when the test
@@ -296,11 +329,12 @@ func newClients(t *testing.T, c *framework.Cluster, endpoints [][]string) []*cli
 	return out
 }
 
-// restartAndRead kills every node (SIGKILL), restarts them all, and reads
-// every key through a fresh client, recording the reads into h. It returns
-// key -> value.
-func restartAndRead(t *testing.T, c *framework.Cluster, h *history) (map[string]string, error) {
-	for _, n := range c.Nodes() {
+// restartAndRead kills every process of c (SIGKILL), restarts them all,
+// and reads each of keys through a fresh client (newDoer), recording the
+// reads into h. It returns key -> value.
+func restartAndRead(t *testing.T, c *framework.Cluster, h *history, keys []string, newDoer func() (doer, func(), error)) (map[string]string, error) {
+	all := append(slices.Clone(c.Nodes()), c.Stores()...)
+	for _, n := range all {
 		if n.Paused() {
 			if err := n.Resume(); err != nil {
 				return nil, err
@@ -312,26 +346,43 @@ func restartAndRead(t *testing.T, c *framework.Cluster, h *history) (map[string]
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	if err := c.RestartAll(ctx); err != nil {
 		return nil, err
 	}
-	cli, err := c.NewClient(c.Endpoints()...)
+	for _, s := range c.Stores() {
+		if err := s.Restart(); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range c.Stores() {
+		if err := s.WaitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+	do, closeDoer, err := newDoer()
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
+	defer closeDoer()
 	final := map[string]string{}
 	for _, k := range keys {
 		in := input{Kind: opGet, Key: k}
-		call := h.now()
-		out := do(ctx, cli, in)
-		if out.Unknown {
-			return nil, fmt.Errorf("final read of %s failed", k)
+		for {
+			call := h.now()
+			out := do(ctx, in)
+			h.add(clients, in, call, out)
+			if !out.Unknown {
+				final[k] = out.Value
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("final read of %s failed until %w", k, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		h.add(clients, in, call, out)
-		final[k] = out.Value
 	}
 	return final, nil
 }
@@ -392,7 +443,9 @@ func summary(results []result) string {
 	}
 	fmt.Fprintf(&b, "runs %d, operations %d (%d unknown outcome), faults injected %d, linearizability violations %d, acknowledged writes lost %d, runs with harness errors %d\n",
 		len(results), ops, unknown, faults, violations, lost, harness)
-	fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
+	if watchEvents+leaseChecks > 0 {
+		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
+	}
 	if len(elections) > 0 {
 		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
 			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,10 +126,13 @@ func describeSchedule(s []fault) string {
 
 // nemesis injects faults into a cluster.
 type nemesis struct {
-	t     *testing.T
-	c     *framework.Cluster
-	net   *network // nil without -partitions
-	disks *disks   // nil without -disk-full
+	t *testing.T
+	c *framework.Cluster
+	// targets are the processes the random kinds hit: the control-plane
+	// nodes when nil, else (FlareDB) the stores.
+	targets []*framework.Node
+	net     *network // nil without -partitions
+	disks   *disks   // nil without -disk-full
 	// elections are the times from a leader's kill until the new leader
 	// logged its election; agreed until every running node reported it
 	// (through polling, so up to a poll round later).
@@ -165,7 +169,11 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 		return err
 	}
 	n := len(nm.c.Nodes())
-	target := nm.c.Node(f.Node)
+	targets := nm.targets
+	if targets == nil {
+		targets = nm.c.Nodes()
+	}
+	target := targets[f.Node%len(targets)]
 	if f.Kind.onLeader() {
 		target = nm.c.Node(leader)
 	}
@@ -216,7 +224,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 			return err
 		}
 	}
-	for _, node := range nm.c.Nodes() {
+	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
 		if err := node.WaitReady(rctx); err != nil {
 			return err
 		}
