@@ -298,21 +298,12 @@ func (nm *nemesis) partition(f fault, leader, n int) error {
 		return nil
 	}
 	for i := range n {
-		if !contains(a, i) {
+		if !slices.Contains(a, i) {
 			b = append(b, i)
 		}
 	}
 	nm.t.Logf("partition: nodes %v | nodes %v", plusOne(a), plusOne(b))
 	return nm.net.cut(a, b)
-}
-
-func contains(s []int, x int) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // plusOne turns indexes into node names' numbers.
