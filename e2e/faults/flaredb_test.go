@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,19 +103,32 @@ func flaredbRun(t *testing.T, seed uint64, d time.Duration) result {
 	return res
 }
 
+// flaredbOpTimeout bounds each FlareDB request, retries included: longer
+// than Chainfire's, as the client finds a region's new leader through PD
+// after an election.
+const flaredbOpTimeout = 5 * time.Second
+
 // flaredbDoer sends requests to the strong namespace through cli: Get,
 // Put, and CompareAndSwap (prevNotExist for an absent expected value).
-// Every error leaves the outcome unknown.
+// An error leaves the outcome unknown unless the client sent no request
+// to any store (OpError.Attempts == 0).
 func flaredbDoer(cli *flaredb.Client) doer {
 	return func(ctx context.Context, in input) output {
-		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		ctx, cancel := context.WithTimeout(ctx, flaredbOpTimeout)
 		defer cancel()
 		key := []byte(in.Key)
+		failed := func(err error) output {
+			var oe *flaredb.OpError
+			if errors.As(err, &oe) && oe.Attempts == 0 {
+				return output{NotSent: true}
+			}
+			return output{Unknown: true}
+		}
 		switch in.Kind {
 		case opGet:
 			v, found, err := cli.Get(ctx, strongNS, key)
 			if err != nil {
-				return output{Unknown: true}
+				return failed(err)
 			}
 			if !found {
 				return output{}
@@ -122,13 +136,13 @@ func flaredbDoer(cli *flaredb.Client) doer {
 			return output{Value: string(v)}
 		case opPut:
 			if err := cli.Put(ctx, strongNS, key, []byte(in.Value)); err != nil {
-				return output{Unknown: true}
+				return failed(err)
 			}
 			return output{}
 		default:
 			ok, _, _, err := cli.CompareAndSwap(ctx, strongNS, key, []byte(in.Expect), in.Expect == "", []byte(in.Value))
 			if err != nil {
-				return output{Unknown: true}
+				return failed(err)
 			}
 			return output{Succeeded: ok}
 		}
