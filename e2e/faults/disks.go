@@ -26,7 +26,11 @@ const diskSize = 256 << 20
 type disks struct {
 	t      *testing.T
 	mounts []string
-	// crashes are the nodes' exits while their disk was full.
+	// filled are the indexes of the nodes whose disk was filled: pebble
+	// may hold on to a write error from then and exit on a later write,
+	// seconds after the space came back.
+	filled map[int]bool
+	// crashes are the nodes' exits on a full disk or after one.
 	crashes []string
 }
 
@@ -37,7 +41,7 @@ func newDisks(t *testing.T, n int) (*disks, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("a tmpfs per node needs root (mount -t tmpfs)")
 	}
-	d := &disks{t: t}
+	d := &disks{t: t, filled: map[int]bool{}}
 	t.Cleanup(func() {
 		for _, m := range d.mounts {
 			if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
@@ -69,24 +73,40 @@ func (d *disks) dataDir(i int) (string, error) { return os.MkdirTemp(d.mounts[i]
 // fill fills n's filesystem to the last byte with a ballast file, holds
 // for f.Hold while traffic runs into the full disk, removes the ballast
 // and restarts n if it exited meanwhile (an exit on ENOSPC is allowed;
-// losing what it acknowledged is not, which the run's checks see).
+// losing what it acknowledged is not, which the run's checks see). A
+// filled node that exits later is revived by the nemesis.
 func (d *disks) fill(ctx context.Context, n *framework.Node, f fault) error {
 	mount := d.mounts[n.Index]
 	ballast := filepath.Join(mount, "ballast")
 	if err := writeUntilFull(ballast); err != nil {
 		return err
 	}
+	d.filled[n.Index] = true
 	d.t.Logf("%s: data filesystem %s full", n, mount)
 	hold(f)
 	if err := os.Remove(ballast); err != nil {
 		return err
 	}
-	if crashes := n.TakeCrashes(); len(crashes) > 0 {
-		d.t.Logf("%s exited on the full disk: %s; %s", n, strings.Join(crashes, "; "), exitCause(n.CurrentLog()))
-		d.crashes = append(d.crashes, crashes...)
+	_, err := d.revive(n)
+	return err
+}
+
+// revive restarts n if its disk was filled and it exited since, and
+// reports whether it did.
+func (d *disks) revive(n *framework.Node) (bool, error) {
+	if d == nil || !d.filled[n.Index] || n.Running() {
+		return false, nil
 	}
-	if !n.Running() {
-		if err := n.Restart(); err != nil {
+	crashes := n.TakeCrashes()
+	d.t.Logf("%s exited on or after a full disk: %s; %s", n, strings.Join(crashes, "; "), exitCause(n.CurrentLog()))
+	d.crashes = append(d.crashes, crashes...)
+	return true, n.Restart()
+}
+
+// reviveAll revives every node of c.
+func (d *disks) reviveAll(c *framework.Cluster) error {
+	for _, n := range c.Nodes() {
+		if _, err := d.revive(n); err != nil {
 			return err
 		}
 	}

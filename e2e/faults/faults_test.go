@@ -156,7 +156,7 @@ type runConfig struct {
 // fault this machine cannot inject is dropped from res's kinds and noted
 // in res.skipped (or skips the test when cfg.strict).
 func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemesis, []faultKind) {
-	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag)}
+	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag), framework.WithProcessGroups()}
 	nm := &nemesis{t: t}
 	var kinds, dropped []faultKind
 	var reasons []string
@@ -242,10 +242,13 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	wg.Go(func() { lc.run(ctx, clis[0]) })
 	n, err := nm.run(ctx, h.start, sched)
 	res.faults, res.elections, res.agreed = n, nm.elections, nm.agreed
+	wg.Wait()
+	if err == nil {
+		err = nm.disks.reviveAll(c)
+	}
 	if nm.disks != nil {
 		res.diskExits = len(nm.disks.crashes)
 	}
-	wg.Wait()
 	if err != nil {
 		res.harnessErr = true
 		report("nemesis: %v", err)
@@ -451,7 +454,7 @@ func summary(results []result) string {
 			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))
 	}
 	if diskExits > 0 {
-		fmt.Fprintf(&b, "node exits on a full disk (fail-stop, dragonboat's log panics on ENOSPC): %d\n", diskExits)
+		fmt.Fprintf(&b, "node exits on or after a full disk (fail-stop: dragonboat's log store and the state machine panic on ENOSPC, pebble's WAL also on a later write): %d\n", diskExits)
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)

@@ -52,7 +52,7 @@ func TestFlareDBFaults(t *testing.T) {
 func flaredbRun(t *testing.T, seed uint64, d time.Duration) result {
 	res := result{seed: seed}
 	const stores = 3
-	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithTickMs(*tickFlag),
+	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithTickMs(*tickFlag), framework.WithProcessGroups(),
 		framework.WithStores(stores), framework.WithNamespaceModes(map[string]string{strongNS: "strong"}))
 	nm := &nemesis{t: t, c: c, targets: c.Stores()}
 	sched := schedule(seed, stores, d, flaredbKinds)

@@ -164,6 +164,9 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 	// Recovery outlives the traffic: the run's end must not cut it short.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
+	if err := nm.disks.reviveAll(nm.c); err != nil {
+		return err
+	}
 	leader, err := nm.c.WaitLeader(rctx)
 	if err != nil {
 		return err
@@ -225,7 +228,13 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 		}
 	}
 	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
-		if err := node.WaitReady(rctx); err != nil {
+		err := node.WaitReady(rctx)
+		if revived, rerr := nm.disks.revive(node); rerr != nil {
+			return rerr
+		} else if revived {
+			err = node.WaitReady(rctx)
+		}
+		if err != nil {
 			return err
 		}
 	}

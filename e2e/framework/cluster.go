@@ -52,7 +52,16 @@ type options struct {
 	quota          uint64
 	netns          func(i int) (netns, host string)
 	dataDir        func(i int) (string, error)
+	ownPgrp        bool
 }
+
+// WithProcessGroups starts every process in a process group of its own.
+// The kernel sends SIGHUP to the stopped members of a process group that
+// becomes orphaned (a suite run as a background job whose shell exits):
+// a node paused with SIGSTOP would die of it. The price: a Ctrl-C on the
+// terminal reaches only the test process, which stops the nodes in its
+// cleanup (a killed test process leaves them running).
+func WithProcessGroups() Option { return func(o *options) { o.ownPgrp = true } }
 
 // WithDataDirs sets node i's storage.data_dir to the directory f returns
 // (called at every start attempt; it must return a fresh empty directory),

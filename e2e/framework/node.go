@@ -189,6 +189,9 @@ func (n *Node) launch() error {
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	if n.c.opts.ownPgrp {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	cmd.WaitDelay = stopGrace
 	if err := cmd.Start(); err != nil {
 		cancel()
