@@ -45,8 +45,8 @@ test-faults: build
 		-out=$(CURDIR)/bin/faults
 
 # The bounded subset of the fault suite that make test runs (TestFaultsCI:
-# three short scenarios, a few minutes; partitions and disk-full skip with
-# the reason without root).
+# five 15 s scenarios, about two minutes; partitions and disk-full skip
+# with the reason without root).
 test-faults-ci: build
 	$(GO) test -count=1 -timeout 10m -tags 'e2e faults' ./e2e/faults -centra-bin=$(CURDIR)/$(BIN)
 

@@ -49,7 +49,7 @@
 // on a strong namespace through flaredb/client while stores are killed and
 // paused, checked with the same model.
 //
-// TestFaultsCI, a bounded subset (four 15 s scenarios), runs with
+// TestFaultsCI, a bounded subset (five 15 s scenarios), runs with
 // `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized
 // Chainfire and N FlareDB runs and prints summary tables. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML
