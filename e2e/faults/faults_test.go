@@ -96,7 +96,7 @@ func TestChainfireFaults(t *testing.T) {
 			results = append(results, chainfireRun(t, runConfig{seed: s, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds}))
 		})
 	}
-	fmt.Print(summary(results))
+	fmt.Print(summary("Chainfire, "+fmt.Sprint(*nodesFlag)+" nodes, faults "+*faultsFlag, results))
 }
 
 // ciDuration is the traffic of each TestFaultsCI scenario.
@@ -131,7 +131,7 @@ func TestFaultsCI(t *testing.T) {
 	t.Run("flaredb-kill-pause", func(t *testing.T) {
 		results = append(results, flaredbRun(t, seed+uint64(len(scenarios)), ciDuration))
 	})
-	t.Log(summary(results))
+	t.Log(summary("TestFaultsCI (the last run is FlareDB's)", results))
 }
 
 // firstSeed is -seed, or one from the clock.
@@ -416,8 +416,9 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 // summary formats the runs' results as a table with a totals line, the
 // election times after leader kills and the faults this machine could not
 // inject.
-func summary(results []result) string {
+func summary(title string, results []result) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "\n%s", title)
 	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol int
 	var elections, agreed []time.Duration
 	skipped := map[string]bool{}

@@ -45,7 +45,7 @@ func TestFlareDBFaults(t *testing.T) {
 			results = append(results, flaredbRun(t, s, *durationFlag))
 		})
 	}
-	fmt.Print(summary(results))
+	fmt.Print(summary("FlareDB strong namespace, 3 stores + 1 control-plane node, faults kill/pause of stores", results))
 }
 
 // flaredbRun is one FlareDB run with seed; failures are reported on t.
