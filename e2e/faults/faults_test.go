@@ -74,6 +74,8 @@ type result struct {
 	// diskExits are the nodes' exits on a full disk (fail-stop: allowed
 	// as long as nothing acknowledged is lost).
 	diskExits int
+	// byKind counts the faults injected by kind.
+	byKind [numFaultKinds]int
 	// skipped names the faults this machine could not inject, and why.
 	skipped string
 }
@@ -243,7 +245,7 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	wg.Go(func() { traffic(ctx, doers, chainfireKeys, seed, h) })
 	wg.Go(func() { lc.run(ctx, clis[0]) })
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.elections, res.agreed = n, nm.elections, nm.agreed
+	res.faults, res.elections, res.agreed, res.byKind = n, nm.elections, nm.agreed, nm.injected
 	wg.Wait()
 	if err == nil {
 		err = nm.disks.reviveAll(c)
@@ -421,6 +423,7 @@ func summary(title string, results []result) string {
 	fmt.Fprintf(&b, "\n%s", title)
 	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol int
 	var elections, agreed []time.Duration
+	var byKind [numFaultKinds]int
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
@@ -437,6 +440,9 @@ func summary(title string, results []result) string {
 		diskExits += r.diskExits
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
+		for k, n := range r.byKind {
+			byKind[k] += n
+		}
 		if r.violation {
 			violations++
 		}
@@ -449,6 +455,13 @@ func summary(title string, results []result) string {
 	}
 	fmt.Fprintf(&b, "runs %d, operations %d (%d unknown outcome), faults injected %d, linearizability violations %d, acknowledged writes lost %d, runs with harness errors %d\n",
 		len(results), ops, unknown, faults, violations, lost, harness)
+	var kinds []string
+	for k, n := range byKind {
+		if n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", faultKind(k), n))
+		}
+	}
+	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
 	if watchEvents+leaseChecks > 0 {
 		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
 	}

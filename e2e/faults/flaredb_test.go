@@ -78,7 +78,7 @@ func flaredbRun(t *testing.T, seed uint64, d time.Duration) result {
 		traffic(ctx, doers, flaredbKeys, seed, h)
 	}()
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults = n
+	res.faults, res.byKind = n, nm.injected
 	<-done
 	if err != nil {
 		res.harnessErr = true

@@ -137,6 +137,8 @@ type nemesis struct {
 	// logged its election; agreed until every running node reported it
 	// (through polling, so up to a poll round later).
 	elections, agreed []time.Duration
+	// injected counts the faults injected by kind.
+	injected [numFaultKinds]int
 }
 
 // run runs schedule s, timed from start; it returns the number of faults
@@ -154,6 +156,7 @@ func (nm *nemesis) run(ctx context.Context, start time.Time, s []fault) (int, er
 			return injected, fmt.Errorf("%v: %w", f, err)
 		}
 		injected++
+		nm.injected[f.Kind]++
 	}
 	return injected, nil
 }
