@@ -7,14 +7,14 @@ LDFLAGS := -X github.com/centra-cloud/centra/internal/cli.Version=$(VERSION)
 
 include tools.mk
 
-.PHONY: build test test-unit test-promql test-e2e test-faults vet fmt-check bench bench-etcd clean
+.PHONY: build test test-unit test-promql test-e2e test-faults test-faults-ci vet fmt-check bench bench-etcd clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 # Every test: unit and integration tests, then the end-to-end suite against
 # real centra processes.
-test: vet fmt-check test-unit test-promql test-e2e
+test: vet fmt-check test-unit test-promql test-e2e test-faults-ci
 
 test-unit:
 	$(GO) test -count=1 -timeout 15m ./...
@@ -27,16 +27,28 @@ test-promql:
 test-e2e: build
 	$(GO) test -count=1 -timeout 50m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
 
-# Fault injection with linearizability checking (e2e/faults; not run by
-# make test): RUNS seeded runs of DURATION each, SEED the first run's seed
-# (default: from the clock); prints a summary table.
+# Fault injection with linearizability checking (e2e/faults; make test runs
+# only its bounded subset, test-faults-ci): RUNS seeded Chainfire runs of
+# DURATION each on NODES control-plane nodes, then RUNS FlareDB runs (a
+# strong namespace on three stores), SEED the first run's seed (default:
+# from the clock), FAULTS the fault kinds drawn from (default all); prints a
+# summary table.
 RUNS ?= 1
 DURATION ?= 20s
 SEED ?= 0
+NODES ?= 3
+FAULTS ?= all
 test-faults: build
 	$(GO) test -c -tags 'e2e faults' -o bin/faults.test ./e2e/faults
-	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run TestChainfireFaults -test.timeout 0 \
-		-centra-bin=$(CURDIR)/$(BIN) -runs=$(RUNS) -seed=$(SEED) -duration=$(DURATION) -out=$(CURDIR)/bin/faults
+	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run '^(TestChainfireFaults|TestFlareDBFaults)$$' -test.timeout 0 \
+		-centra-bin=$(CURDIR)/$(BIN) -runs=$(RUNS) -seed=$(SEED) -duration=$(DURATION) -nodes=$(NODES) -faults=$(FAULTS) \
+		-out=$(CURDIR)/bin/faults
+
+# The bounded subset of the fault suite that make test runs (TestFaultsCI:
+# five 15 s scenarios, about two minutes; partitions and disk-full skip
+# with the reason without root).
+test-faults-ci: build
+	$(GO) test -count=1 -timeout 10m -tags 'e2e faults' ./e2e/faults -centra-bin=$(CURDIR)/$(BIN)
 
 vet:
 	$(GO) vet ./...

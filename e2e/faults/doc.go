@@ -1,17 +1,58 @@
 //go:build e2e && faults
 
 // Package faults is the fault-injection suite: it starts real centra
-// control-plane processes with e2e/framework, drives concurrent etcd
-// clients (put, get, txn compare-and-swap on a few keys) while a seeded
-// nemesis kills (SIGKILL) and pauses (SIGSTOP longer than the election
-// timeout) the leader or a random node, records every operation with its
-// call and return times, and checks the history with porcupine against a
-// per-key register model. An operation whose outcome is unknown (timeout,
-// lost connection) may take effect at any later time: its return time is
-// infinite. After the traffic, every node is killed and restarted, and no
-// acknowledged write may be missing.
+// processes with e2e/framework, drives concurrent clients while a seeded
+// nemesis injects faults, records every operation with its call and return
+// times, and checks the history with porcupine against a per-key register
+// model. An operation whose outcome is unknown (timeout, lost connection)
+// may take effect at any later time: its return time is infinite. After
+// the traffic every process is killed and restarted, and no acknowledged
+// write may be missing.
 //
-// It is behind the build tags e2e and faults so `make test` does not run
-// it; run `make test-faults RUNS=N`. A violation prints the run's seed and
-// fault schedule and writes porcupine's HTML visualization under -out.
+// Chainfire (3 or 5 control-plane nodes, -nodes) gets get/put/txn-CAS
+// traffic on a few keys and these faults (-faults, default all):
+//
+//   - kill-leader, kill-random: SIGKILL, restart after the hold; after a
+//     leader kill the time to a new leader is measured (the new leader's
+//     "Leader elected" log line, and every node's agreement by polling)
+//     and its median and maximum reported;
+//   - pause-leader, pause-random: SIGSTOP for longer than the election
+//     timeout, then SIGCONT;
+//   - isolate-leader, split (a minority from the majority), one-way (a
+//     node's packets to its peers dropped, theirs still arrive): each node
+//     runs in its own network namespace (ip netns exec) on a veth pair
+//     joined by a bridge in the test's namespace, where the clients run;
+//     a partition is a set of blackhole routes inside the nodes'
+//     namespaces, so it needs neither iptables, nft nor tc actions. The
+//     names carry the test process's pid; namespaces and bridges are
+//     removed at the test's end and leftovers of killed runs by the next;
+//   - transfer-leader: Maintenance.MoveLeader to a follower;
+//   - churn-follower: `centra cluster member-remove` of a follower, wipe,
+//     `member-add` of the same node ID (a new replica ID), and a wait until
+//     it is a voter again;
+//   - disk-full: every node's data directory is on a tmpfs of its own,
+//     which the fault fills with a ballast file; a node may exit on ENOSPC
+//     (dragonboat's log store panics: fail-stop) and is restarted once the
+//     ballast is gone; its exits are counted in the summary.
+//
+// Partitions and disk-full need root; without it randomized runs drop them
+// with a NOT INJECTED line in the summary, and TestFaultsCI skips those
+// scenarios with the reason. Through the faults a watcher checks etcd's
+// watch guarantees (resumed from its next revision every few seconds and
+// after failures, through each node in turn: ordered, no duplicates, every
+// event of a revision in one response, and equal to a fresh replay from
+// the start revision), and a lease checker holds a key under a lease with
+// keepalives (the key must not vanish before the call of the last
+// acknowledged keepalive plus the TTL).
+//
+// FlareDB (three stores, one control-plane node) gets get/put/CAS traffic
+// on a strong namespace through flaredb/client while stores are killed and
+// paused, checked with the same model.
+//
+// TestFaultsCI, a bounded subset (five 15 s scenarios), runs with
+// `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized
+// Chainfire and N FlareDB runs and prints summary tables. A violation
+// prints the run's seed and fault schedule and writes porcupine's HTML
+// visualization under -out; -seed replays a run's schedule (the
+// interleaving of the traffic is the machine's).
 package faults

@@ -8,29 +8,46 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/e2e/framework"
 )
 
 var (
-	runsFlag     = flag.Int("runs", 1, "number of randomized runs")
+	runsFlag     = flag.Int("runs", 0, "number of randomized runs of TestChainfireFaults (0 skips it; make test-faults passes RUNS)")
 	seedFlag     = flag.Uint64("seed", 0, "seed of the first run (run i uses seed+i); 0 picks one from the clock")
 	durationFlag = flag.Duration("duration", 20*time.Second, "traffic and faults per run")
 	outFlag      = flag.String("out", "", "directory for porcupine visualizations of violations (default: a temporary directory that is kept)")
+	faultsFlag   = flag.String("faults", "all", "comma-separated fault kinds to draw from (all, "+strings.Join(faultNames[:], ", ")+")")
+	nodesFlag    = flag.Int("nodes", 3, "control-plane nodes (3 or 5)")
+	tickFlag     = flag.Uint64("tick-ms", config.Default().Raft.TickIntervalMs, "raft.tick_interval_ms (default: centra's default; the election timeout is 10 ticks)")
 )
 
-const (
-	nodes   = 3
-	clients = 4
-)
+const clients = 4
 
-var keys = []string{"k0", "k1", "k2"}
+// keyPrefix holds the keys of the traffic, which the watcher watches.
+const keyPrefix = "f/"
+
+// makeKeys returns n keys under keyPrefix. Few keys mean much contention;
+// porcupine's search grows with the writes of unknown outcome per key.
+func makeKeys(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%sk%d", keyPrefix, i)
+	}
+	return out
+}
+
+// chainfireKeys are the keys of a Chainfire run.
+var chainfireKeys = makeKeys(3)
 
 func TestMain(m *testing.M) {
 	os.Exit(framework.Main(m))
@@ -45,66 +62,241 @@ type result struct {
 	violation  bool
 	lost       int
 	harnessErr bool
+	// watchEvents the watcher received; watchViolations of its
+	// guarantees.
+	watchEvents, watchViolations int
+	// leaseChecks that could have caught a lease expiring early;
+	// leaseViolations where it did.
+	leaseChecks, leaseViolations int
+	// elections and agreed are the times to a new leader after each
+	// leader kill, by its log and by every node's agreement (nemesis).
+	elections, agreed []time.Duration
+	// diskExits are the nodes' exits on a full disk (fail-stop: allowed
+	// as long as nothing acknowledged is lost).
+	diskExits int
+	// byKind counts the faults injected by kind.
+	byKind [numFaultKinds]int
+	// skipped names the faults this machine could not inject, and why.
+	skipped string
 }
 
-// TestChainfireFaults runs -runs seeded runs of traffic and faults against
-// a 3-node Chainfire cluster and prints a summary table.
+// TestChainfireFaults runs -runs seeded runs of traffic and -faults
+// against a -nodes Chainfire cluster and prints a summary table.
 func TestChainfireFaults(t *testing.T) {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano() % 1_000_000_000)
+	if *runsFlag == 0 {
+		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
+	kinds, err := parseKinds(*faultsFlag)
+	if err != nil {
+		t.Fatalf("-faults: %v", err)
+	}
+	seed := firstSeed()
 	var results []result
 	for i := range *runsFlag {
 		s := seed + uint64(i)
 		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, chainfireRun(t, s))
+			results = append(results, chainfireRun(t, runConfig{seed: s, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds}))
 		})
 	}
-	fmt.Print(summary(results))
+	fmt.Print(summary("Chainfire, "+fmt.Sprint(*nodesFlag)+" nodes, faults "+*faultsFlag, results))
 }
 
-// chainfireRun is one run with seed; failures are reported on t.
-func chainfireRun(t *testing.T, seed uint64) result {
+// ciDuration is the traffic of each TestFaultsCI scenario.
+const ciDuration = 15 * time.Second
+
+// TestFaultsCI is the bounded subset make test runs (75 s of traffic in
+// all): a 3-node Chainfire cluster through kills and pauses, through
+// partitions, through leader transfers and member churn, and through full
+// disks,
+// and a strong FlareDB namespace through store kills and pauses, each
+// checked like a randomized run. A scenario whose faults this machine
+// cannot inject (no root for network namespaces or tmpfs) is skipped with
+// the reason.
+func TestFaultsCI(t *testing.T) {
+	scenarios := []struct {
+		name  string
+		kinds []faultKind
+	}{
+		{"kill-pause", []faultKind{killLeader, killRandom, pauseLeader, pauseRandom}},
+		{"partition", []faultKind{isolateLeader, splitMinority, oneWay}},
+		{"membership", []faultKind{transferLeader, churnFollower}},
+		{"disk-full", []faultKind{diskFull}},
+	}
+	seed := firstSeed()
+	var results []result
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			cfg := runConfig{seed: seed + uint64(i), nodes: 3, duration: ciDuration, kinds: sc.kinds, strict: true}
+			results = append(results, chainfireRun(t, cfg))
+		})
+	}
+	t.Run("flaredb-kill-pause", func(t *testing.T) {
+		results = append(results, flaredbRun(t, seed+uint64(len(scenarios)), ciDuration))
+	})
+	t.Log(summary("TestFaultsCI (the last run is FlareDB's)", results))
+}
+
+// firstSeed is -seed, or one from the clock.
+func firstSeed() uint64 {
+	if *seedFlag != 0 {
+		return *seedFlag
+	}
+	return uint64(time.Now().UnixNano() % 1_000_000_000)
+}
+
+// runConfig is what one run does.
+type runConfig struct {
+	seed     uint64
+	nodes    int
+	duration time.Duration
+	kinds    []faultKind
+	// strict fails the run when a fault of kinds cannot be injected on
+	// this machine (instead of dropping it with a note in the summary).
+	strict bool
+}
+
+// setup starts the cluster of cfg with what its faults need: a network
+// namespace per node for partitions, a tmpfs per node for disk-full. A
+// fault this machine cannot inject is dropped from res's kinds and noted
+// in res.skipped (or skips the test when cfg.strict).
+func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemesis, []faultKind) {
+	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag), framework.WithProcessGroups()}
+	nm := &nemesis{t: t}
+	var kinds, dropped []faultKind
+	var reasons []string
+	if slices.ContainsFunc(cfg.kinds, faultKind.needsNetwork) {
+		nw, err := newNetwork(t, cfg.nodes)
+		if err != nil {
+			reasons = append(reasons, "partitions: "+err.Error())
+		} else {
+			nm.net = nw
+			opts = append(opts, framework.WithNetns(func(i int) (string, string) { return nw.ns(i), nw.host(i) }))
+		}
+	}
+	if slices.Contains(cfg.kinds, diskFull) {
+		d, err := newDisks(t, cfg.nodes)
+		if err != nil {
+			reasons = append(reasons, "disk-full: "+err.Error())
+		} else {
+			nm.disks = d
+			opts = append(opts, framework.WithDataDirs(d.dataDir))
+		}
+	}
+	for _, k := range cfg.kinds {
+		if k.needsNetwork() && nm.net == nil || k == diskFull && nm.disks == nil {
+			dropped = append(dropped, k)
+			continue
+		}
+		kinds = append(kinds, k)
+	}
+	if len(reasons) > 0 {
+		res.skipped = strings.Join(reasons, "; ")
+		if cfg.strict {
+			t.Skipf("SKIP: this machine cannot inject %v: %s", dropped, res.skipped)
+		}
+		t.Logf("NOT INJECTED on this machine: %v: %s", dropped, res.skipped)
+	}
+	if len(kinds) == 0 {
+		t.Skipf("SKIP: no fault of %v can be injected here: %s", cfg.kinds, res.skipped)
+	}
+	nm.c = framework.NewCluster(t, opts...)
+	return nm.c, nm, kinds
+}
+
+// chainfireRun is one run of cfg; failures are reported on t.
+func chainfireRun(t *testing.T, cfg runConfig) result {
+	seed := cfg.seed
 	res := result{seed: seed}
-	sched := schedule(seed, nodes, *durationFlag)
+	c, nm, kinds := setup(t, cfg, &res)
+	sched := schedule(seed, cfg.nodes, cfg.duration, kinds)
 	report := func(format string, args ...any) {
 		t.Errorf("seed %d: "+format+"\nfault schedule:\n%s", append(append([]any{seed}, args...), describeSchedule(sched))...)
 	}
-	c := framework.NewCluster(t, framework.WithNodes(nodes))
-	clis := make([]*clientv3.Client, clients)
-	for i := range clis {
-		cli, err := c.NewClient(c.Endpoints()...)
-		if err != nil {
-			t.Fatalf("client: %v", err)
-		}
-		t.Cleanup(func() { cli.Close() })
-		clis[i] = cli
+	var all, one [][]string
+	for range clients {
+		all = append(all, c.Endpoints())
 	}
+	for _, ep := range c.Endpoints() {
+		one = append(one, []string{ep})
+	}
+	clis, wclis := newClients(t, c, all), newClients(t, c, one)
+	start, err := clis[0].Get(t.Context(), keyPrefix)
+	if err != nil {
+		t.Fatalf("read the start revision: %v", err)
+	}
+	w := &watcher{prefix: keyPrefix, from: start.Header.Revision + 1}
+	lc := &leaseChecker{key: "lease/k"}
 
 	h := newHistory()
-	ctx, cancel := context.WithTimeout(t.Context(), *durationFlag)
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration)
 	defer cancel()
-	done := make(chan struct{})
+	wctx, wstop := context.WithCancel(t.Context())
+	wdone := make(chan struct{})
+	defer func() { wstop(); <-wdone }()
 	go func() {
-		defer close(done)
-		traffic(ctx, clis, keys, seed, h)
+		defer close(wdone)
+		w.run(wctx, wclis)
 	}()
-	n, err := nemesis(ctx, c, h.start, sched)
-	res.faults = n
-	<-done
+	var wg sync.WaitGroup
+	doers := make([]doer, len(clis))
+	for i, cli := range clis {
+		doers[i] = etcdDoer(cli)
+	}
+	wg.Go(func() { traffic(ctx, doers, chainfireKeys, seed, h) })
+	wg.Go(func() { lc.run(ctx, clis[0]) })
+	n, err := nm.run(ctx, h.start, sched)
+	res.faults, res.elections, res.agreed, res.byKind = n, nm.elections, nm.agreed, nm.injected
+	wg.Wait()
+	if err == nil {
+		err = nm.disks.reviveAll(c)
+	}
+	if nm.disks != nil {
+		res.diskExits = len(nm.disks.crashes)
+	}
 	if err != nil {
 		res.harnessErr = true
 		report("nemesis: %v", err)
 		return res
 	}
+	res.leaseChecks, res.leaseViolations = lc.checks, len(lc.problems)
+	if len(lc.problems) > 0 {
+		report("lease expiry deleted a key early (%d leases, %d checks):\n  %s", lc.leases, lc.checks, strings.Join(lc.problems, "\n  "))
+	}
+	cctx, ccancel := context.WithTimeout(t.Context(), time.Minute)
+	defer ccancel()
+	problems, err := w.check(cctx, clis[0], wstop, wdone)
+	if err != nil {
+		res.harnessErr = true
+		report("watch check: %v", err)
+		return res
+	}
+	res.watchEvents, res.watchViolations = len(w.events), len(problems)
+	if len(problems) > 0 {
+		report("watch guarantees violated (%d events, %d resumes):\n  %s", len(w.events), w.resumes, strings.Join(problems, "\n  "))
+	}
 
-	final, err := restartAndRead(t, c, h)
+	final, err := restartAndRead(t, c, h, chainfireKeys, func() (doer, func(), error) {
+		cli, err := c.NewClient(c.Endpoints()...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return etcdDoer(cli), func() { cli.Close() }, nil
+	})
 	if err != nil {
 		res.harnessErr = true
 		report("after restarting every node: %v", err)
 		return res
 	}
+	check := checkHistory(t, &res, h, final, report)
+	t.Logf("seed %d: %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, %d watch events (%d resumes, %d violations), %d lease checks (%d violations)",
+		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.watchEvents, w.resumes, res.watchViolations, res.leaseChecks, res.leaseViolations)
+	return res
+}
+
+// checkHistory checks h with porcupine against the register model and the
+// final values (read after every process restarted) for lost
+// acknowledged writes, filling res and reporting what it finds.
+func checkHistory(t *testing.T, res *result, h *history, final map[string]string, report func(string, ...any)) porcupine.CheckResult {
 	ops := h.operations()
 	res.ops = len(ops)
 	for _, op := range ops {
@@ -117,24 +309,39 @@ func chainfireRun(t *testing.T, seed uint64) result {
 		report("%d acknowledged write(s) lost after every node restarted:\n  %s", len(lost), strings.Join(lost, "\n  "))
 	}
 	model := registerModel.ToModel()
-	check, info := porcupine.CheckOperationsVerbose(model, ops, time.Minute)
+	check, info := porcupine.CheckOperationsVerbose(model, ops, 3*time.Minute)
 	switch check {
 	case porcupine.Illegal:
 		res.violation = true
-		report("history of %d operations is not linearizable; visualization: %s", len(ops), visualize(t, model, info, seed))
+		report("history of %d operations is not linearizable; visualization: %s", len(ops), visualize(t, model, info, res.seed))
 	case porcupine.Unknown:
 		res.harnessErr = true
 		report("porcupine could not decide linearizability of %d operations within its timeout", len(ops))
 	}
-	t.Logf("seed %d: %d operations (%d unknown), %d faults, linearizable=%v, lost=%d", seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost)
-	return res
+	return check
 }
 
-// restartAndRead kills every node (SIGKILL), restarts them all, and reads
-// every key through a fresh client, recording the reads into h. It returns
-// key -> value.
-func restartAndRead(t *testing.T, c *framework.Cluster, h *history) (map[string]string, error) {
-	for _, n := range c.Nodes() {
+// newClients returns a client per endpoint list, closed when the test
+// ends.
+func newClients(t *testing.T, c *framework.Cluster, endpoints [][]string) []*clientv3.Client {
+	out := make([]*clientv3.Client, len(endpoints))
+	for i, eps := range endpoints {
+		cli, err := c.NewClient(eps...)
+		if err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		t.Cleanup(func() { cli.Close() })
+		out[i] = cli
+	}
+	return out
+}
+
+// restartAndRead kills every process of c (SIGKILL), restarts them all,
+// and reads each of keys through a fresh client (newDoer), recording the
+// reads into h. It returns key -> value.
+func restartAndRead(t *testing.T, c *framework.Cluster, h *history, keys []string, newDoer func() (doer, func(), error)) (map[string]string, error) {
+	all := append(slices.Clone(c.Nodes()), c.Stores()...)
+	for _, n := range all {
 		if n.Paused() {
 			if err := n.Resume(); err != nil {
 				return nil, err
@@ -146,26 +353,43 @@ func restartAndRead(t *testing.T, c *framework.Cluster, h *history) (map[string]
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	if err := c.RestartAll(ctx); err != nil {
 		return nil, err
 	}
-	cli, err := c.NewClient(c.Endpoints()...)
+	for _, s := range c.Stores() {
+		if err := s.Restart(); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range c.Stores() {
+		if err := s.WaitReady(ctx); err != nil {
+			return nil, err
+		}
+	}
+	do, closeDoer, err := newDoer()
 	if err != nil {
 		return nil, err
 	}
-	defer cli.Close()
+	defer closeDoer()
 	final := map[string]string{}
 	for _, k := range keys {
 		in := input{Kind: opGet, Key: k}
-		call := h.now()
-		out := do(ctx, cli, in)
-		if out.Unknown {
-			return nil, fmt.Errorf("final read of %s failed", k)
+		for {
+			call := h.now()
+			out := do(ctx, in)
+			h.add(clients, in, call, out)
+			if !out.Unknown {
+				final[k] = out.Value
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("final read of %s failed until %w", k, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		h.add(clients, in, call, out)
-		final[k] = out.Value
 	}
 	return final, nil
 }
@@ -191,25 +415,72 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 	return path
 }
 
-// summary formats the runs' results as a table with a totals line.
-func summary(results []result) string {
+// summary formats the runs' results as a table with a totals line, the
+// election times after leader kills and the faults this machine could not
+// inject.
+func summary(title string, results []result) string {
 	var b strings.Builder
-	var ops, unknown, faults, violations, lost, harness int
-	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "harness")
+	fmt.Fprintf(&b, "\n%s", title)
+	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol int
+	var elections, agreed []time.Duration
+	var byKind [numFaultKinds]int
+	skipped := map[string]bool{}
+	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
-		fmt.Fprintf(&b, "%-12d %8d %8d %7d %10v %5d %8v\n", r.seed, r.ops, r.unknown, r.faults, r.violation, r.lost, r.harnessErr)
+		fmt.Fprintf(&b, "%-12d %8d %8d %7d %10v %5d %7d %6d %7d %6d %8v\n", r.seed, r.ops, r.unknown, r.faults, r.violation, r.lost,
+			r.watchEvents, r.watchViolations, r.leaseChecks, r.leaseViolations, r.harnessErr)
+		watchEvents += r.watchEvents
+		watchViol += r.watchViolations
+		leaseChecks += r.leaseChecks
+		leaseViol += r.leaseViolations
 		ops += r.ops
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
+		diskExits += r.diskExits
+		elections = append(elections, r.elections...)
+		agreed = append(agreed, r.agreed...)
+		for k, n := range r.byKind {
+			byKind[k] += n
+		}
 		if r.violation {
 			violations++
 		}
 		if r.harnessErr {
 			harness++
 		}
+		if r.skipped != "" {
+			skipped[r.skipped] = true
+		}
 	}
 	fmt.Fprintf(&b, "runs %d, operations %d (%d unknown outcome), faults injected %d, linearizability violations %d, acknowledged writes lost %d, runs with harness errors %d\n",
 		len(results), ops, unknown, faults, violations, lost, harness)
+	var kinds []string
+	for k, n := range byKind {
+		if n > 0 {
+			kinds = append(kinds, fmt.Sprintf("%s %d", faultKind(k), n))
+		}
+	}
+	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
+	if watchEvents+leaseChecks > 0 {
+		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
+	}
+	if len(elections) > 0 {
+		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
+			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))
+	}
+	if diskExits > 0 {
+		fmt.Fprintf(&b, "node exits on or after a full disk (fail-stop: dragonboat's log store and the state machine panic on ENOSPC, pebble's WAL also on a later write): %d\n", diskExits)
+	}
+	for s := range skipped {
+		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)
+	}
 	return b.String()
+}
+
+// medianMax describes durations by their median and maximum.
+func medianMax(d []time.Duration) string {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return fmt.Sprintf("median %v, max %v", s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond))
 }

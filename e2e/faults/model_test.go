@@ -4,8 +4,11 @@ package faults
 
 import (
 	"testing"
+	"time"
 
 	"github.com/anishathalye/porcupine"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestRegisterModel checks the model on small hand-made histories,
@@ -59,5 +62,49 @@ func TestLostWrites(t *testing.T) {
 	}
 	if lost := lostWrites(ops, map[string]string{}); len(lost) != 2 {
 		t.Errorf("final absent: lost %v, want both puts", lost)
+	}
+}
+
+// TestWatcherOrder checks that the watcher flags events out of order,
+// duplicates and a revision split across two responses.
+func TestWatcherOrder(t *testing.T) {
+	ev := func(rev int64, key string) *clientv3.Event {
+		return &clientv3.Event{Kv: &mvccpb.KeyValue{Key: []byte(key), ModRevision: rev}}
+	}
+	tests := []struct {
+		name  string
+		resps [][]*clientv3.Event
+		want  int
+	}{
+		{"in order", [][]*clientv3.Event{{ev(2, "a"), ev(3, "b")}, {ev(4, "a")}}, 0},
+		{"one revision, two keys, one response", [][]*clientv3.Event{{ev(2, "a"), ev(2, "b")}, {ev(3, "a")}}, 0},
+		{"duplicate", [][]*clientv3.Event{{ev(2, "a")}, {ev(2, "a")}}, 1},
+		{"revision split across responses", [][]*clientv3.Event{{ev(2, "a")}, {ev(2, "b")}}, 1},
+		{"out of order in a response", [][]*clientv3.Event{{ev(3, "a"), ev(2, "b")}}, 1},
+		{"out of order across responses", [][]*clientv3.Event{{ev(3, "a")}, {ev(2, "b")}}, 1},
+	}
+	for _, tt := range tests {
+		w := &watcher{}
+		for _, r := range tt.resps {
+			w.add(r)
+		}
+		if len(w.problems) != tt.want {
+			t.Errorf("%s: problems %q, want %d", tt.name, w.problems, tt.want)
+		}
+	}
+}
+
+// TestLeaseCheck checks that only a key found gone before the end of its
+// guaranteed life is a problem.
+func TestLeaseCheck(t *testing.T) {
+	l := &leaseChecker{}
+	now := time.Now()
+	l.check(now, now.Add(-time.Millisecond), "expired in time")
+	if len(l.problems) != 0 {
+		t.Errorf("gone after its guaranteed life: problems %q, want none", l.problems)
+	}
+	l.check(now, now.Add(time.Second), "expired early")
+	if len(l.problems) != 1 {
+		t.Errorf("gone a second before the end of its guaranteed life: problems %q, want one", l.problems)
 	}
 }

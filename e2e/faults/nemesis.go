@@ -4,9 +4,13 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/centra-cloud/centra/e2e/framework"
@@ -20,16 +24,61 @@ const (
 	killRandom
 	pauseLeader
 	pauseRandom
+	// The partitions need a network (-partitions): each node in its own
+	// namespace.
+	isolateLeader // the leader cut from every peer, both ways
+	splitMinority // a minority cut from the majority, both ways
+	oneWay        // a node's packets to every peer dropped; it still hears them
+	transferLeader
+	churnFollower // a follower removed, wiped, and added back
+	diskFull      // a node's data filesystem filled up
 	numFaultKinds
 )
 
-func (k faultKind) String() string {
-	return [...]string{"kill-leader", "kill-random", "pause-leader", "pause-random"}[k]
+var faultNames = [...]string{"kill-leader", "kill-random", "pause-leader", "pause-random",
+	"isolate-leader", "split", "one-way", "transfer-leader", "churn-follower", "disk-full"}
+
+func (k faultKind) String() string { return faultNames[k] }
+
+// parseKinds parses a comma-separated list of fault names; "all" is every
+// kind.
+func parseKinds(s string) ([]faultKind, error) {
+	var out []faultKind
+	for _, name := range strings.Split(s, ",") {
+		if name == "all" {
+			for k := range numFaultKinds {
+				out = append(out, k)
+			}
+			continue
+		}
+		found := false
+		for k, n := range faultNames {
+			if n == name {
+				out, found = append(out, faultKind(k)), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown fault %q (known: all, %s)", name, strings.Join(faultNames[:], ", "))
+		}
+	}
+	return out, nil
+}
+
+// needsNetwork reports whether k is a partition.
+func (k faultKind) needsNetwork() bool {
+	return k == isolateLeader || k == splitMinority || k == oneWay
+}
+
+// onLeader reports whether k targets the leader of the moment.
+func (k faultKind) onLeader() bool {
+	return k == killLeader || k == pauseLeader || k == isolateLeader || k == transferLeader || k == churnFollower
 }
 
 // fault is one scheduled action: at At after traffic starts, Kind hits a
-// node for Hold (a killed node stays down for Hold, a paused one frozen).
-// Node is the random node's index (ignored for the leader kinds).
+// node for Hold (a killed node stays down for Hold, a paused one frozen,
+// a partition stands, a removed member stays out). Node picks the random
+// node (or the minority's first node, or the follower among the leader's
+// followers).
 type fault struct {
 	At   time.Duration
 	Kind faultKind
@@ -39,25 +88,25 @@ type fault struct {
 
 func (f fault) String() string {
 	target := "leader"
-	if f.Kind == killRandom || f.Kind == pauseRandom {
+	if !f.Kind.onLeader() {
 		target = fmt.Sprintf("node %d", f.Node+1) // the framework's node names count from 1
 	}
 	return fmt.Sprintf("t=%v %s (%s) hold %v", f.At.Round(time.Millisecond), f.Kind, target, f.Hold.Round(time.Millisecond))
 }
 
-// schedule draws a fault schedule for a run of length d on n nodes from
-// seed: a fault every 2-4 s, each held 0.7-2.5 s (longer than the 500 ms
-// election timeout of the framework's default ticks), one at a time.
-func schedule(seed uint64, n int, d time.Duration) []fault {
+// schedule draws a fault schedule of kinds for a run of length d on n
+// nodes from seed: a fault every 2-4 s, each held 1.2-3.2 s (longer than
+// the 1 s election timeout of centra's default ticks), one at a time.
+func schedule(seed uint64, n int, d time.Duration, kinds []faultKind) []fault {
 	r := rand.New(rand.NewPCG(seed, 0x6661756c7473))
 	var out []fault
 	at := time.Second
 	for {
 		f := fault{
 			At:   at,
-			Kind: faultKind(r.IntN(int(numFaultKinds))),
+			Kind: kinds[r.IntN(len(kinds))],
 			Node: r.IntN(n),
-			Hold: 700*time.Millisecond + time.Duration(r.Int64N(int64(1800*time.Millisecond))),
+			Hold: 1200*time.Millisecond + time.Duration(r.Int64N(int64(2*time.Second))),
 		}
 		if f.At+f.Hold > d {
 			return out
@@ -75,10 +124,27 @@ func describeSchedule(s []fault) string {
 	return strings.Join(lines, "\n")
 }
 
-// nemesis runs schedule s against c, timed from start; it returns the
-// number of faults injected and the first error that left the cluster
-// in a state it could not restore.
-func nemesis(ctx context.Context, c *framework.Cluster, start time.Time, s []fault) (int, error) {
+// nemesis injects faults into a cluster.
+type nemesis struct {
+	t *testing.T
+	c *framework.Cluster
+	// targets are the processes the random kinds hit: the control-plane
+	// nodes when nil, else (FlareDB) the stores.
+	targets []*framework.Node
+	net     *network // nil without -partitions
+	disks   *disks   // nil without -disk-full
+	// elections are the times from a leader's kill until the new leader
+	// logged its election; agreed until every running node reported it
+	// (through polling, so up to a poll round later).
+	elections, agreed []time.Duration
+	// injected counts the faults injected by kind.
+	injected [numFaultKinds]int
+}
+
+// run runs schedule s, timed from start; it returns the number of faults
+// injected and the first error that left the cluster in a state it could
+// not restore.
+func (nm *nemesis) run(ctx context.Context, start time.Time, s []fault) (int, error) {
 	injected := 0
 	for _, f := range s {
 		select {
@@ -86,47 +152,240 @@ func nemesis(ctx context.Context, c *framework.Cluster, start time.Time, s []fau
 			return injected, nil
 		case <-time.After(time.Until(start.Add(f.At))):
 		}
-		target := c.Node(f.Node)
-		if f.Kind == killLeader || f.Kind == pauseLeader {
-			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			i, err := c.WaitLeader(lctx)
-			cancel()
-			if err != nil {
-				return injected, fmt.Errorf("%v: %w", f, err)
-			}
-			target = c.Node(i)
-		}
-		if err := inject(ctx, f, target); err != nil {
-			return injected, fmt.Errorf("%v on %s: %w", f, target, err)
+		if err := nm.inject(ctx, f); err != nil {
+			return injected, fmt.Errorf("%v: %w", f, err)
 		}
 		injected++
+		nm.injected[f.Kind]++
 	}
 	return injected, nil
 }
 
-// inject applies f to n, holds it, undoes it and waits until n serves
+// inject applies f, holds it, undoes it and waits until every node serves
 // reads again.
-func inject(ctx context.Context, f fault, n *framework.Node) error {
+func (nm *nemesis) inject(ctx context.Context, f fault) error {
+	// Recovery outlives the traffic: the run's end must not cut it short.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if err := nm.disks.reviveAll(nm.c); err != nil {
+		return err
+	}
+	leader, err := nm.c.WaitLeader(rctx)
+	if err != nil {
+		return err
+	}
+	n := len(nm.c.Nodes())
+	targets := nm.targets
+	if targets == nil {
+		targets = nm.c.Nodes()
+	}
+	target := targets[f.Node%len(targets)]
+	if f.Kind.onLeader() {
+		target = nm.c.Node(leader)
+	}
 	switch f.Kind {
 	case killLeader, killRandom:
-		if err := n.Kill(); err != nil {
+		if err := target.Kill(); err != nil {
 			return err
 		}
-		time.Sleep(f.Hold) // the fault's duration, not a wait for a condition
-		if err := n.Restart(); err != nil {
+		if f.Kind == killLeader {
+			if err := nm.timeElection(rctx, target); err != nil {
+				return err
+			}
+		}
+		hold(f)
+		if err := target.Restart(); err != nil {
 			return err
 		}
-	default:
-		if err := n.Pause(); err != nil {
+	case pauseLeader, pauseRandom:
+		if err := target.Pause(); err != nil {
 			return err
 		}
-		time.Sleep(f.Hold)
-		if err := n.Resume(); err != nil {
+		hold(f)
+		if err := target.Resume(); err != nil {
+			return err
+		}
+	case isolateLeader, splitMinority, oneWay:
+		if err := nm.partition(f, leader, n); err != nil {
+			return errors.Join(err, nm.net.heal())
+		}
+		hold(f)
+		if err := nm.net.heal(); err != nil {
+			return err
+		}
+		nm.t.Logf("partition healed")
+	case transferLeader:
+		followers := nm.c.Followers(leader)
+		to := nm.c.Node(followers[f.Node%len(followers)])
+		if err := moveLeader(rctx, nm.c, target, to); err != nil {
+			return err
+		}
+	case churnFollower:
+		followers := nm.c.Followers(leader)
+		if err := churn(rctx, target, nm.c.Node(followers[f.Node%len(followers)]), f); err != nil {
+			return err
+		}
+	case diskFull:
+		if err := nm.disks.fill(rctx, target, f); err != nil {
 			return err
 		}
 	}
-	// Recovery outlives the traffic: the run's end must not cut it short.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
+		err := node.WaitReady(rctx)
+		if revived, rerr := nm.disks.revive(node); rerr != nil {
+			return rerr
+		} else if revived {
+			err = node.WaitReady(rctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// timeElection waits until the running nodes agree on a leader after the
+// leader old was killed, and records how long the election took by the
+// new leader's log and by the nodes' agreement.
+func (nm *nemesis) timeElection(ctx context.Context, old *framework.Node) error {
+	begin := time.Now()
+	i, err := nm.c.WaitLeader(ctx)
+	if err != nil {
+		return fmt.Errorf("no new leader after killing %s: %w", old, err)
+	}
+	agreed := time.Since(begin)
+	nm.agreed = append(nm.agreed, agreed)
+	elected, ok := lastElection(nm.c.Node(i).CurrentLog())
+	if !ok || elected.Before(begin) {
+		elected = begin.Add(agreed) // not in the log: the agreement bounds it
+	}
+	nm.elections = append(nm.elections, elected.Sub(begin))
+	nm.t.Logf("after killing leader %s: %s elected %v later (agreed after %v)", old, nm.c.Node(i),
+		elected.Sub(begin).Round(time.Millisecond), agreed.Round(time.Millisecond))
+	return nil
+}
+
+// lastElection returns the time of the last "Leader elected" line of a
+// node's JSON log.
+func lastElection(log string) (time.Time, bool) {
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if !strings.Contains(lines[i], `"msg":"Leader elected`) {
+			continue
+		}
+		var rec struct {
+			Time time.Time `json:"time"`
+		}
+		if json.Unmarshal([]byte(lines[i]), &rec) == nil {
+			return rec.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// hold keeps a fault in place for its duration (the fault's length, not a
+// wait for a condition).
+func hold(f fault) { time.Sleep(f.Hold) }
+
+// partition applies the partition f with leader the leader's index among
+// n nodes.
+func (nm *nemesis) partition(f fault, leader, n int) error {
+	var a, b []int
+	switch f.Kind {
+	case isolateLeader:
+		a = []int{leader}
+	case splitMinority:
+		for i := range (n - 1) / 2 {
+			a = append(a, (f.Node+i)%n)
+		}
+	case oneWay:
+		for j := range n {
+			if j != f.Node {
+				if err := nm.net.drop(f.Node, j); err != nil {
+					return err
+				}
+			}
+		}
+		nm.t.Logf("node %d drops every packet to its peers", f.Node+1)
+		return nil
+	}
+	for i := range n {
+		if !slices.Contains(a, i) {
+			b = append(b, i)
+		}
+	}
+	nm.t.Logf("partition: nodes %v | nodes %v", plusOne(a), plusOne(b))
+	return nm.net.cut(a, b)
+}
+
+// plusOne turns indexes into node names' numbers.
+func plusOne(s []int) []int {
+	out := make([]int, len(s))
+	for i, v := range s {
+		out[i] = v + 1
+	}
+	return out
+}
+
+// moveLeader asks leader to hand leadership to node to (etcd's
+// Maintenance.MoveLeader) and waits until the nodes agree on it.
+func moveLeader(ctx context.Context, c *framework.Cluster, leader, to *framework.Node) error {
+	cli, err := c.NewClient(leader.Endpoint())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return n.WaitReady(rctx)
+	if _, err := cli.MoveLeader(mctx, to.ID); err != nil {
+		return fmt.Errorf("move leader from %s to %s: %w", leader, to, err)
+	}
+	// Another election may follow the transfer under load: any agreed
+	// leader will do.
+	_, err = c.WaitLeader(ctx)
+	return err
+}
+
+// churn removes follower through leader with `centra cluster
+// member-remove`, stops it, wipes its data, keeps it out for f.Hold and
+// adds it back with `centra cluster member-add` (a new replica ID), then
+// waits until it serves reads and is a voter again (it joins as a
+// non-voting replica, promoted once caught up): until then the cluster
+// has one voter less, and the next fault would find no quorum.
+func churn(ctx context.Context, leader, follower *framework.Node, f fault) error {
+	id := fmt.Sprint(follower.ID)
+	if r := framework.RunCLI("cluster", "member-remove", "--endpoint", leader.Endpoint(), "--node-id", id); r.Err != nil {
+		return fmt.Errorf("member-remove %s: %s", id, r)
+	}
+	if err := follower.Stop(); err != nil {
+		return err
+	}
+	if err := errors.Join(follower.WipeData(), follower.SetJoining()); err != nil {
+		return err
+	}
+	hold(f)
+	if err := follower.Start(); err != nil {
+		return err
+	}
+	if err := follower.WaitLog(ctx, "Waiting to be added to a cluster"); err != nil {
+		return err
+	}
+	r := framework.RunCLI("cluster", "member-add", "--endpoint", leader.Endpoint(), "--node-id", id, "--peer-url", follower.RaftAddr())
+	if r.Err != nil {
+		return fmt.Errorf("member-add %s: %s", id, r)
+	}
+	if err := follower.WaitReady(ctx); err != nil {
+		return err
+	}
+	for {
+		st, err := follower.Status(ctx)
+		if err == nil && !st.IsLearner {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not promoted to voter after its re-add: %w (last status error: %v)", follower, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -15,12 +15,15 @@ import (
 // opTimeout bounds each request; one that times out has an unknown outcome.
 const opTimeout = 2 * time.Second
 
+// doer sends one request to the store under test and returns its answer.
+type doer func(context.Context, input) output
+
 // traffic runs one goroutine per client until ctx ends: each picks one of
 // keys at random and gets it (40%), puts a unique value (30%) or swaps the
-// value it last read for a unique one by txn (30%), recording into h.
-func traffic(ctx context.Context, clients []*clientv3.Client, keys []string, seed uint64, h *history) {
+// value it last read for a unique one (30%), recording into h.
+func traffic(ctx context.Context, clients []doer, keys []string, seed uint64, h *history) {
 	var wg sync.WaitGroup
-	for id, cli := range clients {
+	for id, do := range clients {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(seed, uint64(id)))
 			seen := map[string]string{} // key -> value this client last read
@@ -37,7 +40,7 @@ func traffic(ctx context.Context, clients []*clientv3.Client, keys []string, see
 					in = input{Kind: opCAS, Key: key, Value: val, Expect: seen[key]}
 				}
 				call := h.now()
-				out := do(ctx, cli, in)
+				out := do(ctx, in)
 				if ctx.Err() != nil && out.Unknown && in.Kind == opGet {
 					return
 				}
@@ -51,9 +54,14 @@ func traffic(ctx context.Context, clients []*clientv3.Client, keys []string, see
 	wg.Wait()
 }
 
-// do sends in through cli. Every error leaves the outcome unknown: a
-// request that failed may still have been applied.
-func do(ctx context.Context, cli *clientv3.Client, in input) output {
+// etcdDoer sends requests through cli: get, put, and CAS by a txn on the
+// value (or on version 0 for absent). Every error leaves the outcome
+// unknown: a request that failed may still have been applied.
+func etcdDoer(cli *clientv3.Client) doer {
+	return func(ctx context.Context, in input) output { return doEtcd(ctx, cli, in) }
+}
+
+func doEtcd(ctx context.Context, cli *clientv3.Client, in input) output {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	switch in.Kind {

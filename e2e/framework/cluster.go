@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,6 +51,24 @@ type options struct {
 	namespaceModes map[string]string
 	quota          uint64
 	journald       bool
+	netns          func(i int) (netns, host string)
+	dataDir        func(i int) (string, error)
+	ownPgrp        bool
+}
+
+// WithProcessGroups starts every process in a process group of its own.
+// The kernel sends SIGHUP to the stopped members of a process group that
+// becomes orphaned (a suite run as a background job whose shell exits):
+// a node paused with SIGSTOP would die of it. The price: a Ctrl-C on the
+// terminal reaches only the test process, which stops the nodes in its
+// cleanup (a killed test process leaves them running).
+func WithProcessGroups() Option { return func(o *options) { o.ownPgrp = true } }
+
+// WithDataDirs sets node i's storage.data_dir to the directory f returns
+// (called at every start attempt; it must return a fresh empty directory),
+// e.g. on a small filesystem of the caller's that fills up.
+func WithDataDirs(f func(i int) (string, error)) Option {
+	return func(o *options) { o.dataDir = f }
 }
 
 // WithJournald starts every node as systemd does under journald: the
@@ -60,6 +79,21 @@ func WithJournald() Option { return func(o *options) { o.journald = true } }
 
 // WithQuotaBackendBytes sets storage.quota_backend_bytes on every node.
 func WithQuotaBackendBytes(n uint64) Option { return func(o *options) { o.quota = n } }
+
+// WithNetns runs node i (from 0) inside the network namespace netns, set
+// up by the caller, listening on host (an address of that namespace) on
+// the fixed ports NetnsAPIPort and NetnsRaftPort: every namespace has its
+// own ports. The test process must reach host from its own namespace (a
+// bridge); e2e/faults uses it to partition real processes.
+func WithNetns(f func(i int) (netns, host string)) Option {
+	return func(o *options) { o.netns = f }
+}
+
+// The ports of a node in its own network namespace (WithNetns).
+const (
+	NetnsAPIPort  = "2379"
+	NetnsRaftPort = "2380"
+)
 
 // WithNodes sets the number of nodes, all bootstrapping from
 // [cluster] initial_members (default 1).
@@ -191,20 +225,32 @@ func (c *Cluster) boot() error {
 		}
 		n.dir = dir
 		n.logPath = filepath.Join(dir, n.Name+".log")
-		if c.opts.dev {
+		switch {
+		case c.opts.dev:
 			n.apiAddr, n.raftAddr = DevAPIAddr, DevRaftAddr
 			n.dataDir = filepath.Join(n.dir, "centra-data")
 			n.Name = "centra-1"
-		} else {
+			c.nodes = append(c.nodes, n)
+			continue
+		case c.opts.netns != nil:
+			var host string
+			n.netns, host = c.opts.netns(i)
+			n.apiAddr, n.raftAddr = net.JoinHostPort(host, NetnsAPIPort), net.JoinHostPort(host, NetnsRaftPort)
+		default:
 			if n.apiAddr, err = allocAddr(); err != nil {
 				return err
 			}
 			if n.raftAddr, err = allocAddr(); err != nil {
 				return err
 			}
-			n.dataDir = filepath.Join(n.dir, "data")
-			n.configPath = filepath.Join(n.dir, "centra.toml")
 		}
+		n.dataDir = filepath.Join(n.dir, "data")
+		if c.opts.dataDir != nil {
+			if n.dataDir, err = c.opts.dataDir(i); err != nil {
+				return err
+			}
+		}
+		n.configPath = filepath.Join(n.dir, "centra.toml")
 		c.nodes = append(c.nodes, n)
 	}
 	c.bootMembers = nil

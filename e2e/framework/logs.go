@@ -18,6 +18,17 @@ func (n *Node) Crashes() []string {
 	return append([]string(nil), n.crashes...)
 }
 
+// TakeCrashes returns Crashes and forgets them, for a test that provoked
+// an exit (a full disk) and checks it itself: the cluster's cleanup then
+// does not report them.
+func (n *Node) TakeCrashes() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := n.crashes
+	n.crashes = nil
+	return out
+}
+
 // CurrentLog returns what the current (or last) process of the node
 // logged, since its start.
 func (n *Node) CurrentLog() string { return n.currentLog() }

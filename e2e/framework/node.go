@@ -61,6 +61,9 @@ type Node struct {
 	// store marks a store (PrepareStore): ID is its store_id; it runs as
 	// `centra serve --role=store` with its raft address as a flag.
 	store bool
+	// netns is the network namespace the process runs in (WithNetns);
+	// "" is the test's own.
+	netns string
 	// expectExit is set while StartExpectingExit waits for the process to
 	// exit on its own: that exit is not a crash.
 	expectExit bool
@@ -78,6 +81,10 @@ type Node struct {
 	stopping bool
 	crashes  []string
 }
+
+// Netns returns the network namespace the node runs in ("" for the test's
+// own; see WithNetns).
+func (n *Node) Netns() string { return n.netns }
 
 // Endpoint returns the API address HOST:PORT.
 func (n *Node) Endpoint() string { return n.apiAddr }
@@ -169,6 +176,11 @@ func (n *Node) launch() error {
 		args = append(args, n.c.opts.storeArgs...)
 	}
 	args = append(args, n.extraArgs...)
+	if n.netns != "" {
+		// ip execs the program in place: the pid is centra's own, so
+		// signals (kill, pause) reach it.
+		bin, args = "ip", append([]string{"netns", "exec", n.netns, bin}, args...)
+	}
 	fmt.Fprintf(logf, "=== framework: start #%d: %s %s (cwd %s) at %s\n", n.starts, bin, strings.Join(args, " "), n.dir, time.Now().Format(time.RFC3339Nano))
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -182,6 +194,9 @@ func (n *Node) launch() error {
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	if n.c.opts.ownPgrp {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	cmd.WaitDelay = stopGrace
 	if err := cmd.Start(); err != nil {
 		cancel()
