@@ -46,6 +46,15 @@ var (
 	ErrRequestTooLarge = errors.New("etcdserver: request is too large")
 	// ErrNotCapable: the operation is not supported by Chainfire.
 	ErrNotCapable = errors.New("etcdserver: not capable")
+	// ErrWrongDowngradeVersionFormat: Downgrade with a version that is not
+	// MAJOR.MINOR[.PATCH].
+	ErrWrongDowngradeVersionFormat = errors.New("etcdserver: wrong downgrade target version format")
+	// ErrInvalidDowngradeTarget: Downgrade VALIDATE/ENABLE; centra has no
+	// older cluster version to go back to (see Maintenance.Downgrade).
+	ErrInvalidDowngradeTarget = errors.New("etcdserver: invalid downgrade target version")
+	// ErrNoInflightDowngrade: Downgrade CANCEL; there is never a downgrade
+	// job to cancel.
+	ErrNoInflightDowngrade = errors.New("etcdserver: no inflight downgrade job")
 	// ErrStopped: the server is shutting down.
 	ErrStopped = errors.New("etcdserver: server stopped")
 	// ErrBadCommand: a raft log entry could not be decoded (a newer or corrupt encoding).
@@ -82,35 +91,38 @@ var (
 // following etcd's rpctypes table so clients retry (Unavailable) or give up
 // exactly as they do against etcd.
 var errorCodes = map[error]connect.Code{
-	ErrEmptyKey:              connect.CodeInvalidArgument,
-	ErrKeyNotFound:           connect.CodeInvalidArgument,
-	ErrValueProvided:         connect.CodeInvalidArgument,
-	ErrLeaseProvided:         connect.CodeInvalidArgument,
-	ErrTooManyOps:            connect.CodeInvalidArgument,
-	ErrDuplicateKey:          connect.CodeInvalidArgument,
-	ErrCompacted:             connect.CodeOutOfRange,
-	ErrFutureRev:             connect.CodeOutOfRange,
-	ErrLeaseNotFound:         connect.CodeNotFound,
-	ErrLeaseExist:            connect.CodeFailedPrecondition,
-	ErrLeaseTTLTooLarge:      connect.CodeOutOfRange,
-	ErrNoLeader:              connect.CodeUnavailable,
-	ErrTimeout:               connect.CodeUnavailable,
-	ErrRequestTooLarge:       connect.CodeInvalidArgument,
-	ErrNotCapable:            connect.CodeUnimplemented,
-	ErrStopped:               connect.CodeUnavailable,
-	ErrBadCommand:            connect.CodeInternal,
-	ErrMemberExists:          connect.CodeFailedPrecondition,
-	ErrPeerURLExists:         connect.CodeFailedPrecondition,
-	ErrMemberNotFound:        connect.CodeNotFound,
-	ErrMemberNotLearner:      connect.CodeFailedPrecondition,
-	ErrLearnerNotReady:       connect.CodeFailedPrecondition,
-	ErrUnhealthy:             connect.CodeUnavailable,
-	ErrConfigChangeInFlight:  connect.CodeUnavailable,
-	ErrNoSpace:               connect.CodeResourceExhausted,
-	ErrCorrupt:               connect.CodeDataLoss,
-	ErrNotLeader:             connect.CodeFailedPrecondition,
-	ErrBadLeaderTransferee:   connect.CodeFailedPrecondition,
-	ErrTimeoutLeaderTransfer: connect.CodeUnavailable,
+	ErrEmptyKey:                    connect.CodeInvalidArgument,
+	ErrKeyNotFound:                 connect.CodeInvalidArgument,
+	ErrValueProvided:               connect.CodeInvalidArgument,
+	ErrLeaseProvided:               connect.CodeInvalidArgument,
+	ErrTooManyOps:                  connect.CodeInvalidArgument,
+	ErrDuplicateKey:                connect.CodeInvalidArgument,
+	ErrCompacted:                   connect.CodeOutOfRange,
+	ErrFutureRev:                   connect.CodeOutOfRange,
+	ErrLeaseNotFound:               connect.CodeNotFound,
+	ErrLeaseExist:                  connect.CodeFailedPrecondition,
+	ErrLeaseTTLTooLarge:            connect.CodeOutOfRange,
+	ErrNoLeader:                    connect.CodeUnavailable,
+	ErrTimeout:                     connect.CodeUnavailable,
+	ErrRequestTooLarge:             connect.CodeInvalidArgument,
+	ErrNotCapable:                  connect.CodeUnimplemented,
+	ErrStopped:                     connect.CodeUnavailable,
+	ErrWrongDowngradeVersionFormat: connect.CodeInvalidArgument,
+	ErrInvalidDowngradeTarget:      connect.CodeInvalidArgument,
+	ErrNoInflightDowngrade:         connect.CodeFailedPrecondition,
+	ErrBadCommand:                  connect.CodeInternal,
+	ErrMemberExists:                connect.CodeFailedPrecondition,
+	ErrPeerURLExists:               connect.CodeFailedPrecondition,
+	ErrMemberNotFound:              connect.CodeNotFound,
+	ErrMemberNotLearner:            connect.CodeFailedPrecondition,
+	ErrLearnerNotReady:             connect.CodeFailedPrecondition,
+	ErrUnhealthy:                   connect.CodeUnavailable,
+	ErrConfigChangeInFlight:        connect.CodeUnavailable,
+	ErrNoSpace:                     connect.CodeResourceExhausted,
+	ErrCorrupt:                     connect.CodeDataLoss,
+	ErrNotLeader:                   connect.CodeFailedPrecondition,
+	ErrBadLeaderTransferee:         connect.CodeFailedPrecondition,
+	ErrTimeoutLeaderTransfer:       connect.CodeUnavailable,
 }
 
 // internalErrors translates errors of lower layers to the service errors.
