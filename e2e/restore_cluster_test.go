@@ -48,12 +48,13 @@ func TestSnapshotRestoreCluster(t *testing.T) {
 	}
 
 	idLine := regexp.MustCompile(`(?m)^\[cluster\]\nid = (\d+)$`)
+	membersLine := fmt.Sprintf("initial_members = [%q, %q, %q]", members[0], members[1], members[2])
 	var clusterID uint64
 	for _, n := range c.Nodes() {
 		r := framework.RunCLI("snapshot", "restore", file, "--data-dir", n.DataDir(),
 			"--name", fmt.Sprint(n.ID), "--initial-members", strings.Join(members, ","))
 		m := idLine.FindStringSubmatch(r.Stdout)
-		if r.Err != nil || m == nil || !strings.Contains(r.Stdout, fmt.Sprintf("Restored revision %d", wantRev)) {
+		if r.Err != nil || m == nil || !strings.Contains(r.Stdout, fmt.Sprintf("Restored revision %d", wantRev)) || !strings.Contains(r.Stdout, membersLine) {
 			t.Fatalf("centra snapshot restore --name %d: %s", n.ID, r)
 		}
 		id, err := strconv.ParseUint(m[1], 10, 64)
@@ -65,6 +66,11 @@ func TestSnapshotRestoreCluster(t *testing.T) {
 	}
 	if clusterID == 1 {
 		t.Fatal("the restored cluster kept the old cluster ID 1")
+	}
+	// A restored member that never started checks clean: it has no raft
+	// log yet, by design.
+	if r := framework.RunCLI("debug", "check", "--data-dir", c.Node(2).DataDir()); r.ExitCode() != 0 || !strings.Contains(r.Stdout, "SKIP  raft log") {
+		t.Fatalf("debug check of a restored, never started member: %s", r)
 	}
 
 	// The old config (cluster id 1) is refused before anything starts.

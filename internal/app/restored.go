@@ -44,15 +44,16 @@ func RestoredClusterID(fileSHA []byte, members []config.Member) uint64 {
 	h := sha256.New()
 	h.Write([]byte("centra snapshot restore\x00"))
 	h.Write(fileSHA)
-	for _, m := range sortedMembers(members) {
+	for _, m := range MemberEntries(members) {
 		h.Write([]byte(m + "\x00"))
 	}
 	id := binary.BigEndian.Uint64(h.Sum(nil)) & (1<<62 - 1)
 	return max(id, 1)
 }
 
-// sortedMembers renders members as "ID=ADDR" entries ordered by ID.
-func sortedMembers(members []config.Member) []string {
+// MemberEntries renders members as "ID=ADDR" entries ordered by ID (the
+// form RestoreRecord.InitialMembers holds).
+func MemberEntries(members []config.Member) []string {
 	sorted := slices.Clone(members)
 	slices.SortFunc(sorted, func(a, b config.Member) int { return cmp.Compare(a.ID, b.ID) })
 	out := make([]string, 0, len(sorted))
@@ -63,8 +64,7 @@ func sortedMembers(members []config.Member) []string {
 }
 
 // WriteRestoreRecord writes r into dataDir durably.
-func WriteRestoreRecord(dataDir string, r RestoreRecord, members []config.Member) error {
-	r.InitialMembers = sortedMembers(members)
+func WriteRestoreRecord(dataDir string, r RestoreRecord) error {
 	return writeFileAtomic(filepath.Join(dataDir, RestoreFile), r)
 }
 
@@ -97,7 +97,7 @@ func checkRestored(c *config.Config) error {
 	if !c.Cluster.Bootstrap {
 		wrong = append(wrong, "[cluster] bootstrap = true")
 	}
-	if got := sortedMembers(members); !slices.Equal(got, r.InitialMembers) {
+	if got := MemberEntries(members); !slices.Equal(got, r.InitialMembers) {
 		wrong = append(wrong, fmt.Sprintf("[cluster] initial_members = %s (the config says %s)", TOMLList(r.InitialMembers), TOMLList(got)))
 	}
 	if len(wrong) > 0 {

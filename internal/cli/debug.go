@@ -14,6 +14,7 @@ import (
 	"github.com/centra-cloud/centra/chainfire"
 	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/flaredb"
+	"github.com/centra-cloud/centra/internal/app"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -144,8 +145,11 @@ func debugCheck(c *cli.Context) error {
 	}
 	stateOK := err == nil && len(bad) == 0
 
-	logs, err := raftnode.CheckRaftLog(raftDir, func(n, total int) { p.report(n == total, "Reading raft log partitions: %d of %d", n, total) })
-	if err != nil {
+	parts, _ := filepath.Glob(filepath.Join(raftDir, "*", "*", "logdb-*"))
+	_, restoreErr := os.Stat(filepath.Join(dir, app.RestoreFile))
+	if len(parts) == 0 && restoreErr == nil {
+		fmt.Fprintf(out, "SKIP  %-16s none yet: the directory was restored from a snapshot and its node has not started (it bootstraps the log)\n", "raft log")
+	} else if logs, err := raftnode.CheckRaftLog(raftDir, func(n, total int) { p.report(n == total, "Reading raft log partitions: %d of %d", n, total) }); err != nil {
 		r.fail("raft log", []string{err.Error()}, adviceRejoin)
 	} else {
 		checkLogs(r, db, logs, stateOK)
@@ -212,7 +216,14 @@ func checkLogs(r *checkReport, db *pebble.DB, logs []*raftnode.ShardLog, stateOK
 // checkChainfire checks the MVCC invariants when the node holds Chainfire
 // data.
 func checkChainfire(r *checkReport, db *pebble.DB, p *progress) {
-	st, problems, err := chainfire.CheckState(db, func(n int) { p.report(false, "Checking Chainfire records: %d", n) })
+	records := 0
+	st, problems, err := chainfire.CheckState(db, func(n int) {
+		records = n
+		p.report(false, "Checking Chainfire records: %d", n)
+	})
+	if records > 0 {
+		p.report(true, "Checking Chainfire records: done")
+	}
 	switch {
 	case err != nil:
 		r.fail("chainfire mvcc", []string{err.Error()}, adviceRejoin)

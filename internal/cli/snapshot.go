@@ -161,25 +161,19 @@ func snapshotRestore(c *cli.Context) error {
 		fmt.Fprintf(out, "Start the first member on it with storage.data_dir = %q and bootstrap = true (initial_members lists the new cluster; restore the same file on each initial member).\n", abs)
 		return nil
 	}
-	cluster.rec.Revision = info.Revision
-	if err := app.WriteRestoreRecord(dir, cluster.rec, cluster.members); err != nil {
+	cluster.Revision = info.Revision
+	if err := app.WriteRestoreRecord(dir, *cluster); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "Member %d of a new cluster. Start it with this config (the same [cluster] on every member; each restores the same file with its own --name):\n\n"+
 		"[node]\nid = %d\n\n[cluster]\nid = %d\nbootstrap = true\ninitial_members = %s\n\n[storage]\ndata_dir = %q\n",
-		cluster.rec.NodeID, cluster.rec.NodeID, cluster.rec.ClusterID, app.TOMLList(cluster.rec.InitialMembers), abs)
+		cluster.NodeID, cluster.NodeID, cluster.ClusterID, app.TOMLList(cluster.InitialMembers), abs)
 	return nil
 }
 
-// restoredCluster is the new cluster of a multi-member restore.
-type restoredCluster struct {
-	rec     app.RestoreRecord
-	members []config.Member
-}
-
-// restoreCluster parses --name, --initial-members and --cluster-id; nil
-// without --initial-members.
-func restoreCluster(c *cli.Context, file string) (*restoredCluster, error) {
+// restoreCluster parses --name, --initial-members and --cluster-id into the
+// record of the new cluster; nil without --initial-members.
+func restoreCluster(c *cli.Context, file string) (*app.RestoreRecord, error) {
 	list := c.String("initial-members")
 	if list == "" {
 		if c.IsSet("name") || c.IsSet("cluster-id") {
@@ -213,10 +207,7 @@ func restoreCluster(c *cli.Context, file string) (*restoredCluster, error) {
 	} else if id == 0 || id > math.MaxInt64 {
 		return nil, exitf("snapshot restore: --cluster-id must be between 1 and %d", int64(math.MaxInt64))
 	}
-	return &restoredCluster{
-		rec:     app.RestoreRecord{ClusterID: id, NodeID: self, SnapshotSHA256: hex.EncodeToString(sum)},
-		members: members,
-	}, nil
+	return &app.RestoreRecord{ClusterID: id, NodeID: self, InitialMembers: app.MemberEntries(members), SnapshotSHA256: hex.EncodeToString(sum)}, nil
 }
 
 // fileSHA256 returns the SHA-256 of the file at path.
