@@ -115,7 +115,8 @@ func debugCheck(c *cli.Context) error {
 	r := &checkReport{w: out}
 	p := &progress{w: c.App.ErrWriter}
 
-	files, bad, err := raftnode.CheckSSTables(dir, func(n, total int, b, totalB int64) {
+	logParts, _ := filepath.Glob(filepath.Join(raftDir, "*", "*", "logdb-*"))
+	files, bad, err := raftnode.CheckSSTables(append([]string{stateDir}, logParts...), func(n, total int, b, totalB int64) {
 		p.report(n == total, "Verifying table files: %d of %d (%d of %d bytes)", n, total, b, totalB)
 	})
 	if err != nil {
@@ -145,9 +146,8 @@ func debugCheck(c *cli.Context) error {
 	}
 	stateOK := err == nil && len(bad) == 0
 
-	parts, _ := filepath.Glob(filepath.Join(raftDir, "*", "*", "logdb-*"))
 	_, restoreErr := os.Stat(filepath.Join(dir, app.RestoreFile))
-	if len(parts) == 0 && restoreErr == nil {
+	if len(logParts) == 0 && restoreErr == nil {
 		fmt.Fprintf(out, "SKIP  %-16s none yet: the directory was restored from a snapshot and its node has not started (it bootstraps the log)\n", "raft log")
 	} else if logs, err := raftnode.CheckRaftLog(raftDir, func(n, total int) { p.report(n == total, "Reading raft log partitions: %d of %d", n, total) }); err != nil {
 		r.fail("raft log", []string{err.Error()}, adviceRejoin)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -49,35 +48,34 @@ type SSTProblem struct {
 }
 
 // CheckSSTables verifies the block checksums of every table file (*.sst)
-// under root: the state DB's with pebble/v2's reader, dragonboat's LogDB
-// partitions (directories named logdb-N, written by dragonboat's pebble)
-// with that pebble's reader. progress is called after each file with the
-// files and bytes done so far and in total. It returns the number of files
-// checked and the ones that failed.
-func CheckSSTables(root string, progress func(files, totalFiles int, bytes, totalBytes int64)) (int, []SSTProblem, error) {
+// directly in dirs: the state DB's with pebble/v2's reader, those of
+// dragonboat's LogDB partitions (directories named logdb-N, written by
+// dragonboat's pebble) with that pebble's reader. progress is called after
+// each file with the files and bytes done so far and in total. It returns
+// the number of files checked and the ones that failed.
+func CheckSSTables(dirs []string, progress func(files, totalFiles int, bytes, totalBytes int64)) (int, []SSTProblem, error) {
 	type table struct {
 		path string
 		size int64
 	}
 	var tables []table
 	var total int64
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
 		if err != nil {
-			return err
+			return 0, nil, fmt.Errorf("raftnode: list the table files in %s: %w", dir, err)
 		}
-		if d.IsDir() || !strings.HasSuffix(path, ".sst") {
-			return nil
+		for _, e := range entries {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".sst") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				return 0, nil, err
+			}
+			tables = append(tables, table{filepath.Join(dir, e.Name()), info.Size()})
+			total += info.Size()
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		tables = append(tables, table{path, info.Size()})
-		total += info.Size()
-		return nil
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("raftnode: list the table files under %s: %w", root, err)
 	}
 	var problems []SSTProblem
 	var done int64
