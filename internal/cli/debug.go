@@ -184,16 +184,24 @@ func (r *checkReport) done(out io.Writer) error {
 	return nil
 }
 
+// manyLogs is the number of replica logs above which the OK ones of FlareDB
+// regions are summed up in one line instead of two lines each.
+const manyLogs = 8
+
 // checkLogs reports each replica's raft log and, when the state DB is
 // intact, its applied index.
 func checkLogs(r *checkReport, db *pebble.DB, logs []*raftnode.ShardLog, stateOK bool) {
+	quiet := 0 // regions whose OK lines were not printed
 	for _, l := range logs {
+		verbose := len(logs) <= manyLogs || l.ShardID == raftnode.MetadataShardID
 		name := fmt.Sprintf("raft log %d", l.ShardID)
 		if len(l.Problems) > 0 {
 			r.fail(name, l.Problems, adviceRejoin)
 			continue
 		}
-		r.ok(name, "replica %d: entries %d..%d readable and contiguous (snapshot at %d), commit %d, term %d", l.ReplicaID, l.FirstIndex, l.LastIndex, l.SnapshotIndex, l.Commit, l.Term)
+		if verbose {
+			r.ok(name, "replica %d: entries %d..%d readable and contiguous (snapshot at %d), commit %d, term %d", l.ReplicaID, l.FirstIndex, l.LastIndex, l.SnapshotIndex, l.Commit, l.Term)
+		}
 		if !stateOK {
 			continue
 		}
@@ -202,14 +210,22 @@ func checkLogs(r *checkReport, db *pebble.DB, logs []*raftnode.ShardLog, stateOK
 		switch {
 		case err != nil:
 			r.fail(name, []string{err.Error()}, adviceRejoin)
+		case applied > max(l.LastIndex, l.SnapshotIndex):
+			r.fail(name, []string{fmt.Sprintf("the state DB applied index %d is beyond the last raft log index %d: the log lost entries this member applied", applied, max(l.LastIndex, l.SnapshotIndex))},
+				"if other members are healthy, wipe and rejoin this one; if it is the only survivor, run --force-new-cluster on another member with a higher raft_index or restore a backup")
 		case applied > l.Commit:
-			r.fail(name, []string{fmt.Sprintf("the state DB applied index %d is beyond the raft log's commit index %d", applied, l.Commit)},
-				"this member's state is ahead of its own log; if other members are healthy, wipe and rejoin this one; if it is the only survivor, run --force-new-cluster on another member with a higher raft_index or restore a backup")
+			r.warn(name, fmt.Sprintf("the state DB applied index %d is beyond the persisted commit index %d (the entries are in the log): a crash came between applying them and recording their commit; "+
+				"the member learns the commit again from its leader, but --force-new-cluster cannot use it", applied, l.Commit))
 		case applied < l.SnapshotIndex:
 			r.fail(name, []string{fmt.Sprintf("the state DB applied index %d is below the raft snapshot at %d (dragonboat refuses to start the replica)", applied, l.SnapshotIndex)}, adviceRejoin)
-		default:
+		case verbose:
 			r.ok(name, "state DB applied index %d <= commit %d, >= snapshot %d", applied, l.Commit, l.SnapshotIndex)
+		default:
+			quiet++
 		}
+	}
+	if quiet > 0 {
+		r.ok("raft logs", "%d more region replicas: entries readable and contiguous, applied index within the log", quiet)
 	}
 }
 
