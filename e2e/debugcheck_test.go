@@ -20,9 +20,10 @@ import (
 // TestDebugCheck runs `centra debug check` on the data directory of a real
 // node: exit 2 with "stop the node first" while it runs; exit 0 once it is
 // stopped, leaving every file byte for byte as it was (also as the
-// runbook's `rocksdb_ldb --db=DIR checkconsistency`); exit 1 naming the file on copies with a table file corrupted in the
-// middle or truncated; `debug repair` lists leftovers without --yes and
-// removes them with it, after which the check still passes.
+// runbook's `rocksdb_ldb --db=DIR checkconsistency`); exit 1 naming the
+// file on copies with a table file corrupted in the middle or truncated;
+// `debug repair` lists leftovers without --yes and removes them with it,
+// after which the check still passes.
 func TestDebugCheck(t *testing.T) {
 	c := framework.NewCluster(t, framework.WithNodes(1))
 	n := c.Node(0)
