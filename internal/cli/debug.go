@@ -138,6 +138,7 @@ func debugCheck(c *cli.Context) error {
 		return r.done(out)
 	}
 	defer db.Close()
+	fmt.Fprintln(c.App.ErrWriter, "Reading every key of the state DB for pebble's level invariants ...")
 	points, err := raftnode.CheckLevels(db)
 	if err != nil {
 		r.fail("state DB", []string{err.Error()}, adviceRejoin)
