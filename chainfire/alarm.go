@@ -27,8 +27,13 @@ const alarmVersion = 2
 // versionFor is the lowest encoding version that knows cmd: replicas of an
 // older binary keep applying every command they know.
 func versionFor(cmd *raftcmdv1.Command) uint32 {
-	if _, ok := cmd.Cmd.(*raftcmdv1.Command_Alarm); ok {
+	switch c := cmd.Cmd.(type) {
+	case *raftcmdv1.Command_Alarm:
 		return alarmVersion
+	case *raftcmdv1.Command_Txn:
+		if hasNestedTxn(c.Txn) {
+			return nestedTxnVersion
+		}
 	}
 	return 1
 }

@@ -280,11 +280,11 @@ func (w *writer) deleteRange(d *etcdserverpb.DeleteRangeRequest) (*etcdserverpb.
 	return resp, nil
 }
 
-// branch evaluates the comparisons of a txn (against the state before it)
-// and returns the chosen operations.
-func (w *writer) branch(t *etcdserverpb.TxnRequest) (bool, []*etcdserverpb.RequestOp, error) {
+// branch evaluates the comparisons of a txn against v and returns the
+// chosen operations.
+func (v *view) branch(t *etcdserverpb.TxnRequest) (bool, []*etcdserverpb.RequestOp, error) {
 	for _, c := range t.Compare {
-		ok, err := w.compare(c)
+		ok, err := v.compare(c)
 		if err != nil {
 			return false, nil, err
 		}
@@ -320,13 +320,37 @@ func (w *writer) checkTxn(t *etcdserverpb.TxnRequest) error {
 	return nil
 }
 
-// txnOps applies a (checked) txn. Comparisons of nested txns see the writes
-// of the operations before them, as in etcd.
-func (w *writer) txnOps(t *etcdserverpb.TxnRequest) (*etcdserverpb.TxnResponse, error) {
+// nestedTxnVersion is the command version from which the comparisons of
+// nested txns are evaluated against the state before the whole txn, as
+// etcd's compareToPath does; older entries saw the writes of the operations
+// before them and are replayed that way.
+const nestedTxnVersion = 3
+
+// hasNestedTxn reports whether t holds a txn in either branch.
+func hasNestedTxn(t *etcdserverpb.TxnRequest) bool {
+	for _, ops := range [][]*etcdserverpb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			if _, ok := op.Request.(*etcdserverpb.RequestOp_RequestTxn); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// txnOps applies a (checked) txn. cmp, when set, is the state every
+// comparison is evaluated against (the state before the top-level txn:
+// command version >= nestedTxnVersion); nil evaluates a nested txn's
+// comparisons after the operations before it (older entries).
+func (w *writer) txnOps(t *etcdserverpb.TxnRequest, cmp *view) (*etcdserverpb.TxnResponse, error) {
 	inner := w.view
 	inner.r, inner.rev = w.txn.Reader(), w.txn.Revision()
 	sub := writer{view: inner, txn: w.txn}
-	ok, ops, err := sub.branch(t)
+	judge := &sub.view
+	if cmp != nil {
+		judge = cmp
+	}
+	ok, ops, err := judge.branch(t)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +379,7 @@ func (w *writer) txnOps(t *etcdserverpb.TxnRequest) (*etcdserverpb.TxnResponse, 
 			}
 			out.Response = &etcdserverpb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: dr}
 		case *etcdserverpb.RequestOp_RequestTxn:
-			tr, err := sub.txnOps(r.RequestTxn)
+			tr, err := sub.txnOps(r.RequestTxn, cmp)
 			if err != nil {
 				return nil, err
 			}

@@ -169,3 +169,38 @@ func TestMemberURLsAndUpdate(t *testing.T) {
 		t.Fatalf("member update of an unknown member: %v", err)
 	}
 }
+
+// TestNestedTxnComparesBeforeTxn: the comparisons of a nested txn see the
+// state before the whole txn, not the writes of the operations before it,
+// as etcd evaluates every comparison of a txn up front (compareToPath).
+// etcd answers: the outer put of k, then the nested txn's Then branch (k
+// was still "v0"), so r = "then".
+func TestNestedTxnComparesBeforeTxn(t *testing.T) {
+	n := startNode(t)
+	cli := n.etcdClient(t)
+	ctx := testCtx(t, 20*time.Second)
+	if _, err := cli.Put(ctx, "k", "v0"); err != nil {
+		t.Fatal(err)
+	}
+	nested := clientv3.OpTxn(
+		[]clientv3.Cmp{clientv3.Compare(clientv3.Value("k"), "=", "v0")},
+		[]clientv3.Op{clientv3.OpPut("r", "then"), clientv3.OpGet("k")},
+		[]clientv3.Op{clientv3.OpPut("r", "else")})
+	resp, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.Value("k"), "=", "v0")).
+		Then(clientv3.OpPut("k", "v1"), nested).Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := resp.Responses[1].GetResponseTxn()
+	if !resp.Succeeded || inner == nil || !inner.Succeeded {
+		t.Fatalf("nested txn: outer succeeded %v, inner %v; want both true (etcd compares against the state before the txn)", resp.Succeeded, inner)
+	}
+	// Reads inside the txn still see its earlier writes, as in etcd.
+	if kvs := inner.Responses[1].GetResponseRange().Kvs; len(kvs) != 1 || string(kvs[0].Value) != "v1" {
+		t.Fatalf("get k inside the nested txn: %v, want v1", kvs)
+	}
+	g, err := cli.Get(ctx, "r")
+	if err != nil || len(g.Kvs) != 1 || string(g.Kvs[0].Value) != "then" {
+		t.Fatalf("r after the txn: %v %v, want then", g, err)
+	}
+}

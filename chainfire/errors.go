@@ -46,6 +46,15 @@ var (
 	ErrRequestTooLarge = errors.New("etcdserver: request is too large")
 	// ErrNotCapable: the operation is not supported by Chainfire.
 	ErrNotCapable = errors.New("etcdserver: not capable")
+	// ErrWrongDowngradeVersionFormat: Downgrade with a version that is not
+	// MAJOR.MINOR[.PATCH].
+	ErrWrongDowngradeVersionFormat = errors.New("etcdserver: wrong downgrade target version format")
+	// ErrInvalidDowngradeTarget: Downgrade VALIDATE/ENABLE; centra has no
+	// older cluster version to go back to (see Maintenance.Downgrade).
+	ErrInvalidDowngradeTarget = errors.New("etcdserver: invalid downgrade target version")
+	// ErrNoInflightDowngrade: Downgrade CANCEL; there is never a downgrade
+	// job to cancel.
+	ErrNoInflightDowngrade = errors.New("etcdserver: no inflight downgrade job")
 	// ErrStopped: the server is shutting down.
 	ErrStopped = errors.New("etcdserver: server stopped")
 	// ErrBadCommand: a raft log entry could not be decoded (a newer or corrupt encoding).
@@ -111,6 +120,11 @@ var errorCodes = map[error]connect.Code{
 	ErrNotLeader:             connect.CodeFailedPrecondition,
 	ErrBadLeaderTransferee:   connect.CodeFailedPrecondition,
 	ErrTimeoutLeaderTransfer: connect.CodeUnavailable,
+
+	// Downgrade (maintenance.go): etcd's codes.
+	ErrWrongDowngradeVersionFormat: connect.CodeInvalidArgument,
+	ErrInvalidDowngradeTarget:      connect.CodeInvalidArgument,
+	ErrNoInflightDowngrade:         connect.CodeFailedPrecondition,
 }
 
 // internalErrors translates errors of lower layers to the service errors.

@@ -23,7 +23,7 @@ import (
 
 // commandVersion is the newest raftcmd encoding version this binary
 // applies (proposers use the lowest one that knows the command: versionFor).
-const commandVersion = alarmVersion
+const commandVersion = nestedTxnVersion
 
 // fsm is the metadata shard's state machine: Chainfire's MVCC KV, leases and
 // member attributes. It implements raftnode.Applier.
@@ -183,7 +183,11 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 		if err := w.checkTxn(c.Txn); err != nil {
 			return nil, v.rev, v.compacted, err
 		}
-		r, err := w.txnOps(c.Txn)
+		cmp := &w.view // etcd: every comparison sees the state before the txn
+		if cmd.Version < nestedTxnVersion {
+			cmp = nil
+		}
+		r, err := w.txnOps(c.Txn, cmp)
 		if err != nil {
 			return nil, v.rev, v.compacted, err
 		}

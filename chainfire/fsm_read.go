@@ -44,7 +44,7 @@ func (f *fsm) Lookup(q any) (any, error) {
 		if err := w.checkTxn(q.req); err != nil {
 			return nil, err
 		}
-		resp, err := w.txnOps(q.req)
+		resp, err := w.txnOps(q.req, &w.view)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"connectrpc.com/connect"
@@ -18,8 +19,8 @@ import (
 const Version = "3.6.0"
 
 // maintenanceService implements etcdserverpb.Maintenance: Status, Alarm,
-// Hash, HashKV, Defragment, MoveLeader and Snapshot (Downgrade is not
-// offered: centra upgrades binaries, not storage versions).
+// Hash, HashKV, Defragment, MoveLeader, Snapshot and Downgrade (which
+// answers as an etcd cluster that has no lower version to go to).
 type maintenanceService struct {
 	s *Server
 	etcdserverpbconnect.UnimplementedMaintenanceHandler
@@ -130,4 +131,31 @@ func (m *maintenanceService) MoveLeader(ctx context.Context, req *connect.Reques
 		s.log.Info("Leadership moved", "to_node_id", target.NodeId, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return connect.NewResponse(&etcdserverpb.MoveLeaderResponse{Header: s.header(nil)}), nil
+}
+
+// downgradeVersion is the format etcd accepts as a downgrade target.
+var downgradeVersion = regexp.MustCompile(`^v?[0-9]+\.[0-9]+(\.[0-9]+)?$`)
+
+// Downgrade answers as an etcd cluster whose version cannot go lower: etcd
+// 3.5's downgrade lowers the cluster version (and with it the storage
+// schema) one minor version so that older etcd binaries can join; centra
+// has one binary and one storage format, and raft commands carry their own
+// versions (DESIGN.md "command versions"), so there is no cluster version
+// to lower. VALIDATE and ENABLE fail as etcd does for a target it cannot
+// reach (InvalidArgument, "etcdserver: invalid downgrade target version"),
+// with the reason and the way back appended; CANCEL fails as etcd does when
+// no downgrade runs.
+func (m *maintenanceService) Downgrade(_ context.Context, req *connect.Request[etcdserverpb.DowngradeRequest]) (*connect.Response[etcdserverpb.DowngradeResponse], error) {
+	switch req.Msg.Action {
+	case etcdserverpb.DowngradeRequest_VALIDATE, etcdserverpb.DowngradeRequest_ENABLE:
+		if !downgradeVersion.MatchString(req.Msg.Version) {
+			return nil, toConnectError(ErrWrongDowngradeVersionFormat)
+		}
+		return nil, toConnectError(fmt.Errorf("%w %s: downgrade is not supported by centra (one binary, one storage format, no cluster version to lower); "+
+			"to go back to an older release, save a snapshot (`centra snapshot save FILE`) and restore it into a new cluster "+
+			"running that release (`centra snapshot restore`)", ErrInvalidDowngradeTarget, req.Msg.Version))
+	case etcdserverpb.DowngradeRequest_CANCEL:
+		return nil, toConnectError(fmt.Errorf("%w: centra never runs a downgrade", ErrNoInflightDowngrade))
+	}
+	return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("etcdserver: unknown downgrade action %d", req.Msg.Action))
 }

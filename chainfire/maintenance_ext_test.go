@@ -3,12 +3,15 @@ package chainfire_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 )
@@ -92,5 +95,26 @@ func TestHashKVDefragMoveLeader(t *testing.T) {
 	}
 	if _, err := cli.MoveLeader(ctx, st.Header.MemberId); err != nil {
 		t.Fatalf("move-leader to itself: %v", err)
+	}
+}
+
+// TestDowngradeRefused: Downgrade answers with etcd's errors and codes for a
+// cluster that cannot go lower (clientv3 recognises them), and says why.
+func TestDowngradeRefused(t *testing.T) {
+	n := startNode(t)
+	cli := n.etcdClient(t)
+	ctx := testCtx(t, 30*time.Second)
+	for _, action := range []clientv3.DowngradeAction{clientv3.DowngradeValidate, clientv3.DowngradeEnable} {
+		_, err := cli.Downgrade(ctx, action, "3.5.0")
+		if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(rpctypes.ErrorDesc(err), rpctypes.ErrorDesc(rpctypes.ErrGRPCInvalidDowngradeTargetVersion)) ||
+			!strings.Contains(err.Error(), "downgrade is not supported by centra") {
+			t.Fatalf("downgrade %v 3.5.0: %v", action, err)
+		}
+	}
+	if _, err := cli.Downgrade(ctx, clientv3.DowngradeValidate, "not-semver"); !errors.Is(rpctypes.Error(err), rpctypes.ErrWrongDowngradeVersionFormat) {
+		t.Fatalf("downgrade validate not-semver: %v", err)
+	}
+	if _, err := cli.Downgrade(ctx, clientv3.DowngradeCancel, ""); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "etcdserver: no inflight downgrade job") {
+		t.Fatalf("downgrade cancel: %v", err)
 	}
 }

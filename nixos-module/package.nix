@@ -44,7 +44,7 @@ buildGo126Module {
 
   # The runbooks' command names: the binary dispatches on argv[0].
   postInstall = ''
-    for name in chainfire-server chainfire-client flaredb-server flaredb-client; do
+    for name in chainfire-server chainfire-client flaredb-server flaredb-client rocksdb_ldb; do
       ln -s centra "$out/bin/$name"
     done
   '';

@@ -61,6 +61,11 @@ func (a *App) identity(ctx context.Context) (identity, error) {
 	if entries, _ := os.ReadDir(c.RaftDir()); len(entries) > 0 {
 		hasRaftData = true
 	}
+	if !hasRaftData {
+		if err := checkRestored(c); err != nil {
+			return identity{}, err
+		}
+	}
 	if c.Cluster.Bootstrap {
 		id, err := a.bootstrapIdentity()
 		if err != nil || hasRaftData || len(id.members) < 2 {

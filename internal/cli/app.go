@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			pdCommand(),
 			certsCommand(),
 			snapshotCommand(),
+			debugCommand(),
 			configCommand(),
 			installLinksCommand(),
 			versionCommand(),
@@ -50,6 +52,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	app := NewApp(stdout, stderr)
 	if err := app.Run(interleaveFlags(app, multiCall(args))); err != nil {
 		fmt.Fprintf(stderr, "Error: %s\n", strings.TrimSpace(err.Error()))
+		var coder cli.ExitCoder
+		if errors.As(err, &coder) && coder.ExitCode() != 0 {
+			return coder.ExitCode()
+		}
 		return 1
 	}
 	return 0
@@ -60,7 +66,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 // chainfire-server/flaredb-server ARGS = centra serve ARGS;
 // chainfire-client [FLAGS] member-list|status|... = centra cluster ...;
 // chainfire-client [FLAGS] put|get|... = centra kv ...;
-// flaredb-client [FLAGS] cluster-status|put|get|delete|scan = centra flaredb ....
+// flaredb-client [FLAGS] cluster-status|put|get|delete|scan = centra flaredb ....;
+// rocksdb_ldb --db=DIR checkconsistency|repair = centra debug check|repair
+// --data-dir DIR (repair with --yes, as ldb's repair acts).
 func multiCall(args []string) []string {
 	if len(args) == 0 {
 		return args
@@ -73,6 +81,8 @@ func multiCall(args []string) []string {
 		sub = chainfireClientCommand(args[1:])
 	case "flaredb-client":
 		sub = []string{"flaredb"}
+	case "rocksdb_ldb":
+		return ldbCommand(args[1:])
 	default:
 		return args
 	}
@@ -184,4 +194,29 @@ func chainfireClientCommand(args []string) []string {
 		}
 	}
 	return []string{"kv"}
+}
+
+// ldbCommand maps the runbook's `rocksdb_ldb --db=DIR checkconsistency` and
+// `rocksdb_ldb --db=DIR repair` to centra debug; anything else is passed to
+// debug so that its help explains what exists.
+func ldbCommand(args []string) []string {
+	out := []string{"centra", "debug"}
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case strings.HasPrefix(a, "--db="):
+			rest = append(rest, "--data-dir", strings.TrimPrefix(a, "--db="))
+		case a == "--db" && i+1 < len(args):
+			rest = append(rest, "--data-dir", args[i+1])
+			i++
+		case a == "checkconsistency":
+			out = append(out, "check")
+		case a == "repair":
+			out = append(out, "repair")
+			rest = append(rest, "--yes")
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return append(out, rest...)
 }

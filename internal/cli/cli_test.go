@@ -75,6 +75,10 @@ func TestChainfireClientCommandLines(t *testing.T) {
 		{"chainfire-client --endpoint http://10.0.0.1:2379 member-list", "centra cluster member-list --endpoint http://10.0.0.1:2379"},
 		{"chainfire-client --endpoint http://10.0.0.1:2379 status", "centra cluster status --endpoint http://10.0.0.1:2379"},
 		{"chainfire-client --endpoint http://10.0.0.1:2379 put k v", "centra kv put --endpoint http://10.0.0.1:2379 -- k v"},
+		// The runbook's corruption section.
+		{"rocksdb_ldb --db=/var/lib/chainfire checkconsistency", "centra debug check --data-dir /var/lib/chainfire"},
+		{"rocksdb_ldb --db=/var/lib/chainfire repair", "centra debug repair --data-dir /var/lib/chainfire --yes"},
+		{"rocksdb_ldb --db /var/lib/chainfire checkconsistency", "centra debug check --data-dir /var/lib/chainfire"},
 	} {
 		got := strings.Join(interleaveFlags(app, multiCall(strings.Fields(tc.in))), " ")
 		if got != tc.want {
@@ -108,5 +112,31 @@ func TestConfigCheckRole(t *testing.T) {
 	errOut.Reset()
 	if code := Run([]string{"centra", "config", "check", "--config", mixed}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "set [node] role") {
 		t.Errorf("ambiguous file: exit %d, stderr %q; want a refusal naming [node] role", code, errOut.String())
+	}
+}
+
+// TestSnapshotRestoreMemberFlags: a multi-member restore refuses a --name
+// that is not in --initial-members, a bad member entry, and --name or
+// --cluster-id without --initial-members, before touching the data
+// directory.
+func TestSnapshotRestoreMemberFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "4", "--initial-members", "1=10.0.0.1:2380,2=10.0.0.2:2380"}, `--name "4" is not an ID listed in --initial-members`},
+		{[]string{"--name", "1", "--initial-members", "1=10.0.0.1"}, "--initial-members"},
+		{[]string{"--name", "1"}, "--name and --cluster-id need --initial-members"},
+		{[]string{"--cluster-id", "9"}, "--name and --cluster-id need --initial-members"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"centra", "snapshot", "restore", "missing.db", "--data-dir", dir}, tc.args...)
+		if code := Run(args, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("a refused restore wrote into the data directory: %v", entries)
 	}
 }

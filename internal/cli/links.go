@@ -9,12 +9,12 @@ import (
 )
 
 // multiCallNames are the runbooks' program names centra answers to.
-var multiCallNames = []string{"chainfire-server", "chainfire-client", "flaredb-server", "flaredb-client"}
+var multiCallNames = []string{"chainfire-server", "chainfire-client", "flaredb-server", "flaredb-client", "rocksdb_ldb"}
 
 func installLinksCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "install-links",
-		Usage:     "create the runbooks' program names (chainfire-server, chainfire-client, flaredb-server, flaredb-client) as symlinks to this binary in DIR",
+		Usage:     "create the runbooks' program names (chainfire-server, chainfire-client, flaredb-server, flaredb-client, rocksdb_ldb) as symlinks to this binary in DIR",
 		ArgsUsage: "DIR",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

@@ -2,11 +2,15 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -16,6 +20,7 @@ import (
 	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	"github.com/centra-cloud/centra/internal/app"
 )
 
 func snapshotCommand() *cli.Command {
@@ -28,9 +33,12 @@ func snapshotCommand() *cli.Command {
 				Flags: clientFlags(), Action: snapshotSave,
 			},
 			{
-				Name: "restore", Usage: "restore FILE --data-dir DIR: load a snapshot taken from centra or from etcd into a new data directory, then start a new cluster on it (bootstrap = true)", ArgsUsage: "FILE",
+				Name: "restore", Usage: "restore FILE --data-dir DIR [--name ID --initial-members ID=HOST:PORT,...]: load a snapshot taken from centra or from etcd into a new data directory, then start a new cluster on it (bootstrap = true); with --initial-members every member restores the same file with its own --name and they form a new cluster (etcdctl snapshot restore --name --initial-cluster)", ArgsUsage: "FILE",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "data-dir", Required: true, Usage: "new data directory (storage.data_dir of the node to start); must not hold data"},
+					&cli.StringFlag{Name: "name", Usage: "node ID of this member in --initial-members (etcd's --name)"},
+					&cli.StringFlag{Name: "initial-members", Usage: "members of the new cluster, \"ID=HOST:RAFTPORT,...\" ([cluster] initial_members; etcd's --initial-cluster); the same on every member"},
+					&cli.Uint64Flag{Name: "cluster-id", Usage: "[cluster] id of the new cluster; default: derived from the file and the member list, the same on every member and unlike the old cluster's"},
 					&cli.BoolFlag{Name: "skip-hash-check", Usage: "accept a file without etcd's trailing SHA-256 (a db file copied from an etcd member's data directory)"},
 				},
 				Action: snapshotRestore,
@@ -118,12 +126,13 @@ func saveFrom(ctx context.Context, cn *conn, url, part string, errw io.Writer) (
 	return n, f.Sync()
 }
 
-// snapshotRestore loads FILE into DIR/state.
+// snapshotRestore loads FILE into DIR/state; with --initial-members it
+// also pins DIR to the new cluster (app.RestoreRecord).
 func snapshotRestore(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return exitf("snapshot restore: give the snapshot FILE")
 	}
-	dir := c.String("data-dir")
+	file, dir := c.Args().First(), c.String("data-dir")
 	cfg := config.Default()
 	cfg.Storage.DataDir = dir
 	for _, sub := range []string{cfg.StateDir(), cfg.RaftDir()} {
@@ -131,8 +140,12 @@ func snapshotRestore(c *cli.Context) error {
 			return exitf("snapshot restore: %s already holds data; restore into a new data directory", sub)
 		}
 	}
+	cluster, err := restoreCluster(c, file)
+	if err != nil {
+		return err
+	}
 	p := &progress{w: c.App.ErrWriter}
-	info, err := chainfire.Restore(c.Args().First(), cfg.StateDir(), chainfire.RestoreOptions{
+	info, err := chainfire.Restore(file, cfg.StateDir(), chainfire.RestoreOptions{
 		SkipHashCheck: c.Bool("skip-hash-check"),
 		Progress:      func(n int) { p.report(false, "Restoring: %d key versions", n) },
 	})
@@ -141,8 +154,72 @@ func snapshotRestore(c *cli.Context) error {
 	}
 	p.report(true, "Restoring: %d key versions", info.Versions)
 	abs, _ := filepath.Abs(dir)
-	fmt.Fprintf(stdoutOf(c), "Restored revision %d (%d key versions, %d leases, compacted at %d) into %s.\n"+
-		"Start the first member on it with storage.data_dir = %q and bootstrap = true (initial_members lists the new cluster; restore the same file on each initial member).\n",
-		info.Revision, info.Versions, info.Leases, info.Compacted, abs, abs)
+	out := stdoutOf(c)
+	fmt.Fprintf(out, "Restored revision %d (%d key versions, %d leases, compacted at %d) into %s.\n",
+		info.Revision, info.Versions, info.Leases, info.Compacted, abs)
+	if cluster == nil {
+		fmt.Fprintf(out, "Start the first member on it with storage.data_dir = %q and bootstrap = true (initial_members lists the new cluster; restore the same file on each initial member).\n", abs)
+		return nil
+	}
+	cluster.Revision = info.Revision
+	if err := app.WriteRestoreRecord(dir, *cluster); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Member %d of a new cluster. Start it with this config (the same [cluster] on every member; each restores the same file with its own --name):\n\n"+
+		"[node]\nid = %d\n\n[cluster]\nid = %d\nbootstrap = true\ninitial_members = %s\n\n[storage]\ndata_dir = %q\n",
+		cluster.NodeID, cluster.NodeID, cluster.ClusterID, app.TOMLList(cluster.InitialMembers), abs)
 	return nil
+}
+
+// restoreCluster parses --name, --initial-members and --cluster-id into the
+// record of the new cluster; nil without --initial-members.
+func restoreCluster(c *cli.Context, file string) (*app.RestoreRecord, error) {
+	list := c.String("initial-members")
+	if list == "" {
+		if c.IsSet("name") || c.IsSet("cluster-id") {
+			return nil, exitf("snapshot restore: --name and --cluster-id need --initial-members (the members of the new cluster)")
+		}
+		return nil, nil
+	}
+	cfg := config.Default()
+	cfg.Cluster.InitialMembers = strings.Split(list, ",")
+	members, err := cfg.Members()
+	if err != nil {
+		return nil, exitf("snapshot restore: --initial-members: %v", err)
+	}
+	name := c.String("name")
+	var self uint64
+	for _, m := range members {
+		if fmt.Sprint(m.ID) == name {
+			self = m.ID
+		}
+	}
+	if self == 0 {
+		return nil, exitf("snapshot restore: --name %q is not an ID listed in --initial-members %q; give this member's node ID", name, list)
+	}
+	sum, err := fileSHA256(file)
+	if err != nil {
+		return nil, err
+	}
+	id := c.Uint64("cluster-id")
+	if !c.IsSet("cluster-id") {
+		id = app.RestoredClusterID(sum, members)
+	} else if id == 0 || id > math.MaxInt64 {
+		return nil, exitf("snapshot restore: --cluster-id must be between 1 and %d", int64(math.MaxInt64))
+	}
+	return &app.RestoreRecord{ClusterID: id, NodeID: self, InitialMembers: app.MemberEntries(members), SnapshotSHA256: hex.EncodeToString(sum)}, nil
+}
+
+// fileSHA256 returns the SHA-256 of the file at path.
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("snapshot restore: read %s: %w", path, err)
+	}
+	return h.Sum(nil), nil
 }
