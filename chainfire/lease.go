@@ -106,7 +106,7 @@ func (l *leaseService) LeaseTimeToLive(ctx context.Context, req *connect.Request
 		if err != nil {
 			return nil, toConnectError(err)
 		}
-		resp, err := l.s.fwd.timeToLive(ctx, url, req.Msg)
+		resp, err := l.s.fwd.timeToLive(ctx, url, req.Msg, req.Header().Get(tokenHeader))
 		if err != nil {
 			return nil, err
 		}

@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-+Kl1QCqDumXg36SsxqfN3HyE5gjFAqMCsKfmasWAIUs=";
+  vendorHash = "sha256-UBb0Ztv2k6Ho5M5Q8VREFcSfFJ5mtk/KZUnnd2aQ/aw=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];

@@ -373,6 +373,7 @@ type Auth struct {
 	//	*Auth_RoleDelete
 	//	*Auth_RoleGrantPermission
 	//	*Auth_RoleRevokePermission
+	//	*Auth_Login
 	Op            isAuth_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -514,6 +515,15 @@ func (x *Auth) GetRoleRevokePermission() *etcdserverpb.AuthRoleRevokePermissionR
 	return nil
 }
 
+func (x *Auth) GetLogin() *Login {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_Login); ok {
+			return x.Login
+		}
+	}
+	return nil
+}
+
 type isAuth_Op interface {
 	isAuth_Op()
 }
@@ -562,6 +572,12 @@ type Auth_RoleRevokePermission struct {
 	RoleRevokePermission *etcdserverpb.AuthRoleRevokePermissionRequest `protobuf:"bytes,11,opt,name=role_revoke_permission,json=roleRevokePermission,proto3,oneof"`
 }
 
+type Auth_Login struct {
+	// A successful Authenticate: every member accepts the token from then
+	// on (etcd's InternalAuthenticateRequest with its simple token).
+	Login *Login `protobuf:"bytes,12,opt,name=login,proto3,oneof"`
+}
+
 func (*Auth_Enable) isAuth_Op() {}
 
 func (*Auth_Disable) isAuth_Op() {}
@@ -584,6 +600,64 @@ func (*Auth_RoleGrantPermission) isAuth_Op() {}
 
 func (*Auth_RoleRevokePermission) isAuth_Op() {}
 
+func (*Auth_Login) isAuth_Op() {}
+
+// Login assigns a simple token to a user whose password the proposer
+// checked. The token's time to live runs on each member from its apply.
+type Login struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the user.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// token is the simple token the client sends in the "token" metadata.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Login) Reset() {
+	*x = Login{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Login) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Login) ProtoMessage() {}
+
+func (x *Login) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Login.ProtoReflect.Descriptor instead.
+func (*Login) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Login) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Login) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // LeaseExpire revokes leases whose TTL the leader saw run out.
 type LeaseExpire struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -595,7 +669,7 @@ type LeaseExpire struct {
 
 func (x *LeaseExpire) Reset() {
 	*x = LeaseExpire{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +681,7 @@ func (x *LeaseExpire) String() string {
 func (*LeaseExpire) ProtoMessage() {}
 
 func (x *LeaseExpire) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +694,7 @@ func (x *LeaseExpire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExpire.ProtoReflect.Descriptor instead.
 func (*LeaseExpire) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{2}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LeaseExpire) GetIds() []int64 {
@@ -654,7 +728,7 @@ type MemberAttributes struct {
 
 func (x *MemberAttributes) Reset() {
 	*x = MemberAttributes{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +740,7 @@ func (x *MemberAttributes) String() string {
 func (*MemberAttributes) ProtoMessage() {}
 
 func (x *MemberAttributes) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +753,7 @@ func (x *MemberAttributes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAttributes.ProtoReflect.Descriptor instead.
 func (*MemberAttributes) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{3}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MemberAttributes) GetNodeId() uint64 {
@@ -741,7 +815,7 @@ type MemberAdd struct {
 
 func (x *MemberAdd) Reset() {
 	*x = MemberAdd{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +827,7 @@ func (x *MemberAdd) String() string {
 func (*MemberAdd) ProtoMessage() {}
 
 func (x *MemberAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +840,7 @@ func (x *MemberAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAdd.ProtoReflect.Descriptor instead.
 func (*MemberAdd) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{4}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MemberAdd) GetNodeId() uint64 {
@@ -808,7 +882,7 @@ type MemberRemove struct {
 
 func (x *MemberRemove) Reset() {
 	*x = MemberRemove{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +894,7 @@ func (x *MemberRemove) String() string {
 func (*MemberRemove) ProtoMessage() {}
 
 func (x *MemberRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +907,7 @@ func (x *MemberRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemove.ProtoReflect.Descriptor instead.
 func (*MemberRemove) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{5}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MemberRemove) GetNodeId() uint64 {
@@ -853,7 +927,7 @@ type MemberPromote struct {
 
 func (x *MemberPromote) Reset() {
 	*x = MemberPromote{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +939,7 @@ func (x *MemberPromote) String() string {
 func (*MemberPromote) ProtoMessage() {}
 
 func (x *MemberPromote) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +952,7 @@ func (x *MemberPromote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberPromote.ProtoReflect.Descriptor instead.
 func (*MemberPromote) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MemberPromote) GetNodeId() uint64 {
@@ -902,7 +976,7 @@ type SysTxn struct {
 
 func (x *SysTxn) Reset() {
 	*x = SysTxn{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +988,7 @@ func (x *SysTxn) String() string {
 func (*SysTxn) ProtoMessage() {}
 
 func (x *SysTxn) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1001,7 @@ func (x *SysTxn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysTxn.ProtoReflect.Descriptor instead.
 func (*SysTxn) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SysTxn) GetCompares() []*SysCompare {
@@ -962,7 +1036,7 @@ type SysCompare struct {
 
 func (x *SysCompare) Reset() {
 	*x = SysCompare{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +1048,7 @@ func (x *SysCompare) String() string {
 func (*SysCompare) ProtoMessage() {}
 
 func (x *SysCompare) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +1061,7 @@ func (x *SysCompare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysCompare.ProtoReflect.Descriptor instead.
 func (*SysCompare) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SysCompare) GetKey() []byte {
@@ -1015,7 +1089,7 @@ type SysKeyValue struct {
 
 func (x *SysKeyValue) Reset() {
 	*x = SysKeyValue{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1101,7 @@ func (x *SysKeyValue) String() string {
 func (*SysKeyValue) ProtoMessage() {}
 
 func (x *SysKeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1114,7 @@ func (x *SysKeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysKeyValue.ProtoReflect.Descriptor instead.
 func (*SysKeyValue) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SysKeyValue) GetKey() []byte {
@@ -1067,7 +1141,7 @@ type SysTxnResult struct {
 
 func (x *SysTxnResult) Reset() {
 	*x = SysTxnResult{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[10]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1153,7 @@ func (x *SysTxnResult) String() string {
 func (*SysTxnResult) ProtoMessage() {}
 
 func (x *SysTxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[10]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1166,7 @@ func (x *SysTxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysTxnResult.ProtoReflect.Descriptor instead.
 func (*SysTxnResult) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{10}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SysTxnResult) GetSucceeded() bool {
@@ -1129,7 +1203,7 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\x05alarm\x18\x0e \x01(\v2\x1a.etcdserverpb.AlarmRequestH\x00R\x05alarm\x127\n" +
 	"\x04auth\x18\x0f \x01(\v2!.centra.chainfire.raftcmd.v1.AuthH\x00R\x04auth\x12#\n" +
 	"\rauth_revision\x18\x10 \x01(\x04R\fauthRevisionB\x05\n" +
-	"\x03cmd\"\xe6\x06\n" +
+	"\x03cmd\"\xa2\a\n" +
 	"\x04Auth\x129\n" +
 	"\x06enable\x18\x01 \x01(\v2\x1f.etcdserverpb.AuthEnableRequestH\x00R\x06enable\x12<\n" +
 	"\adisable\x18\x02 \x01(\v2 .etcdserverpb.AuthDisableRequestH\x00R\adisable\x12=\n" +
@@ -1144,8 +1218,12 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"roleDelete\x12b\n" +
 	"\x15role_grant_permission\x18\n" +
 	" \x01(\v2,.etcdserverpb.AuthRoleGrantPermissionRequestH\x00R\x13roleGrantPermission\x12e\n" +
-	"\x16role_revoke_permission\x18\v \x01(\v2-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00R\x14roleRevokePermissionB\x04\n" +
-	"\x02op\"\x1f\n" +
+	"\x16role_revoke_permission\x18\v \x01(\v2-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00R\x14roleRevokePermission\x12:\n" +
+	"\x05login\x18\f \x01(\v2\".centra.chainfire.raftcmd.v1.LoginH\x00R\x05loginB\x04\n" +
+	"\x02op\"1\n" +
+	"\x05Login\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"\x1f\n" +
 	"\vLeaseExpire\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\xbb\x01\n" +
 	"\x10MemberAttributes\x12\x17\n" +
@@ -1195,71 +1273,73 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP() []byte {
 	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescData
 }
 
-var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*Command)(nil),                                      // 0: centra.chainfire.raftcmd.v1.Command
 	(*Auth)(nil),                                         // 1: centra.chainfire.raftcmd.v1.Auth
-	(*LeaseExpire)(nil),                                  // 2: centra.chainfire.raftcmd.v1.LeaseExpire
-	(*MemberAttributes)(nil),                             // 3: centra.chainfire.raftcmd.v1.MemberAttributes
-	(*MemberAdd)(nil),                                    // 4: centra.chainfire.raftcmd.v1.MemberAdd
-	(*MemberRemove)(nil),                                 // 5: centra.chainfire.raftcmd.v1.MemberRemove
-	(*MemberPromote)(nil),                                // 6: centra.chainfire.raftcmd.v1.MemberPromote
-	(*SysTxn)(nil),                                       // 7: centra.chainfire.raftcmd.v1.SysTxn
-	(*SysCompare)(nil),                                   // 8: centra.chainfire.raftcmd.v1.SysCompare
-	(*SysKeyValue)(nil),                                  // 9: centra.chainfire.raftcmd.v1.SysKeyValue
-	(*SysTxnResult)(nil),                                 // 10: centra.chainfire.raftcmd.v1.SysTxnResult
-	(*etcdserverpb.PutRequest)(nil),                      // 11: etcdserverpb.PutRequest
-	(*etcdserverpb.DeleteRangeRequest)(nil),              // 12: etcdserverpb.DeleteRangeRequest
-	(*etcdserverpb.TxnRequest)(nil),                      // 13: etcdserverpb.TxnRequest
-	(*etcdserverpb.CompactionRequest)(nil),               // 14: etcdserverpb.CompactionRequest
-	(*etcdserverpb.LeaseGrantRequest)(nil),               // 15: etcdserverpb.LeaseGrantRequest
-	(*etcdserverpb.LeaseRevokeRequest)(nil),              // 16: etcdserverpb.LeaseRevokeRequest
-	(*etcdserverpb.AlarmRequest)(nil),                    // 17: etcdserverpb.AlarmRequest
-	(*etcdserverpb.AuthEnableRequest)(nil),               // 18: etcdserverpb.AuthEnableRequest
-	(*etcdserverpb.AuthDisableRequest)(nil),              // 19: etcdserverpb.AuthDisableRequest
-	(*etcdserverpb.AuthUserAddRequest)(nil),              // 20: etcdserverpb.AuthUserAddRequest
-	(*etcdserverpb.AuthUserDeleteRequest)(nil),           // 21: etcdserverpb.AuthUserDeleteRequest
-	(*etcdserverpb.AuthUserChangePasswordRequest)(nil),   // 22: etcdserverpb.AuthUserChangePasswordRequest
-	(*etcdserverpb.AuthUserGrantRoleRequest)(nil),        // 23: etcdserverpb.AuthUserGrantRoleRequest
-	(*etcdserverpb.AuthUserRevokeRoleRequest)(nil),       // 24: etcdserverpb.AuthUserRevokeRoleRequest
-	(*etcdserverpb.AuthRoleAddRequest)(nil),              // 25: etcdserverpb.AuthRoleAddRequest
-	(*etcdserverpb.AuthRoleDeleteRequest)(nil),           // 26: etcdserverpb.AuthRoleDeleteRequest
-	(*etcdserverpb.AuthRoleGrantPermissionRequest)(nil),  // 27: etcdserverpb.AuthRoleGrantPermissionRequest
-	(*etcdserverpb.AuthRoleRevokePermissionRequest)(nil), // 28: etcdserverpb.AuthRoleRevokePermissionRequest
+	(*Login)(nil),                                        // 2: centra.chainfire.raftcmd.v1.Login
+	(*LeaseExpire)(nil),                                  // 3: centra.chainfire.raftcmd.v1.LeaseExpire
+	(*MemberAttributes)(nil),                             // 4: centra.chainfire.raftcmd.v1.MemberAttributes
+	(*MemberAdd)(nil),                                    // 5: centra.chainfire.raftcmd.v1.MemberAdd
+	(*MemberRemove)(nil),                                 // 6: centra.chainfire.raftcmd.v1.MemberRemove
+	(*MemberPromote)(nil),                                // 7: centra.chainfire.raftcmd.v1.MemberPromote
+	(*SysTxn)(nil),                                       // 8: centra.chainfire.raftcmd.v1.SysTxn
+	(*SysCompare)(nil),                                   // 9: centra.chainfire.raftcmd.v1.SysCompare
+	(*SysKeyValue)(nil),                                  // 10: centra.chainfire.raftcmd.v1.SysKeyValue
+	(*SysTxnResult)(nil),                                 // 11: centra.chainfire.raftcmd.v1.SysTxnResult
+	(*etcdserverpb.PutRequest)(nil),                      // 12: etcdserverpb.PutRequest
+	(*etcdserverpb.DeleteRangeRequest)(nil),              // 13: etcdserverpb.DeleteRangeRequest
+	(*etcdserverpb.TxnRequest)(nil),                      // 14: etcdserverpb.TxnRequest
+	(*etcdserverpb.CompactionRequest)(nil),               // 15: etcdserverpb.CompactionRequest
+	(*etcdserverpb.LeaseGrantRequest)(nil),               // 16: etcdserverpb.LeaseGrantRequest
+	(*etcdserverpb.LeaseRevokeRequest)(nil),              // 17: etcdserverpb.LeaseRevokeRequest
+	(*etcdserverpb.AlarmRequest)(nil),                    // 18: etcdserverpb.AlarmRequest
+	(*etcdserverpb.AuthEnableRequest)(nil),               // 19: etcdserverpb.AuthEnableRequest
+	(*etcdserverpb.AuthDisableRequest)(nil),              // 20: etcdserverpb.AuthDisableRequest
+	(*etcdserverpb.AuthUserAddRequest)(nil),              // 21: etcdserverpb.AuthUserAddRequest
+	(*etcdserverpb.AuthUserDeleteRequest)(nil),           // 22: etcdserverpb.AuthUserDeleteRequest
+	(*etcdserverpb.AuthUserChangePasswordRequest)(nil),   // 23: etcdserverpb.AuthUserChangePasswordRequest
+	(*etcdserverpb.AuthUserGrantRoleRequest)(nil),        // 24: etcdserverpb.AuthUserGrantRoleRequest
+	(*etcdserverpb.AuthUserRevokeRoleRequest)(nil),       // 25: etcdserverpb.AuthUserRevokeRoleRequest
+	(*etcdserverpb.AuthRoleAddRequest)(nil),              // 26: etcdserverpb.AuthRoleAddRequest
+	(*etcdserverpb.AuthRoleDeleteRequest)(nil),           // 27: etcdserverpb.AuthRoleDeleteRequest
+	(*etcdserverpb.AuthRoleGrantPermissionRequest)(nil),  // 28: etcdserverpb.AuthRoleGrantPermissionRequest
+	(*etcdserverpb.AuthRoleRevokePermissionRequest)(nil), // 29: etcdserverpb.AuthRoleRevokePermissionRequest
 }
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
-	11, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
-	12, // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
-	13, // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
-	14, // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
-	15, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
-	16, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
-	2,  // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
-	3,  // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
-	4,  // 8: centra.chainfire.raftcmd.v1.Command.member_add:type_name -> centra.chainfire.raftcmd.v1.MemberAdd
-	5,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
-	6,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
-	7,  // 11: centra.chainfire.raftcmd.v1.Command.sys_txn:type_name -> centra.chainfire.raftcmd.v1.SysTxn
-	17, // 12: centra.chainfire.raftcmd.v1.Command.alarm:type_name -> etcdserverpb.AlarmRequest
+	12, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
+	13, // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
+	14, // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
+	15, // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
+	16, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
+	17, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
+	3,  // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
+	4,  // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
+	5,  // 8: centra.chainfire.raftcmd.v1.Command.member_add:type_name -> centra.chainfire.raftcmd.v1.MemberAdd
+	6,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
+	7,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
+	8,  // 11: centra.chainfire.raftcmd.v1.Command.sys_txn:type_name -> centra.chainfire.raftcmd.v1.SysTxn
+	18, // 12: centra.chainfire.raftcmd.v1.Command.alarm:type_name -> etcdserverpb.AlarmRequest
 	1,  // 13: centra.chainfire.raftcmd.v1.Command.auth:type_name -> centra.chainfire.raftcmd.v1.Auth
-	18, // 14: centra.chainfire.raftcmd.v1.Auth.enable:type_name -> etcdserverpb.AuthEnableRequest
-	19, // 15: centra.chainfire.raftcmd.v1.Auth.disable:type_name -> etcdserverpb.AuthDisableRequest
-	20, // 16: centra.chainfire.raftcmd.v1.Auth.user_add:type_name -> etcdserverpb.AuthUserAddRequest
-	21, // 17: centra.chainfire.raftcmd.v1.Auth.user_delete:type_name -> etcdserverpb.AuthUserDeleteRequest
-	22, // 18: centra.chainfire.raftcmd.v1.Auth.user_change_password:type_name -> etcdserverpb.AuthUserChangePasswordRequest
-	23, // 19: centra.chainfire.raftcmd.v1.Auth.user_grant_role:type_name -> etcdserverpb.AuthUserGrantRoleRequest
-	24, // 20: centra.chainfire.raftcmd.v1.Auth.user_revoke_role:type_name -> etcdserverpb.AuthUserRevokeRoleRequest
-	25, // 21: centra.chainfire.raftcmd.v1.Auth.role_add:type_name -> etcdserverpb.AuthRoleAddRequest
-	26, // 22: centra.chainfire.raftcmd.v1.Auth.role_delete:type_name -> etcdserverpb.AuthRoleDeleteRequest
-	27, // 23: centra.chainfire.raftcmd.v1.Auth.role_grant_permission:type_name -> etcdserverpb.AuthRoleGrantPermissionRequest
-	28, // 24: centra.chainfire.raftcmd.v1.Auth.role_revoke_permission:type_name -> etcdserverpb.AuthRoleRevokePermissionRequest
-	8,  // 25: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
-	9,  // 26: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	19, // 14: centra.chainfire.raftcmd.v1.Auth.enable:type_name -> etcdserverpb.AuthEnableRequest
+	20, // 15: centra.chainfire.raftcmd.v1.Auth.disable:type_name -> etcdserverpb.AuthDisableRequest
+	21, // 16: centra.chainfire.raftcmd.v1.Auth.user_add:type_name -> etcdserverpb.AuthUserAddRequest
+	22, // 17: centra.chainfire.raftcmd.v1.Auth.user_delete:type_name -> etcdserverpb.AuthUserDeleteRequest
+	23, // 18: centra.chainfire.raftcmd.v1.Auth.user_change_password:type_name -> etcdserverpb.AuthUserChangePasswordRequest
+	24, // 19: centra.chainfire.raftcmd.v1.Auth.user_grant_role:type_name -> etcdserverpb.AuthUserGrantRoleRequest
+	25, // 20: centra.chainfire.raftcmd.v1.Auth.user_revoke_role:type_name -> etcdserverpb.AuthUserRevokeRoleRequest
+	26, // 21: centra.chainfire.raftcmd.v1.Auth.role_add:type_name -> etcdserverpb.AuthRoleAddRequest
+	27, // 22: centra.chainfire.raftcmd.v1.Auth.role_delete:type_name -> etcdserverpb.AuthRoleDeleteRequest
+	28, // 23: centra.chainfire.raftcmd.v1.Auth.role_grant_permission:type_name -> etcdserverpb.AuthRoleGrantPermissionRequest
+	29, // 24: centra.chainfire.raftcmd.v1.Auth.role_revoke_permission:type_name -> etcdserverpb.AuthRoleRevokePermissionRequest
+	2,  // 25: centra.chainfire.raftcmd.v1.Auth.login:type_name -> centra.chainfire.raftcmd.v1.Login
+	9,  // 26: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
+	10, // 27: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() }
@@ -1295,6 +1375,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 		(*Auth_RoleDelete)(nil),
 		(*Auth_RoleGrantPermission)(nil),
 		(*Auth_RoleRevokePermission)(nil),
+		(*Auth_Login)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1302,7 +1383,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc), len(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
