@@ -3,6 +3,8 @@ package chainfire_test
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +149,15 @@ func TestAuthUsersRolesAndPermissions(t *testing.T) {
 		"member add": func() error { _, err := alice.MemberAdd(ctx, []string{"http://127.0.0.1:1"}); return err }(),
 	} {
 		wantEtcdErr(t, "alice "+what, err, rpctypes.ErrPermissionDenied)
+	}
+	// Snapshot needs root too; clientv3 reports the stream's status as is.
+	rc, err := alice.Snapshot(ctx)
+	if err == nil {
+		_, err = io.ReadAll(rc)
+		rc.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), rpctypes.ErrPermissionDenied.Error()) {
+		t.Fatalf("alice snapshot: %v, want permission denied", err)
 	}
 	tr, err := alice.Txn(ctx).If(clientv3.Compare(clientv3.Value("app/x"), "=", "1")).
 		Then(clientv3.OpPut("app/y", "1"), clientv3.OpGet("ro/a")).Else(clientv3.OpGet("app/x")).Commit()
