@@ -396,7 +396,15 @@ func (a *authService) state(ctx context.Context) (*authState, error) {
 	return a.s.fsm.auth.Load(), nil
 }
 
-// hash is bcrypt of a password, base64 as etcd puts it in the log.
+// adminState is state for the root role only (while auth is enabled).
+func (a *authService) adminState(ctx context.Context, h http.Header) (*authState, error) {
+	if _, err := a.admin(ctx, h); err != nil {
+		return nil, err
+	}
+	return a.state(ctx)
+}
+
+// hashPassword is bcrypt of a password, base64 as etcd puts it in the log.
 func hashPassword(pw string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
@@ -414,10 +422,7 @@ func (a *authService) AuthDisable(ctx context.Context, req *connect.Request[etcd
 }
 
 func (a *authService) AuthStatus(ctx context.Context, req *connect.Request[etcdserverpb.AuthStatusRequest]) (*connect.Response[etcdserverpb.AuthStatusResponse], error) {
-	if _, err := a.admin(ctx, req.Header()); err != nil {
-		return nil, err
-	}
-	st, err := a.state(ctx)
+	st, err := a.adminState(ctx, req.Header())
 	if err != nil {
 		return nil, err
 	}
@@ -492,10 +497,7 @@ func (a *authService) selfOr(ctx context.Context, h http.Header, mine func(calle
 }
 
 func (a *authService) UserList(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserListRequest]) (*connect.Response[etcdserverpb.AuthUserListResponse], error) {
-	if _, err := a.admin(ctx, req.Header()); err != nil {
-		return nil, err
-	}
-	st, err := a.state(ctx)
+	st, err := a.adminState(ctx, req.Header())
 	if err != nil {
 		return nil, err
 	}
@@ -551,10 +553,7 @@ func (a *authService) RoleGet(ctx context.Context, req *connect.Request[etcdserv
 }
 
 func (a *authService) RoleList(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleListRequest]) (*connect.Response[etcdserverpb.AuthRoleListResponse], error) {
-	if _, err := a.admin(ctx, req.Header()); err != nil {
-		return nil, err
-	}
-	st, err := a.state(ctx)
+	st, err := a.adminState(ctx, req.Header())
 	if err != nil {
 		return nil, err
 	}
