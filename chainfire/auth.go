@@ -152,6 +152,14 @@ func (s *Server) caller(ctx context.Context, st *authState, h http.Header) (call
 	if tok := h.Get(tokenHeader); tok != "" {
 		u, ok := s.tokens.user(tok)
 		if !ok {
+			// A login acknowledged by another member may not be applied
+			// here yet: catch up (a read barrier) before refusing, so a
+			// token works on every member once Authenticate returned.
+			if _, err := s.read(ctx, revQuery{}, false); err == nil {
+				u, ok = s.tokens.user(tok)
+			}
+		}
+		if !ok {
 			return caller{}, ErrInvalidAuthToken
 		}
 		name = u

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/centra-cloud/centra/chainfire/internal/etcdfmt"
 	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
 	"github.com/centra-cloud/centra/gen/authpb"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
@@ -461,4 +462,44 @@ func (f *fsm) applyAuth(b *pebble.Batch, cmd *raftcmdv1.Auth) (*etcdserverpb.Aut
 	// Every auth result is a header alone, so it decodes as the response
 	// of any auth RPC.
 	return &etcdserverpb.AuthEnableResponse{Header: &etcdserverpb.ResponseHeader{}}, nil
+}
+
+// authSnapshot reads the auth state of r as etcd's snapshot file holds it.
+func authSnapshot(st *mvcc.Store, r pebble.Reader) (etcdfmt.Auth, error) {
+	meta, err := st.LoadAuthMeta(r)
+	if err != nil {
+		return etcdfmt.Auth{}, err
+	}
+	a := etcdfmt.Auth{Enabled: meta.Enabled, Revision: meta.Revision, Users: map[string][]byte{}, Roles: map[string][]byte{}}
+	for kind, recs := range map[byte]map[string][]byte{mvcc.AuthUser: a.Users, mvcc.AuthRole: a.Roles} {
+		if err := st.AuthRecords(r, kind, func(name string, v []byte) error {
+			recs[name] = bytes.Clone(v)
+			return nil
+		}); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// restoreAuth writes the auth state of a snapshot file (centra's or
+// etcd's), checking every record decodes.
+func restoreAuth(st *mvcc.Store, w pebble.Writer, a etcdfmt.Auth) error {
+	for name, v := range a.Users {
+		if err := proto.Unmarshal(v, &authpb.User{}); err != nil {
+			return fmt.Errorf("chainfire: snapshot user %q: %w", name, err)
+		}
+		if err := st.SetAuthRecord(w, mvcc.AuthUser, name, v); err != nil {
+			return err
+		}
+	}
+	for name, v := range a.Roles {
+		if err := proto.Unmarshal(v, &authpb.Role{}); err != nil {
+			return fmt.Errorf("chainfire: snapshot role %q: %w", name, err)
+		}
+		if err := st.SetAuthRecord(w, mvcc.AuthRole, name, v); err != nil {
+			return err
+		}
+	}
+	return st.SetAuthMeta(w, mvcc.AuthMeta{Enabled: a.Enabled, Revision: a.Revision})
 }
