@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +30,13 @@ const tokenHeader = "token"
 
 // defaultTokenTTL is etcd's simple token TTL (--auth-token-ttl, 300 s).
 const defaultTokenTTL = 5 * time.Minute
+
+// memberUser is the user of members' own tokens (Login.member): it may do
+// what root may. A NUL byte keeps it apart from every user UserAdd accepts.
+const memberUser = "\x00member"
+
+// rootPerms are the permissions of the root role.
+var rootPerms = &userPerms{root: true}
 
 // tokenEvent is a login (token and user) or, without a token, the end of
 // every token of user.
@@ -166,7 +175,23 @@ func (s *Server) caller(ctx context.Context, st *authState, h http.Header) (call
 	} else if name = certUser(ctx); name == "" {
 		return caller{}, ErrUserEmpty
 	}
+	if name == memberUser {
+		return caller{name: name, perms: rootPerms}, nil
+	}
 	return caller{name: name, perms: st.perms[name]}, nil
+}
+
+// memberToken returns a token for this member's calls to other members
+// while auth is enabled ("" while disabled): a login replicated like a
+// user's, so every member accepts it.
+func (s *Server) memberToken(ctx context.Context) (string, error) {
+	if !s.fsm.auth.Load().enabled {
+		return "", nil
+	}
+	tok := s.tokens.newToken()
+	login := &raftcmdv1.Login{Token: tok, Member: true}
+	err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Auth{Auth: &raftcmdv1.Auth{Op: &raftcmdv1.Auth_Login{Login: login}}}}, &etcdserverpb.AuthEnableResponse{})
+	return tok, err
 }
 
 // check returns ErrPermissionDenied unless the caller may read (or write)
@@ -464,6 +489,9 @@ func (a *authService) Authenticate(ctx context.Context, req *connect.Request[etc
 func (a *authService) UserAdd(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserAddRequest]) (*connect.Response[etcdserverpb.AuthUserAddResponse], error) {
 	if req.Msg.Name == "" {
 		return nil, toConnectError(ErrUserEmpty)
+	}
+	if strings.ContainsRune(req.Msg.Name, 0) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("chainfire: user names cannot contain a NUL byte"))
 	}
 	r := &etcdserverpb.AuthUserAddRequest{Name: req.Msg.Name, Options: req.Msg.Options}
 	if r.Options == nil || !r.Options.NoPassword {

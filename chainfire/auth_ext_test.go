@@ -253,4 +253,20 @@ func TestAuthTokens(t *testing.T) {
 	// clientv3's own token expired too: it logs in again by itself.
 	_, err = root.Put(ctx, "k", "v")
 	mustOK(t, "root put after its token expired", err)
+
+	// A member's own token (the corruption check's HashKV on the other
+	// members) may do what root may; no user can take its name.
+	hashKV := func(token string) error {
+		req := connect.NewRequest(&etcdserverpb.HashKVRequest{})
+		req.Header().Set("token", token)
+		_, err := n.maint.HashKV(ctx, req)
+		return err
+	}
+	wantCode(t, hashKV("bogus.2"), connect.CodeUnauthenticated, chainfire.ErrInvalidAuthToken)
+	mt, err := n.srv.MemberToken(ctx)
+	mustOK(t, "member token", err)
+	mustOK(t, "HashKV with the member token", hashKV(mt))
+	if _, err := root.UserAdd(ctx, "\x00member", "x"); err == nil {
+		t.Fatal("a user took the members' reserved name")
+	}
 }

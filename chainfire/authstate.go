@@ -440,10 +440,14 @@ func (f *fsm) applyAuth(b *pebble.Batch, cmd *raftcmdv1.Auth) (*etcdserverpb.Aut
 		switch {
 		case !a.enabled:
 			return nil, ErrAuthNotEnabled
-		case a.users[l.Login.Name] == nil:
+		case !l.Login.Member && a.users[l.Login.Name] == nil:
 			return nil, ErrAuthFailed
 		}
-		f.tokenEvents = append(f.tokenEvents, tokenEvent{token: l.Login.Token, user: l.Login.Name})
+		ev := tokenEvent{token: l.Login.Token, user: l.Login.Name}
+		if l.Login.Member {
+			ev.user = memberUser
+		}
+		f.tokenEvents = append(f.tokenEvents, ev)
 		return &etcdserverpb.AuthEnableResponse{Header: &etcdserverpb.ResponseHeader{}}, nil
 	}
 	c, err := f.applyAuthState.change(cmd)

@@ -609,7 +609,11 @@ type Login struct {
 	// name is the user.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// token is the simple token the client sends in the "token" metadata.
-	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// member: the token is a member's own, for its calls to other members'
+	// API that need the root role (the corruption check's HashKV); name is
+	// empty. Only members propose, so no client can obtain one.
+	Member        bool `protobuf:"varint,3,opt,name=member,proto3" json:"member,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -656,6 +660,13 @@ func (x *Login) GetToken() string {
 		return x.Token
 	}
 	return ""
+}
+
+func (x *Login) GetMember() bool {
+	if x != nil {
+		return x.Member
+	}
+	return false
 }
 
 // LeaseExpire revokes leases whose TTL the leader saw run out.
@@ -1220,10 +1231,11 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	" \x01(\v2,.etcdserverpb.AuthRoleGrantPermissionRequestH\x00R\x13roleGrantPermission\x12e\n" +
 	"\x16role_revoke_permission\x18\v \x01(\v2-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00R\x14roleRevokePermission\x12:\n" +
 	"\x05login\x18\f \x01(\v2\".centra.chainfire.raftcmd.v1.LoginH\x00R\x05loginB\x04\n" +
-	"\x02op\"1\n" +
+	"\x02op\"I\n" +
 	"\x05Login\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05token\x18\x02 \x01(\tR\x05token\"\x1f\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\bR\x06member\"\x1f\n" +
 	"\vLeaseExpire\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\xbb\x01\n" +
 	"\x10MemberAttributes\x12\x17\n" +
