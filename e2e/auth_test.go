@@ -101,6 +101,16 @@ func TestEtcdctlAuth(t *testing.T) {
 	ok("OK", "put", "app/cn", "v")
 	fails(denied, "get", "other")
 	fails("etcdserver: authentication failed, invalid user ID or password", "--user=client:x", "get", "app/cn")
+	// The same through centra's CLI (connect-go: served by net/http).
+	cli := func(args ...string) framework.CmdResult {
+		return c.RunCLI(append(append([]string{"kv"}, c.TLSFlags()...), append([]string{"--endpoint", c.Node(1).Endpoint()}, args...)...)...)
+	}
+	if r := cli("put", "app/cli", "v"); r.Err != nil {
+		t.Fatalf("centra kv put as the certificate's user: %s", r)
+	}
+	if r := cli("get", "other"); r.Err == nil || !strings.Contains(r.Stderr, denied) {
+		t.Fatalf("centra kv get other as the certificate's user: %s", r)
+	}
 
 	// A token issued by one member is valid on the others.
 	tok := authenticate(t, ctx, c, c.Node(0).Endpoint(), "alice", "alicepw")
