@@ -101,6 +101,17 @@ func TestEtcdctlAuth(t *testing.T) {
 	ok("OK", "put", "app/cn", "v")
 	fails(denied, "get", "other")
 	fails("etcdserver: authentication failed, invalid user ID or password", "--user=client:x", "get", "app/cn")
+	// A lease's keys through a follower, which forwards to the leader.
+	r := etcdctl("", "lease", "grant", "100")
+	var leaseID string
+	if _, err := fmt.Sscanf(r.Stdout, "lease %s granted", &leaseID); r.Err != nil || err != nil {
+		t.Fatalf("etcdctl lease grant: %v %s", err, r)
+	}
+	ok("OK", "put", "app/leased", "v", "--lease="+leaseID)
+	follower := c.Node(c.Followers(c.Leader(t))[0]).Endpoint()
+	if r := framework.RunSystemEtcdctl(t, append(append([]string{"--endpoints=https://" + follower}, flags[1:]...), "lease", "timetolive", leaseID, "--keys")...); r.Err != nil || !strings.Contains(r.Stdout, "attached keys([app/leased])") {
+		t.Fatalf("etcdctl lease timetolive on a follower as the certificate's user: %s", r)
+	}
 	// The same through centra's CLI (connect-go: served by net/http).
 	cli := func(args ...string) framework.CmdResult {
 		return c.RunCLI(append(append([]string{"kv"}, c.TLSFlags()...), append([]string{"--endpoint", c.Node(1).Endpoint()}, args...)...)...)
