@@ -102,6 +102,7 @@ type Server struct {
 	fwd     *forwarder
 	leader  *leaderMonitor
 	tokens  *tokenStore
+	icpts   []connect.Interceptor
 
 	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
 
@@ -155,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 		joined: map[uint64]time.Time{},
 	}
 	s.fsm.onTokens = s.tokens.apply
+	s.icpts = []connect.Interceptor{leaderInterceptor{s}, authInterceptor{s}}
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, err
@@ -228,10 +230,9 @@ func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler
 }
 
 // interceptors wrap every etcd service call, on the Connect routes and on
-// the grpc-go ones (RegisterGRPC).
-func (s *Server) interceptors() []connect.Interceptor {
-	return []connect.Interceptor{leaderInterceptor{s}, authInterceptor{s}}
-}
+// the grpc-go ones (RegisterGRPC, which wraps per call: built once here so
+// the call allocates only the wrappers).
+func (s *Server) interceptors() []connect.Interceptor { return s.icpts }
 
 // withTimeout applies the default request timeout when ctx has no deadline.
 func (s *Server) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
