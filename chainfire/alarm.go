@@ -27,6 +27,9 @@ const alarmVersion = 2
 // versionFor is the lowest encoding version that knows cmd: replicas of an
 // older binary keep applying every command they know.
 func versionFor(cmd *raftcmdv1.Command) uint32 {
+	if _, ok := cmd.Cmd.(*raftcmdv1.Command_Auth); ok || cmd.AuthRevision != 0 {
+		return authVersion
+	}
 	switch c := cmd.Cmd.(type) {
 	case *raftcmdv1.Command_Alarm:
 		return alarmVersion

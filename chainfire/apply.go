@@ -30,6 +30,22 @@ var applyErrors = []error{
 	11: ErrMemberNotLearner,
 	12: ErrNoSpace,
 	13: ErrCorrupt,
+	14: ErrRootUserNotExist,
+	15: ErrRootRoleNotExist,
+	16: ErrUserAlreadyExist,
+	17: ErrUserEmpty,
+	18: ErrUserNotFound,
+	19: ErrRoleAlreadyExist,
+	20: ErrRoleNotFound,
+	21: ErrRoleEmpty,
+	22: ErrPermissionNotGiven,
+	23: ErrRoleNotGranted,
+	24: ErrPermissionNotGranted,
+	25: ErrInvalidAuthMgmt,
+	26: ErrAuthOldRevision,
+	27: ErrNoPasswordUser,
+	28: ErrAuthNotEnabled,
+	29: ErrAuthFailed,
 }
 
 func applyErrorCode(err error) (uint64, bool) {

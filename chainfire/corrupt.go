@@ -66,14 +66,23 @@ func (s *Server) checkCorruption(ctx context.Context) {
 		s.log.Debug("Corruption check skipped: cannot list members", "err", err)
 		return
 	}
+	// HashKV needs the root role while auth is enabled.
+	tok, err := s.memberToken(ctx)
+	if err != nil {
+		s.log.Debug("Corruption check skipped: cannot log in to the other members", "err", err)
+		return
+	}
 	var answers []peerHash
 	for _, m := range ms {
 		if m.NodeId == s.cfg.NodeID || len(m.ClientUrls) == 0 {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		r, err := etcdserverpbconnect.NewMaintenanceClient(s.fwd.client, m.ClientUrls[0], connect.WithGRPC()).
-			HashKV(cctx, connect.NewRequest(&etcdserverpb.HashKVRequest{Revision: local.rev}))
+		req := connect.NewRequest(&etcdserverpb.HashKVRequest{Revision: local.rev})
+		if tok != "" {
+			req.Header().Set(tokenHeader, tok)
+		}
+		r, err := etcdserverpbconnect.NewMaintenanceClient(s.fwd.client, m.ClientUrls[0], connect.WithGRPC()).HashKV(cctx, req)
 		cancel()
 		a := peerHash{member: m.NodeId, err: err}
 		if err == nil {

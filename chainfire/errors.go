@@ -83,6 +83,27 @@ var (
 	ErrBadLeaderTransferee = errors.New("etcdserver: bad leader transferee")
 	// ErrTimeoutLeaderTransfer: the leadership did not move in time.
 	ErrTimeoutLeaderTransfer = errors.New("etcdserver: request timed out, leader transfer took too long")
+	// Auth errors (etcd's rpctypes).
+	ErrRootUserNotExist     = errors.New("etcdserver: root user does not exist")
+	ErrRootRoleNotExist     = errors.New("etcdserver: root user does not have root role")
+	ErrUserAlreadyExist     = errors.New("etcdserver: user name already exists")
+	ErrUserEmpty            = errors.New("etcdserver: user name is empty")
+	ErrUserNotFound         = errors.New("etcdserver: user name not found")
+	ErrRoleAlreadyExist     = errors.New("etcdserver: role name already exists")
+	ErrRoleNotFound         = errors.New("etcdserver: role name not found")
+	ErrRoleEmpty            = errors.New("etcdserver: role name is empty")
+	ErrAuthFailed           = errors.New("etcdserver: authentication failed, invalid user ID or password")
+	ErrPermissionNotGiven   = errors.New("etcdserver: permission not given")
+	ErrPermissionDenied     = errors.New("etcdserver: permission denied")
+	ErrRoleNotGranted       = errors.New("etcdserver: role is not granted to the user")
+	ErrPermissionNotGranted = errors.New("etcdserver: permission is not granted to the role")
+	ErrAuthNotEnabled       = errors.New("etcdserver: authentication is not enabled")
+	ErrInvalidAuthToken     = errors.New("etcdserver: invalid auth token")
+	ErrInvalidAuthMgmt      = errors.New("etcdserver: invalid auth management")
+	ErrAuthOldRevision      = errors.New("etcdserver: revision of auth store is old")
+	// ErrNoPasswordUser: a password for a user created without one (etcd's
+	// auth error, which etcd returns as an unknown error).
+	ErrNoPasswordUser = errors.New("auth: authentication failed, password was given for no password user")
 	// ErrConfigChangeInFlight: another membership change is in progress.
 	ErrConfigChangeInFlight = errors.New("chainfire: another membership change is in progress; retry when it finished")
 )
@@ -120,6 +141,24 @@ var errorCodes = map[error]connect.Code{
 	ErrNotLeader:             connect.CodeFailedPrecondition,
 	ErrBadLeaderTransferee:   connect.CodeFailedPrecondition,
 	ErrTimeoutLeaderTransfer: connect.CodeUnavailable,
+	ErrRootUserNotExist:      connect.CodeFailedPrecondition,
+	ErrRootRoleNotExist:      connect.CodeFailedPrecondition,
+	ErrUserAlreadyExist:      connect.CodeFailedPrecondition,
+	ErrUserEmpty:             connect.CodeInvalidArgument,
+	ErrUserNotFound:          connect.CodeFailedPrecondition,
+	ErrRoleAlreadyExist:      connect.CodeFailedPrecondition,
+	ErrRoleNotFound:          connect.CodeFailedPrecondition,
+	ErrRoleEmpty:             connect.CodeInvalidArgument,
+	ErrAuthFailed:            connect.CodeInvalidArgument,
+	ErrPermissionNotGiven:    connect.CodeInvalidArgument,
+	ErrPermissionDenied:      connect.CodePermissionDenied,
+	ErrRoleNotGranted:        connect.CodeFailedPrecondition,
+	ErrPermissionNotGranted:  connect.CodeFailedPrecondition,
+	ErrAuthNotEnabled:        connect.CodeFailedPrecondition,
+	ErrInvalidAuthToken:      connect.CodeUnauthenticated,
+	ErrInvalidAuthMgmt:       connect.CodeInvalidArgument,
+	ErrAuthOldRevision:       connect.CodeInvalidArgument,
+	ErrNoPasswordUser:        connect.CodeUnknown,
 
 	// Downgrade (maintenance.go): etcd's codes.
 	ErrWrongDowngradeVersionFormat: connect.CodeInvalidArgument,

@@ -23,7 +23,7 @@ import (
 
 // commandVersion is the newest raftcmd encoding version this binary
 // applies (proposers use the lowest one that knows the command: versionFor).
-const commandVersion = nestedTxnVersion
+const commandVersion = authVersion
 
 // fsm is the metadata shard's state machine: Chainfire's MVCC KV, leases and
 // member attributes. It implements raftnode.Applier.
@@ -38,6 +38,11 @@ type fsm struct {
 	rev       atomic.Int64 // newest committed revision, visible to readers
 	compacted atomic.Int64
 	alarms    atomic.Pointer[[]mvcc.Alarm] // active alarms, committed
+	auth      atomic.Pointer[authState]    // users, roles, enabled; committed
+	// onTokens receives, after the commit, the tokens assigned by logins
+	// and the users whose tokens end (deleted, password changed, auth
+	// disabled), in log order.
+	onTokens func([]tokenEvent)
 
 	// Owned by the apply goroutine: the live keys' metadata (set by Load)
 	// and what the batch being applied changed.
@@ -46,6 +51,8 @@ type fsm struct {
 	pending                  []mvcc.Event
 	applyRev, applyCompacted int64
 	applyAlarms              []mvcc.Alarm // replaced, never modified in place
+	applyAuthState           *authState   // replaced, never modified in place
+	tokenEvents              []tokenEvent
 
 	compactMu   sync.Mutex
 	compactWant int64 // revision the compactor must reach
@@ -64,6 +71,8 @@ func newFSM(db *pebble.DB, ks raftnode.Keyspace, lessor *lease.Lessor, log *slog
 	}
 	f.members = memberTable{st: f.st}
 	f.alarms.Store(&[]mvcc.Alarm{})
+	f.auth.Store(emptyAuth)
+	f.applyAuthState = emptyAuth
 	f.hub = watch.NewHub(func(from, to int64, max int, withPrev bool) ([]mvcc.Event, int64, error) {
 		return f.st.Events(f.db, from, to, max, withPrev)
 	})
@@ -85,6 +94,10 @@ func (f *fsm) Load(r pebble.Reader) error {
 	if err != nil {
 		return err
 	}
+	auth, err := loadAuth(f.st, r)
+	if err != nil {
+		return err
+	}
 	idx, err := f.st.LoadIndex(r, meta.Revision)
 	if err != nil {
 		return err
@@ -94,6 +107,8 @@ func (f *fsm) Load(r pebble.Reader) error {
 	f.compacted.Store(meta.Compacted)
 	f.applyRev, f.applyCompacted, f.applyAlarms = meta.Revision, meta.Compacted, alarms
 	f.alarms.Store(&alarms)
+	f.applyAuthState = auth
+	f.auth.Store(auth)
 	f.lessor.Reset(leases)
 	f.hub.Reset(meta.Revision, meta.Compacted)
 	if meta.Compacted > meta.Physical {
@@ -159,6 +174,10 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.Message, int64, int64, error) {
 	if err := gate(f.applyAlarms, cmd); err != nil {
 		return nil, v.rev, v.compacted, err
+	}
+	if cmd.AuthRevision != 0 && cmd.AuthRevision < f.applyAuthState.revision {
+		// Permissions were checked before an auth change (etcd's check).
+		return nil, v.rev, v.compacted, ErrAuthOldRevision
 	}
 	w := writer{view: v, txn: f.st.BeginApply(b, v.rev, f.idx, f.hub.WantPrev())}
 	var resp proto.Message
@@ -259,6 +278,12 @@ func (f *fsm) applyOne(v view, b *pebble.Batch, cmd *raftcmdv1.Command) (proto.M
 			return nil, v.rev, v.compacted, err
 		}
 		resp, hdr = r, &r.Header
+	case *raftcmdv1.Command_Auth:
+		r, err := f.applyAuth(b, c.Auth)
+		if err != nil {
+			return nil, v.rev, v.compacted, err
+		}
+		resp, hdr = r, &r.Header
 	case *raftcmdv1.Command_MemberPromote:
 		m, err := f.members.promote(b, c.MemberPromote.NodeId)
 		if err != nil {
@@ -286,6 +311,13 @@ func (f *fsm) Applied(uint64) {
 	if f.applyCompacted != f.compacted.Swap(f.applyCompacted) {
 		f.requestCompaction(f.applyCompacted)
 	}
+	if a := f.applyAuthState; a != f.auth.Load() {
+		f.auth.Store(a)
+	}
+	if len(f.tokenEvents) > 0 && f.onTokens != nil {
+		f.onTokens(f.tokenEvents)
+	}
+	f.tokenEvents = nil
 	f.hub.Publish(f.applyRev, f.applyCompacted, f.pending)
 	f.pending = nil
 }

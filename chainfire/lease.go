@@ -106,7 +106,16 @@ func (l *leaseService) LeaseTimeToLive(ctx context.Context, req *connect.Request
 		if err != nil {
 			return nil, toConnectError(err)
 		}
-		resp, err := l.s.fwd.timeToLive(ctx, url, req.Msg)
+		tok := req.Header().Get(tokenHeader)
+		if tok == "" {
+			// Authorized here (with auth enabled, a client known by its
+			// certificate): the leader would see this member's certificate
+			// instead, so the call carries this member's own token.
+			if tok, err = l.s.memberToken(ctx); err != nil {
+				return nil, toConnectError(err)
+			}
+		}
+		resp, err := l.s.fwd.timeToLive(ctx, url, req.Msg, tok)
 		if err != nil {
 			return nil, err
 		}

@@ -123,8 +123,14 @@ func (f *forwarder) keepAlive(ctx context.Context, url string, id int64) (int64,
 	return resp.TTL, nil
 }
 
-func (f *forwarder) timeToLive(ctx context.Context, url string, req *etcdserverpb.LeaseTimeToLiveRequest) (*etcdserverpb.LeaseTimeToLiveResponse, error) {
-	resp, err := etcdserverpbconnect.NewLeaseClient(f.client, url, connect.WithGRPC()).LeaseTimeToLive(ctx, connect.NewRequest(req))
+// timeToLive forwards a LeaseTimeToLive with the client's auth token (every
+// member knows every token), so the leader checks the same permissions.
+func (f *forwarder) timeToLive(ctx context.Context, url string, req *etcdserverpb.LeaseTimeToLiveRequest, token string) (*etcdserverpb.LeaseTimeToLiveResponse, error) {
+	r := connect.NewRequest(req)
+	if token != "" {
+		r.Header().Set(tokenHeader, token)
+	}
+	resp, err := etcdserverpbconnect.NewLeaseClient(f.client, url, connect.WithGRPC()).LeaseTimeToLive(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,9 @@ type Config struct {
 	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
 	// member raises the NOSPACE alarm and writes are refused.
 	QuotaBackendBytes int64
+	// AuthTokenTTL is how long a simple token stays valid after its last
+	// use (default 5 minutes, etcd's --auth-token-ttl).
+	AuthTokenTTL time.Duration
 }
 
 // MaxLeaseTTL is the largest lease TTL, in seconds (etcd's limit).
@@ -99,6 +102,8 @@ type Server struct {
 	fwd     *forwarder
 	leader  *leaderMonitor
 	lag     lagTracker
+	tokens  *tokenStore
+	icpts   []connect.Interceptor
 
 	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
 
@@ -133,6 +138,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ElectionTimeout <= 0 {
 		cfg.ElectionTimeout = time.Second
 	}
+	if cfg.AuthTokenTTL <= 0 {
+		cfg.AuthTokenTTL = defaultTokenTTL
+	}
 	if cfg.CorruptCheckInterval == 0 {
 		cfg.CorruptCheckInterval = defaultCorruptCheckInterval
 	}
@@ -145,8 +153,11 @@ func New(cfg Config) (*Server, error) {
 		log:    log,
 		fwd:    newForwarder(cfg.ClientTLS),
 		leader: newLeaderMonitor(),
+		tokens: newTokenStore(cfg.AuthTokenTTL),
 		joined: map[uint64]time.Time{},
 	}
+	s.fsm.onTokens = s.tokens.apply
+	s.icpts = []connect.Interceptor{leaderInterceptor{s}, authInterceptor{s}}
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, err
@@ -179,7 +190,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.runTokenSweeper} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -208,21 +219,21 @@ func (s *Server) Handlers(opts ...connect.HandlerOption) map[string]http.Handler
 		connect.WithInterceptors(s.interceptors()...),
 	}, opts...)
 	out := map[string]http.Handler{}
-	mount := func(path string, h http.Handler) { out[path] = h }
+	mount := func(path string, h http.Handler) { out[path] = s.withPeerCert(h) }
 	mount(etcdserverpbconnect.NewKVHandler(&kvService{s}, opts...))
 	mount(etcdserverpbconnect.NewWatchHandler(&watchService{s}, opts...))
 	mount(etcdserverpbconnect.NewLeaseHandler(&leaseService{s}, opts...))
 	mount(etcdserverpbconnect.NewMaintenanceHandler(&maintenanceService{s: s}, opts...))
 	mount(etcdserverpbconnect.NewClusterHandler(&clusterService{s: s}, opts...))
+	mount(etcdserverpbconnect.NewAuthHandler(&authService{s: s}, opts...))
 	mount(chainfirev1connect.NewClusterServiceHandler(&adminService{s: s}, opts...))
 	return out
 }
 
 // interceptors wrap every etcd service call, on the Connect routes and on
-// the grpc-go ones (RegisterGRPC).
-func (s *Server) interceptors() []connect.Interceptor {
-	return []connect.Interceptor{leaderInterceptor{s}}
-}
+// the grpc-go ones (RegisterGRPC, which wraps per call: built once here so
+// the call allocates only the wrappers).
+func (s *Server) interceptors() []connect.Interceptor { return s.icpts }
 
 // withTimeout applies the default request timeout when ctx has no deadline.
 func (s *Server) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -235,6 +246,9 @@ func (s *Server) withTimeout(ctx context.Context) (context.Context, context.Canc
 // propose replicates cmd through the metadata shard and decodes the result
 // into resp.
 func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command, resp proto.Message) error {
+	if s.fsm.auth.Load().enabled {
+		cmd.AuthRevision, _ = ctx.Value(authRevKey{}).(uint64)
+	}
 	cmd.Version = versionFor(cmd)
 	data, err := proto.Marshal(cmd)
 	if err != nil {

@@ -67,6 +67,12 @@ func (f *fsm) writeSnapshot(path string) (SnapshotInfo, error) {
 			}
 		})
 	}
+	if err == nil {
+		var a etcdfmt.Auth
+		if a, err = authSnapshot(f.st, snap); err == nil {
+			err = w.SetAuth(a)
+		}
+	}
 	if err != nil {
 		w.Abort()
 		return info, err
@@ -147,8 +153,8 @@ const restoreBatch = 50000
 
 // Restore loads an etcd snapshot file (taken from centra or from a real
 // etcd) into a new state DB at stateDir, as the metadata shard's state:
-// every key version with its revision, the compacted revision, and leases
-// with their keys. Membership is not restored: the restored data directory
+// every key version with its revision, the compacted revision, leases
+// with their keys, and users, roles and whether auth is enabled. Membership is not restored: the restored data directory
 // starts a new cluster (bootstrap = true) whose members come from its
 // config, as etcd's `snapshot restore` starts one from its flags.
 func Restore(path, stateDir string, o RestoreOptions) (SnapshotInfo, error) {
@@ -220,7 +226,7 @@ func Restore(path, stateDir string, o RestoreOptions) (SnapshotInfo, error) {
 			return info, err
 		}
 	}
-	for _, err := range []error{st.SetRevision(b, rev), st.SetCompacted(b, contents.Compacted), st.SetPhysical(b, contents.Compacted)} {
+	for _, err := range []error{st.SetRevision(b, rev), st.SetCompacted(b, contents.Compacted), st.SetPhysical(b, contents.Compacted), restoreAuth(st, b, contents.Auth)} {
 		if err != nil {
 			return info, err
 		}

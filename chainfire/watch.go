@@ -93,6 +93,10 @@ func (st *watchStream) create(c *etcdserverpb.WatchCreateRequest) error {
 		}
 	}
 	hub := st.s.fsm.hub
+	if reason := st.s.watchPermitted(st.ctx, st.stream.RequestHeader(), c); reason != "" {
+		// etcd's answer: created and cancelled at once, with no watch ID.
+		return st.send(&etcdserverpb.WatchResponse{Header: st.header(hub.Revision()), WatchId: -1, Created: true, Canceled: true, CancelReason: reason})
+	}
 	st.mu.Lock()
 	id := c.WatchId
 	if id == 0 {

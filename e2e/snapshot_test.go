@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -199,6 +201,9 @@ func startEtcd(t *testing.T, etcdBin, file string) (*clientv3.Client, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := cli.Get(ctx, "health")
+		if errors.Is(err, rpctypes.ErrUserEmpty) {
+			return nil // up, with auth enabled by the snapshot
+		}
 		return err
 	}, 30*time.Second)
 	return cli, client

@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-+Kl1QCqDumXg36SsxqfN3HyE5gjFAqMCsKfmasWAIUs=";
+  vendorHash = "sha256-TJzpQ9FfbpXdIdZPMmCIW0iK/eiDGAMxzwUOmuZQIeo=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];

@@ -250,5 +250,11 @@ func SystemTool(t testing.TB, name string) string {
 // RunSystemEtcdctl runs Debian's etcdctl 3.4 (see SystemTool) with args.
 func RunSystemEtcdctl(t testing.TB, args ...string) CmdResult {
 	t.Helper()
-	return run("", "", SystemTool(t, "etcdctl"), args...)
+	return RunSystemEtcdctlInput(t, "", args...)
+}
+
+// RunSystemEtcdctlInput is RunSystemEtcdctl with stdin (`etcdctl txn`).
+func RunSystemEtcdctlInput(t testing.TB, stdin string, args ...string) CmdResult {
+	t.Helper()
+	return run("", stdin, SystemTool(t, "etcdctl"), args...)
 }

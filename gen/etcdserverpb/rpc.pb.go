@@ -4,7 +4,7 @@
 // The package, service, method, message, field names and field numbers are
 // dictated by etcd's public API and must never change: etcd clients and
 // etcdctl call /etcdserverpb.<Service>/<Method> and decode these bytes.
-// Only the services Chainfire serves are declared (no Auth), without etcd's
+// Every service of etcd's is declared, without etcd's
 // gogoproto, HTTP gateway and version annotations. A compat test checks
 // every message against etcd's own descriptors (internal/etcdcompat).
 
@@ -17,6 +17,7 @@
 package etcdserverpb
 
 import (
+	authpb "github.com/centra-cloud/centra/gen/authpb"
 	mvccpb "github.com/centra-cloud/centra/gen/mvccpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -4245,11 +4246,1656 @@ func (x *DowngradeInfo) GetTargetVersion() string {
 	return ""
 }
 
+// AuthEnableRequest is etcd's AuthEnableRequest.
+type AuthEnableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthEnableRequest) Reset() {
+	*x = AuthEnableRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthEnableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthEnableRequest) ProtoMessage() {}
+
+func (x *AuthEnableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthEnableRequest.ProtoReflect.Descriptor instead.
+func (*AuthEnableRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{59}
+}
+
+// AuthDisableRequest is etcd's AuthDisableRequest.
+type AuthDisableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthDisableRequest) Reset() {
+	*x = AuthDisableRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthDisableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthDisableRequest) ProtoMessage() {}
+
+func (x *AuthDisableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthDisableRequest.ProtoReflect.Descriptor instead.
+func (*AuthDisableRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{60}
+}
+
+// AuthStatusRequest is etcd's AuthStatusRequest.
+type AuthStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthStatusRequest) Reset() {
+	*x = AuthStatusRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthStatusRequest) ProtoMessage() {}
+
+func (x *AuthStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthStatusRequest.ProtoReflect.Descriptor instead.
+func (*AuthStatusRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{61}
+}
+
+// AuthenticateRequest is etcd's AuthenticateRequest.
+type AuthenticateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password      string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateRequest) Reset() {
+	*x = AuthenticateRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateRequest) ProtoMessage() {}
+
+func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
+func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *AuthenticateRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthenticateRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// AuthUserAddRequest is etcd's AuthUserAddRequest.
+type AuthUserAddRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Password       string                 `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	Options        *authpb.UserAddOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	HashedPassword string                 `protobuf:"bytes,4,opt,name=hashedPassword,proto3" json:"hashedPassword,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AuthUserAddRequest) Reset() {
+	*x = AuthUserAddRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserAddRequest) ProtoMessage() {}
+
+func (x *AuthUserAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserAddRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserAddRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *AuthUserAddRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthUserAddRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *AuthUserAddRequest) GetOptions() *authpb.UserAddOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *AuthUserAddRequest) GetHashedPassword() string {
+	if x != nil {
+		return x.HashedPassword
+	}
+	return ""
+}
+
+// AuthUserGetRequest is etcd's AuthUserGetRequest.
+type AuthUserGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserGetRequest) Reset() {
+	*x = AuthUserGetRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserGetRequest) ProtoMessage() {}
+
+func (x *AuthUserGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserGetRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserGetRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *AuthUserGetRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AuthUserDeleteRequest is etcd's AuthUserDeleteRequest.
+type AuthUserDeleteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the name of the user to delete.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserDeleteRequest) Reset() {
+	*x = AuthUserDeleteRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserDeleteRequest) ProtoMessage() {}
+
+func (x *AuthUserDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserDeleteRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *AuthUserDeleteRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AuthUserChangePasswordRequest is etcd's AuthUserChangePasswordRequest.
+type AuthUserChangePasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the name of the user whose password is being changed.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// password is the new password for the user. Note that this field will be removed in the API layer.
+	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	// hashedPassword is the new password for the user. Note that this field will be initialized in the API layer.
+	HashedPassword string `protobuf:"bytes,3,opt,name=hashedPassword,proto3" json:"hashedPassword,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AuthUserChangePasswordRequest) Reset() {
+	*x = AuthUserChangePasswordRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserChangePasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserChangePasswordRequest) ProtoMessage() {}
+
+func (x *AuthUserChangePasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserChangePasswordRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserChangePasswordRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *AuthUserChangePasswordRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthUserChangePasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *AuthUserChangePasswordRequest) GetHashedPassword() string {
+	if x != nil {
+		return x.HashedPassword
+	}
+	return ""
+}
+
+// AuthUserGrantRoleRequest is etcd's AuthUserGrantRoleRequest.
+type AuthUserGrantRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// user is the name of the user which should be granted a given role.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// role is the name of the role to grant to the user.
+	Role          string `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserGrantRoleRequest) Reset() {
+	*x = AuthUserGrantRoleRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserGrantRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserGrantRoleRequest) ProtoMessage() {}
+
+func (x *AuthUserGrantRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserGrantRoleRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserGrantRoleRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *AuthUserGrantRoleRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *AuthUserGrantRoleRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// AuthUserRevokeRoleRequest is etcd's AuthUserRevokeRoleRequest.
+type AuthUserRevokeRoleRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserRevokeRoleRequest) Reset() {
+	*x = AuthUserRevokeRoleRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserRevokeRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserRevokeRoleRequest) ProtoMessage() {}
+
+func (x *AuthUserRevokeRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserRevokeRoleRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserRevokeRoleRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *AuthUserRevokeRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthUserRevokeRoleRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// AuthRoleAddRequest is etcd's AuthRoleAddRequest.
+type AuthRoleAddRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the name of the role to add to the authentication system.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleAddRequest) Reset() {
+	*x = AuthRoleAddRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleAddRequest) ProtoMessage() {}
+
+func (x *AuthRoleAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleAddRequest.ProtoReflect.Descriptor instead.
+func (*AuthRoleAddRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *AuthRoleAddRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// AuthRoleGetRequest is etcd's AuthRoleGetRequest.
+type AuthRoleGetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleGetRequest) Reset() {
+	*x = AuthRoleGetRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleGetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleGetRequest) ProtoMessage() {}
+
+func (x *AuthRoleGetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleGetRequest.ProtoReflect.Descriptor instead.
+func (*AuthRoleGetRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *AuthRoleGetRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// AuthUserListRequest is etcd's AuthUserListRequest.
+type AuthUserListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserListRequest) Reset() {
+	*x = AuthUserListRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserListRequest) ProtoMessage() {}
+
+func (x *AuthUserListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserListRequest.ProtoReflect.Descriptor instead.
+func (*AuthUserListRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{71}
+}
+
+// AuthRoleListRequest is etcd's AuthRoleListRequest.
+type AuthRoleListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleListRequest) Reset() {
+	*x = AuthRoleListRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleListRequest) ProtoMessage() {}
+
+func (x *AuthRoleListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleListRequest.ProtoReflect.Descriptor instead.
+func (*AuthRoleListRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{72}
+}
+
+// AuthRoleDeleteRequest is etcd's AuthRoleDeleteRequest.
+type AuthRoleDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleDeleteRequest) Reset() {
+	*x = AuthRoleDeleteRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleDeleteRequest) ProtoMessage() {}
+
+func (x *AuthRoleDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleDeleteRequest.ProtoReflect.Descriptor instead.
+func (*AuthRoleDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *AuthRoleDeleteRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+// AuthRoleGrantPermissionRequest is etcd's AuthRoleGrantPermissionRequest.
+type AuthRoleGrantPermissionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the name of the role which will be granted the permission.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// perm is the permission to grant to the role.
+	Perm          *authpb.Permission `protobuf:"bytes,2,opt,name=perm,proto3" json:"perm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleGrantPermissionRequest) Reset() {
+	*x = AuthRoleGrantPermissionRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleGrantPermissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleGrantPermissionRequest) ProtoMessage() {}
+
+func (x *AuthRoleGrantPermissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleGrantPermissionRequest.ProtoReflect.Descriptor instead.
+func (*AuthRoleGrantPermissionRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *AuthRoleGrantPermissionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthRoleGrantPermissionRequest) GetPerm() *authpb.Permission {
+	if x != nil {
+		return x.Perm
+	}
+	return nil
+}
+
+// AuthRoleRevokePermissionRequest is etcd's AuthRoleRevokePermissionRequest.
+type AuthRoleRevokePermissionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	RangeEnd      []byte                 `protobuf:"bytes,3,opt,name=range_end,json=rangeEnd,proto3" json:"range_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleRevokePermissionRequest) Reset() {
+	*x = AuthRoleRevokePermissionRequest{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleRevokePermissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleRevokePermissionRequest) ProtoMessage() {}
+
+func (x *AuthRoleRevokePermissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleRevokePermissionRequest.ProtoReflect.Descriptor instead.
+func (*AuthRoleRevokePermissionRequest) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *AuthRoleRevokePermissionRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuthRoleRevokePermissionRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *AuthRoleRevokePermissionRequest) GetRangeEnd() []byte {
+	if x != nil {
+		return x.RangeEnd
+	}
+	return nil
+}
+
+// AuthEnableResponse is etcd's AuthEnableResponse.
+type AuthEnableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthEnableResponse) Reset() {
+	*x = AuthEnableResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthEnableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthEnableResponse) ProtoMessage() {}
+
+func (x *AuthEnableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthEnableResponse.ProtoReflect.Descriptor instead.
+func (*AuthEnableResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *AuthEnableResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthDisableResponse is etcd's AuthDisableResponse.
+type AuthDisableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthDisableResponse) Reset() {
+	*x = AuthDisableResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthDisableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthDisableResponse) ProtoMessage() {}
+
+func (x *AuthDisableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthDisableResponse.ProtoReflect.Descriptor instead.
+func (*AuthDisableResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *AuthDisableResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthStatusResponse is etcd's AuthStatusResponse.
+type AuthStatusResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Header  *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Enabled bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// authRevision is the current revision of auth store
+	AuthRevision  uint64 `protobuf:"varint,3,opt,name=authRevision,proto3" json:"authRevision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthStatusResponse) Reset() {
+	*x = AuthStatusResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthStatusResponse) ProtoMessage() {}
+
+func (x *AuthStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthStatusResponse.ProtoReflect.Descriptor instead.
+func (*AuthStatusResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *AuthStatusResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AuthStatusResponse) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *AuthStatusResponse) GetAuthRevision() uint64 {
+	if x != nil {
+		return x.AuthRevision
+	}
+	return 0
+}
+
+// AuthenticateResponse is etcd's AuthenticateResponse.
+type AuthenticateResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// token is an authorized token that can be used in succeeding RPCs
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthenticateResponse) Reset() {
+	*x = AuthenticateResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthenticateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthenticateResponse) ProtoMessage() {}
+
+func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
+func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *AuthenticateResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AuthenticateResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// AuthUserAddResponse is etcd's AuthUserAddResponse.
+type AuthUserAddResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserAddResponse) Reset() {
+	*x = AuthUserAddResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserAddResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserAddResponse) ProtoMessage() {}
+
+func (x *AuthUserAddResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserAddResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserAddResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AuthUserAddResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthUserGetResponse is etcd's AuthUserGetResponse.
+type AuthUserGetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserGetResponse) Reset() {
+	*x = AuthUserGetResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserGetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserGetResponse) ProtoMessage() {}
+
+func (x *AuthUserGetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserGetResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserGetResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *AuthUserGetResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AuthUserGetResponse) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// AuthUserDeleteResponse is etcd's AuthUserDeleteResponse.
+type AuthUserDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserDeleteResponse) Reset() {
+	*x = AuthUserDeleteResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserDeleteResponse) ProtoMessage() {}
+
+func (x *AuthUserDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserDeleteResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *AuthUserDeleteResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthUserChangePasswordResponse is etcd's AuthUserChangePasswordResponse.
+type AuthUserChangePasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserChangePasswordResponse) Reset() {
+	*x = AuthUserChangePasswordResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserChangePasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserChangePasswordResponse) ProtoMessage() {}
+
+func (x *AuthUserChangePasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserChangePasswordResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserChangePasswordResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *AuthUserChangePasswordResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthUserGrantRoleResponse is etcd's AuthUserGrantRoleResponse.
+type AuthUserGrantRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserGrantRoleResponse) Reset() {
+	*x = AuthUserGrantRoleResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserGrantRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserGrantRoleResponse) ProtoMessage() {}
+
+func (x *AuthUserGrantRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserGrantRoleResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserGrantRoleResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *AuthUserGrantRoleResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthUserRevokeRoleResponse is etcd's AuthUserRevokeRoleResponse.
+type AuthUserRevokeRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserRevokeRoleResponse) Reset() {
+	*x = AuthUserRevokeRoleResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserRevokeRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserRevokeRoleResponse) ProtoMessage() {}
+
+func (x *AuthUserRevokeRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserRevokeRoleResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserRevokeRoleResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *AuthUserRevokeRoleResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthRoleAddResponse is etcd's AuthRoleAddResponse.
+type AuthRoleAddResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleAddResponse) Reset() {
+	*x = AuthRoleAddResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleAddResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleAddResponse) ProtoMessage() {}
+
+func (x *AuthRoleAddResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleAddResponse.ProtoReflect.Descriptor instead.
+func (*AuthRoleAddResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *AuthRoleAddResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthRoleGetResponse is etcd's AuthRoleGetResponse.
+type AuthRoleGetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Perm          []*authpb.Permission   `protobuf:"bytes,2,rep,name=perm,proto3" json:"perm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleGetResponse) Reset() {
+	*x = AuthRoleGetResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleGetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleGetResponse) ProtoMessage() {}
+
+func (x *AuthRoleGetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleGetResponse.ProtoReflect.Descriptor instead.
+func (*AuthRoleGetResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *AuthRoleGetResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AuthRoleGetResponse) GetPerm() []*authpb.Permission {
+	if x != nil {
+		return x.Perm
+	}
+	return nil
+}
+
+// AuthRoleListResponse is etcd's AuthRoleListResponse.
+type AuthRoleListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleListResponse) Reset() {
+	*x = AuthRoleListResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleListResponse) ProtoMessage() {}
+
+func (x *AuthRoleListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleListResponse.ProtoReflect.Descriptor instead.
+func (*AuthRoleListResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *AuthRoleListResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AuthRoleListResponse) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// AuthUserListResponse is etcd's AuthUserListResponse.
+type AuthUserListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Users         []string               `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUserListResponse) Reset() {
+	*x = AuthUserListResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUserListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUserListResponse) ProtoMessage() {}
+
+func (x *AuthUserListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUserListResponse.ProtoReflect.Descriptor instead.
+func (*AuthUserListResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *AuthUserListResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AuthUserListResponse) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// AuthRoleDeleteResponse is etcd's AuthRoleDeleteResponse.
+type AuthRoleDeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleDeleteResponse) Reset() {
+	*x = AuthRoleDeleteResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleDeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleDeleteResponse) ProtoMessage() {}
+
+func (x *AuthRoleDeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleDeleteResponse.ProtoReflect.Descriptor instead.
+func (*AuthRoleDeleteResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *AuthRoleDeleteResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthRoleGrantPermissionResponse is etcd's AuthRoleGrantPermissionResponse.
+type AuthRoleGrantPermissionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleGrantPermissionResponse) Reset() {
+	*x = AuthRoleGrantPermissionResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleGrantPermissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleGrantPermissionResponse) ProtoMessage() {}
+
+func (x *AuthRoleGrantPermissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleGrantPermissionResponse.ProtoReflect.Descriptor instead.
+func (*AuthRoleGrantPermissionResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *AuthRoleGrantPermissionResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// AuthRoleRevokePermissionResponse is etcd's AuthRoleRevokePermissionResponse.
+type AuthRoleRevokePermissionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRoleRevokePermissionResponse) Reset() {
+	*x = AuthRoleRevokePermissionResponse{}
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRoleRevokePermissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRoleRevokePermissionResponse) ProtoMessage() {}
+
+func (x *AuthRoleRevokePermissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_etcdserverpb_rpc_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRoleRevokePermissionResponse.ProtoReflect.Descriptor instead.
+func (*AuthRoleRevokePermissionResponse) Descriptor() ([]byte, []int) {
+	return file_etcdserverpb_rpc_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *AuthRoleRevokePermissionResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
 var File_etcdserverpb_rpc_proto protoreflect.FileDescriptor
 
 const file_etcdserverpb_rpc_proto_rawDesc = "" +
 	"\n" +
-	"\x16etcdserverpb/rpc.proto\x12\fetcdserverpb\x1a\x0fmvccpb/kv.proto\"\x85\x01\n" +
+	"\x16etcdserverpb/rpc.proto\x12\fetcdserverpb\x1a\x11authpb/auth.proto\x1a\x0fmvccpb/kv.proto\"\x85\x01\n" +
 	"\x0eResponseHeader\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12\x1b\n" +
@@ -4534,7 +6180,88 @@ const file_etcdserverpb_rpc_proto_rawDesc = "" +
 	"\rdowngradeInfo\x18\r \x01(\v2\x1b.etcdserverpb.DowngradeInfoR\rdowngradeInfo\"O\n" +
 	"\rDowngradeInfo\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12$\n" +
-	"\rtargetVersion\x18\x02 \x01(\tR\rtargetVersion*/\n" +
+	"\rtargetVersion\x18\x02 \x01(\tR\rtargetVersion\"\x13\n" +
+	"\x11AuthEnableRequest\"\x14\n" +
+	"\x12AuthDisableRequest\"\x13\n" +
+	"\x11AuthStatusRequest\"E\n" +
+	"\x13AuthenticateRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x9e\x01\n" +
+	"\x12AuthUserAddRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x120\n" +
+	"\aoptions\x18\x03 \x01(\v2\x16.authpb.UserAddOptionsR\aoptions\x12&\n" +
+	"\x0ehashedPassword\x18\x04 \x01(\tR\x0ehashedPassword\"(\n" +
+	"\x12AuthUserGetRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"+\n" +
+	"\x15AuthUserDeleteRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"w\n" +
+	"\x1dAuthUserChangePasswordRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\x12&\n" +
+	"\x0ehashedPassword\x18\x03 \x01(\tR\x0ehashedPassword\"B\n" +
+	"\x18AuthUserGrantRoleRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"C\n" +
+	"\x19AuthUserRevokeRoleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\"(\n" +
+	"\x12AuthRoleAddRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"(\n" +
+	"\x12AuthRoleGetRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\"\x15\n" +
+	"\x13AuthUserListRequest\"\x15\n" +
+	"\x13AuthRoleListRequest\"+\n" +
+	"\x15AuthRoleDeleteRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\"\\\n" +
+	"\x1eAuthRoleGrantPermissionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x04perm\x18\x02 \x01(\v2\x12.authpb.PermissionR\x04perm\"d\n" +
+	"\x1fAuthRoleRevokePermissionRequest\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
+	"\trange_end\x18\x03 \x01(\fR\brangeEnd\"J\n" +
+	"\x12AuthEnableResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"K\n" +
+	"\x13AuthDisableResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"\x88\x01\n" +
+	"\x12AuthStatusResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\x12\x18\n" +
+	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\"\n" +
+	"\fauthRevision\x18\x03 \x01(\x04R\fauthRevision\"b\n" +
+	"\x14AuthenticateResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"K\n" +
+	"\x13AuthUserAddResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"a\n" +
+	"\x13AuthUserGetResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"N\n" +
+	"\x16AuthUserDeleteResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"V\n" +
+	"\x1eAuthUserChangePasswordResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"Q\n" +
+	"\x19AuthUserGrantRoleResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"R\n" +
+	"\x1aAuthUserRevokeRoleResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"K\n" +
+	"\x13AuthRoleAddResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"s\n" +
+	"\x13AuthRoleGetResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\x12&\n" +
+	"\x04perm\x18\x02 \x03(\v2\x12.authpb.PermissionR\x04perm\"b\n" +
+	"\x14AuthRoleListResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"b\n" +
+	"\x14AuthUserListResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\x12\x14\n" +
+	"\x05users\x18\x02 \x03(\tR\x05users\"N\n" +
+	"\x16AuthRoleDeleteResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"W\n" +
+	"\x1fAuthRoleGrantPermissionResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header\"X\n" +
+	" AuthRoleRevokePermissionResponse\x124\n" +
+	"\x06header\x18\x01 \x01(\v2\x1c.etcdserverpb.ResponseHeaderR\x06header*/\n" +
 	"\tAlarmType\x12\b\n" +
 	"\x04NONE\x10\x00\x12\v\n" +
 	"\aNOSPACE\x10\x01\x12\v\n" +
@@ -4571,7 +6298,29 @@ const file_etcdserverpb_rpc_proto_rawDesc = "" +
 	"\bSnapshot\x12\x1d.etcdserverpb.SnapshotRequest\x1a\x1e.etcdserverpb.SnapshotResponse0\x01\x12O\n" +
 	"\n" +
 	"MoveLeader\x12\x1f.etcdserverpb.MoveLeaderRequest\x1a .etcdserverpb.MoveLeaderResponse\x12L\n" +
-	"\tDowngrade\x12\x1e.etcdserverpb.DowngradeRequest\x1a\x1f.etcdserverpb.DowngradeResponseB\x9d\x01\n" +
+	"\tDowngrade\x12\x1e.etcdserverpb.DowngradeRequest\x1a\x1f.etcdserverpb.DowngradeResponse2\x8e\f\n" +
+	"\x04Auth\x12O\n" +
+	"\n" +
+	"AuthEnable\x12\x1f.etcdserverpb.AuthEnableRequest\x1a .etcdserverpb.AuthEnableResponse\x12R\n" +
+	"\vAuthDisable\x12 .etcdserverpb.AuthDisableRequest\x1a!.etcdserverpb.AuthDisableResponse\x12O\n" +
+	"\n" +
+	"AuthStatus\x12\x1f.etcdserverpb.AuthStatusRequest\x1a .etcdserverpb.AuthStatusResponse\x12U\n" +
+	"\fAuthenticate\x12!.etcdserverpb.AuthenticateRequest\x1a\".etcdserverpb.AuthenticateResponse\x12N\n" +
+	"\aUserAdd\x12 .etcdserverpb.AuthUserAddRequest\x1a!.etcdserverpb.AuthUserAddResponse\x12N\n" +
+	"\aUserGet\x12 .etcdserverpb.AuthUserGetRequest\x1a!.etcdserverpb.AuthUserGetResponse\x12Q\n" +
+	"\bUserList\x12!.etcdserverpb.AuthUserListRequest\x1a\".etcdserverpb.AuthUserListResponse\x12W\n" +
+	"\n" +
+	"UserDelete\x12#.etcdserverpb.AuthUserDeleteRequest\x1a$.etcdserverpb.AuthUserDeleteResponse\x12o\n" +
+	"\x12UserChangePassword\x12+.etcdserverpb.AuthUserChangePasswordRequest\x1a,.etcdserverpb.AuthUserChangePasswordResponse\x12`\n" +
+	"\rUserGrantRole\x12&.etcdserverpb.AuthUserGrantRoleRequest\x1a'.etcdserverpb.AuthUserGrantRoleResponse\x12c\n" +
+	"\x0eUserRevokeRole\x12'.etcdserverpb.AuthUserRevokeRoleRequest\x1a(.etcdserverpb.AuthUserRevokeRoleResponse\x12N\n" +
+	"\aRoleAdd\x12 .etcdserverpb.AuthRoleAddRequest\x1a!.etcdserverpb.AuthRoleAddResponse\x12N\n" +
+	"\aRoleGet\x12 .etcdserverpb.AuthRoleGetRequest\x1a!.etcdserverpb.AuthRoleGetResponse\x12Q\n" +
+	"\bRoleList\x12!.etcdserverpb.AuthRoleListRequest\x1a\".etcdserverpb.AuthRoleListResponse\x12W\n" +
+	"\n" +
+	"RoleDelete\x12#.etcdserverpb.AuthRoleDeleteRequest\x1a$.etcdserverpb.AuthRoleDeleteResponse\x12r\n" +
+	"\x13RoleGrantPermission\x12,.etcdserverpb.AuthRoleGrantPermissionRequest\x1a-.etcdserverpb.AuthRoleGrantPermissionResponse\x12u\n" +
+	"\x14RoleRevokePermission\x12-.etcdserverpb.AuthRoleRevokePermissionRequest\x1a..etcdserverpb.AuthRoleRevokePermissionResponseB\x9d\x01\n" +
 	"\x10com.etcdserverpbB\bRpcProtoP\x01Z/github.com/centra-cloud/centra/gen/etcdserverpb\xa2\x02\x03EXX\xaa\x02\fEtcdserverpb\xca\x02\fEtcdserverpb\xe2\x02\x18Etcdserverpb\\GPBMetadata\xea\x02\fEtcdserverpbb\x06proto3"
 
 var (
@@ -4587,193 +6336,283 @@ func file_etcdserverpb_rpc_proto_rawDescGZIP() []byte {
 }
 
 var file_etcdserverpb_rpc_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_etcdserverpb_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 59)
+var file_etcdserverpb_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_etcdserverpb_rpc_proto_goTypes = []any{
-	(AlarmType)(0),                        // 0: etcdserverpb.AlarmType
-	(RangeRequest_SortOrder)(0),           // 1: etcdserverpb.RangeRequest.SortOrder
-	(RangeRequest_SortTarget)(0),          // 2: etcdserverpb.RangeRequest.SortTarget
-	(Compare_CompareResult)(0),            // 3: etcdserverpb.Compare.CompareResult
-	(Compare_CompareTarget)(0),            // 4: etcdserverpb.Compare.CompareTarget
-	(WatchCreateRequest_FilterType)(0),    // 5: etcdserverpb.WatchCreateRequest.FilterType
-	(AlarmRequest_AlarmAction)(0),         // 6: etcdserverpb.AlarmRequest.AlarmAction
-	(DowngradeRequest_DowngradeAction)(0), // 7: etcdserverpb.DowngradeRequest.DowngradeAction
-	(*ResponseHeader)(nil),                // 8: etcdserverpb.ResponseHeader
-	(*RangeRequest)(nil),                  // 9: etcdserverpb.RangeRequest
-	(*RangeResponse)(nil),                 // 10: etcdserverpb.RangeResponse
-	(*PutRequest)(nil),                    // 11: etcdserverpb.PutRequest
-	(*PutResponse)(nil),                   // 12: etcdserverpb.PutResponse
-	(*DeleteRangeRequest)(nil),            // 13: etcdserverpb.DeleteRangeRequest
-	(*DeleteRangeResponse)(nil),           // 14: etcdserverpb.DeleteRangeResponse
-	(*RequestOp)(nil),                     // 15: etcdserverpb.RequestOp
-	(*ResponseOp)(nil),                    // 16: etcdserverpb.ResponseOp
-	(*Compare)(nil),                       // 17: etcdserverpb.Compare
-	(*TxnRequest)(nil),                    // 18: etcdserverpb.TxnRequest
-	(*TxnResponse)(nil),                   // 19: etcdserverpb.TxnResponse
-	(*CompactionRequest)(nil),             // 20: etcdserverpb.CompactionRequest
-	(*CompactionResponse)(nil),            // 21: etcdserverpb.CompactionResponse
-	(*HashRequest)(nil),                   // 22: etcdserverpb.HashRequest
-	(*HashKVRequest)(nil),                 // 23: etcdserverpb.HashKVRequest
-	(*HashKVResponse)(nil),                // 24: etcdserverpb.HashKVResponse
-	(*HashResponse)(nil),                  // 25: etcdserverpb.HashResponse
-	(*SnapshotRequest)(nil),               // 26: etcdserverpb.SnapshotRequest
-	(*SnapshotResponse)(nil),              // 27: etcdserverpb.SnapshotResponse
-	(*WatchRequest)(nil),                  // 28: etcdserverpb.WatchRequest
-	(*WatchCreateRequest)(nil),            // 29: etcdserverpb.WatchCreateRequest
-	(*WatchCancelRequest)(nil),            // 30: etcdserverpb.WatchCancelRequest
-	(*WatchProgressRequest)(nil),          // 31: etcdserverpb.WatchProgressRequest
-	(*WatchResponse)(nil),                 // 32: etcdserverpb.WatchResponse
-	(*LeaseGrantRequest)(nil),             // 33: etcdserverpb.LeaseGrantRequest
-	(*LeaseGrantResponse)(nil),            // 34: etcdserverpb.LeaseGrantResponse
-	(*LeaseRevokeRequest)(nil),            // 35: etcdserverpb.LeaseRevokeRequest
-	(*LeaseRevokeResponse)(nil),           // 36: etcdserverpb.LeaseRevokeResponse
-	(*LeaseKeepAliveRequest)(nil),         // 37: etcdserverpb.LeaseKeepAliveRequest
-	(*LeaseKeepAliveResponse)(nil),        // 38: etcdserverpb.LeaseKeepAliveResponse
-	(*LeaseTimeToLiveRequest)(nil),        // 39: etcdserverpb.LeaseTimeToLiveRequest
-	(*LeaseTimeToLiveResponse)(nil),       // 40: etcdserverpb.LeaseTimeToLiveResponse
-	(*LeaseLeasesRequest)(nil),            // 41: etcdserverpb.LeaseLeasesRequest
-	(*LeaseStatus)(nil),                   // 42: etcdserverpb.LeaseStatus
-	(*LeaseLeasesResponse)(nil),           // 43: etcdserverpb.LeaseLeasesResponse
-	(*Member)(nil),                        // 44: etcdserverpb.Member
-	(*MemberAddRequest)(nil),              // 45: etcdserverpb.MemberAddRequest
-	(*MemberAddResponse)(nil),             // 46: etcdserverpb.MemberAddResponse
-	(*MemberRemoveRequest)(nil),           // 47: etcdserverpb.MemberRemoveRequest
-	(*MemberRemoveResponse)(nil),          // 48: etcdserverpb.MemberRemoveResponse
-	(*MemberUpdateRequest)(nil),           // 49: etcdserverpb.MemberUpdateRequest
-	(*MemberUpdateResponse)(nil),          // 50: etcdserverpb.MemberUpdateResponse
-	(*MemberListRequest)(nil),             // 51: etcdserverpb.MemberListRequest
-	(*MemberListResponse)(nil),            // 52: etcdserverpb.MemberListResponse
-	(*MemberPromoteRequest)(nil),          // 53: etcdserverpb.MemberPromoteRequest
-	(*MemberPromoteResponse)(nil),         // 54: etcdserverpb.MemberPromoteResponse
-	(*DefragmentRequest)(nil),             // 55: etcdserverpb.DefragmentRequest
-	(*DefragmentResponse)(nil),            // 56: etcdserverpb.DefragmentResponse
-	(*MoveLeaderRequest)(nil),             // 57: etcdserverpb.MoveLeaderRequest
-	(*MoveLeaderResponse)(nil),            // 58: etcdserverpb.MoveLeaderResponse
-	(*AlarmRequest)(nil),                  // 59: etcdserverpb.AlarmRequest
-	(*AlarmMember)(nil),                   // 60: etcdserverpb.AlarmMember
-	(*AlarmResponse)(nil),                 // 61: etcdserverpb.AlarmResponse
-	(*DowngradeRequest)(nil),              // 62: etcdserverpb.DowngradeRequest
-	(*DowngradeResponse)(nil),             // 63: etcdserverpb.DowngradeResponse
-	(*StatusRequest)(nil),                 // 64: etcdserverpb.StatusRequest
-	(*StatusResponse)(nil),                // 65: etcdserverpb.StatusResponse
-	(*DowngradeInfo)(nil),                 // 66: etcdserverpb.DowngradeInfo
-	(*mvccpb.KeyValue)(nil),               // 67: mvccpb.KeyValue
-	(*mvccpb.Event)(nil),                  // 68: mvccpb.Event
+	(AlarmType)(0),                           // 0: etcdserverpb.AlarmType
+	(RangeRequest_SortOrder)(0),              // 1: etcdserverpb.RangeRequest.SortOrder
+	(RangeRequest_SortTarget)(0),             // 2: etcdserverpb.RangeRequest.SortTarget
+	(Compare_CompareResult)(0),               // 3: etcdserverpb.Compare.CompareResult
+	(Compare_CompareTarget)(0),               // 4: etcdserverpb.Compare.CompareTarget
+	(WatchCreateRequest_FilterType)(0),       // 5: etcdserverpb.WatchCreateRequest.FilterType
+	(AlarmRequest_AlarmAction)(0),            // 6: etcdserverpb.AlarmRequest.AlarmAction
+	(DowngradeRequest_DowngradeAction)(0),    // 7: etcdserverpb.DowngradeRequest.DowngradeAction
+	(*ResponseHeader)(nil),                   // 8: etcdserverpb.ResponseHeader
+	(*RangeRequest)(nil),                     // 9: etcdserverpb.RangeRequest
+	(*RangeResponse)(nil),                    // 10: etcdserverpb.RangeResponse
+	(*PutRequest)(nil),                       // 11: etcdserverpb.PutRequest
+	(*PutResponse)(nil),                      // 12: etcdserverpb.PutResponse
+	(*DeleteRangeRequest)(nil),               // 13: etcdserverpb.DeleteRangeRequest
+	(*DeleteRangeResponse)(nil),              // 14: etcdserverpb.DeleteRangeResponse
+	(*RequestOp)(nil),                        // 15: etcdserverpb.RequestOp
+	(*ResponseOp)(nil),                       // 16: etcdserverpb.ResponseOp
+	(*Compare)(nil),                          // 17: etcdserverpb.Compare
+	(*TxnRequest)(nil),                       // 18: etcdserverpb.TxnRequest
+	(*TxnResponse)(nil),                      // 19: etcdserverpb.TxnResponse
+	(*CompactionRequest)(nil),                // 20: etcdserverpb.CompactionRequest
+	(*CompactionResponse)(nil),               // 21: etcdserverpb.CompactionResponse
+	(*HashRequest)(nil),                      // 22: etcdserverpb.HashRequest
+	(*HashKVRequest)(nil),                    // 23: etcdserverpb.HashKVRequest
+	(*HashKVResponse)(nil),                   // 24: etcdserverpb.HashKVResponse
+	(*HashResponse)(nil),                     // 25: etcdserverpb.HashResponse
+	(*SnapshotRequest)(nil),                  // 26: etcdserverpb.SnapshotRequest
+	(*SnapshotResponse)(nil),                 // 27: etcdserverpb.SnapshotResponse
+	(*WatchRequest)(nil),                     // 28: etcdserverpb.WatchRequest
+	(*WatchCreateRequest)(nil),               // 29: etcdserverpb.WatchCreateRequest
+	(*WatchCancelRequest)(nil),               // 30: etcdserverpb.WatchCancelRequest
+	(*WatchProgressRequest)(nil),             // 31: etcdserverpb.WatchProgressRequest
+	(*WatchResponse)(nil),                    // 32: etcdserverpb.WatchResponse
+	(*LeaseGrantRequest)(nil),                // 33: etcdserverpb.LeaseGrantRequest
+	(*LeaseGrantResponse)(nil),               // 34: etcdserverpb.LeaseGrantResponse
+	(*LeaseRevokeRequest)(nil),               // 35: etcdserverpb.LeaseRevokeRequest
+	(*LeaseRevokeResponse)(nil),              // 36: etcdserverpb.LeaseRevokeResponse
+	(*LeaseKeepAliveRequest)(nil),            // 37: etcdserverpb.LeaseKeepAliveRequest
+	(*LeaseKeepAliveResponse)(nil),           // 38: etcdserverpb.LeaseKeepAliveResponse
+	(*LeaseTimeToLiveRequest)(nil),           // 39: etcdserverpb.LeaseTimeToLiveRequest
+	(*LeaseTimeToLiveResponse)(nil),          // 40: etcdserverpb.LeaseTimeToLiveResponse
+	(*LeaseLeasesRequest)(nil),               // 41: etcdserverpb.LeaseLeasesRequest
+	(*LeaseStatus)(nil),                      // 42: etcdserverpb.LeaseStatus
+	(*LeaseLeasesResponse)(nil),              // 43: etcdserverpb.LeaseLeasesResponse
+	(*Member)(nil),                           // 44: etcdserverpb.Member
+	(*MemberAddRequest)(nil),                 // 45: etcdserverpb.MemberAddRequest
+	(*MemberAddResponse)(nil),                // 46: etcdserverpb.MemberAddResponse
+	(*MemberRemoveRequest)(nil),              // 47: etcdserverpb.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil),             // 48: etcdserverpb.MemberRemoveResponse
+	(*MemberUpdateRequest)(nil),              // 49: etcdserverpb.MemberUpdateRequest
+	(*MemberUpdateResponse)(nil),             // 50: etcdserverpb.MemberUpdateResponse
+	(*MemberListRequest)(nil),                // 51: etcdserverpb.MemberListRequest
+	(*MemberListResponse)(nil),               // 52: etcdserverpb.MemberListResponse
+	(*MemberPromoteRequest)(nil),             // 53: etcdserverpb.MemberPromoteRequest
+	(*MemberPromoteResponse)(nil),            // 54: etcdserverpb.MemberPromoteResponse
+	(*DefragmentRequest)(nil),                // 55: etcdserverpb.DefragmentRequest
+	(*DefragmentResponse)(nil),               // 56: etcdserverpb.DefragmentResponse
+	(*MoveLeaderRequest)(nil),                // 57: etcdserverpb.MoveLeaderRequest
+	(*MoveLeaderResponse)(nil),               // 58: etcdserverpb.MoveLeaderResponse
+	(*AlarmRequest)(nil),                     // 59: etcdserverpb.AlarmRequest
+	(*AlarmMember)(nil),                      // 60: etcdserverpb.AlarmMember
+	(*AlarmResponse)(nil),                    // 61: etcdserverpb.AlarmResponse
+	(*DowngradeRequest)(nil),                 // 62: etcdserverpb.DowngradeRequest
+	(*DowngradeResponse)(nil),                // 63: etcdserverpb.DowngradeResponse
+	(*StatusRequest)(nil),                    // 64: etcdserverpb.StatusRequest
+	(*StatusResponse)(nil),                   // 65: etcdserverpb.StatusResponse
+	(*DowngradeInfo)(nil),                    // 66: etcdserverpb.DowngradeInfo
+	(*AuthEnableRequest)(nil),                // 67: etcdserverpb.AuthEnableRequest
+	(*AuthDisableRequest)(nil),               // 68: etcdserverpb.AuthDisableRequest
+	(*AuthStatusRequest)(nil),                // 69: etcdserverpb.AuthStatusRequest
+	(*AuthenticateRequest)(nil),              // 70: etcdserverpb.AuthenticateRequest
+	(*AuthUserAddRequest)(nil),               // 71: etcdserverpb.AuthUserAddRequest
+	(*AuthUserGetRequest)(nil),               // 72: etcdserverpb.AuthUserGetRequest
+	(*AuthUserDeleteRequest)(nil),            // 73: etcdserverpb.AuthUserDeleteRequest
+	(*AuthUserChangePasswordRequest)(nil),    // 74: etcdserverpb.AuthUserChangePasswordRequest
+	(*AuthUserGrantRoleRequest)(nil),         // 75: etcdserverpb.AuthUserGrantRoleRequest
+	(*AuthUserRevokeRoleRequest)(nil),        // 76: etcdserverpb.AuthUserRevokeRoleRequest
+	(*AuthRoleAddRequest)(nil),               // 77: etcdserverpb.AuthRoleAddRequest
+	(*AuthRoleGetRequest)(nil),               // 78: etcdserverpb.AuthRoleGetRequest
+	(*AuthUserListRequest)(nil),              // 79: etcdserverpb.AuthUserListRequest
+	(*AuthRoleListRequest)(nil),              // 80: etcdserverpb.AuthRoleListRequest
+	(*AuthRoleDeleteRequest)(nil),            // 81: etcdserverpb.AuthRoleDeleteRequest
+	(*AuthRoleGrantPermissionRequest)(nil),   // 82: etcdserverpb.AuthRoleGrantPermissionRequest
+	(*AuthRoleRevokePermissionRequest)(nil),  // 83: etcdserverpb.AuthRoleRevokePermissionRequest
+	(*AuthEnableResponse)(nil),               // 84: etcdserverpb.AuthEnableResponse
+	(*AuthDisableResponse)(nil),              // 85: etcdserverpb.AuthDisableResponse
+	(*AuthStatusResponse)(nil),               // 86: etcdserverpb.AuthStatusResponse
+	(*AuthenticateResponse)(nil),             // 87: etcdserverpb.AuthenticateResponse
+	(*AuthUserAddResponse)(nil),              // 88: etcdserverpb.AuthUserAddResponse
+	(*AuthUserGetResponse)(nil),              // 89: etcdserverpb.AuthUserGetResponse
+	(*AuthUserDeleteResponse)(nil),           // 90: etcdserverpb.AuthUserDeleteResponse
+	(*AuthUserChangePasswordResponse)(nil),   // 91: etcdserverpb.AuthUserChangePasswordResponse
+	(*AuthUserGrantRoleResponse)(nil),        // 92: etcdserverpb.AuthUserGrantRoleResponse
+	(*AuthUserRevokeRoleResponse)(nil),       // 93: etcdserverpb.AuthUserRevokeRoleResponse
+	(*AuthRoleAddResponse)(nil),              // 94: etcdserverpb.AuthRoleAddResponse
+	(*AuthRoleGetResponse)(nil),              // 95: etcdserverpb.AuthRoleGetResponse
+	(*AuthRoleListResponse)(nil),             // 96: etcdserverpb.AuthRoleListResponse
+	(*AuthUserListResponse)(nil),             // 97: etcdserverpb.AuthUserListResponse
+	(*AuthRoleDeleteResponse)(nil),           // 98: etcdserverpb.AuthRoleDeleteResponse
+	(*AuthRoleGrantPermissionResponse)(nil),  // 99: etcdserverpb.AuthRoleGrantPermissionResponse
+	(*AuthRoleRevokePermissionResponse)(nil), // 100: etcdserverpb.AuthRoleRevokePermissionResponse
+	(*mvccpb.KeyValue)(nil),                  // 101: mvccpb.KeyValue
+	(*mvccpb.Event)(nil),                     // 102: mvccpb.Event
+	(*authpb.UserAddOptions)(nil),            // 103: authpb.UserAddOptions
+	(*authpb.Permission)(nil),                // 104: authpb.Permission
 }
 var file_etcdserverpb_rpc_proto_depIdxs = []int32{
-	1,  // 0: etcdserverpb.RangeRequest.sort_order:type_name -> etcdserverpb.RangeRequest.SortOrder
-	2,  // 1: etcdserverpb.RangeRequest.sort_target:type_name -> etcdserverpb.RangeRequest.SortTarget
-	8,  // 2: etcdserverpb.RangeResponse.header:type_name -> etcdserverpb.ResponseHeader
-	67, // 3: etcdserverpb.RangeResponse.kvs:type_name -> mvccpb.KeyValue
-	8,  // 4: etcdserverpb.PutResponse.header:type_name -> etcdserverpb.ResponseHeader
-	67, // 5: etcdserverpb.PutResponse.prev_kv:type_name -> mvccpb.KeyValue
-	8,  // 6: etcdserverpb.DeleteRangeResponse.header:type_name -> etcdserverpb.ResponseHeader
-	67, // 7: etcdserverpb.DeleteRangeResponse.prev_kvs:type_name -> mvccpb.KeyValue
-	9,  // 8: etcdserverpb.RequestOp.request_range:type_name -> etcdserverpb.RangeRequest
-	11, // 9: etcdserverpb.RequestOp.request_put:type_name -> etcdserverpb.PutRequest
-	13, // 10: etcdserverpb.RequestOp.request_delete_range:type_name -> etcdserverpb.DeleteRangeRequest
-	18, // 11: etcdserverpb.RequestOp.request_txn:type_name -> etcdserverpb.TxnRequest
-	10, // 12: etcdserverpb.ResponseOp.response_range:type_name -> etcdserverpb.RangeResponse
-	12, // 13: etcdserverpb.ResponseOp.response_put:type_name -> etcdserverpb.PutResponse
-	14, // 14: etcdserverpb.ResponseOp.response_delete_range:type_name -> etcdserverpb.DeleteRangeResponse
-	19, // 15: etcdserverpb.ResponseOp.response_txn:type_name -> etcdserverpb.TxnResponse
-	3,  // 16: etcdserverpb.Compare.result:type_name -> etcdserverpb.Compare.CompareResult
-	4,  // 17: etcdserverpb.Compare.target:type_name -> etcdserverpb.Compare.CompareTarget
-	17, // 18: etcdserverpb.TxnRequest.compare:type_name -> etcdserverpb.Compare
-	15, // 19: etcdserverpb.TxnRequest.success:type_name -> etcdserverpb.RequestOp
-	15, // 20: etcdserverpb.TxnRequest.failure:type_name -> etcdserverpb.RequestOp
-	8,  // 21: etcdserverpb.TxnResponse.header:type_name -> etcdserverpb.ResponseHeader
-	16, // 22: etcdserverpb.TxnResponse.responses:type_name -> etcdserverpb.ResponseOp
-	8,  // 23: etcdserverpb.CompactionResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 24: etcdserverpb.HashKVResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 25: etcdserverpb.HashResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 26: etcdserverpb.SnapshotResponse.header:type_name -> etcdserverpb.ResponseHeader
-	29, // 27: etcdserverpb.WatchRequest.create_request:type_name -> etcdserverpb.WatchCreateRequest
-	30, // 28: etcdserverpb.WatchRequest.cancel_request:type_name -> etcdserverpb.WatchCancelRequest
-	31, // 29: etcdserverpb.WatchRequest.progress_request:type_name -> etcdserverpb.WatchProgressRequest
-	5,  // 30: etcdserverpb.WatchCreateRequest.filters:type_name -> etcdserverpb.WatchCreateRequest.FilterType
-	8,  // 31: etcdserverpb.WatchResponse.header:type_name -> etcdserverpb.ResponseHeader
-	68, // 32: etcdserverpb.WatchResponse.events:type_name -> mvccpb.Event
-	8,  // 33: etcdserverpb.LeaseGrantResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 34: etcdserverpb.LeaseRevokeResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 35: etcdserverpb.LeaseKeepAliveResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 36: etcdserverpb.LeaseTimeToLiveResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 37: etcdserverpb.LeaseLeasesResponse.header:type_name -> etcdserverpb.ResponseHeader
-	42, // 38: etcdserverpb.LeaseLeasesResponse.leases:type_name -> etcdserverpb.LeaseStatus
-	8,  // 39: etcdserverpb.MemberAddResponse.header:type_name -> etcdserverpb.ResponseHeader
-	44, // 40: etcdserverpb.MemberAddResponse.member:type_name -> etcdserverpb.Member
-	44, // 41: etcdserverpb.MemberAddResponse.members:type_name -> etcdserverpb.Member
-	8,  // 42: etcdserverpb.MemberRemoveResponse.header:type_name -> etcdserverpb.ResponseHeader
-	44, // 43: etcdserverpb.MemberRemoveResponse.members:type_name -> etcdserverpb.Member
-	8,  // 44: etcdserverpb.MemberUpdateResponse.header:type_name -> etcdserverpb.ResponseHeader
-	44, // 45: etcdserverpb.MemberUpdateResponse.members:type_name -> etcdserverpb.Member
-	8,  // 46: etcdserverpb.MemberListResponse.header:type_name -> etcdserverpb.ResponseHeader
-	44, // 47: etcdserverpb.MemberListResponse.members:type_name -> etcdserverpb.Member
-	8,  // 48: etcdserverpb.MemberPromoteResponse.header:type_name -> etcdserverpb.ResponseHeader
-	44, // 49: etcdserverpb.MemberPromoteResponse.members:type_name -> etcdserverpb.Member
-	8,  // 50: etcdserverpb.DefragmentResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 51: etcdserverpb.MoveLeaderResponse.header:type_name -> etcdserverpb.ResponseHeader
-	6,  // 52: etcdserverpb.AlarmRequest.action:type_name -> etcdserverpb.AlarmRequest.AlarmAction
-	0,  // 53: etcdserverpb.AlarmRequest.alarm:type_name -> etcdserverpb.AlarmType
-	0,  // 54: etcdserverpb.AlarmMember.alarm:type_name -> etcdserverpb.AlarmType
-	8,  // 55: etcdserverpb.AlarmResponse.header:type_name -> etcdserverpb.ResponseHeader
-	60, // 56: etcdserverpb.AlarmResponse.alarms:type_name -> etcdserverpb.AlarmMember
-	7,  // 57: etcdserverpb.DowngradeRequest.action:type_name -> etcdserverpb.DowngradeRequest.DowngradeAction
-	8,  // 58: etcdserverpb.DowngradeResponse.header:type_name -> etcdserverpb.ResponseHeader
-	8,  // 59: etcdserverpb.StatusResponse.header:type_name -> etcdserverpb.ResponseHeader
-	66, // 60: etcdserverpb.StatusResponse.downgradeInfo:type_name -> etcdserverpb.DowngradeInfo
-	9,  // 61: etcdserverpb.KV.Range:input_type -> etcdserverpb.RangeRequest
-	11, // 62: etcdserverpb.KV.Put:input_type -> etcdserverpb.PutRequest
-	13, // 63: etcdserverpb.KV.DeleteRange:input_type -> etcdserverpb.DeleteRangeRequest
-	18, // 64: etcdserverpb.KV.Txn:input_type -> etcdserverpb.TxnRequest
-	20, // 65: etcdserverpb.KV.Compact:input_type -> etcdserverpb.CompactionRequest
-	28, // 66: etcdserverpb.Watch.Watch:input_type -> etcdserverpb.WatchRequest
-	33, // 67: etcdserverpb.Lease.LeaseGrant:input_type -> etcdserverpb.LeaseGrantRequest
-	35, // 68: etcdserverpb.Lease.LeaseRevoke:input_type -> etcdserverpb.LeaseRevokeRequest
-	37, // 69: etcdserverpb.Lease.LeaseKeepAlive:input_type -> etcdserverpb.LeaseKeepAliveRequest
-	39, // 70: etcdserverpb.Lease.LeaseTimeToLive:input_type -> etcdserverpb.LeaseTimeToLiveRequest
-	41, // 71: etcdserverpb.Lease.LeaseLeases:input_type -> etcdserverpb.LeaseLeasesRequest
-	45, // 72: etcdserverpb.Cluster.MemberAdd:input_type -> etcdserverpb.MemberAddRequest
-	47, // 73: etcdserverpb.Cluster.MemberRemove:input_type -> etcdserverpb.MemberRemoveRequest
-	49, // 74: etcdserverpb.Cluster.MemberUpdate:input_type -> etcdserverpb.MemberUpdateRequest
-	51, // 75: etcdserverpb.Cluster.MemberList:input_type -> etcdserverpb.MemberListRequest
-	53, // 76: etcdserverpb.Cluster.MemberPromote:input_type -> etcdserverpb.MemberPromoteRequest
-	59, // 77: etcdserverpb.Maintenance.Alarm:input_type -> etcdserverpb.AlarmRequest
-	64, // 78: etcdserverpb.Maintenance.Status:input_type -> etcdserverpb.StatusRequest
-	55, // 79: etcdserverpb.Maintenance.Defragment:input_type -> etcdserverpb.DefragmentRequest
-	22, // 80: etcdserverpb.Maintenance.Hash:input_type -> etcdserverpb.HashRequest
-	23, // 81: etcdserverpb.Maintenance.HashKV:input_type -> etcdserverpb.HashKVRequest
-	26, // 82: etcdserverpb.Maintenance.Snapshot:input_type -> etcdserverpb.SnapshotRequest
-	57, // 83: etcdserverpb.Maintenance.MoveLeader:input_type -> etcdserverpb.MoveLeaderRequest
-	62, // 84: etcdserverpb.Maintenance.Downgrade:input_type -> etcdserverpb.DowngradeRequest
-	10, // 85: etcdserverpb.KV.Range:output_type -> etcdserverpb.RangeResponse
-	12, // 86: etcdserverpb.KV.Put:output_type -> etcdserverpb.PutResponse
-	14, // 87: etcdserverpb.KV.DeleteRange:output_type -> etcdserverpb.DeleteRangeResponse
-	19, // 88: etcdserverpb.KV.Txn:output_type -> etcdserverpb.TxnResponse
-	21, // 89: etcdserverpb.KV.Compact:output_type -> etcdserverpb.CompactionResponse
-	32, // 90: etcdserverpb.Watch.Watch:output_type -> etcdserverpb.WatchResponse
-	34, // 91: etcdserverpb.Lease.LeaseGrant:output_type -> etcdserverpb.LeaseGrantResponse
-	36, // 92: etcdserverpb.Lease.LeaseRevoke:output_type -> etcdserverpb.LeaseRevokeResponse
-	38, // 93: etcdserverpb.Lease.LeaseKeepAlive:output_type -> etcdserverpb.LeaseKeepAliveResponse
-	40, // 94: etcdserverpb.Lease.LeaseTimeToLive:output_type -> etcdserverpb.LeaseTimeToLiveResponse
-	43, // 95: etcdserverpb.Lease.LeaseLeases:output_type -> etcdserverpb.LeaseLeasesResponse
-	46, // 96: etcdserverpb.Cluster.MemberAdd:output_type -> etcdserverpb.MemberAddResponse
-	48, // 97: etcdserverpb.Cluster.MemberRemove:output_type -> etcdserverpb.MemberRemoveResponse
-	50, // 98: etcdserverpb.Cluster.MemberUpdate:output_type -> etcdserverpb.MemberUpdateResponse
-	52, // 99: etcdserverpb.Cluster.MemberList:output_type -> etcdserverpb.MemberListResponse
-	54, // 100: etcdserverpb.Cluster.MemberPromote:output_type -> etcdserverpb.MemberPromoteResponse
-	61, // 101: etcdserverpb.Maintenance.Alarm:output_type -> etcdserverpb.AlarmResponse
-	65, // 102: etcdserverpb.Maintenance.Status:output_type -> etcdserverpb.StatusResponse
-	56, // 103: etcdserverpb.Maintenance.Defragment:output_type -> etcdserverpb.DefragmentResponse
-	25, // 104: etcdserverpb.Maintenance.Hash:output_type -> etcdserverpb.HashResponse
-	24, // 105: etcdserverpb.Maintenance.HashKV:output_type -> etcdserverpb.HashKVResponse
-	27, // 106: etcdserverpb.Maintenance.Snapshot:output_type -> etcdserverpb.SnapshotResponse
-	58, // 107: etcdserverpb.Maintenance.MoveLeader:output_type -> etcdserverpb.MoveLeaderResponse
-	63, // 108: etcdserverpb.Maintenance.Downgrade:output_type -> etcdserverpb.DowngradeResponse
-	85, // [85:109] is the sub-list for method output_type
-	61, // [61:85] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	1,   // 0: etcdserverpb.RangeRequest.sort_order:type_name -> etcdserverpb.RangeRequest.SortOrder
+	2,   // 1: etcdserverpb.RangeRequest.sort_target:type_name -> etcdserverpb.RangeRequest.SortTarget
+	8,   // 2: etcdserverpb.RangeResponse.header:type_name -> etcdserverpb.ResponseHeader
+	101, // 3: etcdserverpb.RangeResponse.kvs:type_name -> mvccpb.KeyValue
+	8,   // 4: etcdserverpb.PutResponse.header:type_name -> etcdserverpb.ResponseHeader
+	101, // 5: etcdserverpb.PutResponse.prev_kv:type_name -> mvccpb.KeyValue
+	8,   // 6: etcdserverpb.DeleteRangeResponse.header:type_name -> etcdserverpb.ResponseHeader
+	101, // 7: etcdserverpb.DeleteRangeResponse.prev_kvs:type_name -> mvccpb.KeyValue
+	9,   // 8: etcdserverpb.RequestOp.request_range:type_name -> etcdserverpb.RangeRequest
+	11,  // 9: etcdserverpb.RequestOp.request_put:type_name -> etcdserverpb.PutRequest
+	13,  // 10: etcdserverpb.RequestOp.request_delete_range:type_name -> etcdserverpb.DeleteRangeRequest
+	18,  // 11: etcdserverpb.RequestOp.request_txn:type_name -> etcdserverpb.TxnRequest
+	10,  // 12: etcdserverpb.ResponseOp.response_range:type_name -> etcdserverpb.RangeResponse
+	12,  // 13: etcdserverpb.ResponseOp.response_put:type_name -> etcdserverpb.PutResponse
+	14,  // 14: etcdserverpb.ResponseOp.response_delete_range:type_name -> etcdserverpb.DeleteRangeResponse
+	19,  // 15: etcdserverpb.ResponseOp.response_txn:type_name -> etcdserverpb.TxnResponse
+	3,   // 16: etcdserverpb.Compare.result:type_name -> etcdserverpb.Compare.CompareResult
+	4,   // 17: etcdserverpb.Compare.target:type_name -> etcdserverpb.Compare.CompareTarget
+	17,  // 18: etcdserverpb.TxnRequest.compare:type_name -> etcdserverpb.Compare
+	15,  // 19: etcdserverpb.TxnRequest.success:type_name -> etcdserverpb.RequestOp
+	15,  // 20: etcdserverpb.TxnRequest.failure:type_name -> etcdserverpb.RequestOp
+	8,   // 21: etcdserverpb.TxnResponse.header:type_name -> etcdserverpb.ResponseHeader
+	16,  // 22: etcdserverpb.TxnResponse.responses:type_name -> etcdserverpb.ResponseOp
+	8,   // 23: etcdserverpb.CompactionResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 24: etcdserverpb.HashKVResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 25: etcdserverpb.HashResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 26: etcdserverpb.SnapshotResponse.header:type_name -> etcdserverpb.ResponseHeader
+	29,  // 27: etcdserverpb.WatchRequest.create_request:type_name -> etcdserverpb.WatchCreateRequest
+	30,  // 28: etcdserverpb.WatchRequest.cancel_request:type_name -> etcdserverpb.WatchCancelRequest
+	31,  // 29: etcdserverpb.WatchRequest.progress_request:type_name -> etcdserverpb.WatchProgressRequest
+	5,   // 30: etcdserverpb.WatchCreateRequest.filters:type_name -> etcdserverpb.WatchCreateRequest.FilterType
+	8,   // 31: etcdserverpb.WatchResponse.header:type_name -> etcdserverpb.ResponseHeader
+	102, // 32: etcdserverpb.WatchResponse.events:type_name -> mvccpb.Event
+	8,   // 33: etcdserverpb.LeaseGrantResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 34: etcdserverpb.LeaseRevokeResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 35: etcdserverpb.LeaseKeepAliveResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 36: etcdserverpb.LeaseTimeToLiveResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 37: etcdserverpb.LeaseLeasesResponse.header:type_name -> etcdserverpb.ResponseHeader
+	42,  // 38: etcdserverpb.LeaseLeasesResponse.leases:type_name -> etcdserverpb.LeaseStatus
+	8,   // 39: etcdserverpb.MemberAddResponse.header:type_name -> etcdserverpb.ResponseHeader
+	44,  // 40: etcdserverpb.MemberAddResponse.member:type_name -> etcdserverpb.Member
+	44,  // 41: etcdserverpb.MemberAddResponse.members:type_name -> etcdserverpb.Member
+	8,   // 42: etcdserverpb.MemberRemoveResponse.header:type_name -> etcdserverpb.ResponseHeader
+	44,  // 43: etcdserverpb.MemberRemoveResponse.members:type_name -> etcdserverpb.Member
+	8,   // 44: etcdserverpb.MemberUpdateResponse.header:type_name -> etcdserverpb.ResponseHeader
+	44,  // 45: etcdserverpb.MemberUpdateResponse.members:type_name -> etcdserverpb.Member
+	8,   // 46: etcdserverpb.MemberListResponse.header:type_name -> etcdserverpb.ResponseHeader
+	44,  // 47: etcdserverpb.MemberListResponse.members:type_name -> etcdserverpb.Member
+	8,   // 48: etcdserverpb.MemberPromoteResponse.header:type_name -> etcdserverpb.ResponseHeader
+	44,  // 49: etcdserverpb.MemberPromoteResponse.members:type_name -> etcdserverpb.Member
+	8,   // 50: etcdserverpb.DefragmentResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 51: etcdserverpb.MoveLeaderResponse.header:type_name -> etcdserverpb.ResponseHeader
+	6,   // 52: etcdserverpb.AlarmRequest.action:type_name -> etcdserverpb.AlarmRequest.AlarmAction
+	0,   // 53: etcdserverpb.AlarmRequest.alarm:type_name -> etcdserverpb.AlarmType
+	0,   // 54: etcdserverpb.AlarmMember.alarm:type_name -> etcdserverpb.AlarmType
+	8,   // 55: etcdserverpb.AlarmResponse.header:type_name -> etcdserverpb.ResponseHeader
+	60,  // 56: etcdserverpb.AlarmResponse.alarms:type_name -> etcdserverpb.AlarmMember
+	7,   // 57: etcdserverpb.DowngradeRequest.action:type_name -> etcdserverpb.DowngradeRequest.DowngradeAction
+	8,   // 58: etcdserverpb.DowngradeResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 59: etcdserverpb.StatusResponse.header:type_name -> etcdserverpb.ResponseHeader
+	66,  // 60: etcdserverpb.StatusResponse.downgradeInfo:type_name -> etcdserverpb.DowngradeInfo
+	103, // 61: etcdserverpb.AuthUserAddRequest.options:type_name -> authpb.UserAddOptions
+	104, // 62: etcdserverpb.AuthRoleGrantPermissionRequest.perm:type_name -> authpb.Permission
+	8,   // 63: etcdserverpb.AuthEnableResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 64: etcdserverpb.AuthDisableResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 65: etcdserverpb.AuthStatusResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 66: etcdserverpb.AuthenticateResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 67: etcdserverpb.AuthUserAddResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 68: etcdserverpb.AuthUserGetResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 69: etcdserverpb.AuthUserDeleteResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 70: etcdserverpb.AuthUserChangePasswordResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 71: etcdserverpb.AuthUserGrantRoleResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 72: etcdserverpb.AuthUserRevokeRoleResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 73: etcdserverpb.AuthRoleAddResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 74: etcdserverpb.AuthRoleGetResponse.header:type_name -> etcdserverpb.ResponseHeader
+	104, // 75: etcdserverpb.AuthRoleGetResponse.perm:type_name -> authpb.Permission
+	8,   // 76: etcdserverpb.AuthRoleListResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 77: etcdserverpb.AuthUserListResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 78: etcdserverpb.AuthRoleDeleteResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 79: etcdserverpb.AuthRoleGrantPermissionResponse.header:type_name -> etcdserverpb.ResponseHeader
+	8,   // 80: etcdserverpb.AuthRoleRevokePermissionResponse.header:type_name -> etcdserverpb.ResponseHeader
+	9,   // 81: etcdserverpb.KV.Range:input_type -> etcdserverpb.RangeRequest
+	11,  // 82: etcdserverpb.KV.Put:input_type -> etcdserverpb.PutRequest
+	13,  // 83: etcdserverpb.KV.DeleteRange:input_type -> etcdserverpb.DeleteRangeRequest
+	18,  // 84: etcdserverpb.KV.Txn:input_type -> etcdserverpb.TxnRequest
+	20,  // 85: etcdserverpb.KV.Compact:input_type -> etcdserverpb.CompactionRequest
+	28,  // 86: etcdserverpb.Watch.Watch:input_type -> etcdserverpb.WatchRequest
+	33,  // 87: etcdserverpb.Lease.LeaseGrant:input_type -> etcdserverpb.LeaseGrantRequest
+	35,  // 88: etcdserverpb.Lease.LeaseRevoke:input_type -> etcdserverpb.LeaseRevokeRequest
+	37,  // 89: etcdserverpb.Lease.LeaseKeepAlive:input_type -> etcdserverpb.LeaseKeepAliveRequest
+	39,  // 90: etcdserverpb.Lease.LeaseTimeToLive:input_type -> etcdserverpb.LeaseTimeToLiveRequest
+	41,  // 91: etcdserverpb.Lease.LeaseLeases:input_type -> etcdserverpb.LeaseLeasesRequest
+	45,  // 92: etcdserverpb.Cluster.MemberAdd:input_type -> etcdserverpb.MemberAddRequest
+	47,  // 93: etcdserverpb.Cluster.MemberRemove:input_type -> etcdserverpb.MemberRemoveRequest
+	49,  // 94: etcdserverpb.Cluster.MemberUpdate:input_type -> etcdserverpb.MemberUpdateRequest
+	51,  // 95: etcdserverpb.Cluster.MemberList:input_type -> etcdserverpb.MemberListRequest
+	53,  // 96: etcdserverpb.Cluster.MemberPromote:input_type -> etcdserverpb.MemberPromoteRequest
+	59,  // 97: etcdserverpb.Maintenance.Alarm:input_type -> etcdserverpb.AlarmRequest
+	64,  // 98: etcdserverpb.Maintenance.Status:input_type -> etcdserverpb.StatusRequest
+	55,  // 99: etcdserverpb.Maintenance.Defragment:input_type -> etcdserverpb.DefragmentRequest
+	22,  // 100: etcdserverpb.Maintenance.Hash:input_type -> etcdserverpb.HashRequest
+	23,  // 101: etcdserverpb.Maintenance.HashKV:input_type -> etcdserverpb.HashKVRequest
+	26,  // 102: etcdserverpb.Maintenance.Snapshot:input_type -> etcdserverpb.SnapshotRequest
+	57,  // 103: etcdserverpb.Maintenance.MoveLeader:input_type -> etcdserverpb.MoveLeaderRequest
+	62,  // 104: etcdserverpb.Maintenance.Downgrade:input_type -> etcdserverpb.DowngradeRequest
+	67,  // 105: etcdserverpb.Auth.AuthEnable:input_type -> etcdserverpb.AuthEnableRequest
+	68,  // 106: etcdserverpb.Auth.AuthDisable:input_type -> etcdserverpb.AuthDisableRequest
+	69,  // 107: etcdserverpb.Auth.AuthStatus:input_type -> etcdserverpb.AuthStatusRequest
+	70,  // 108: etcdserverpb.Auth.Authenticate:input_type -> etcdserverpb.AuthenticateRequest
+	71,  // 109: etcdserverpb.Auth.UserAdd:input_type -> etcdserverpb.AuthUserAddRequest
+	72,  // 110: etcdserverpb.Auth.UserGet:input_type -> etcdserverpb.AuthUserGetRequest
+	79,  // 111: etcdserverpb.Auth.UserList:input_type -> etcdserverpb.AuthUserListRequest
+	73,  // 112: etcdserverpb.Auth.UserDelete:input_type -> etcdserverpb.AuthUserDeleteRequest
+	74,  // 113: etcdserverpb.Auth.UserChangePassword:input_type -> etcdserverpb.AuthUserChangePasswordRequest
+	75,  // 114: etcdserverpb.Auth.UserGrantRole:input_type -> etcdserverpb.AuthUserGrantRoleRequest
+	76,  // 115: etcdserverpb.Auth.UserRevokeRole:input_type -> etcdserverpb.AuthUserRevokeRoleRequest
+	77,  // 116: etcdserverpb.Auth.RoleAdd:input_type -> etcdserverpb.AuthRoleAddRequest
+	78,  // 117: etcdserverpb.Auth.RoleGet:input_type -> etcdserverpb.AuthRoleGetRequest
+	80,  // 118: etcdserverpb.Auth.RoleList:input_type -> etcdserverpb.AuthRoleListRequest
+	81,  // 119: etcdserverpb.Auth.RoleDelete:input_type -> etcdserverpb.AuthRoleDeleteRequest
+	82,  // 120: etcdserverpb.Auth.RoleGrantPermission:input_type -> etcdserverpb.AuthRoleGrantPermissionRequest
+	83,  // 121: etcdserverpb.Auth.RoleRevokePermission:input_type -> etcdserverpb.AuthRoleRevokePermissionRequest
+	10,  // 122: etcdserverpb.KV.Range:output_type -> etcdserverpb.RangeResponse
+	12,  // 123: etcdserverpb.KV.Put:output_type -> etcdserverpb.PutResponse
+	14,  // 124: etcdserverpb.KV.DeleteRange:output_type -> etcdserverpb.DeleteRangeResponse
+	19,  // 125: etcdserverpb.KV.Txn:output_type -> etcdserverpb.TxnResponse
+	21,  // 126: etcdserverpb.KV.Compact:output_type -> etcdserverpb.CompactionResponse
+	32,  // 127: etcdserverpb.Watch.Watch:output_type -> etcdserverpb.WatchResponse
+	34,  // 128: etcdserverpb.Lease.LeaseGrant:output_type -> etcdserverpb.LeaseGrantResponse
+	36,  // 129: etcdserverpb.Lease.LeaseRevoke:output_type -> etcdserverpb.LeaseRevokeResponse
+	38,  // 130: etcdserverpb.Lease.LeaseKeepAlive:output_type -> etcdserverpb.LeaseKeepAliveResponse
+	40,  // 131: etcdserverpb.Lease.LeaseTimeToLive:output_type -> etcdserverpb.LeaseTimeToLiveResponse
+	43,  // 132: etcdserverpb.Lease.LeaseLeases:output_type -> etcdserverpb.LeaseLeasesResponse
+	46,  // 133: etcdserverpb.Cluster.MemberAdd:output_type -> etcdserverpb.MemberAddResponse
+	48,  // 134: etcdserverpb.Cluster.MemberRemove:output_type -> etcdserverpb.MemberRemoveResponse
+	50,  // 135: etcdserverpb.Cluster.MemberUpdate:output_type -> etcdserverpb.MemberUpdateResponse
+	52,  // 136: etcdserverpb.Cluster.MemberList:output_type -> etcdserverpb.MemberListResponse
+	54,  // 137: etcdserverpb.Cluster.MemberPromote:output_type -> etcdserverpb.MemberPromoteResponse
+	61,  // 138: etcdserverpb.Maintenance.Alarm:output_type -> etcdserverpb.AlarmResponse
+	65,  // 139: etcdserverpb.Maintenance.Status:output_type -> etcdserverpb.StatusResponse
+	56,  // 140: etcdserverpb.Maintenance.Defragment:output_type -> etcdserverpb.DefragmentResponse
+	25,  // 141: etcdserverpb.Maintenance.Hash:output_type -> etcdserverpb.HashResponse
+	24,  // 142: etcdserverpb.Maintenance.HashKV:output_type -> etcdserverpb.HashKVResponse
+	27,  // 143: etcdserverpb.Maintenance.Snapshot:output_type -> etcdserverpb.SnapshotResponse
+	58,  // 144: etcdserverpb.Maintenance.MoveLeader:output_type -> etcdserverpb.MoveLeaderResponse
+	63,  // 145: etcdserverpb.Maintenance.Downgrade:output_type -> etcdserverpb.DowngradeResponse
+	84,  // 146: etcdserverpb.Auth.AuthEnable:output_type -> etcdserverpb.AuthEnableResponse
+	85,  // 147: etcdserverpb.Auth.AuthDisable:output_type -> etcdserverpb.AuthDisableResponse
+	86,  // 148: etcdserverpb.Auth.AuthStatus:output_type -> etcdserverpb.AuthStatusResponse
+	87,  // 149: etcdserverpb.Auth.Authenticate:output_type -> etcdserverpb.AuthenticateResponse
+	88,  // 150: etcdserverpb.Auth.UserAdd:output_type -> etcdserverpb.AuthUserAddResponse
+	89,  // 151: etcdserverpb.Auth.UserGet:output_type -> etcdserverpb.AuthUserGetResponse
+	97,  // 152: etcdserverpb.Auth.UserList:output_type -> etcdserverpb.AuthUserListResponse
+	90,  // 153: etcdserverpb.Auth.UserDelete:output_type -> etcdserverpb.AuthUserDeleteResponse
+	91,  // 154: etcdserverpb.Auth.UserChangePassword:output_type -> etcdserverpb.AuthUserChangePasswordResponse
+	92,  // 155: etcdserverpb.Auth.UserGrantRole:output_type -> etcdserverpb.AuthUserGrantRoleResponse
+	93,  // 156: etcdserverpb.Auth.UserRevokeRole:output_type -> etcdserverpb.AuthUserRevokeRoleResponse
+	94,  // 157: etcdserverpb.Auth.RoleAdd:output_type -> etcdserverpb.AuthRoleAddResponse
+	95,  // 158: etcdserverpb.Auth.RoleGet:output_type -> etcdserverpb.AuthRoleGetResponse
+	96,  // 159: etcdserverpb.Auth.RoleList:output_type -> etcdserverpb.AuthRoleListResponse
+	98,  // 160: etcdserverpb.Auth.RoleDelete:output_type -> etcdserverpb.AuthRoleDeleteResponse
+	99,  // 161: etcdserverpb.Auth.RoleGrantPermission:output_type -> etcdserverpb.AuthRoleGrantPermissionResponse
+	100, // 162: etcdserverpb.Auth.RoleRevokePermission:output_type -> etcdserverpb.AuthRoleRevokePermissionResponse
+	122, // [122:163] is the sub-list for method output_type
+	81,  // [81:122] is the sub-list for method input_type
+	81,  // [81:81] is the sub-list for extension type_name
+	81,  // [81:81] is the sub-list for extension extendee
+	0,   // [0:81] is the sub-list for field type_name
 }
 
 func init() { file_etcdserverpb_rpc_proto_init() }
@@ -4811,9 +6650,9 @@ func file_etcdserverpb_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_etcdserverpb_rpc_proto_rawDesc), len(file_etcdserverpb_rpc_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   59,
+			NumMessages:   93,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_etcdserverpb_rpc_proto_goTypes,
 		DependencyIndexes: file_etcdserverpb_rpc_proto_depIdxs,

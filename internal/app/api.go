@@ -112,7 +112,8 @@ func newAPIServer(a *App) (*apiServer, error) {
 	}
 	s.grpc = grpc.NewServer(
 		grpc.ForceServerCodec(grpcmux.Codec{}),
-		grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return s.handler.Load() })),
+		grpc.Creds(grpcmux.Creds()),
+		grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return http.HandlerFunc(s.serveHTTP) })),
 		grpc.MaxRecvMsgSize(chainfire.MaxGRPCRecvBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
@@ -125,7 +126,7 @@ func newAPIServer(a *App) (*apiServer, error) {
 	)
 	chainfire.RegisterGRPC(s.grpc, s.cf.Load)
 	s.srv = centratls.NewServer(
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.handler.Load().ServeHTTP(w, r) }),
+		http.HandlerFunc(s.serveHTTP),
 		tc, slog.NewLogLogger(a.log.With("component", "api").Handler(), slog.LevelWarn))
 	if tc != nil {
 		s.h2 = &http2.Server{IdleTimeout: s.srv.IdleTimeout}
@@ -136,6 +137,12 @@ func newAPIServer(a *App) (*apiServer, error) {
 		}
 	}
 	return s, nil
+}
+
+// serveHTTP serves a request with the current routes; gRPC requests for
+// services or methods they do not have get gRPC's Unimplemented.
+func (s *apiServer) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	grpcmux.ServeMux(s.handler.Load(), w, r)
 }
 
 // grpcStreamWorkers is how many goroutines serve gRPC calls before grpc-go

@@ -13,9 +13,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	etcdauthpb "go.etcd.io/etcd/api/v3/authpb"
 	etcdpb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	etcdmvccpb "go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/centra-cloud/centra/gen/authpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/mvccpb"
 	_ "github.com/centra-cloud/centra/internal/etcdcompat"
@@ -39,6 +41,7 @@ func TestDescriptorsMatchEtcd(t *testing.T) {
 	}{
 		{etcdserverpb.File_etcdserverpb_rpc_proto, &etcdpb.RangeRequest{}},
 		{mvccpb.File_mvccpb_kv_proto, &etcdmvccpb.KeyValue{}},
+		{authpb.File_authpb_auth_proto, &etcdauthpb.User{}},
 	} {
 		t.Run(tc.ours.Path(), func(t *testing.T) {
 			ours := protodesc.ToFileDescriptorProto(tc.ours)
@@ -52,7 +55,7 @@ func TestDescriptorsMatchEtcd(t *testing.T) {
 			oursSvcs, etcdSvcs := serviceShapes(ours), serviceShapes(etcd)
 			compareDecls(t, "service", oursSvcs, etcdSvcs)
 			for name := range etcdSvcs {
-				if _, ok := oursSvcs[name]; !ok && name != ".etcdserverpb.Auth" {
+				if _, ok := oursSvcs[name]; !ok {
 					t.Errorf("etcd's service %s is missing", name)
 				}
 			}
@@ -81,7 +84,7 @@ func etcdFileDescriptor(t *testing.T, m gogoMessage) *descriptorpb.FileDescripto
 }
 
 // compareDecls requires each of our declarations to exist in etcd with the
-// same shape. etcd may have more (Auth, internal lease checkpoints).
+// same shape. etcd may have more (internal lease checkpoints).
 func compareDecls(t *testing.T, kind string, ours, etcd map[string][]string) {
 	t.Helper()
 	for name, shape := range ours {

@@ -6,10 +6,12 @@
 // Only what etcd needs to rebuild its MVCC store is written: the "key"
 // bucket (revision -> mvccpb.KeyValue, the revision as be64(main) '_'
 // be64(sub), plus 't' for a deletion), the "lease" bucket (be64(id) ->
-// leasepb.Lease) and the "meta" bucket (consistent_index, and the compacted
-// revision as finishedCompactRev/scheduledCompactRev). etcd's restore
-// replaces membership, so members are not written; reading ignores every
-// other bucket (auth, alarms, cluster version).
+// leasepb.Lease), the "meta" bucket (consistent_index, and the compacted
+// revision as finishedCompactRev/scheduledCompactRev) and the auth buckets
+// ("auth": authEnabled, authRevision; "authUsers" and "authRoles": name ->
+// authpb.User / authpb.Role). etcd's restore replaces membership, so
+// members are not written; reading ignores every other bucket (alarms,
+// cluster version).
 package etcdfmt
 
 import (
@@ -33,6 +35,12 @@ var (
 	bucketKey   = []byte("key")
 	bucketLease = []byte("lease")
 	bucketMeta  = []byte("meta")
+	bucketAuth  = []byte("auth")
+	bucketUsers = []byte("authUsers")
+	bucketRoles = []byte("authRoles")
+
+	authEnabledKey  = []byte("authEnabled")
+	authRevisionKey = []byte("authRevision")
 
 	metaConsistentIndex = []byte("consistent_index")
 	metaFinishedCompact = []byte("finishedCompactRev")
@@ -88,7 +96,7 @@ func NewWriter(path string) (*Writer, error) {
 	}
 	w := &Writer{db: db, path: path}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketKey, bucketLease, bucketMeta} {
+		for _, b := range [][]byte{bucketKey, bucketLease, bucketMeta, bucketAuth, bucketUsers, bucketRoles} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -147,6 +155,34 @@ func (w *Writer) AddLease(l Lease) error {
 	b = protowire.AppendTag(b, 2, protowire.VarintType)
 	b = protowire.AppendVarint(b, uint64(l.TTL))
 	return w.put(bucketLease, binary.BigEndian.AppendUint64(nil, uint64(l.ID)), b)
+}
+
+// Auth is etcd's auth state: enabled, its revision, and the users and
+// roles as encoded authpb.User and authpb.Role by name.
+type Auth struct {
+	Enabled      bool
+	Revision     uint64
+	Users, Roles map[string][]byte
+}
+
+// SetAuth records the auth state (etcd's auth buckets).
+func (w *Writer) SetAuth(a Auth) error {
+	enabled := []byte{0}
+	if a.Enabled {
+		enabled[0] = 1
+	}
+	err := w.put(bucketAuth, authEnabledKey, enabled)
+	if err == nil {
+		err = w.put(bucketAuth, authRevisionKey, binary.BigEndian.AppendUint64(nil, a.Revision))
+	}
+	for bucket, recs := range map[string]map[string][]byte{string(bucketUsers): a.Users, string(bucketRoles): a.Roles} {
+		for name, v := range recs {
+			if err == nil {
+				err = w.put([]byte(bucket), []byte(name), v)
+			}
+		}
+	}
+	return err
 }
 
 // Close writes the meta bucket, closes the database and appends the
@@ -236,6 +272,32 @@ type Contents struct {
 	// ConsistentIndex is the raft index the snapshot was taken at.
 	ConsistentIndex uint64
 	Leases          []Lease
+	// Auth is the auth state (zero when the file has none).
+	Auth Auth
+}
+
+// readAuth reads etcd's auth buckets, if any.
+func readAuth(tx *bolt.Tx) (Auth, error) {
+	a := Auth{Users: map[string][]byte{}, Roles: map[string][]byte{}}
+	if ab := tx.Bucket(bucketAuth); ab != nil {
+		a.Enabled = bytes.Equal(ab.Get(authEnabledKey), []byte{1})
+		if v := ab.Get(authRevisionKey); len(v) == 8 {
+			a.Revision = binary.BigEndian.Uint64(v)
+		}
+	}
+	for name, recs := range map[string]map[string][]byte{string(bucketUsers): a.Users, string(bucketRoles): a.Roles} {
+		b := tx.Bucket([]byte(name))
+		if b == nil {
+			continue
+		}
+		if err := b.ForEach(func(k, v []byte) error {
+			recs[string(k)] = bytes.Clone(v)
+			return nil
+		}); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
 }
 
 // Read opens the snapshot (its hash must have been checked) read-only and
@@ -259,6 +321,10 @@ func Read(path string, fn func(Version) error) (Contents, error) {
 			if v := mb.Get(metaConsistentIndex); len(v) == 8 {
 				c.ConsistentIndex = binary.BigEndian.Uint64(v)
 			}
+		}
+		var err error
+		if c.Auth, err = readAuth(tx); err != nil {
+			return err
 		}
 		if lb := tx.Bucket(bucketLease); lb != nil {
 			if err := lb.ForEach(func(_, v []byte) error {

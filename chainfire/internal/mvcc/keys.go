@@ -19,6 +19,7 @@ const (
 	tagMember = 'n' // 'n' + be64(node id): published member attributes
 	tagSystem = 'y' // 'y' + key: a system key (placement driver state): be64(version) + value
 	tagAlarm  = 'x' // 'x' + be64(member id) + be32(alarm type): an active alarm, empty value
+	tagAuth   = 'A' // 'A' + kind + name: a user ('u') or role ('r'), etcd's authpb record
 )
 
 // Meta record names (after tagMeta).
@@ -26,6 +27,7 @@ var (
 	metaRevision  = []byte("rev")
 	metaCompacted = []byte("compact")
 	metaPhysical  = []byte("physical")
+	metaAuth      = []byte("auth")
 )
 
 // versionSuffixLen is the length of be64(^main) + be64(^sub).

@@ -4,7 +4,7 @@
 // The package, service, method, message, field names and field numbers are
 // dictated by etcd's public API and must never change: etcd clients and
 // etcdctl call /etcdserverpb.<Service>/<Method> and decode these bytes.
-// Only the services Chainfire serves are declared (no Auth), without etcd's
+// Every service of etcd's is declared, without etcd's
 // gogoproto, HTTP gateway and version annotations. A compat test checks
 // every message against etcd's own descriptors (internal/etcdcompat).
 
@@ -41,6 +41,8 @@ const (
 	ClusterName = "etcdserverpb.Cluster"
 	// MaintenanceName is the fully-qualified name of the Maintenance service.
 	MaintenanceName = "etcdserverpb.Maintenance"
+	// AuthName is the fully-qualified name of the Auth service.
+	AuthName = "etcdserverpb.Auth"
 )
 
 // These constants are the fully-qualified names of the RPCs defined in this package. They're
@@ -99,6 +101,42 @@ const (
 	MaintenanceMoveLeaderProcedure = "/etcdserverpb.Maintenance/MoveLeader"
 	// MaintenanceDowngradeProcedure is the fully-qualified name of the Maintenance's Downgrade RPC.
 	MaintenanceDowngradeProcedure = "/etcdserverpb.Maintenance/Downgrade"
+	// AuthAuthEnableProcedure is the fully-qualified name of the Auth's AuthEnable RPC.
+	AuthAuthEnableProcedure = "/etcdserverpb.Auth/AuthEnable"
+	// AuthAuthDisableProcedure is the fully-qualified name of the Auth's AuthDisable RPC.
+	AuthAuthDisableProcedure = "/etcdserverpb.Auth/AuthDisable"
+	// AuthAuthStatusProcedure is the fully-qualified name of the Auth's AuthStatus RPC.
+	AuthAuthStatusProcedure = "/etcdserverpb.Auth/AuthStatus"
+	// AuthAuthenticateProcedure is the fully-qualified name of the Auth's Authenticate RPC.
+	AuthAuthenticateProcedure = "/etcdserverpb.Auth/Authenticate"
+	// AuthUserAddProcedure is the fully-qualified name of the Auth's UserAdd RPC.
+	AuthUserAddProcedure = "/etcdserverpb.Auth/UserAdd"
+	// AuthUserGetProcedure is the fully-qualified name of the Auth's UserGet RPC.
+	AuthUserGetProcedure = "/etcdserverpb.Auth/UserGet"
+	// AuthUserListProcedure is the fully-qualified name of the Auth's UserList RPC.
+	AuthUserListProcedure = "/etcdserverpb.Auth/UserList"
+	// AuthUserDeleteProcedure is the fully-qualified name of the Auth's UserDelete RPC.
+	AuthUserDeleteProcedure = "/etcdserverpb.Auth/UserDelete"
+	// AuthUserChangePasswordProcedure is the fully-qualified name of the Auth's UserChangePassword RPC.
+	AuthUserChangePasswordProcedure = "/etcdserverpb.Auth/UserChangePassword"
+	// AuthUserGrantRoleProcedure is the fully-qualified name of the Auth's UserGrantRole RPC.
+	AuthUserGrantRoleProcedure = "/etcdserverpb.Auth/UserGrantRole"
+	// AuthUserRevokeRoleProcedure is the fully-qualified name of the Auth's UserRevokeRole RPC.
+	AuthUserRevokeRoleProcedure = "/etcdserverpb.Auth/UserRevokeRole"
+	// AuthRoleAddProcedure is the fully-qualified name of the Auth's RoleAdd RPC.
+	AuthRoleAddProcedure = "/etcdserverpb.Auth/RoleAdd"
+	// AuthRoleGetProcedure is the fully-qualified name of the Auth's RoleGet RPC.
+	AuthRoleGetProcedure = "/etcdserverpb.Auth/RoleGet"
+	// AuthRoleListProcedure is the fully-qualified name of the Auth's RoleList RPC.
+	AuthRoleListProcedure = "/etcdserverpb.Auth/RoleList"
+	// AuthRoleDeleteProcedure is the fully-qualified name of the Auth's RoleDelete RPC.
+	AuthRoleDeleteProcedure = "/etcdserverpb.Auth/RoleDelete"
+	// AuthRoleGrantPermissionProcedure is the fully-qualified name of the Auth's RoleGrantPermission
+	// RPC.
+	AuthRoleGrantPermissionProcedure = "/etcdserverpb.Auth/RoleGrantPermission"
+	// AuthRoleRevokePermissionProcedure is the fully-qualified name of the Auth's RoleRevokePermission
+	// RPC.
+	AuthRoleRevokePermissionProcedure = "/etcdserverpb.Auth/RoleRevokePermission"
 )
 
 // KVClient is a client for the etcdserverpb.KV service.
@@ -995,4 +1033,524 @@ func (UnimplementedMaintenanceHandler) MoveLeader(context.Context, *connect.Requ
 
 func (UnimplementedMaintenanceHandler) Downgrade(context.Context, *connect.Request[etcdserverpb.DowngradeRequest]) (*connect.Response[etcdserverpb.DowngradeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Maintenance.Downgrade is not implemented"))
+}
+
+// AuthClient is a client for the etcdserverpb.Auth service.
+type AuthClient interface {
+	// AuthEnable enables authentication.
+	AuthEnable(context.Context, *connect.Request[etcdserverpb.AuthEnableRequest]) (*connect.Response[etcdserverpb.AuthEnableResponse], error)
+	// AuthDisable disables authentication.
+	AuthDisable(context.Context, *connect.Request[etcdserverpb.AuthDisableRequest]) (*connect.Response[etcdserverpb.AuthDisableResponse], error)
+	// AuthStatus displays authentication status.
+	AuthStatus(context.Context, *connect.Request[etcdserverpb.AuthStatusRequest]) (*connect.Response[etcdserverpb.AuthStatusResponse], error)
+	// Authenticate processes an authenticate request.
+	Authenticate(context.Context, *connect.Request[etcdserverpb.AuthenticateRequest]) (*connect.Response[etcdserverpb.AuthenticateResponse], error)
+	// UserAdd adds a new user. User name cannot be empty.
+	UserAdd(context.Context, *connect.Request[etcdserverpb.AuthUserAddRequest]) (*connect.Response[etcdserverpb.AuthUserAddResponse], error)
+	// UserGet gets detailed user information.
+	UserGet(context.Context, *connect.Request[etcdserverpb.AuthUserGetRequest]) (*connect.Response[etcdserverpb.AuthUserGetResponse], error)
+	// UserList gets a list of all users.
+	UserList(context.Context, *connect.Request[etcdserverpb.AuthUserListRequest]) (*connect.Response[etcdserverpb.AuthUserListResponse], error)
+	// UserDelete deletes a specified user.
+	UserDelete(context.Context, *connect.Request[etcdserverpb.AuthUserDeleteRequest]) (*connect.Response[etcdserverpb.AuthUserDeleteResponse], error)
+	// UserChangePassword changes the password of a specified user.
+	UserChangePassword(context.Context, *connect.Request[etcdserverpb.AuthUserChangePasswordRequest]) (*connect.Response[etcdserverpb.AuthUserChangePasswordResponse], error)
+	// UserGrant grants a role to a specified user.
+	UserGrantRole(context.Context, *connect.Request[etcdserverpb.AuthUserGrantRoleRequest]) (*connect.Response[etcdserverpb.AuthUserGrantRoleResponse], error)
+	// UserRevokeRole revokes a role of specified user.
+	UserRevokeRole(context.Context, *connect.Request[etcdserverpb.AuthUserRevokeRoleRequest]) (*connect.Response[etcdserverpb.AuthUserRevokeRoleResponse], error)
+	// RoleAdd adds a new role. Role name cannot be empty.
+	RoleAdd(context.Context, *connect.Request[etcdserverpb.AuthRoleAddRequest]) (*connect.Response[etcdserverpb.AuthRoleAddResponse], error)
+	// RoleGet gets detailed role information.
+	RoleGet(context.Context, *connect.Request[etcdserverpb.AuthRoleGetRequest]) (*connect.Response[etcdserverpb.AuthRoleGetResponse], error)
+	// RoleList gets lists of all roles.
+	RoleList(context.Context, *connect.Request[etcdserverpb.AuthRoleListRequest]) (*connect.Response[etcdserverpb.AuthRoleListResponse], error)
+	// RoleDelete deletes a specified role.
+	RoleDelete(context.Context, *connect.Request[etcdserverpb.AuthRoleDeleteRequest]) (*connect.Response[etcdserverpb.AuthRoleDeleteResponse], error)
+	// RoleGrantPermission grants a permission of a specified key or range to a specified role.
+	RoleGrantPermission(context.Context, *connect.Request[etcdserverpb.AuthRoleGrantPermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleGrantPermissionResponse], error)
+	// RoleRevokePermission revokes a key or range permission of a specified role.
+	RoleRevokePermission(context.Context, *connect.Request[etcdserverpb.AuthRoleRevokePermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleRevokePermissionResponse], error)
+}
+
+// NewAuthClient constructs a client for the etcdserverpb.Auth service. By default, it uses the
+// Connect protocol with the binary Protobuf Codec, asks for gzipped responses, and sends
+// uncompressed requests. To use the gRPC or gRPC-Web protocols, supply the connect.WithGRPC() or
+// connect.WithGRPCWeb() options.
+//
+// The URL supplied here should be the base URL for the Connect or gRPC server (for example,
+// http://api.acme.com or https://acme.com/grpc).
+func NewAuthClient(httpClient connect.HTTPClient, baseURL string, opts ...connect.ClientOption) AuthClient {
+	baseURL = strings.TrimRight(baseURL, "/")
+	authMethods := etcdserverpb.File_etcdserverpb_rpc_proto.Services().ByName("Auth").Methods()
+	return &authClient{
+		authEnable: connect.NewClient[etcdserverpb.AuthEnableRequest, etcdserverpb.AuthEnableResponse](
+			httpClient,
+			baseURL+AuthAuthEnableProcedure,
+			connect.WithSchema(authMethods.ByName("AuthEnable")),
+			connect.WithClientOptions(opts...),
+		),
+		authDisable: connect.NewClient[etcdserverpb.AuthDisableRequest, etcdserverpb.AuthDisableResponse](
+			httpClient,
+			baseURL+AuthAuthDisableProcedure,
+			connect.WithSchema(authMethods.ByName("AuthDisable")),
+			connect.WithClientOptions(opts...),
+		),
+		authStatus: connect.NewClient[etcdserverpb.AuthStatusRequest, etcdserverpb.AuthStatusResponse](
+			httpClient,
+			baseURL+AuthAuthStatusProcedure,
+			connect.WithSchema(authMethods.ByName("AuthStatus")),
+			connect.WithClientOptions(opts...),
+		),
+		authenticate: connect.NewClient[etcdserverpb.AuthenticateRequest, etcdserverpb.AuthenticateResponse](
+			httpClient,
+			baseURL+AuthAuthenticateProcedure,
+			connect.WithSchema(authMethods.ByName("Authenticate")),
+			connect.WithClientOptions(opts...),
+		),
+		userAdd: connect.NewClient[etcdserverpb.AuthUserAddRequest, etcdserverpb.AuthUserAddResponse](
+			httpClient,
+			baseURL+AuthUserAddProcedure,
+			connect.WithSchema(authMethods.ByName("UserAdd")),
+			connect.WithClientOptions(opts...),
+		),
+		userGet: connect.NewClient[etcdserverpb.AuthUserGetRequest, etcdserverpb.AuthUserGetResponse](
+			httpClient,
+			baseURL+AuthUserGetProcedure,
+			connect.WithSchema(authMethods.ByName("UserGet")),
+			connect.WithClientOptions(opts...),
+		),
+		userList: connect.NewClient[etcdserverpb.AuthUserListRequest, etcdserverpb.AuthUserListResponse](
+			httpClient,
+			baseURL+AuthUserListProcedure,
+			connect.WithSchema(authMethods.ByName("UserList")),
+			connect.WithClientOptions(opts...),
+		),
+		userDelete: connect.NewClient[etcdserverpb.AuthUserDeleteRequest, etcdserverpb.AuthUserDeleteResponse](
+			httpClient,
+			baseURL+AuthUserDeleteProcedure,
+			connect.WithSchema(authMethods.ByName("UserDelete")),
+			connect.WithClientOptions(opts...),
+		),
+		userChangePassword: connect.NewClient[etcdserverpb.AuthUserChangePasswordRequest, etcdserverpb.AuthUserChangePasswordResponse](
+			httpClient,
+			baseURL+AuthUserChangePasswordProcedure,
+			connect.WithSchema(authMethods.ByName("UserChangePassword")),
+			connect.WithClientOptions(opts...),
+		),
+		userGrantRole: connect.NewClient[etcdserverpb.AuthUserGrantRoleRequest, etcdserverpb.AuthUserGrantRoleResponse](
+			httpClient,
+			baseURL+AuthUserGrantRoleProcedure,
+			connect.WithSchema(authMethods.ByName("UserGrantRole")),
+			connect.WithClientOptions(opts...),
+		),
+		userRevokeRole: connect.NewClient[etcdserverpb.AuthUserRevokeRoleRequest, etcdserverpb.AuthUserRevokeRoleResponse](
+			httpClient,
+			baseURL+AuthUserRevokeRoleProcedure,
+			connect.WithSchema(authMethods.ByName("UserRevokeRole")),
+			connect.WithClientOptions(opts...),
+		),
+		roleAdd: connect.NewClient[etcdserverpb.AuthRoleAddRequest, etcdserverpb.AuthRoleAddResponse](
+			httpClient,
+			baseURL+AuthRoleAddProcedure,
+			connect.WithSchema(authMethods.ByName("RoleAdd")),
+			connect.WithClientOptions(opts...),
+		),
+		roleGet: connect.NewClient[etcdserverpb.AuthRoleGetRequest, etcdserverpb.AuthRoleGetResponse](
+			httpClient,
+			baseURL+AuthRoleGetProcedure,
+			connect.WithSchema(authMethods.ByName("RoleGet")),
+			connect.WithClientOptions(opts...),
+		),
+		roleList: connect.NewClient[etcdserverpb.AuthRoleListRequest, etcdserverpb.AuthRoleListResponse](
+			httpClient,
+			baseURL+AuthRoleListProcedure,
+			connect.WithSchema(authMethods.ByName("RoleList")),
+			connect.WithClientOptions(opts...),
+		),
+		roleDelete: connect.NewClient[etcdserverpb.AuthRoleDeleteRequest, etcdserverpb.AuthRoleDeleteResponse](
+			httpClient,
+			baseURL+AuthRoleDeleteProcedure,
+			connect.WithSchema(authMethods.ByName("RoleDelete")),
+			connect.WithClientOptions(opts...),
+		),
+		roleGrantPermission: connect.NewClient[etcdserverpb.AuthRoleGrantPermissionRequest, etcdserverpb.AuthRoleGrantPermissionResponse](
+			httpClient,
+			baseURL+AuthRoleGrantPermissionProcedure,
+			connect.WithSchema(authMethods.ByName("RoleGrantPermission")),
+			connect.WithClientOptions(opts...),
+		),
+		roleRevokePermission: connect.NewClient[etcdserverpb.AuthRoleRevokePermissionRequest, etcdserverpb.AuthRoleRevokePermissionResponse](
+			httpClient,
+			baseURL+AuthRoleRevokePermissionProcedure,
+			connect.WithSchema(authMethods.ByName("RoleRevokePermission")),
+			connect.WithClientOptions(opts...),
+		),
+	}
+}
+
+// authClient implements AuthClient.
+type authClient struct {
+	authEnable           *connect.Client[etcdserverpb.AuthEnableRequest, etcdserverpb.AuthEnableResponse]
+	authDisable          *connect.Client[etcdserverpb.AuthDisableRequest, etcdserverpb.AuthDisableResponse]
+	authStatus           *connect.Client[etcdserverpb.AuthStatusRequest, etcdserverpb.AuthStatusResponse]
+	authenticate         *connect.Client[etcdserverpb.AuthenticateRequest, etcdserverpb.AuthenticateResponse]
+	userAdd              *connect.Client[etcdserverpb.AuthUserAddRequest, etcdserverpb.AuthUserAddResponse]
+	userGet              *connect.Client[etcdserverpb.AuthUserGetRequest, etcdserverpb.AuthUserGetResponse]
+	userList             *connect.Client[etcdserverpb.AuthUserListRequest, etcdserverpb.AuthUserListResponse]
+	userDelete           *connect.Client[etcdserverpb.AuthUserDeleteRequest, etcdserverpb.AuthUserDeleteResponse]
+	userChangePassword   *connect.Client[etcdserverpb.AuthUserChangePasswordRequest, etcdserverpb.AuthUserChangePasswordResponse]
+	userGrantRole        *connect.Client[etcdserverpb.AuthUserGrantRoleRequest, etcdserverpb.AuthUserGrantRoleResponse]
+	userRevokeRole       *connect.Client[etcdserverpb.AuthUserRevokeRoleRequest, etcdserverpb.AuthUserRevokeRoleResponse]
+	roleAdd              *connect.Client[etcdserverpb.AuthRoleAddRequest, etcdserverpb.AuthRoleAddResponse]
+	roleGet              *connect.Client[etcdserverpb.AuthRoleGetRequest, etcdserverpb.AuthRoleGetResponse]
+	roleList             *connect.Client[etcdserverpb.AuthRoleListRequest, etcdserverpb.AuthRoleListResponse]
+	roleDelete           *connect.Client[etcdserverpb.AuthRoleDeleteRequest, etcdserverpb.AuthRoleDeleteResponse]
+	roleGrantPermission  *connect.Client[etcdserverpb.AuthRoleGrantPermissionRequest, etcdserverpb.AuthRoleGrantPermissionResponse]
+	roleRevokePermission *connect.Client[etcdserverpb.AuthRoleRevokePermissionRequest, etcdserverpb.AuthRoleRevokePermissionResponse]
+}
+
+// AuthEnable calls etcdserverpb.Auth.AuthEnable.
+func (c *authClient) AuthEnable(ctx context.Context, req *connect.Request[etcdserverpb.AuthEnableRequest]) (*connect.Response[etcdserverpb.AuthEnableResponse], error) {
+	return c.authEnable.CallUnary(ctx, req)
+}
+
+// AuthDisable calls etcdserverpb.Auth.AuthDisable.
+func (c *authClient) AuthDisable(ctx context.Context, req *connect.Request[etcdserverpb.AuthDisableRequest]) (*connect.Response[etcdserverpb.AuthDisableResponse], error) {
+	return c.authDisable.CallUnary(ctx, req)
+}
+
+// AuthStatus calls etcdserverpb.Auth.AuthStatus.
+func (c *authClient) AuthStatus(ctx context.Context, req *connect.Request[etcdserverpb.AuthStatusRequest]) (*connect.Response[etcdserverpb.AuthStatusResponse], error) {
+	return c.authStatus.CallUnary(ctx, req)
+}
+
+// Authenticate calls etcdserverpb.Auth.Authenticate.
+func (c *authClient) Authenticate(ctx context.Context, req *connect.Request[etcdserverpb.AuthenticateRequest]) (*connect.Response[etcdserverpb.AuthenticateResponse], error) {
+	return c.authenticate.CallUnary(ctx, req)
+}
+
+// UserAdd calls etcdserverpb.Auth.UserAdd.
+func (c *authClient) UserAdd(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserAddRequest]) (*connect.Response[etcdserverpb.AuthUserAddResponse], error) {
+	return c.userAdd.CallUnary(ctx, req)
+}
+
+// UserGet calls etcdserverpb.Auth.UserGet.
+func (c *authClient) UserGet(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserGetRequest]) (*connect.Response[etcdserverpb.AuthUserGetResponse], error) {
+	return c.userGet.CallUnary(ctx, req)
+}
+
+// UserList calls etcdserverpb.Auth.UserList.
+func (c *authClient) UserList(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserListRequest]) (*connect.Response[etcdserverpb.AuthUserListResponse], error) {
+	return c.userList.CallUnary(ctx, req)
+}
+
+// UserDelete calls etcdserverpb.Auth.UserDelete.
+func (c *authClient) UserDelete(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserDeleteRequest]) (*connect.Response[etcdserverpb.AuthUserDeleteResponse], error) {
+	return c.userDelete.CallUnary(ctx, req)
+}
+
+// UserChangePassword calls etcdserverpb.Auth.UserChangePassword.
+func (c *authClient) UserChangePassword(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserChangePasswordRequest]) (*connect.Response[etcdserverpb.AuthUserChangePasswordResponse], error) {
+	return c.userChangePassword.CallUnary(ctx, req)
+}
+
+// UserGrantRole calls etcdserverpb.Auth.UserGrantRole.
+func (c *authClient) UserGrantRole(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserGrantRoleRequest]) (*connect.Response[etcdserverpb.AuthUserGrantRoleResponse], error) {
+	return c.userGrantRole.CallUnary(ctx, req)
+}
+
+// UserRevokeRole calls etcdserverpb.Auth.UserRevokeRole.
+func (c *authClient) UserRevokeRole(ctx context.Context, req *connect.Request[etcdserverpb.AuthUserRevokeRoleRequest]) (*connect.Response[etcdserverpb.AuthUserRevokeRoleResponse], error) {
+	return c.userRevokeRole.CallUnary(ctx, req)
+}
+
+// RoleAdd calls etcdserverpb.Auth.RoleAdd.
+func (c *authClient) RoleAdd(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleAddRequest]) (*connect.Response[etcdserverpb.AuthRoleAddResponse], error) {
+	return c.roleAdd.CallUnary(ctx, req)
+}
+
+// RoleGet calls etcdserverpb.Auth.RoleGet.
+func (c *authClient) RoleGet(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleGetRequest]) (*connect.Response[etcdserverpb.AuthRoleGetResponse], error) {
+	return c.roleGet.CallUnary(ctx, req)
+}
+
+// RoleList calls etcdserverpb.Auth.RoleList.
+func (c *authClient) RoleList(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleListRequest]) (*connect.Response[etcdserverpb.AuthRoleListResponse], error) {
+	return c.roleList.CallUnary(ctx, req)
+}
+
+// RoleDelete calls etcdserverpb.Auth.RoleDelete.
+func (c *authClient) RoleDelete(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleDeleteRequest]) (*connect.Response[etcdserverpb.AuthRoleDeleteResponse], error) {
+	return c.roleDelete.CallUnary(ctx, req)
+}
+
+// RoleGrantPermission calls etcdserverpb.Auth.RoleGrantPermission.
+func (c *authClient) RoleGrantPermission(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleGrantPermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleGrantPermissionResponse], error) {
+	return c.roleGrantPermission.CallUnary(ctx, req)
+}
+
+// RoleRevokePermission calls etcdserverpb.Auth.RoleRevokePermission.
+func (c *authClient) RoleRevokePermission(ctx context.Context, req *connect.Request[etcdserverpb.AuthRoleRevokePermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleRevokePermissionResponse], error) {
+	return c.roleRevokePermission.CallUnary(ctx, req)
+}
+
+// AuthHandler is an implementation of the etcdserverpb.Auth service.
+type AuthHandler interface {
+	// AuthEnable enables authentication.
+	AuthEnable(context.Context, *connect.Request[etcdserverpb.AuthEnableRequest]) (*connect.Response[etcdserverpb.AuthEnableResponse], error)
+	// AuthDisable disables authentication.
+	AuthDisable(context.Context, *connect.Request[etcdserverpb.AuthDisableRequest]) (*connect.Response[etcdserverpb.AuthDisableResponse], error)
+	// AuthStatus displays authentication status.
+	AuthStatus(context.Context, *connect.Request[etcdserverpb.AuthStatusRequest]) (*connect.Response[etcdserverpb.AuthStatusResponse], error)
+	// Authenticate processes an authenticate request.
+	Authenticate(context.Context, *connect.Request[etcdserverpb.AuthenticateRequest]) (*connect.Response[etcdserverpb.AuthenticateResponse], error)
+	// UserAdd adds a new user. User name cannot be empty.
+	UserAdd(context.Context, *connect.Request[etcdserverpb.AuthUserAddRequest]) (*connect.Response[etcdserverpb.AuthUserAddResponse], error)
+	// UserGet gets detailed user information.
+	UserGet(context.Context, *connect.Request[etcdserverpb.AuthUserGetRequest]) (*connect.Response[etcdserverpb.AuthUserGetResponse], error)
+	// UserList gets a list of all users.
+	UserList(context.Context, *connect.Request[etcdserverpb.AuthUserListRequest]) (*connect.Response[etcdserverpb.AuthUserListResponse], error)
+	// UserDelete deletes a specified user.
+	UserDelete(context.Context, *connect.Request[etcdserverpb.AuthUserDeleteRequest]) (*connect.Response[etcdserverpb.AuthUserDeleteResponse], error)
+	// UserChangePassword changes the password of a specified user.
+	UserChangePassword(context.Context, *connect.Request[etcdserverpb.AuthUserChangePasswordRequest]) (*connect.Response[etcdserverpb.AuthUserChangePasswordResponse], error)
+	// UserGrant grants a role to a specified user.
+	UserGrantRole(context.Context, *connect.Request[etcdserverpb.AuthUserGrantRoleRequest]) (*connect.Response[etcdserverpb.AuthUserGrantRoleResponse], error)
+	// UserRevokeRole revokes a role of specified user.
+	UserRevokeRole(context.Context, *connect.Request[etcdserverpb.AuthUserRevokeRoleRequest]) (*connect.Response[etcdserverpb.AuthUserRevokeRoleResponse], error)
+	// RoleAdd adds a new role. Role name cannot be empty.
+	RoleAdd(context.Context, *connect.Request[etcdserverpb.AuthRoleAddRequest]) (*connect.Response[etcdserverpb.AuthRoleAddResponse], error)
+	// RoleGet gets detailed role information.
+	RoleGet(context.Context, *connect.Request[etcdserverpb.AuthRoleGetRequest]) (*connect.Response[etcdserverpb.AuthRoleGetResponse], error)
+	// RoleList gets lists of all roles.
+	RoleList(context.Context, *connect.Request[etcdserverpb.AuthRoleListRequest]) (*connect.Response[etcdserverpb.AuthRoleListResponse], error)
+	// RoleDelete deletes a specified role.
+	RoleDelete(context.Context, *connect.Request[etcdserverpb.AuthRoleDeleteRequest]) (*connect.Response[etcdserverpb.AuthRoleDeleteResponse], error)
+	// RoleGrantPermission grants a permission of a specified key or range to a specified role.
+	RoleGrantPermission(context.Context, *connect.Request[etcdserverpb.AuthRoleGrantPermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleGrantPermissionResponse], error)
+	// RoleRevokePermission revokes a key or range permission of a specified role.
+	RoleRevokePermission(context.Context, *connect.Request[etcdserverpb.AuthRoleRevokePermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleRevokePermissionResponse], error)
+}
+
+// NewAuthHandler builds an HTTP handler from the service implementation. It returns the path on
+// which to mount the handler and the handler itself.
+//
+// By default, handlers support the Connect, gRPC, and gRPC-Web protocols with the binary Protobuf
+// and JSON codecs. They also support gzip compression.
+func NewAuthHandler(svc AuthHandler, opts ...connect.HandlerOption) (string, http.Handler) {
+	authMethods := etcdserverpb.File_etcdserverpb_rpc_proto.Services().ByName("Auth").Methods()
+	authAuthEnableHandler := connect.NewUnaryHandler(
+		AuthAuthEnableProcedure,
+		svc.AuthEnable,
+		connect.WithSchema(authMethods.ByName("AuthEnable")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authAuthDisableHandler := connect.NewUnaryHandler(
+		AuthAuthDisableProcedure,
+		svc.AuthDisable,
+		connect.WithSchema(authMethods.ByName("AuthDisable")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authAuthStatusHandler := connect.NewUnaryHandler(
+		AuthAuthStatusProcedure,
+		svc.AuthStatus,
+		connect.WithSchema(authMethods.ByName("AuthStatus")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authAuthenticateHandler := connect.NewUnaryHandler(
+		AuthAuthenticateProcedure,
+		svc.Authenticate,
+		connect.WithSchema(authMethods.ByName("Authenticate")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserAddHandler := connect.NewUnaryHandler(
+		AuthUserAddProcedure,
+		svc.UserAdd,
+		connect.WithSchema(authMethods.ByName("UserAdd")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserGetHandler := connect.NewUnaryHandler(
+		AuthUserGetProcedure,
+		svc.UserGet,
+		connect.WithSchema(authMethods.ByName("UserGet")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserListHandler := connect.NewUnaryHandler(
+		AuthUserListProcedure,
+		svc.UserList,
+		connect.WithSchema(authMethods.ByName("UserList")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserDeleteHandler := connect.NewUnaryHandler(
+		AuthUserDeleteProcedure,
+		svc.UserDelete,
+		connect.WithSchema(authMethods.ByName("UserDelete")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserChangePasswordHandler := connect.NewUnaryHandler(
+		AuthUserChangePasswordProcedure,
+		svc.UserChangePassword,
+		connect.WithSchema(authMethods.ByName("UserChangePassword")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserGrantRoleHandler := connect.NewUnaryHandler(
+		AuthUserGrantRoleProcedure,
+		svc.UserGrantRole,
+		connect.WithSchema(authMethods.ByName("UserGrantRole")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authUserRevokeRoleHandler := connect.NewUnaryHandler(
+		AuthUserRevokeRoleProcedure,
+		svc.UserRevokeRole,
+		connect.WithSchema(authMethods.ByName("UserRevokeRole")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authRoleAddHandler := connect.NewUnaryHandler(
+		AuthRoleAddProcedure,
+		svc.RoleAdd,
+		connect.WithSchema(authMethods.ByName("RoleAdd")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authRoleGetHandler := connect.NewUnaryHandler(
+		AuthRoleGetProcedure,
+		svc.RoleGet,
+		connect.WithSchema(authMethods.ByName("RoleGet")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authRoleListHandler := connect.NewUnaryHandler(
+		AuthRoleListProcedure,
+		svc.RoleList,
+		connect.WithSchema(authMethods.ByName("RoleList")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authRoleDeleteHandler := connect.NewUnaryHandler(
+		AuthRoleDeleteProcedure,
+		svc.RoleDelete,
+		connect.WithSchema(authMethods.ByName("RoleDelete")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authRoleGrantPermissionHandler := connect.NewUnaryHandler(
+		AuthRoleGrantPermissionProcedure,
+		svc.RoleGrantPermission,
+		connect.WithSchema(authMethods.ByName("RoleGrantPermission")),
+		connect.WithHandlerOptions(opts...),
+	)
+	authRoleRevokePermissionHandler := connect.NewUnaryHandler(
+		AuthRoleRevokePermissionProcedure,
+		svc.RoleRevokePermission,
+		connect.WithSchema(authMethods.ByName("RoleRevokePermission")),
+		connect.WithHandlerOptions(opts...),
+	)
+	return "/etcdserverpb.Auth/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case AuthAuthEnableProcedure:
+			authAuthEnableHandler.ServeHTTP(w, r)
+		case AuthAuthDisableProcedure:
+			authAuthDisableHandler.ServeHTTP(w, r)
+		case AuthAuthStatusProcedure:
+			authAuthStatusHandler.ServeHTTP(w, r)
+		case AuthAuthenticateProcedure:
+			authAuthenticateHandler.ServeHTTP(w, r)
+		case AuthUserAddProcedure:
+			authUserAddHandler.ServeHTTP(w, r)
+		case AuthUserGetProcedure:
+			authUserGetHandler.ServeHTTP(w, r)
+		case AuthUserListProcedure:
+			authUserListHandler.ServeHTTP(w, r)
+		case AuthUserDeleteProcedure:
+			authUserDeleteHandler.ServeHTTP(w, r)
+		case AuthUserChangePasswordProcedure:
+			authUserChangePasswordHandler.ServeHTTP(w, r)
+		case AuthUserGrantRoleProcedure:
+			authUserGrantRoleHandler.ServeHTTP(w, r)
+		case AuthUserRevokeRoleProcedure:
+			authUserRevokeRoleHandler.ServeHTTP(w, r)
+		case AuthRoleAddProcedure:
+			authRoleAddHandler.ServeHTTP(w, r)
+		case AuthRoleGetProcedure:
+			authRoleGetHandler.ServeHTTP(w, r)
+		case AuthRoleListProcedure:
+			authRoleListHandler.ServeHTTP(w, r)
+		case AuthRoleDeleteProcedure:
+			authRoleDeleteHandler.ServeHTTP(w, r)
+		case AuthRoleGrantPermissionProcedure:
+			authRoleGrantPermissionHandler.ServeHTTP(w, r)
+		case AuthRoleRevokePermissionProcedure:
+			authRoleRevokePermissionHandler.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+}
+
+// UnimplementedAuthHandler returns CodeUnimplemented from all methods.
+type UnimplementedAuthHandler struct{}
+
+func (UnimplementedAuthHandler) AuthEnable(context.Context, *connect.Request[etcdserverpb.AuthEnableRequest]) (*connect.Response[etcdserverpb.AuthEnableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.AuthEnable is not implemented"))
+}
+
+func (UnimplementedAuthHandler) AuthDisable(context.Context, *connect.Request[etcdserverpb.AuthDisableRequest]) (*connect.Response[etcdserverpb.AuthDisableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.AuthDisable is not implemented"))
+}
+
+func (UnimplementedAuthHandler) AuthStatus(context.Context, *connect.Request[etcdserverpb.AuthStatusRequest]) (*connect.Response[etcdserverpb.AuthStatusResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.AuthStatus is not implemented"))
+}
+
+func (UnimplementedAuthHandler) Authenticate(context.Context, *connect.Request[etcdserverpb.AuthenticateRequest]) (*connect.Response[etcdserverpb.AuthenticateResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.Authenticate is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserAdd(context.Context, *connect.Request[etcdserverpb.AuthUserAddRequest]) (*connect.Response[etcdserverpb.AuthUserAddResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserAdd is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserGet(context.Context, *connect.Request[etcdserverpb.AuthUserGetRequest]) (*connect.Response[etcdserverpb.AuthUserGetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserGet is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserList(context.Context, *connect.Request[etcdserverpb.AuthUserListRequest]) (*connect.Response[etcdserverpb.AuthUserListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserList is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserDelete(context.Context, *connect.Request[etcdserverpb.AuthUserDeleteRequest]) (*connect.Response[etcdserverpb.AuthUserDeleteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserDelete is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserChangePassword(context.Context, *connect.Request[etcdserverpb.AuthUserChangePasswordRequest]) (*connect.Response[etcdserverpb.AuthUserChangePasswordResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserChangePassword is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserGrantRole(context.Context, *connect.Request[etcdserverpb.AuthUserGrantRoleRequest]) (*connect.Response[etcdserverpb.AuthUserGrantRoleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserGrantRole is not implemented"))
+}
+
+func (UnimplementedAuthHandler) UserRevokeRole(context.Context, *connect.Request[etcdserverpb.AuthUserRevokeRoleRequest]) (*connect.Response[etcdserverpb.AuthUserRevokeRoleResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.UserRevokeRole is not implemented"))
+}
+
+func (UnimplementedAuthHandler) RoleAdd(context.Context, *connect.Request[etcdserverpb.AuthRoleAddRequest]) (*connect.Response[etcdserverpb.AuthRoleAddResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.RoleAdd is not implemented"))
+}
+
+func (UnimplementedAuthHandler) RoleGet(context.Context, *connect.Request[etcdserverpb.AuthRoleGetRequest]) (*connect.Response[etcdserverpb.AuthRoleGetResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.RoleGet is not implemented"))
+}
+
+func (UnimplementedAuthHandler) RoleList(context.Context, *connect.Request[etcdserverpb.AuthRoleListRequest]) (*connect.Response[etcdserverpb.AuthRoleListResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.RoleList is not implemented"))
+}
+
+func (UnimplementedAuthHandler) RoleDelete(context.Context, *connect.Request[etcdserverpb.AuthRoleDeleteRequest]) (*connect.Response[etcdserverpb.AuthRoleDeleteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.RoleDelete is not implemented"))
+}
+
+func (UnimplementedAuthHandler) RoleGrantPermission(context.Context, *connect.Request[etcdserverpb.AuthRoleGrantPermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleGrantPermissionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.RoleGrantPermission is not implemented"))
+}
+
+func (UnimplementedAuthHandler) RoleRevokePermission(context.Context, *connect.Request[etcdserverpb.AuthRoleRevokePermissionRequest]) (*connect.Response[etcdserverpb.AuthRoleRevokePermissionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("etcdserverpb.Auth.RoleRevokePermission is not implemented"))
 }

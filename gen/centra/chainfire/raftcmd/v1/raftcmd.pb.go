@@ -46,9 +46,10 @@ const (
 // Command is one raft log entry of the metadata shard.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version is the encoding version the command needs: 1, or 2 for alarm
-	// (proposers put the lowest version that knows the command, so older
-	// replicas keep applying everything else).
+	// version is the encoding version the command needs: 1, 2 for alarm, 3
+	// for auth and for commands with auth_revision set (proposers put the
+	// lowest version that knows the command, so older replicas keep applying
+	// everything else).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// cmd is the operation to apply.
 	//
@@ -67,7 +68,14 @@ type Command struct {
 	//	*Command_MemberPromote
 	//	*Command_SysTxn
 	//	*Command_Alarm
-	Cmd           isCommand_Cmd `protobuf_oneof:"cmd"`
+	//	*Command_Auth
+	Cmd isCommand_Cmd `protobuf_oneof:"cmd"`
+	// auth_revision is the auth revision at which the proposer checked the
+	// request's permissions (etcd's RequestHeader.auth_revision); 0 when auth
+	// was disabled. A replica whose auth revision is newer refuses the
+	// command ("revision of auth store is old"), so a permission revoked
+	// between the check and the apply is never bypassed; version 3.
+	AuthRevision  uint64 `protobuf:"varint,16,opt,name=auth_revision,json=authRevision,proto3" json:"auth_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -233,6 +241,22 @@ func (x *Command) GetAlarm() *etcdserverpb.AlarmRequest {
 	return nil
 }
 
+func (x *Command) GetAuth() *Auth {
+	if x != nil {
+		if x, ok := x.Cmd.(*Command_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetAuthRevision() uint64 {
+	if x != nil {
+		return x.AuthRevision
+	}
+	return 0
+}
+
 type isCommand_Cmd interface {
 	isCommand_Cmd()
 }
@@ -295,6 +319,12 @@ type Command_Alarm struct {
 	Alarm *etcdserverpb.AlarmRequest `protobuf:"bytes,14,opt,name=alarm,proto3,oneof"`
 }
 
+type Command_Auth struct {
+	// Change users, roles or whether auth is enabled (etcd's Auth API);
+	// version 3.
+	Auth *Auth `protobuf:"bytes,15,opt,name=auth,proto3,oneof"`
+}
+
 func (*Command_Put) isCommand_Cmd() {}
 
 func (*Command_DeleteRange) isCommand_Cmd() {}
@@ -321,6 +351,324 @@ func (*Command_SysTxn) isCommand_Cmd() {}
 
 func (*Command_Alarm) isCommand_Cmd() {}
 
+func (*Command_Auth) isCommand_Cmd() {}
+
+// Auth is one change of the auth state (see chainfire/DESIGN.md, "Auth").
+// Passwords are never in the log: the proposer hashes them with bcrypt and
+// sends only hashedPassword, as etcd does.
+type Auth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// op is the change.
+	//
+	// Types that are valid to be assigned to Op:
+	//
+	//	*Auth_Enable
+	//	*Auth_Disable
+	//	*Auth_UserAdd
+	//	*Auth_UserDelete
+	//	*Auth_UserChangePassword
+	//	*Auth_UserGrantRole
+	//	*Auth_UserRevokeRole
+	//	*Auth_RoleAdd
+	//	*Auth_RoleDelete
+	//	*Auth_RoleGrantPermission
+	//	*Auth_RoleRevokePermission
+	//	*Auth_Login
+	Op            isAuth_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Auth) Reset() {
+	*x = Auth{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Auth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Auth) ProtoMessage() {}
+
+func (x *Auth) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Auth.ProtoReflect.Descriptor instead.
+func (*Auth) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Auth) GetOp() isAuth_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *Auth) GetEnable() *etcdserverpb.AuthEnableRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_Enable); ok {
+			return x.Enable
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetDisable() *etcdserverpb.AuthDisableRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_Disable); ok {
+			return x.Disable
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetUserAdd() *etcdserverpb.AuthUserAddRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_UserAdd); ok {
+			return x.UserAdd
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetUserDelete() *etcdserverpb.AuthUserDeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_UserDelete); ok {
+			return x.UserDelete
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetUserChangePassword() *etcdserverpb.AuthUserChangePasswordRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_UserChangePassword); ok {
+			return x.UserChangePassword
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetUserGrantRole() *etcdserverpb.AuthUserGrantRoleRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_UserGrantRole); ok {
+			return x.UserGrantRole
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetUserRevokeRole() *etcdserverpb.AuthUserRevokeRoleRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_UserRevokeRole); ok {
+			return x.UserRevokeRole
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetRoleAdd() *etcdserverpb.AuthRoleAddRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_RoleAdd); ok {
+			return x.RoleAdd
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetRoleDelete() *etcdserverpb.AuthRoleDeleteRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_RoleDelete); ok {
+			return x.RoleDelete
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetRoleGrantPermission() *etcdserverpb.AuthRoleGrantPermissionRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_RoleGrantPermission); ok {
+			return x.RoleGrantPermission
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetRoleRevokePermission() *etcdserverpb.AuthRoleRevokePermissionRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_RoleRevokePermission); ok {
+			return x.RoleRevokePermission
+		}
+	}
+	return nil
+}
+
+func (x *Auth) GetLogin() *Login {
+	if x != nil {
+		if x, ok := x.Op.(*Auth_Login); ok {
+			return x.Login
+		}
+	}
+	return nil
+}
+
+type isAuth_Op interface {
+	isAuth_Op()
+}
+
+type Auth_Enable struct {
+	Enable *etcdserverpb.AuthEnableRequest `protobuf:"bytes,1,opt,name=enable,proto3,oneof"`
+}
+
+type Auth_Disable struct {
+	Disable *etcdserverpb.AuthDisableRequest `protobuf:"bytes,2,opt,name=disable,proto3,oneof"`
+}
+
+type Auth_UserAdd struct {
+	UserAdd *etcdserverpb.AuthUserAddRequest `protobuf:"bytes,3,opt,name=user_add,json=userAdd,proto3,oneof"`
+}
+
+type Auth_UserDelete struct {
+	UserDelete *etcdserverpb.AuthUserDeleteRequest `protobuf:"bytes,4,opt,name=user_delete,json=userDelete,proto3,oneof"`
+}
+
+type Auth_UserChangePassword struct {
+	UserChangePassword *etcdserverpb.AuthUserChangePasswordRequest `protobuf:"bytes,5,opt,name=user_change_password,json=userChangePassword,proto3,oneof"`
+}
+
+type Auth_UserGrantRole struct {
+	UserGrantRole *etcdserverpb.AuthUserGrantRoleRequest `protobuf:"bytes,6,opt,name=user_grant_role,json=userGrantRole,proto3,oneof"`
+}
+
+type Auth_UserRevokeRole struct {
+	UserRevokeRole *etcdserverpb.AuthUserRevokeRoleRequest `protobuf:"bytes,7,opt,name=user_revoke_role,json=userRevokeRole,proto3,oneof"`
+}
+
+type Auth_RoleAdd struct {
+	RoleAdd *etcdserverpb.AuthRoleAddRequest `protobuf:"bytes,8,opt,name=role_add,json=roleAdd,proto3,oneof"`
+}
+
+type Auth_RoleDelete struct {
+	RoleDelete *etcdserverpb.AuthRoleDeleteRequest `protobuf:"bytes,9,opt,name=role_delete,json=roleDelete,proto3,oneof"`
+}
+
+type Auth_RoleGrantPermission struct {
+	RoleGrantPermission *etcdserverpb.AuthRoleGrantPermissionRequest `protobuf:"bytes,10,opt,name=role_grant_permission,json=roleGrantPermission,proto3,oneof"`
+}
+
+type Auth_RoleRevokePermission struct {
+	RoleRevokePermission *etcdserverpb.AuthRoleRevokePermissionRequest `protobuf:"bytes,11,opt,name=role_revoke_permission,json=roleRevokePermission,proto3,oneof"`
+}
+
+type Auth_Login struct {
+	// A successful Authenticate: every member accepts the token from then
+	// on (etcd's InternalAuthenticateRequest with its simple token).
+	Login *Login `protobuf:"bytes,12,opt,name=login,proto3,oneof"`
+}
+
+func (*Auth_Enable) isAuth_Op() {}
+
+func (*Auth_Disable) isAuth_Op() {}
+
+func (*Auth_UserAdd) isAuth_Op() {}
+
+func (*Auth_UserDelete) isAuth_Op() {}
+
+func (*Auth_UserChangePassword) isAuth_Op() {}
+
+func (*Auth_UserGrantRole) isAuth_Op() {}
+
+func (*Auth_UserRevokeRole) isAuth_Op() {}
+
+func (*Auth_RoleAdd) isAuth_Op() {}
+
+func (*Auth_RoleDelete) isAuth_Op() {}
+
+func (*Auth_RoleGrantPermission) isAuth_Op() {}
+
+func (*Auth_RoleRevokePermission) isAuth_Op() {}
+
+func (*Auth_Login) isAuth_Op() {}
+
+// Login assigns a simple token to a user whose password the proposer
+// checked. The token's time to live runs on each member from its apply.
+type Login struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the user.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// token is the simple token the client sends in the "token" metadata.
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// member: the token is a member's own, for its calls to other members'
+	// API that need the root role (the corruption check's HashKV); name is
+	// empty. Only members propose, so no client can obtain one.
+	Member        bool `protobuf:"varint,3,opt,name=member,proto3" json:"member,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Login) Reset() {
+	*x = Login{}
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Login) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Login) ProtoMessage() {}
+
+func (x *Login) ProtoReflect() protoreflect.Message {
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Login.ProtoReflect.Descriptor instead.
+func (*Login) Descriptor() ([]byte, []int) {
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Login) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Login) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *Login) GetMember() bool {
+	if x != nil {
+		return x.Member
+	}
+	return false
+}
+
 // LeaseExpire revokes leases whose TTL the leader saw run out.
 type LeaseExpire struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -332,7 +680,7 @@ type LeaseExpire struct {
 
 func (x *LeaseExpire) Reset() {
 	*x = LeaseExpire{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[1]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +692,7 @@ func (x *LeaseExpire) String() string {
 func (*LeaseExpire) ProtoMessage() {}
 
 func (x *LeaseExpire) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[1]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +705,7 @@ func (x *LeaseExpire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseExpire.ProtoReflect.Descriptor instead.
 func (*LeaseExpire) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{1}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LeaseExpire) GetIds() []int64 {
@@ -391,7 +739,7 @@ type MemberAttributes struct {
 
 func (x *MemberAttributes) Reset() {
 	*x = MemberAttributes{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +751,7 @@ func (x *MemberAttributes) String() string {
 func (*MemberAttributes) ProtoMessage() {}
 
 func (x *MemberAttributes) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[2]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +764,7 @@ func (x *MemberAttributes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAttributes.ProtoReflect.Descriptor instead.
 func (*MemberAttributes) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{2}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MemberAttributes) GetNodeId() uint64 {
@@ -478,7 +826,7 @@ type MemberAdd struct {
 
 func (x *MemberAdd) Reset() {
 	*x = MemberAdd{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -490,7 +838,7 @@ func (x *MemberAdd) String() string {
 func (*MemberAdd) ProtoMessage() {}
 
 func (x *MemberAdd) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[3]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -503,7 +851,7 @@ func (x *MemberAdd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAdd.ProtoReflect.Descriptor instead.
 func (*MemberAdd) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{3}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MemberAdd) GetNodeId() uint64 {
@@ -545,7 +893,7 @@ type MemberRemove struct {
 
 func (x *MemberRemove) Reset() {
 	*x = MemberRemove{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +905,7 @@ func (x *MemberRemove) String() string {
 func (*MemberRemove) ProtoMessage() {}
 
 func (x *MemberRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[4]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +918,7 @@ func (x *MemberRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemove.ProtoReflect.Descriptor instead.
 func (*MemberRemove) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{4}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MemberRemove) GetNodeId() uint64 {
@@ -590,7 +938,7 @@ type MemberPromote struct {
 
 func (x *MemberPromote) Reset() {
 	*x = MemberPromote{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +950,7 @@ func (x *MemberPromote) String() string {
 func (*MemberPromote) ProtoMessage() {}
 
 func (x *MemberPromote) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[5]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +963,7 @@ func (x *MemberPromote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberPromote.ProtoReflect.Descriptor instead.
 func (*MemberPromote) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{5}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MemberPromote) GetNodeId() uint64 {
@@ -639,7 +987,7 @@ type SysTxn struct {
 
 func (x *SysTxn) Reset() {
 	*x = SysTxn{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +999,7 @@ func (x *SysTxn) String() string {
 func (*SysTxn) ProtoMessage() {}
 
 func (x *SysTxn) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +1012,7 @@ func (x *SysTxn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysTxn.ProtoReflect.Descriptor instead.
 func (*SysTxn) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SysTxn) GetCompares() []*SysCompare {
@@ -699,7 +1047,7 @@ type SysCompare struct {
 
 func (x *SysCompare) Reset() {
 	*x = SysCompare{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1059,7 @@ func (x *SysCompare) String() string {
 func (*SysCompare) ProtoMessage() {}
 
 func (x *SysCompare) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1072,7 @@ func (x *SysCompare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysCompare.ProtoReflect.Descriptor instead.
 func (*SysCompare) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SysCompare) GetKey() []byte {
@@ -752,7 +1100,7 @@ type SysKeyValue struct {
 
 func (x *SysKeyValue) Reset() {
 	*x = SysKeyValue{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +1112,7 @@ func (x *SysKeyValue) String() string {
 func (*SysKeyValue) ProtoMessage() {}
 
 func (x *SysKeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +1125,7 @@ func (x *SysKeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysKeyValue.ProtoReflect.Descriptor instead.
 func (*SysKeyValue) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SysKeyValue) GetKey() []byte {
@@ -804,7 +1152,7 @@ type SysTxnResult struct {
 
 func (x *SysTxnResult) Reset() {
 	*x = SysTxnResult{}
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1164,7 @@ func (x *SysTxnResult) String() string {
 func (*SysTxnResult) ProtoMessage() {}
 
 func (x *SysTxnResult) ProtoReflect() protoreflect.Message {
-	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	mi := &file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1177,7 @@ func (x *SysTxnResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SysTxnResult.ProtoReflect.Descriptor instead.
 func (*SysTxnResult) Descriptor() ([]byte, []int) {
-	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SysTxnResult) GetSucceeded() bool {
@@ -843,7 +1191,7 @@ var File_centra_chainfire_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xac\a\n" +
+	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\x8a\b\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x03put\x18\x02 \x01(\v2\x18.etcdserverpb.PutRequestH\x00R\x03put\x12E\n" +
@@ -863,8 +1211,31 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\rmember_remove\x18\v \x01(\v2).centra.chainfire.raftcmd.v1.MemberRemoveH\x00R\fmemberRemove\x12S\n" +
 	"\x0emember_promote\x18\f \x01(\v2*.centra.chainfire.raftcmd.v1.MemberPromoteH\x00R\rmemberPromote\x12>\n" +
 	"\asys_txn\x18\r \x01(\v2#.centra.chainfire.raftcmd.v1.SysTxnH\x00R\x06sysTxn\x122\n" +
-	"\x05alarm\x18\x0e \x01(\v2\x1a.etcdserverpb.AlarmRequestH\x00R\x05alarmB\x05\n" +
-	"\x03cmd\"\x1f\n" +
+	"\x05alarm\x18\x0e \x01(\v2\x1a.etcdserverpb.AlarmRequestH\x00R\x05alarm\x127\n" +
+	"\x04auth\x18\x0f \x01(\v2!.centra.chainfire.raftcmd.v1.AuthH\x00R\x04auth\x12#\n" +
+	"\rauth_revision\x18\x10 \x01(\x04R\fauthRevisionB\x05\n" +
+	"\x03cmd\"\xa2\a\n" +
+	"\x04Auth\x129\n" +
+	"\x06enable\x18\x01 \x01(\v2\x1f.etcdserverpb.AuthEnableRequestH\x00R\x06enable\x12<\n" +
+	"\adisable\x18\x02 \x01(\v2 .etcdserverpb.AuthDisableRequestH\x00R\adisable\x12=\n" +
+	"\buser_add\x18\x03 \x01(\v2 .etcdserverpb.AuthUserAddRequestH\x00R\auserAdd\x12F\n" +
+	"\vuser_delete\x18\x04 \x01(\v2#.etcdserverpb.AuthUserDeleteRequestH\x00R\n" +
+	"userDelete\x12_\n" +
+	"\x14user_change_password\x18\x05 \x01(\v2+.etcdserverpb.AuthUserChangePasswordRequestH\x00R\x12userChangePassword\x12P\n" +
+	"\x0fuser_grant_role\x18\x06 \x01(\v2&.etcdserverpb.AuthUserGrantRoleRequestH\x00R\ruserGrantRole\x12S\n" +
+	"\x10user_revoke_role\x18\a \x01(\v2'.etcdserverpb.AuthUserRevokeRoleRequestH\x00R\x0euserRevokeRole\x12=\n" +
+	"\brole_add\x18\b \x01(\v2 .etcdserverpb.AuthRoleAddRequestH\x00R\aroleAdd\x12F\n" +
+	"\vrole_delete\x18\t \x01(\v2#.etcdserverpb.AuthRoleDeleteRequestH\x00R\n" +
+	"roleDelete\x12b\n" +
+	"\x15role_grant_permission\x18\n" +
+	" \x01(\v2,.etcdserverpb.AuthRoleGrantPermissionRequestH\x00R\x13roleGrantPermission\x12e\n" +
+	"\x16role_revoke_permission\x18\v \x01(\v2-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00R\x14roleRevokePermission\x12:\n" +
+	"\x05login\x18\f \x01(\v2\".centra.chainfire.raftcmd.v1.LoginH\x00R\x05loginB\x04\n" +
+	"\x02op\"I\n" +
+	"\x05Login\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\bR\x06member\"\x1f\n" +
 	"\vLeaseExpire\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\"\xbb\x01\n" +
 	"\x10MemberAttributes\x12\x17\n" +
@@ -914,47 +1285,73 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescGZIP() []byte {
 	return file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDescData
 }
 
-var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_goTypes = []any{
-	(*Command)(nil),                         // 0: centra.chainfire.raftcmd.v1.Command
-	(*LeaseExpire)(nil),                     // 1: centra.chainfire.raftcmd.v1.LeaseExpire
-	(*MemberAttributes)(nil),                // 2: centra.chainfire.raftcmd.v1.MemberAttributes
-	(*MemberAdd)(nil),                       // 3: centra.chainfire.raftcmd.v1.MemberAdd
-	(*MemberRemove)(nil),                    // 4: centra.chainfire.raftcmd.v1.MemberRemove
-	(*MemberPromote)(nil),                   // 5: centra.chainfire.raftcmd.v1.MemberPromote
-	(*SysTxn)(nil),                          // 6: centra.chainfire.raftcmd.v1.SysTxn
-	(*SysCompare)(nil),                      // 7: centra.chainfire.raftcmd.v1.SysCompare
-	(*SysKeyValue)(nil),                     // 8: centra.chainfire.raftcmd.v1.SysKeyValue
-	(*SysTxnResult)(nil),                    // 9: centra.chainfire.raftcmd.v1.SysTxnResult
-	(*etcdserverpb.PutRequest)(nil),         // 10: etcdserverpb.PutRequest
-	(*etcdserverpb.DeleteRangeRequest)(nil), // 11: etcdserverpb.DeleteRangeRequest
-	(*etcdserverpb.TxnRequest)(nil),         // 12: etcdserverpb.TxnRequest
-	(*etcdserverpb.CompactionRequest)(nil),  // 13: etcdserverpb.CompactionRequest
-	(*etcdserverpb.LeaseGrantRequest)(nil),  // 14: etcdserverpb.LeaseGrantRequest
-	(*etcdserverpb.LeaseRevokeRequest)(nil), // 15: etcdserverpb.LeaseRevokeRequest
-	(*etcdserverpb.AlarmRequest)(nil),       // 16: etcdserverpb.AlarmRequest
+	(*Command)(nil),                                      // 0: centra.chainfire.raftcmd.v1.Command
+	(*Auth)(nil),                                         // 1: centra.chainfire.raftcmd.v1.Auth
+	(*Login)(nil),                                        // 2: centra.chainfire.raftcmd.v1.Login
+	(*LeaseExpire)(nil),                                  // 3: centra.chainfire.raftcmd.v1.LeaseExpire
+	(*MemberAttributes)(nil),                             // 4: centra.chainfire.raftcmd.v1.MemberAttributes
+	(*MemberAdd)(nil),                                    // 5: centra.chainfire.raftcmd.v1.MemberAdd
+	(*MemberRemove)(nil),                                 // 6: centra.chainfire.raftcmd.v1.MemberRemove
+	(*MemberPromote)(nil),                                // 7: centra.chainfire.raftcmd.v1.MemberPromote
+	(*SysTxn)(nil),                                       // 8: centra.chainfire.raftcmd.v1.SysTxn
+	(*SysCompare)(nil),                                   // 9: centra.chainfire.raftcmd.v1.SysCompare
+	(*SysKeyValue)(nil),                                  // 10: centra.chainfire.raftcmd.v1.SysKeyValue
+	(*SysTxnResult)(nil),                                 // 11: centra.chainfire.raftcmd.v1.SysTxnResult
+	(*etcdserverpb.PutRequest)(nil),                      // 12: etcdserverpb.PutRequest
+	(*etcdserverpb.DeleteRangeRequest)(nil),              // 13: etcdserverpb.DeleteRangeRequest
+	(*etcdserverpb.TxnRequest)(nil),                      // 14: etcdserverpb.TxnRequest
+	(*etcdserverpb.CompactionRequest)(nil),               // 15: etcdserverpb.CompactionRequest
+	(*etcdserverpb.LeaseGrantRequest)(nil),               // 16: etcdserverpb.LeaseGrantRequest
+	(*etcdserverpb.LeaseRevokeRequest)(nil),              // 17: etcdserverpb.LeaseRevokeRequest
+	(*etcdserverpb.AlarmRequest)(nil),                    // 18: etcdserverpb.AlarmRequest
+	(*etcdserverpb.AuthEnableRequest)(nil),               // 19: etcdserverpb.AuthEnableRequest
+	(*etcdserverpb.AuthDisableRequest)(nil),              // 20: etcdserverpb.AuthDisableRequest
+	(*etcdserverpb.AuthUserAddRequest)(nil),              // 21: etcdserverpb.AuthUserAddRequest
+	(*etcdserverpb.AuthUserDeleteRequest)(nil),           // 22: etcdserverpb.AuthUserDeleteRequest
+	(*etcdserverpb.AuthUserChangePasswordRequest)(nil),   // 23: etcdserverpb.AuthUserChangePasswordRequest
+	(*etcdserverpb.AuthUserGrantRoleRequest)(nil),        // 24: etcdserverpb.AuthUserGrantRoleRequest
+	(*etcdserverpb.AuthUserRevokeRoleRequest)(nil),       // 25: etcdserverpb.AuthUserRevokeRoleRequest
+	(*etcdserverpb.AuthRoleAddRequest)(nil),              // 26: etcdserverpb.AuthRoleAddRequest
+	(*etcdserverpb.AuthRoleDeleteRequest)(nil),           // 27: etcdserverpb.AuthRoleDeleteRequest
+	(*etcdserverpb.AuthRoleGrantPermissionRequest)(nil),  // 28: etcdserverpb.AuthRoleGrantPermissionRequest
+	(*etcdserverpb.AuthRoleRevokePermissionRequest)(nil), // 29: etcdserverpb.AuthRoleRevokePermissionRequest
 }
 var file_centra_chainfire_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
-	10, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
-	11, // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
-	12, // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
-	13, // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
-	14, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
-	15, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
-	1,  // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
-	2,  // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
-	3,  // 8: centra.chainfire.raftcmd.v1.Command.member_add:type_name -> centra.chainfire.raftcmd.v1.MemberAdd
-	4,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
-	5,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
-	6,  // 11: centra.chainfire.raftcmd.v1.Command.sys_txn:type_name -> centra.chainfire.raftcmd.v1.SysTxn
-	16, // 12: centra.chainfire.raftcmd.v1.Command.alarm:type_name -> etcdserverpb.AlarmRequest
-	7,  // 13: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
-	8,  // 14: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	12, // 0: centra.chainfire.raftcmd.v1.Command.put:type_name -> etcdserverpb.PutRequest
+	13, // 1: centra.chainfire.raftcmd.v1.Command.delete_range:type_name -> etcdserverpb.DeleteRangeRequest
+	14, // 2: centra.chainfire.raftcmd.v1.Command.txn:type_name -> etcdserverpb.TxnRequest
+	15, // 3: centra.chainfire.raftcmd.v1.Command.compaction:type_name -> etcdserverpb.CompactionRequest
+	16, // 4: centra.chainfire.raftcmd.v1.Command.lease_grant:type_name -> etcdserverpb.LeaseGrantRequest
+	17, // 5: centra.chainfire.raftcmd.v1.Command.lease_revoke:type_name -> etcdserverpb.LeaseRevokeRequest
+	3,  // 6: centra.chainfire.raftcmd.v1.Command.lease_expire:type_name -> centra.chainfire.raftcmd.v1.LeaseExpire
+	4,  // 7: centra.chainfire.raftcmd.v1.Command.member_attributes:type_name -> centra.chainfire.raftcmd.v1.MemberAttributes
+	5,  // 8: centra.chainfire.raftcmd.v1.Command.member_add:type_name -> centra.chainfire.raftcmd.v1.MemberAdd
+	6,  // 9: centra.chainfire.raftcmd.v1.Command.member_remove:type_name -> centra.chainfire.raftcmd.v1.MemberRemove
+	7,  // 10: centra.chainfire.raftcmd.v1.Command.member_promote:type_name -> centra.chainfire.raftcmd.v1.MemberPromote
+	8,  // 11: centra.chainfire.raftcmd.v1.Command.sys_txn:type_name -> centra.chainfire.raftcmd.v1.SysTxn
+	18, // 12: centra.chainfire.raftcmd.v1.Command.alarm:type_name -> etcdserverpb.AlarmRequest
+	1,  // 13: centra.chainfire.raftcmd.v1.Command.auth:type_name -> centra.chainfire.raftcmd.v1.Auth
+	19, // 14: centra.chainfire.raftcmd.v1.Auth.enable:type_name -> etcdserverpb.AuthEnableRequest
+	20, // 15: centra.chainfire.raftcmd.v1.Auth.disable:type_name -> etcdserverpb.AuthDisableRequest
+	21, // 16: centra.chainfire.raftcmd.v1.Auth.user_add:type_name -> etcdserverpb.AuthUserAddRequest
+	22, // 17: centra.chainfire.raftcmd.v1.Auth.user_delete:type_name -> etcdserverpb.AuthUserDeleteRequest
+	23, // 18: centra.chainfire.raftcmd.v1.Auth.user_change_password:type_name -> etcdserverpb.AuthUserChangePasswordRequest
+	24, // 19: centra.chainfire.raftcmd.v1.Auth.user_grant_role:type_name -> etcdserverpb.AuthUserGrantRoleRequest
+	25, // 20: centra.chainfire.raftcmd.v1.Auth.user_revoke_role:type_name -> etcdserverpb.AuthUserRevokeRoleRequest
+	26, // 21: centra.chainfire.raftcmd.v1.Auth.role_add:type_name -> etcdserverpb.AuthRoleAddRequest
+	27, // 22: centra.chainfire.raftcmd.v1.Auth.role_delete:type_name -> etcdserverpb.AuthRoleDeleteRequest
+	28, // 23: centra.chainfire.raftcmd.v1.Auth.role_grant_permission:type_name -> etcdserverpb.AuthRoleGrantPermissionRequest
+	29, // 24: centra.chainfire.raftcmd.v1.Auth.role_revoke_permission:type_name -> etcdserverpb.AuthRoleRevokePermissionRequest
+	2,  // 25: centra.chainfire.raftcmd.v1.Auth.login:type_name -> centra.chainfire.raftcmd.v1.Login
+	9,  // 26: centra.chainfire.raftcmd.v1.SysTxn.compares:type_name -> centra.chainfire.raftcmd.v1.SysCompare
+	10, // 27: centra.chainfire.raftcmd.v1.SysTxn.puts:type_name -> centra.chainfire.raftcmd.v1.SysKeyValue
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() }
@@ -976,6 +1373,21 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 		(*Command_MemberPromote)(nil),
 		(*Command_SysTxn)(nil),
 		(*Command_Alarm)(nil),
+		(*Command_Auth)(nil),
+	}
+	file_centra_chainfire_raftcmd_v1_raftcmd_proto_msgTypes[1].OneofWrappers = []any{
+		(*Auth_Enable)(nil),
+		(*Auth_Disable)(nil),
+		(*Auth_UserAdd)(nil),
+		(*Auth_UserDelete)(nil),
+		(*Auth_UserChangePassword)(nil),
+		(*Auth_UserGrantRole)(nil),
+		(*Auth_UserRevokeRole)(nil),
+		(*Auth_RoleAdd)(nil),
+		(*Auth_RoleDelete)(nil),
+		(*Auth_RoleGrantPermission)(nil),
+		(*Auth_RoleRevokePermission)(nil),
+		(*Auth_Login)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -983,7 +1395,7 @@ func file_centra_chainfire_raftcmd_v1_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc), len(file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
