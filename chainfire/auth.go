@@ -21,6 +21,7 @@ import (
 
 	"github.com/centra-cloud/centra/gen/authpb"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
+	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 )
 
@@ -317,7 +318,11 @@ func (s *Server) authorize(ctx context.Context, st *authState, h http.Header, ms
 	case *etcdserverpb.CompactionRequest, *etcdserverpb.DefragmentRequest, *etcdserverpb.HashRequest,
 		*etcdserverpb.HashKVRequest, *etcdserverpb.MoveLeaderRequest, *etcdserverpb.DowngradeRequest,
 		*etcdserverpb.MemberAddRequest, *etcdserverpb.MemberRemoveRequest, *etcdserverpb.MemberUpdateRequest,
-		*etcdserverpb.MemberPromoteRequest:
+		*etcdserverpb.MemberPromoteRequest,
+		// centra's own ClusterService (`centra cluster ...`): the same
+		// membership changes as etcd's Cluster service, so the same rule.
+		*chainfirev1.AddMemberRequest, *chainfirev1.RemoveMemberRequest,
+		*chainfirev1.PromoteMemberRequest, *chainfirev1.TransferLeaderRequest:
 		check = caller.admin
 	default:
 		return ctx, nil

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/centra-cloud/centra/chainfire"
+	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 )
 
@@ -268,5 +269,28 @@ func TestAuthTokens(t *testing.T) {
 	mustOK(t, "HashKV with the member token", hashKV(mt))
 	if _, err := root.UserAdd(ctx, "\x00member", "x"); err == nil {
 		t.Fatal("a user took the members' reserved name")
+	}
+
+	// centra's own ClusterService (`centra cluster ...`) changes membership
+	// as etcd's Cluster service does, so it needs the root role too.
+	remove := func(token string) error {
+		req := connect.NewRequest(&chainfirev1.RemoveMemberRequest{NodeId: 9})
+		if token != "" {
+			req.Header().Set("token", token)
+		}
+		_, err := n.admin.RemoveMember(ctx, req)
+		return err
+	}
+	wantCode(t, remove(""), connect.CodeInvalidArgument, chainfire.ErrUserEmpty)
+	wantCode(t, remove("bogus.3"), connect.CodeUnauthenticated, chainfire.ErrInvalidAuthToken)
+	_, err = root.UserAdd(ctx, "bob", "bobpw")
+	mustOK(t, "add bob", err)
+	bob, err := root.Authenticate(ctx, "bob", "bobpw")
+	mustOK(t, "bob login", err)
+	wantCode(t, remove(bob.Token), connect.CodePermissionDenied, chainfire.ErrPermissionDenied)
+	rootTok, err := root.Authenticate(ctx, "root", "rootpw")
+	mustOK(t, "root login", err)
+	if err := remove(rootTok.Token); err == nil || connect.CodeOf(err) == connect.CodePermissionDenied || connect.CodeOf(err) == connect.CodeUnauthenticated {
+		t.Fatalf("root's RemoveMember of an unknown node: %v, want a membership error, not an auth one", err)
 	}
 }

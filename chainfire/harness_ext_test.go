@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/centra-cloud/centra/chainfire"
+	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
@@ -27,6 +28,7 @@ type node struct {
 	watch etcdserverpbconnect.WatchClient
 	lease etcdserverpbconnect.LeaseClient
 	maint etcdserverpbconnect.MaintenanceClient
+	admin chainfirev1connect.ClusterServiceClient // centra's own (`centra cluster`)
 	srv   *chainfire.Server
 	addr  string // host:port of the API listener
 }
@@ -103,6 +105,7 @@ func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 		watch: etcdserverpbconnect.NewWatchClient(hc, hs.URL, connect.WithGRPC()),
 		lease: etcdserverpbconnect.NewLeaseClient(hc, hs.URL, connect.WithGRPC()),
 		maint: etcdserverpbconnect.NewMaintenanceClient(hc, hs.URL, connect.WithGRPC()),
+		admin: chainfirev1connect.NewClusterServiceClient(hc, hs.URL, connect.WithGRPC()),
 		srv:   srv,
 		addr:  hs.Listener.Addr().String(),
 	}
