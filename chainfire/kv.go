@@ -41,7 +41,9 @@ func write[T any, R response[T]](ctx context.Context, s *Server, op string, cmd 
 	if latency >= slowRequest {
 		level = slog.LevelInfo
 	}
-	s.log.Log(ctx, level, fmt.Sprintf("Handled %s request, latency=%dms", op, latency.Milliseconds()), "ok", err == nil)
+	if s.log.Enabled(ctx, level) { // no formatting per request while debug is off
+		s.log.Log(ctx, level, fmt.Sprintf("Handled %s request, latency=%dms", op, latency.Milliseconds()), "ok", err == nil)
+	}
 	if err != nil {
 		return nil, toConnectError(err)
 	}

@@ -586,8 +586,10 @@ func (sv *service) Scan(ctx context.Context, req *connect.Request[flaredbv1.Scan
 	if rows >= 1000 || latency >= slowQuery {
 		level = slog.LevelInfo
 	}
-	sv.log.Log(ctx, level, fmt.Sprintf("Handled query, rows=%d, latency=%dms", rows, latency.Milliseconds()),
-		"op", "scan", "region_id", t.d.GetId(), "namespace", ns, "mode", t.mode)
+	if sv.log.Enabled(ctx, level) {
+		sv.log.Log(ctx, level, fmt.Sprintf("Handled query, rows=%d, latency=%dms", rows, latency.Milliseconds()),
+			"op", "scan", "region_id", t.d.GetId(), "namespace", ns, "mode", t.mode)
+	}
 	return err
 }
 
