@@ -466,25 +466,14 @@ func every(ctx context.Context, d time.Duration, fn func()) {
 // at the first key where SplitSize or SplitKeys is reached.
 func (s *Store) checkSplit(ctx context.Context, r *region) error {
 	d := r.desc()
-	lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey())
-	it, err := s.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return err
-	}
 	cfg := s.cfg.Split
-	var n, size uint64
 	var splitKey []byte
-	for ok := it.First(); ok; ok = it.Next() {
-		n++
-		size += uint64(len(it.Key()) - 1 + len(it.Value()))
+	n, size, err := s.scanRegion(d, func(key []byte, n, size uint64) bool {
 		if splitKey == nil && (n > cfg.SplitKeys || size > cfg.SplitSize) {
-			splitKey = bytes.Clone(it.Key()[1:])
+			splitKey = bytes.Clone(key)
 		}
-		if n > cfg.MaxKeys || size > cfg.MaxSize {
-			break
-		}
-	}
-	err = errors.Join(it.Error(), it.Close())
+		return n <= cfg.MaxKeys && size <= cfg.MaxSize
+	})
 	if err != nil {
 		return err
 	}
@@ -547,35 +536,42 @@ func (s *Store) splitForPD(ctx context.Context, r *region, d *metav1.Region, sp 
 	return s.split(ctx, r, d, key)
 }
 
+// scanRegion walks d's data in key order, calling visit with each key
+// (region-relative, valid only during the call) and the count and size
+// (keys and values) of the data up to and including it, until visit
+// returns false; it returns the count and size walked.
+func (s *Store) scanRegion(d *metav1.Region, visit func(key []byte, n, size uint64) bool) (n, size uint64, err error) {
+	lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey())
+	it, err := s.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, 0, err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+		size += uint64(len(it.Key()) - 1 + len(it.Value()))
+		if !visit(it.Key()[1:], n, size) {
+			break
+		}
+	}
+	return n, size, errors.Join(it.Error(), it.Close())
+}
+
 // halfwayKey is the first key of d's range at which the data before it
 // reaches half of the range's size (keys and values).
 func (s *Store) halfwayKey(d *metav1.Region) ([]byte, error) {
-	lo, hi := keys.DataRange(d.GetStartKey(), d.GetEndKey())
-	scan := func(stop func(size uint64, key []byte) bool) (uint64, error) {
-		it, err := s.cfg.DB.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-		if err != nil {
-			return 0, err
-		}
-		var size uint64
-		for ok := it.First(); ok; ok = it.Next() {
-			if stop(size, it.Key()[1:]) {
-				break
-			}
-			size += uint64(len(it.Key()) - 1 + len(it.Value()))
-		}
-		return size, errors.Join(it.Error(), it.Close())
-	}
-	total, err := scan(func(uint64, []byte) bool { return false })
+	_, total, err := s.scanRegion(d, func([]byte, uint64, uint64) bool { return true })
 	if err != nil {
 		return nil, err
 	}
 	var key []byte
-	if _, err := scan(func(size uint64, k []byte) bool {
-		if size >= total/2 && size > 0 {
+	half := false // the data walked so far reaches half: the next key splits
+	if _, _, err := s.scanRegion(d, func(k []byte, _, size uint64) bool {
+		if half {
 			key = bytes.Clone(k)
-			return true
+			return false
 		}
-		return false
+		half = size >= total/2 && size > 0
+		return true
 	}); err != nil {
 		return nil, err
 	}
