@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
@@ -30,14 +31,9 @@ func RegisterGRPC(reg grpc.ServiceRegistrar, current func() *Server) {
 type kvGRPC struct{ current func() *Server }
 
 // kvGRPCServer is the HandlerType of kvServiceDesc.
-type kvGRPCServer interface{ service() *kvService }
+type kvGRPCServer interface{ server() *Server }
 
-func (k kvGRPC) service() *kvService {
-	if s := k.current(); s != nil {
-		return &kvService{s}
-	}
-	return nil
-}
+func (k kvGRPC) server() *Server { return k.current() }
 
 // grpcHeaders are the metadata keys the shared interceptors read (the auth
 // token, etcd's require-leader flag) and their http.Header keys: a call
@@ -50,14 +46,35 @@ var grpcHeaders = [...]struct{ md, header string }{
 
 // unary adapts a kvService method to a grpc-go method handler.
 func unary[Req, Resp any](call func(*kvService, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) grpc.MethodHandler {
+	// The interceptor chain around call, built once per Server rather than
+	// per request.
+	type chain struct {
+		svc  *kvService
+		next connect.UnaryFunc
+	}
+	var cached atomic.Pointer[chain]
 	return func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 		in := new(Req)
 		if err := dec(in); err != nil {
 			return nil, err
 		}
-		svc := srv.(kvGRPCServer).service()
-		if svc == nil {
+		s := srv.(kvGRPCServer).server()
+		if s == nil {
 			return nil, status.Error(codes.Unavailable, "not ready: starting, or waiting to be added to a cluster")
+		}
+		c := cached.Load()
+		if c == nil || c.svc.s != s {
+			svc := &kvService{s}
+			next := connect.UnaryFunc(func(ctx context.Context, r connect.AnyRequest) (connect.AnyResponse, error) {
+				return call(svc, ctx, r.(*connect.Request[Req]))
+			})
+			// Connect runs the first interceptor outermost.
+			icpts := s.interceptors()
+			for i := len(icpts) - 1; i >= 0; i-- {
+				next = icpts[i].WrapUnary(next)
+			}
+			c = &chain{svc: svc, next: next}
+			cached.Store(c)
 		}
 		req := connect.NewRequest(in)
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
@@ -67,15 +84,7 @@ func unary[Req, Resp any](call func(*kvService, context.Context, *connect.Reques
 				}
 			}
 		}
-		next := connect.UnaryFunc(func(ctx context.Context, r connect.AnyRequest) (connect.AnyResponse, error) {
-			return call(svc, ctx, r.(*connect.Request[Req]))
-		})
-		// Connect runs the first interceptor outermost.
-		icpts := svc.s.interceptors()
-		for i := len(icpts) - 1; i >= 0; i-- {
-			next = icpts[i].WrapUnary(next)
-		}
-		resp, err := next(ctx, req)
+		resp, err := c.next(ctx, req)
 		if err != nil {
 			return nil, grpcError(err)
 		}
