@@ -190,7 +190,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.runTokenSweeper} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.reportCatchUp, s.runTokenSweeper} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -500,6 +501,11 @@ func TestRunbookLogLines(t *testing.T) {
 	wantPipe(t, leader.String(), leader.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
 		fmt.Sprintf("WARN chainfire_raft: Follower is behind the leader, member=%d, lag=", f2.ID),
 		fmt.Sprintf("INFO chainfire_raft: Follower caught up with the leader, member=%d, lag=", f2.ID))
+	// The same grep on the restarted node itself finds its own progress.
+	must(t, f2.WaitLog(testCtx(t, 30*time.Second), "This member caught up with the leader"))
+	wantPipe(t, f2.String(), f2.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
+		"WARN chainfire_raft: This member started behind the leader and is catching up, index=",
+		"INFO chainfire_raft: This member caught up with the leader, lag=")
 	framework.Eventually(t, func() error {
 		if lag, err := lagOf(f2); err != nil || lag >= 10 {
 			return fmt.Errorf("chainfire_raft_follower_lag of member %d after it caught up: %v (%v)", f2.ID, lag, err)
@@ -547,18 +553,7 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 
 	// 1000 rows written, then scanned in one query.
 	const rows = 1000
-	framework.Eventually(t, func() error {
-		for first := 0; first < rows; first += 250 {
-			pairs := make([]flaredb.KvPair, 0, 250)
-			for i := first; i < first+250; i++ {
-				pairs = append(pairs, flaredb.KvPair{Key: fdbKey(i), Value: fdbValue(i)})
-			}
-			if err := cli.BatchPut(ctx, "runbook", pairs); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, time.Minute)
+	fdbFill(t, ctx, cli, "runbook", rows, fdbValue)
 	got, err := cli.Scan(ctx, "runbook", nil, nil, flaredb.ScanOptions{})
 	if err != nil || len(got) != rows {
 		t.Fatalf("scan: %d rows, %v; want %d", len(got), err, rows)
@@ -623,4 +618,23 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 		}
 		return nil
 	}, 40*time.Second)
+}
+
+// fdbFill writes rows keys fdbKey(0..rows-1) with value(i) into namespace
+// ns in batches of 250, retrying (from the start) until the store serves
+// writes.
+func fdbFill(t *testing.T, ctx context.Context, cli *flaredb.Client, ns string, rows int, value func(int) []byte) {
+	t.Helper()
+	framework.Eventually(t, func() error {
+		for first := 0; first < rows; first += 250 {
+			pairs := make([]flaredb.KvPair, 0, 250)
+			for i := first; i < min(first+250, rows); i++ {
+				pairs = append(pairs, flaredb.KvPair{Key: fdbKey(i), Value: value(i)})
+			}
+			if err := cli.BatchPut(ctx, ns, pairs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, time.Minute)
 }
