@@ -20,13 +20,16 @@ import (
 //   - `WARN flaredb_storage: RocksDB stall detected, duration=Nms`: 1 MiB
 //     memtables, at most 2 queued, and writers in parallel, so writes stall
 //     while a flush runs (the runbook's `grep -i stall`);
+//   - `WARN flaredb_storage: Compaction is slow, duration=...`: with
+//     [storage] slow_compaction_ms = 1 every compaction those writes cause
+//     is slow (the runbook's `grep -i compaction | tail -50`);
 //   - `INFO flaredb_raft: Applied snapshot, index=N`: a store stopped while
 //     the region's log is compacted (snapshot every 20 entries) catches up
 //     from a snapshot when it restarts.
 func TestRunbookFlareDBStorageLines(t *testing.T) {
 	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithStores(3), framework.WithJournald(),
 		framework.WithStoreArgs("--storage-write-buffer-size", "1048576", "--storage-max-write-buffer-number", "2",
-			"--raft-snapshot-entries", "20", "--raft-compaction-overhead", "5"))
+			"--storage-slow-compaction-ms", "1", "--raft-snapshot-entries", "20", "--raft-compaction-overhead", "5"))
 	ctx := testCtx(t, 3*time.Minute)
 	cli, err := flaredb.New(c.Node(0).URL())
 	must(t, err)
@@ -78,6 +81,7 @@ func TestRunbookFlareDBStorageLines(t *testing.T) {
 		}
 	}
 	wantPipe(t, "the running stores", logs.String(), `grep -i stall`, "WARN flaredb_storage: RocksDB stall detected, duration=")
+	wantPipe(t, "the running stores", logs.String(), `grep -i compaction | tail -50`, "WARN flaredb_storage: Compaction is slow, duration=")
 
 	// The stopped store restarts behind the compacted log: the leader
 	// sends it a snapshot.

@@ -233,7 +233,8 @@ func (a *App) openStateDB() (err error) {
 	for _, w := range c.Storage.Warnings() {
 		a.log.Warn(w)
 	}
-	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log.With("component", a.component("storage")))
+	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log.With("component", a.component("storage")),
+		time.Duration(c.Storage.SlowCompactionMs)*time.Millisecond)
 	return err
 }
 
