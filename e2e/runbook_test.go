@@ -230,16 +230,14 @@ func TestRunbookScaleOut(t *testing.T) {
 	}
 }
 
-// TestRunbookSplitBrainRecovery replays the "split-brain" resolution of
-// runbooks/troubleshooting.md: stop all nodes, wipe two of them, restart
-// the survivor as a new one-member cluster keeping its data
-// (--force-new-cluster), member-add the other two and start them as
-// joining nodes.
-func TestRunbookSplitBrainRecovery(t *testing.T) {
-	c := framework.NewCluster(t, framework.WithNodes(3))
-	client := framework.MultiCallBin(t, "chainfire-client")
-	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
-
+// replaySplitBrain replays the "split-brain" resolution of
+// runbooks/troubleshooting.md on c's three control-plane nodes: stop all
+// nodes, wipe two of them, restart the survivor alone (member-add then
+// fails and names the way out), restart it as a new one-member cluster
+// keeping its data (--force-new-cluster), member-add the other two and
+// start them as joining nodes. cf runs chainfire-client, centra the centra
+// CLI (both with c's TLS material).
+func replaySplitBrain(t *testing.T, c *framework.Cluster, cf, centra cliRun) {
 	cli := c.Client(t)
 	const keys = 30
 	want := wantKeys("sb/%02d", keys)
@@ -301,7 +299,7 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 	must(t, survivor.StartWithArgs("--force-new-cluster"))
 	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))
 	ep := httpEndpoint(survivor)
-	waitMembers(t, ep, []string{memberLine(survivor.ID, survivor.Name, survivor.RaftAddr(), false)}, 10*time.Second)
+	waitMembersWith(t, centra, ep, []string{memberLine(survivor.ID, survivor.Name, survivor.RaftAddr(), false)}, 10*time.Second)
 	if err := checkAcked(testCtx(t, 10*time.Second), survivor.Client(t), "sb/", want); err != nil {
 		t.Fatalf("the survivor should keep its data after --force-new-cluster: %v", err)
 	}
@@ -322,7 +320,7 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 		must(t, n.WaitReady(testCtx(t, 30*time.Second)))
 	}
 	c.Leader(t)
-	waitMembers(t, ep, bootMembers(c, 3), 20*time.Second)
+	waitMembersWith(t, centra, ep, bootMembers(c, 3), 20*time.Second)
 	for _, n := range others {
 		// Replicas 1-3 are gone for good: the re-added nodes get new ones.
 		if rec, err := n.MemberRecord(); err != nil || rec.NodeID != n.ID || rec.ReplicaID <= 3 {
@@ -342,7 +340,7 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 	must(t, survivor.Restart())
 	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))
 	c.Leader(t)
-	waitMembers(t, ep, bootMembers(c, 3), 10*time.Second)
+	waitMembersWith(t, centra, ep, bootMembers(c, 3), 10*time.Second)
 	for _, n := range c.Nodes() {
 		if err := checkAcked(testCtx(t, 10*time.Second), n.Client(t), "sb/", want); err != nil {
 			t.Errorf("after restarting the survivor: %v", err)
