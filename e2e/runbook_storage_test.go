@@ -38,14 +38,7 @@ func TestRunbookFlareDBStorageLines(t *testing.T) {
 	fdbFill(t, ctx, cli, "storage", 250, value) // the region serves writes
 
 	// A store that holds a replica is stopped; the others go on.
-	leader := leaderStore(t, ctx, c)
-	var lagging *framework.Node
-	for _, s := range c.Stores() {
-		if s != leader {
-			lagging = s
-			break
-		}
-	}
+	_, lagging := leaderAndOtherStore(t, ctx, c)
 	must(t, lagging.Stop())
 
 	// Writers in parallel: 4 x 40 batches of 250 rows of 4 kB (each batch

@@ -593,14 +593,7 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 
 	// A store that holds a replica dies: the region's leader cannot send
 	// it the log.
-	leader := leaderStore(t, ctx, c)
-	var victim *framework.Node
-	for _, s := range c.Stores() {
-		if s != leader {
-			victim = s
-			break
-		}
-	}
+	leader, victim := leaderAndOtherStore(t, ctx, c)
 	must(t, victim.Kill())
 	if err := cli.Put(ctx, "runbook", []byte("after-kill"), []byte("v")); err != nil {
 		t.Fatal(err)
@@ -616,6 +609,21 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 		}
 		return nil
 	}, 40*time.Second)
+}
+
+// leaderAndOtherStore returns the store leading the first region (as PD
+// knows it) and another store; with three stores and max-replicas 3 that
+// one holds a replica of the region too.
+func leaderAndOtherStore(t *testing.T, ctx context.Context, c *framework.Cluster) (leader, other *framework.Node) {
+	t.Helper()
+	leader = leaderStore(t, ctx, c)
+	for _, s := range c.Stores() {
+		if s != leader {
+			return leader, s
+		}
+	}
+	t.Fatalf("no store besides the leader %s", leader)
+	return nil, nil
 }
 
 // fdbFill writes rows keys fdbKey(0..rows-1) with value(i) into namespace
