@@ -20,9 +20,11 @@ import (
 // diagnostics, "Data Inconsistency After Crash" (offline check and repair,
 // then "If cannot restore": wipe and rejoin with the original bootstrap =
 // true config, replayWipeRejoin), the split-brain resolution
-// (replaySplitBrain), and FlareDB serving again afterwards.
+// (replaySplitBrain), FlareDB serving again afterwards; then the
+// scale-out runbook's Chainfire part (replayScaleOut), etcdctl included.
 //
-// Covered elsewhere, on their own clusters: the quoted log lines
+// Covered elsewhere, on their own clusters: the scale-out runbook's FlareDB
+// part (TestPDScaleOutRepairDrain), the quoted log lines
 // (TestRunbookLogLines, TestRunbookFlareDBLogLines,
 // TestRunbookFlareDBStorageLines), the PD curl | jq lines
 // (TestRunbookFlareDBLogLines; curl has no CENTRA_* variables, so those
@@ -110,4 +112,13 @@ func TestRunbookReplayTLS(t *testing.T) {
 		}
 		return nil
 	}, time.Minute)
+
+	// The scale-out runbook's Chainfire part on the recovered cluster:
+	// node 4 with Step 1's config and its [network.tls] section, added as
+	// a learner, promoted, then rolled back.
+	etcdctlBin := framework.EtcdctlBin(t)
+	etcdctl := func(args ...string) framework.CmdResult {
+		return framework.RunBinEnv(etcdctlBin, c.TLSEnv("ETCDCTL"), args...)
+	}
+	replayScaleOut(t, c, cf, centra, etcdctl)
 }

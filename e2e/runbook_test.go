@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +25,8 @@ import (
 // runbookNodeConfig is Step 1 of the Chainfire scale-out runbook
 // (runbooks/scale-out.md) verbatim, comments included, with this test's
 // ports and directory; the listen addresses keep the runbook's 0.0.0.0.
+// The last %s is the runbook's optional [network.tls] section
+// (runbookTLSSection) or nothing.
 const runbookNodeConfig = `[node]
 id = %d # NEW NODE ID (must be unique)
 name = "%s"
@@ -36,11 +39,22 @@ initial_members = [] # Leave empty for join flow
 api_addr = "0.0.0.0:%s"
 raft_addr = "0.0.0.0:%s"
 gossip_addr = "0.0.0.0:%s"
-[storage]
+%s[storage]
 data_dir = "%s"
 [raft]
 role = "voter" # or "learner" for non-voting replica
 `
+
+// runbookTLSSection is Step 1's [network.tls] section for node name of a
+// TLS cluster (its certificate beside the CA's), or "" without TLS.
+func runbookTLSSection(c *framework.Cluster, name string) string {
+	if c.CAFile() == "" {
+		return ""
+	}
+	dir := filepath.Dir(c.CAFile())
+	return fmt.Sprintf("[network.tls] # Optional, if TLS enabled\ncert_file = %q\nkey_file = %q\nca_file = %q\nrequire_client_cert = true\n",
+		filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), c.CAFile())
+}
 
 func port(t *testing.T, addr string) string {
 	t.Helper()
@@ -52,15 +66,23 @@ func port(t *testing.T, addr string) string {
 }
 
 // TestRunbookScaleOut replays the Chainfire part of runbooks/scale-out.md
-// (3 -> 4 nodes, learner first, then promoted) and its rollback, with the
-// runbook's program names: chainfire-server and chainfire-client links to
-// the centra binary.
+// on a plain cluster (TestRunbookReplayTLS does it with TLS).
 func TestRunbookScaleOut(t *testing.T) {
 	c := framework.NewCluster(t, framework.WithNodes(3))
 	client := framework.MultiCallBin(t, "chainfire-client")
-	server := framework.MultiCallBin(t, "chainfire-server")
 	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
+	etcdctl := func(args ...string) framework.CmdResult { return framework.RunEtcdctl(t, args...) }
+	replayScaleOut(t, c, cf, framework.RunCLI, etcdctl)
+}
 
+// replayScaleOut replays the Chainfire part of runbooks/scale-out.md on
+// c's three control-plane nodes (3 -> 4 nodes, learner first, then
+// promoted) and its rollback, with the runbook's program names:
+// chainfire-server and chainfire-client links to the centra binary. cf
+// runs chainfire-client, centra the centra CLI and etcdctl etcd's
+// etcdctl, each with c's TLS material.
+func replayScaleOut(t *testing.T, c *framework.Cluster, cf, centra, etcdctl cliRun) {
+	server := framework.MultiCallBin(t, "chainfire-server")
 	leader := c.Node(c.Leader(t))
 	leaderEP := httpEndpoint(leader)
 	const keys = 20
@@ -80,7 +102,7 @@ func TestRunbookScaleOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(runbookNodeConfig, 4, "chainfire-node-4", port(t, n4.Endpoint()), port(t, n4.RaftAddr()), port(t, gossip), n4.DataDir())
+	cfg := fmt.Sprintf(runbookNodeConfig, 4, "chainfire-node-4", port(t, n4.Endpoint()), port(t, n4.RaftAddr()), port(t, gossip), runbookTLSSection(c, "chainfire-node-4"), n4.DataDir())
 	if err := os.WriteFile(n4.ConfigPath(), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +171,7 @@ func TestRunbookScaleOut(t *testing.T) {
 		}
 		return nil
 	}, 30*time.Second)
-	waitMembers(t, leaderEP, append(bootMembers(c, 3), memberLine(4, "chainfire-node-4", n4.RaftAddr(), true)), 10*time.Second)
+	waitMembersWith(t, centra, leaderEP, append(bootMembers(c, 3), memberLine(4, "chainfire-node-4", n4.RaftAddr(), true)), 10*time.Second)
 
 	// Step 5: promote, then IsLearner=false.
 	if r := cf("--endpoint", leaderEP, "member-promote", "--node-id", "4"); r.Err != nil {
@@ -160,7 +182,7 @@ func TestRunbookScaleOut(t *testing.T) {
 	if r.Err != nil || !strings.Contains(r.Stdout, want4+"\n") {
 		t.Errorf("member-list after member-promote: want the line %q, got %s", want4, r)
 	}
-	waitMembers(t, leaderEP, append(bootMembers(c, 3), want4), 10*time.Second)
+	waitMembersWith(t, centra, leaderEP, append(bootMembers(c, 3), want4), 10*time.Second)
 
 	// Step 4: the new node's status shows the leader and the same term.
 	must(t, n4.WaitReady(testCtx(t, 20*time.Second)))
@@ -198,10 +220,10 @@ func TestRunbookScaleOut(t *testing.T) {
 	}
 
 	// etcd compatibility: etcdctl sees the fourth member.
-	if r := framework.RunEtcdctl(t, "--endpoints", n4.Endpoint(), "member", "list"); r.Err != nil || strings.Count(r.Stdout, "\n") != 4 || !strings.Contains(r.Stdout, "chainfire-node-4") {
+	if r := etcdctl("--endpoints", n4.Endpoint(), "member", "list"); r.Err != nil || strings.Count(r.Stdout, "\n") != 4 || !strings.Contains(r.Stdout, "chainfire-node-4") {
 		t.Errorf("etcdctl member list: want 4 members including chainfire-node-4, got %s", r)
 	}
-	if r := framework.RunEtcdctl(t, "--endpoints", n4.Endpoint(), "endpoint", "status"); r.Err != nil || !strings.Contains(r.Stdout, n4.Endpoint()) {
+	if r := etcdctl("--endpoints", n4.Endpoint(), "endpoint", "status"); r.Err != nil || !strings.Contains(r.Stdout, n4.Endpoint()) {
 		t.Errorf("etcdctl endpoint status on node 4: %s", r)
 	}
 
@@ -224,7 +246,7 @@ func TestRunbookScaleOut(t *testing.T) {
 	if _, err := os.Stat(n4.DataDir()); !os.IsNotExist(err) {
 		t.Errorf("data dir of node 4 after the wipe: %v", err)
 	}
-	waitMembers(t, leaderEP, bootMembers(c, 3), 10*time.Second)
+	waitMembersWith(t, centra, leaderEP, bootMembers(c, 3), 10*time.Second)
 	if r := cf("--endpoint", leaderEP, "get", "scale/from-4"); r.Err != nil || r.Stdout != "x\n" {
 		t.Errorf("after the rollback: %s", r)
 	}
