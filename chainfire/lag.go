@@ -118,7 +118,7 @@ func (s *Server) measureLag(ctx context.Context) error {
 
 // logLag logs a member that fell behind and, later, that it caught up.
 func (s *Server) logLag(id, lag uint64, statusErr error) {
-	log := s.log.With("component", "chainfire_raft")
+	log := s.cfg.Logger.With("component", "chainfire_raft")
 	s.lag.mu.Lock()
 	if s.lag.behind == nil {
 		s.lag.behind = map[uint64]bool{}
@@ -148,7 +148,7 @@ func (s *Server) logLag(id, lag uint64, statusErr error) {
 // lagCaughtUp of the leader; a member that started (nearly) current logs
 // nothing. It stops there, and also when this member is the leader.
 func (s *Server) reportCatchUp(ctx context.Context) {
-	log := s.log.With("component", "chainfire_raft")
+	log := s.cfg.Logger.With("component", "chainfire_raft")
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var (

@@ -91,6 +91,14 @@ func replayScaleOut(t *testing.T, c *framework.Cluster, cf, centra, etcdctl cliR
 			t.Fatalf("chainfire-client put: %s", r)
 		}
 	}
+	// More history, so that the new node starts over 100 entries behind
+	// and logs its own catch-up.
+	kv := leader.Client(t)
+	for i := range 120 {
+		if _, err := kv.Put(testCtx(t, 10*time.Second), fmt.Sprintf("bulk/%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Step 1 and 2: the new node's chainfire.toml, started as
 	// chainfire-server --config FILE.
@@ -138,6 +146,11 @@ func replayScaleOut(t *testing.T, c *framework.Cluster, cf, centra, etcdctl cliR
 		t.Logf("status right after member-add:\n%s", r.Stdout)
 	}
 	must(t, n4.WaitLog(testCtx(t, 20*time.Second), "Ready to serve"))
+	// "Find replication lag" on the new node: its own catch-up.
+	must(t, n4.WaitLog(testCtx(t, 30*time.Second), "This member caught up with the leader"))
+	wantPipe(t, n4.String(), n4.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
+		"This member started behind the leader and is catching up, index=0,",
+		"This member caught up with the leader, lag=")
 	rec, err := n4.MemberRecord()
 	if err != nil {
 		t.Fatalf("member.json after the join: %v", err)
