@@ -140,33 +140,27 @@ func (s *Server) logLag(id, lag uint64, statusErr error) {
 // reportCatchUp is the lag seen from the member's own side, so that the
 // runbook's `grep -i 'lag\|behind\|catch.*up'` on a new or restarted node
 // finds its progress: every line names "lag", "behind" or "catching up"
-// (the leader's lines above are on the leader). It takes the member's
-// commit index when it starts (before the leader sent it anything), then
-// asks the leader's Status RPC for the leader's commit index. A member
-// that started lagBehind or more entries behind logs that it is catching
-// up, its progress every lagInterval, and when it is back within
-// lagCaughtUp of the leader; a member that started (nearly) current logs
-// nothing. It stops there, and also when this member is the leader.
+// (the leader's lines above are on the leader). It compares the applied
+// index the member started from (Config.StartAppliedIndex, read before the
+// leader could send it anything) with the leader's commit index, asked
+// from the leader's Status RPC. A member that started lagBehind or more
+// entries behind logs that it is catching up, its progress every
+// lagInterval, and when it is back within lagCaughtUp of the leader; a
+// member that started (nearly) current logs nothing. It stops there, and
+// also when this member is the leader.
 func (s *Server) reportCatchUp(ctx context.Context) {
 	log := s.cfg.Logger.With("component", "chainfire_raft")
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	start := s.cfg.StartAppliedIndex
+	began := time.Now()
 	var (
-		start      uint64 // commit index when this member started
-		started    bool
-		behindLogs bool      // the "catching up" line was logged
-		began      time.Time // when start was taken
-		lastLine   time.Time // when a progress line was last logged
+		behindLogged bool      // the "started behind" line was logged
+		lastLine     time.Time // when a progress line was last logged
 	)
 	check := func(now time.Time) {
 		st, err := s.status(ctx)
-		if err != nil {
-			return
-		}
-		if !started {
-			start, started, began = st.RaftIndex, true, now
-		}
-		if st.Leader == 0 {
+		if err != nil || st.Leader == 0 {
 			return
 		}
 		if st.Leader == s.cfg.NodeID {
@@ -182,13 +176,13 @@ func (s *Server) reportCatchUp(ctx context.Context) {
 			return
 		}
 		behind := ls.RaftIndex - min(st.RaftAppliedIndex, ls.RaftIndex)
-		if !behindLogs {
+		if !behindLogged {
 			if ls.RaftIndex-min(start, ls.RaftIndex) < lagBehind {
 				stop() // started current
 				return
 			}
-			log.Warn(fmt.Sprintf("This member started behind the leader and is catching up, index=%d, leader_index=%d, behind=%d entries", start, ls.RaftIndex, ls.RaftIndex-start))
-			behindLogs, lastLine = true, now
+			log.Warn(fmt.Sprintf("This member started behind the leader and is catching up, applied=%d, leader_index=%d, behind=%d entries", start, ls.RaftIndex, ls.RaftIndex-start))
+			behindLogged, lastLine = true, now
 		}
 		switch {
 		case behind < lagCaughtUp:
@@ -199,6 +193,6 @@ func (s *Server) reportCatchUp(ctx context.Context) {
 			lastLine = now
 		}
 	}
-	check(time.Now()) // start is taken at once, before the leader sends anything
+	check(time.Now())
 	every(ctx, lagInterval/4, check)
 }

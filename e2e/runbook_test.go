@@ -149,7 +149,7 @@ func replayScaleOut(t *testing.T, c *framework.Cluster, cf, centra, etcdctl cliR
 	// "Find replication lag" on the new node: its own catch-up.
 	must(t, n4.WaitLog(testCtx(t, 30*time.Second), "This member caught up with the leader"))
 	wantPipe(t, n4.String(), n4.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
-		"This member started behind the leader and is catching up, index=0,",
+		"This member started behind the leader and is catching up, applied=0,",
 		"This member caught up with the leader, lag=")
 	rec, err := n4.MemberRecord()
 	if err != nil {
@@ -537,7 +537,7 @@ func TestRunbookLogLines(t *testing.T) {
 	// The same grep on the restarted node itself finds its own progress.
 	must(t, f2.WaitLog(testCtx(t, 30*time.Second), "This member caught up with the leader"))
 	wantPipe(t, f2.String(), f2.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
-		"WARN chainfire_raft: This member started behind the leader and is catching up, index=",
+		"WARN chainfire_raft: This member started behind the leader and is catching up, applied=",
 		"INFO chainfire_raft: This member caught up with the leader, lag=")
 	framework.Eventually(t, func() error {
 		if lag, err := lagOf(f2); err != nil || lag >= 10 {

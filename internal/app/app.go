@@ -178,6 +178,7 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	cfCfg.StartAppliedIndex = applied
 	shard := raftnode.ShardConfig{
 		ShardID: raftnode.MetadataShardID, ReplicaID: id.replicaID, NonVoting: id.learner,
 		InitialMembers: id.members, Join: id.join,
