@@ -166,6 +166,9 @@ type Storage struct {
 	// UseDirectIOForFlushAndCompaction is accepted for compatibility;
 	// pebble has no O_DIRECT mode.
 	UseDirectIOForFlushAndCompaction bool `koanf:"use_direct_io_for_flush_and_compaction" help:"Accepted for RocksDB compatibility; pebble has no direct I/O, so true only logs a warning."`
+	// SlowCompactionMs is the compaction duration from which the state DB
+	// logs "Compaction is slow, duration=...".
+	SlowCompactionMs uint64 `koanf:"slow_compaction_ms" help:"Compactions of the state DB lasting at least this many milliseconds are logged at WARN as 'Compaction is slow, duration=...' (the runbooks' line), 1 to 3600000."`
 	// QuotaBackendBytes is etcd's --quota-backend-bytes for Chainfire's
 	// data; 0 disables the quota.
 	QuotaBackendBytes uint64 `koanf:"quota_backend_bytes" help:"Space quota of Chainfire's data on this node in bytes (etcd's --quota-backend-bytes, default 2 GiB; 0 disables it). Beyond it the NOSPACE alarm is raised cluster-wide and writes fail with 'etcdserver: mvcc: database space exceeded' until space is freed (compact, defrag) and the alarm disarmed."`
@@ -245,6 +248,7 @@ func Default() Config {
 			Level0FileNumCompactionTrigger: 4,
 			MaxBackgroundCompactions:       4,
 			MaxBackgroundFlushes:           2,
+			SlowCompactionMs:               10000,
 			QuotaBackendBytes:              2 << 30,
 		},
 		Raft: Raft{
