@@ -8,11 +8,11 @@ import (
 
 // ScheduleConfig returns the schedule config in effect.
 func (s *Server) ScheduleConfig(ctx context.Context) (ScheduleConfig, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return ScheduleConfig{}, err
 	}
+	defer unlock()
 	return s.schedule, nil
 }
 
@@ -57,11 +57,11 @@ func updateConfig[T any, PT interface {
 
 // ReplicationConfig returns the replication config in effect.
 func (s *Server) ReplicationConfig(ctx context.Context) (ReplicationConfig, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return ReplicationConfig{}, err
 	}
+	defer unlock()
 	return s.replication, nil
 }
 

@@ -15,7 +15,8 @@ import (
 type memKV struct {
 	mu        sync.Mutex
 	data      map[string]client.SysKV
-	leaderURL atomic.Value // string
+	leaderURL atomic.Value  // string
+	terms     atomic.Uint64 // the last raft term any view led in
 }
 
 func newMemKV() *memKV {
@@ -28,15 +29,27 @@ func newMemKV() *memKV {
 type view struct {
 	*memKV
 	leader atomic.Bool
+	term   atomic.Uint64
 }
 
 func (m *memKV) view(leader bool) *view {
 	v := &view{memKV: m}
-	v.leader.Store(leader)
+	v.setLeader(leader)
 	return v
 }
 
+// setLeader makes the view lead (in a new term, as a raft election would)
+// or follow.
+func (v *view) setLeader(leader bool) {
+	if leader {
+		v.term.Store(v.terms.Add(1))
+	}
+	v.leader.Store(leader)
+}
+
 func (v *view) IsLeader() bool { return v.leader.Load() }
+
+func (v *view) LeaderTerm() (uint64, bool) { return v.term.Load(), v.leader.Load() }
 
 func (m *memKV) LeaderURL(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {

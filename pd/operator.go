@@ -278,10 +278,3 @@ func (s *Server) RemoveOperator(ctx context.Context, regionID uint64) error {
 	}
 	return err
 }
-
-// leading makes sure this node leads with its cache loaded.
-func (s *Server) leading(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lead(ctx)
-}

@@ -242,6 +242,9 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	if len(r.GetEndKey()) > 0 && bytes.Compare(r.GetStartKey(), r.GetEndKey()) >= 0 {
 		return nil, fmt.Errorf("%w: region %d has start key %q >= end key %q", ErrInvalidArgument, r.GetId(), r.GetStartKey(), r.GetEndKey())
 	}
+	if sr, done, err := s.regionHeartbeatCached(ctx, req); done {
+		return sr, err
+	}
 	epoch := r.GetRegionEpoch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,15 +252,8 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 		return nil, err
 	}
 	origin := s.regions.byID[r.Id]
-	if origin != nil {
-		oe := origin.region().GetRegionEpoch()
-		switch {
-		case epoch.GetVersion() < oe.GetVersion() || epoch.GetConfVer() < oe.GetConfVer():
-			return nil, fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
-				ErrStaleRegion, r.Id, epoch.GetConfVer(), epoch.GetVersion(), oe.GetConfVer(), oe.GetVersion())
-		case req.GetTerm() < origin.rec.GetTerm():
-			return nil, fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.Id, req.GetTerm(), origin.rec.GetTerm())
-		}
+	if err := staleAgainst(origin, req); err != nil {
+		return nil, err
 	}
 	var overlaps []*regionEntry
 	for _, o := range s.regions.overlapping(r.GetStartKey(), r.GetEndKey()) {
@@ -270,10 +266,7 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 		}
 		overlaps = append(overlaps, o)
 	}
-	rec := &metav1.RegionRecord{Region: proto.Clone(r).(*metav1.Region), Leader: proto.Clone(req.GetLeader()).(*metav1.Peer), Term: req.GetTerm()}
-	if rec.Region.RegionEpoch == nil {
-		rec.Region.RegionEpoch = &metav1.RegionEpoch{}
-	}
+	rec := recordOf(req)
 	e := &regionEntry{rec: rec}
 	if origin != nil {
 		e.ver = origin.ver
@@ -296,12 +289,7 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 		}
 		e.ver = ver
 	}
-	e.stats = regionStats{
-		approximateSize: req.GetApproximateSize(), approximateKeys: req.GetApproximateKeys(),
-		bytesWritten: req.GetBytesWritten(), keysWritten: req.GetKeysWritten(),
-		bytesRead: req.GetBytesRead(), keysRead: req.GetKeysRead(),
-		downPeers: req.GetDownPeers(), pendingPeers: req.GetPendingPeers(),
-	}
+	e.stats = statsOf(req)
 	for _, o := range overlaps {
 		s.regions.remove(o.region().GetId())
 	}
@@ -314,6 +302,70 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	return s.schedRegion(e), nil
 }
 
+// regionHeartbeatCached serves a heartbeat of a known region whose range,
+// epoch, peers and leader PD already has (the common case) from the
+// cache, without the exclusive lock or any raft round: it records the
+// statistics and the term. done is false when the heartbeat needs a write
+// (or is of a region PD does not know).
+func (s *Server) regionHeartbeatCached(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (_ *schedule.Region, done bool, err error) {
+	unlock, err := s.view(ctx, true)
+	if err != nil {
+		return nil, true, err
+	}
+	defer unlock()
+	origin := s.regions.byID[req.GetRegion().GetId()]
+	if origin == nil {
+		return nil, false, nil
+	}
+	if err := staleAgainst(origin, req); err != nil {
+		return nil, true, err
+	}
+	rec := recordOf(req)
+	// Same range as a region in the index, which never overlaps: no other
+	// region overlaps it either.
+	if !sameRegion(origin.rec, rec) {
+		return nil, false, nil
+	}
+	origin.rec, origin.stats = rec, statsOf(req)
+	return s.schedRegion(origin), true, nil
+}
+
+// staleAgainst returns ErrStaleRegion when the heartbeat is older than the
+// known region (nil: none): its conf_ver or version is lower, or its term.
+func staleAgainst(origin *regionEntry, req *pdv1.RegionHeartbeatRequest) error {
+	if origin == nil {
+		return nil
+	}
+	r, epoch, oe := req.GetRegion(), req.GetRegion().GetRegionEpoch(), origin.region().GetRegionEpoch()
+	switch {
+	case epoch.GetVersion() < oe.GetVersion() || epoch.GetConfVer() < oe.GetConfVer():
+		return fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
+			ErrStaleRegion, r.GetId(), epoch.GetConfVer(), epoch.GetVersion(), oe.GetConfVer(), oe.GetVersion())
+	case req.GetTerm() < origin.rec.GetTerm():
+		return fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.GetId(), req.GetTerm(), origin.rec.GetTerm())
+	}
+	return nil
+}
+
+// recordOf is the record a heartbeat describes.
+func recordOf(req *pdv1.RegionHeartbeatRequest) *metav1.RegionRecord {
+	rec := &metav1.RegionRecord{Region: proto.Clone(req.GetRegion()).(*metav1.Region), Leader: proto.Clone(req.GetLeader()).(*metav1.Peer), Term: req.GetTerm()}
+	if rec.Region.RegionEpoch == nil {
+		rec.Region.RegionEpoch = &metav1.RegionEpoch{}
+	}
+	return rec
+}
+
+// statsOf is the memory-only part of a heartbeat.
+func statsOf(req *pdv1.RegionHeartbeatRequest) regionStats {
+	return regionStats{
+		approximateSize: req.GetApproximateSize(), approximateKeys: req.GetApproximateKeys(),
+		bytesWritten: req.GetBytesWritten(), keysWritten: req.GetKeysWritten(),
+		bytesRead: req.GetBytesRead(), keysRead: req.GetKeysRead(),
+		downPeers: req.GetDownPeers(), pendingPeers: req.GetPendingPeers(),
+	}
+}
+
 // sameRegion reports whether two records agree on everything that is
 // persisted on change: range, epoch, peers and leader (not the term).
 func sameRegion(a, b *metav1.RegionRecord) bool {
@@ -322,11 +374,11 @@ func sameRegion(a, b *metav1.RegionRecord) bool {
 
 // GetRegionByID returns a region by ID.
 func (s *Server) GetRegionByID(ctx context.Context, id uint64) (RegionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return RegionInfo{}, err
 	}
+	defer unlock()
 	e := s.regions.byID[id]
 	if e == nil {
 		return RegionInfo{}, fmt.Errorf("%w: region %d", ErrRegionNotFound, id)
@@ -336,11 +388,11 @@ func (s *Server) GetRegionByID(ctx context.Context, id uint64) (RegionInfo, erro
 
 // GetRegion returns the region holding key.
 func (s *Server) GetRegion(ctx context.Context, key []byte) (RegionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return RegionInfo{}, err
 	}
+	defer unlock()
 	e := s.regions.byKey(key)
 	if e == nil {
 		return RegionInfo{}, fmt.Errorf("%w: no region holds key %q", ErrRegionNotFound, key)
@@ -351,11 +403,11 @@ func (s *Server) GetRegion(ctx context.Context, key []byte) (RegionInfo, error) 
 // ScanRegions returns up to limit (0: all) regions overlapping [start,
 // end), in key order.
 func (s *Server) ScanRegions(ctx context.Context, start, end []byte, limit int) ([]RegionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	var out []RegionInfo
 	for _, e := range s.regions.overlapping(start, end) {
 		if limit > 0 && len(out) >= limit {

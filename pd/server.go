@@ -21,18 +21,30 @@ import (
 //
 // The leader keeps a cache of the persisted state (stores, regions,
 // configs) plus memory-only facts (heartbeat times, statistics). The cache
-// is (re)loaded from the system keyspace whenever this node becomes leader
-// and after a lost compare-and-swap, so a leader change never acts on a
-// previous term's view. All mutations hold mu across their system-keyspace
-// transaction: PD writes are rare (registrations, epoch or leader changes,
+// is (re)loaded from the system keyspace whenever this node starts leading
+// in a new raft term and after a lost compare-and-swap, so a leader change
+// never acts on a previous term's view; within the term it is served
+// without a raft read (DESIGN.md "Leadership and staleness").
+//
+// Locking: mutations hold mu exclusively across their system-keyspace
+// transaction (PD writes are rare: registrations, epoch or leader changes,
 // config) and serializing them keeps the compare-and-swap logic simple.
+// Reads hold mu shared and hbMu shared. Heartbeats that change nothing
+// persisted hold mu shared and hbMu exclusively while they record their
+// memory-only facts (heartbeat time, statistics, region term), so they run
+// beside reads and never wait for a raft round of another heartbeat.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
 
-	mu          sync.Mutex
-	loaded      bool // the cache reflects the system keyspace for this leadership
+	mu sync.RWMutex
+	// hbMu guards the memory-only heartbeat facts (storeEntry.stats,
+	// .hosted, .lastHeartbeat; regionEntry.stats, .rec) against each other
+	// under a shared mu; holders of mu exclusively need not take it.
+	hbMu        sync.RWMutex
+	loaded      bool   // the cache reflects the system keyspace for this leadership
+	term        uint64 // the raft term in which this node loaded the cache
 	stores      map[uint64]*storeEntry
 	regions     *regionIndex
 	schedule    ScheduleConfig
@@ -154,32 +166,74 @@ func (s *Server) loop() {
 	}
 }
 
-// lead makes sure this node leads and its cache is loaded. Call with mu.
+// lead makes sure this node leads and its cache is loaded in the current
+// raft term. Call with mu held exclusively.
 func (s *Server) lead(ctx context.Context) error {
-	if !s.cfg.KV.IsLeader() {
+	term, leading := s.cfg.KV.LeaderTerm()
+	if !leading {
 		s.loaded = false
 		return ErrNotLeader
 	}
-	if s.loaded {
-		// Another node may have led in between (A -> B -> A): its write
-		// of the epoch key tells, and this cache is then stale.
-		got, err := s.cfg.KV.Get(ctx, []byte(keyLeaderEpoch))
-		if err != nil {
-			// Unverified, not stale: fail this call (often the caller's
-			// own deadline or cancel) and verify again on the next one; a
-			// reload would read the same keyspace.
-			return err
-		}
-		if got.Version == s.epochVer {
-			return nil
-		}
-		s.log.Info("pd leadership changed hands; reloading state")
+	if s.current(term) {
+		return nil
 	}
+	if s.loaded {
+		// A new term: another node may have led in between (A -> B -> A).
+		s.log.Info("pd leader's raft term changed; reloading state", "loaded_term", s.term, "term", term)
+	}
+	// The term is read before the load: if leadership moves during the
+	// load and comes back, the next call sees a newer term and reloads.
 	if err := s.load(ctx); err != nil {
 		return fmt.Errorf("pd: load state: %w", err)
 	}
-	s.loaded = true
+	s.loaded, s.term = true, term
 	return nil
+}
+
+// current reports whether the cache was loaded by this node in term, the
+// term it leads in now. Call with mu.
+func (s *Server) current(term uint64) bool { return s.loaded && term == s.term }
+
+// view locks the cache for a call served from memory: mu shared, hbMu
+// shared (or exclusive with heartbeat, for a heartbeat recording its
+// statistics). It loads the cache first when this node leads in a term it
+// has not loaded in, and fails with ErrNotLeader on a follower. No raft
+// read happens when the cache is current (DESIGN.md "Leadership and
+// staleness"). Call unlock when done.
+func (s *Server) view(ctx context.Context, heartbeat bool) (unlock func(), err error) {
+	for {
+		s.mu.RLock()
+		if term, leading := s.cfg.KV.LeaderTerm(); leading && s.current(term) {
+			if heartbeat {
+				s.hbMu.Lock()
+				return func() { s.hbMu.Unlock(); s.mu.RUnlock() }, nil
+			}
+			s.hbMu.RLock()
+			return func() { s.hbMu.RUnlock(); s.mu.RUnlock() }, nil
+		}
+		s.mu.RUnlock()
+		if err := s.leading(ctx); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil { // the term moved on again meanwhile
+			return nil, err
+		}
+	}
+}
+
+// readCache locks the cache for reading without checking leadership (the
+// metrics collector, which shows nothing unless loaded).
+func (s *Server) readCache() (unlock func()) {
+	s.mu.RLock()
+	s.hbMu.RLock()
+	return func() { s.hbMu.RUnlock(); s.mu.RUnlock() }
+}
+
+// leading makes sure this node leads with its cache loaded.
+func (s *Server) leading(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lead(ctx)
 }
 
 // invalidate drops the cache after a lost compare-and-swap; the next call

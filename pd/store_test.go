@@ -196,7 +196,7 @@ func TestNewLeaderGivesStoresGrace(t *testing.T) {
 	if got := stateOf(t, a, 1); got != StateDown {
 		t.Fatalf("old leader: %s, want Down", got)
 	}
-	a.kv.leader.Store(false)
+	a.kv.setLeader(false)
 	b := newTestNode(t, mem.view(true), clock)
 	if got := stateOf(t, b, 1); got != StateUp {
 		t.Fatalf("new leader: %s, want Up (grace)", got)
