@@ -17,6 +17,7 @@ type memKV struct {
 	data      map[string]client.SysKV
 	leaderURL atomic.Value  // string
 	terms     atomic.Uint64 // the last raft term any view led in
+	reads     atomic.Int64  // Get and List calls (raft reads in production)
 }
 
 func newMemKV() *memKV {
@@ -63,6 +64,7 @@ func (m *memKV) LeaderURL(ctx context.Context) (string, error) {
 }
 
 func (m *memKV) Get(ctx context.Context, key []byte) (client.SysKV, error) {
+	m.reads.Add(1)
 	if err := ctx.Err(); err != nil {
 		return client.SysKV{}, err
 	}
@@ -76,6 +78,7 @@ func (m *memKV) Get(ctx context.Context, key []byte) (client.SysKV, error) {
 }
 
 func (m *memKV) List(ctx context.Context, prefix []byte) ([]client.SysKV, error) {
+	m.reads.Add(1)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

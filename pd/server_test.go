@@ -2,6 +2,7 @@ package pd
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,5 +68,48 @@ func TestCheckStoresBuriesEmptyOfflineStores(t *testing.T) {
 	}
 	if got := stateOf(t, n, 4); got != StateTombstone {
 		t.Fatalf("state = %s, want Tombstone", got)
+	}
+}
+
+// TestNoRaftReadPerCall: once the leader loaded its cache in its raft term,
+// heartbeats that change nothing persisted and lookups read nothing from
+// the system keyspace; a follower refuses them; leading again in a later
+// term reloads (DESIGN.md "Leadership and staleness").
+func TestNoRaftReadPerCall(t *testing.T) {
+	n := newLeader(t)
+	ctx := ctxT(t)
+	n.register(t, 1, 2, 3)
+	r := region(10, "", "", 1, 1, 1, 2, 3)
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	reads := n.kv.reads.Load()
+	for i := range 10 {
+		n.register(t, 1, 2, 3)
+		hb := heartbeat(r, 1)
+		hb.ApproximateSize = uint64(i)
+		if _, err := n.s.RegionHeartbeat(ctx, hb); err != nil {
+			t.Fatal(err)
+		}
+		if info, err := n.s.GetRegion(ctx, []byte("k")); err != nil || info.ApproximateSize != uint64(i) {
+			t.Fatalf("GetRegion after heartbeat %d: size %d, %v", i, info.ApproximateSize, err)
+		}
+	}
+	if got := n.kv.reads.Load() - reads; got != 0 {
+		t.Fatalf("heartbeats and lookups did %d system-keyspace reads, want 0", got)
+	}
+	n.kv.setLeader(false)
+	if _, err := n.s.StoreHeartbeat(ctx, stats(1), storeMeta(1, addrOf(1))); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("store heartbeat on a follower: %v, want ErrNotLeader", err)
+	}
+	if _, err := n.s.GetRegion(ctx, []byte("k")); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("lookup on a follower: %v, want ErrNotLeader", err)
+	}
+	n.kv.setLeader(true)
+	if _, err := n.s.GetRegion(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if n.kv.reads.Load() == reads {
+		t.Fatal("leading in a new term did not reload the cache")
 	}
 }

@@ -93,17 +93,36 @@ func pdLeader(tb testing.TB, ms []*pdMember) *pdMember {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
+	var leader *pdMember
+	if !poll(ctx, 30*time.Second, func() bool {
 		for _, m := range ms {
 			if m.cf.IsLeader() && m.cf.Ready(ctx) == nil {
-				return m
+				leader = m
+				return true
 			}
 		}
-		if ctx.Err() != nil {
-			tb.Fatal("no chainfire member became leader within 30 s")
-		}
-		time.Sleep(10 * time.Millisecond) // polling raft's view; nothing to wait on
+		return false
+	}) {
+		tb.Fatal("no chainfire member became leader within 30 s")
 	}
+	return leader
+}
+
+// poll reports whether cond became true within d (and ctx), checking it
+// every 10 ms: raft's local view of the leader has no change channel here.
+func poll(ctx context.Context, d time.Duration, cond func() bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // realPD is the PD leader of a 3-member control plane.
