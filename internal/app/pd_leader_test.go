@@ -33,6 +33,11 @@ func transferPD(t *testing.T, ms []*pdMember, from, to *pdMember) {
 		// if the target does not lead within an election timeout or so.
 		poll(ctx, time.Second, to.cf.IsLeader)
 	}
+	// The old leader steps down when the new leader's first message (its
+	// vote request or heartbeat) reaches it: within a heartbeat here.
+	if !poll(ctx, 10*time.Second, func() bool { return !from.cf.IsLeader() }) {
+		t.Fatal("the old leader still believes it leads 10 s after the transfer")
+	}
 }
 
 // TestPDLeaderChange moves the PD leadership A -> B -> A over a real
