@@ -20,8 +20,7 @@ func (s *Server) ScheduleConfig(ctx context.Context) (ScheduleConfig, error) {
 // config, validates and persists it. An unknown key or a bad value is an
 // ErrInvalidArgument naming the key; nothing changes then.
 func (s *Server) UpdateScheduleConfig(ctx context.Context, patch []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -68,8 +67,7 @@ func (s *Server) ReplicationConfig(ctx context.Context) (ReplicationConfig, erro
 // UpdateReplicationConfig merges, validates and persists a patch of the
 // replication config, as UpdateScheduleConfig.
 func (s *Server) UpdateReplicationConfig(ctx context.Context, patch []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}

@@ -18,6 +18,9 @@ type memKV struct {
 	leaderURL atomic.Value  // string
 	terms     atomic.Uint64 // the last raft term any view led in
 	reads     atomic.Int64  // Get and List calls (raft reads in production)
+	// txnHook, when set, runs at the start of every Txn (a slow raft
+	// round in tests).
+	txnHook atomic.Pointer[func()]
 }
 
 func newMemKV() *memKV {
@@ -95,6 +98,9 @@ func (m *memKV) List(ctx context.Context, prefix []byte) ([]client.SysKV, error)
 }
 
 func (m *memKV) Txn(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte) (bool, error) {
+	if h := m.txnHook.Load(); h != nil {
+		(*h)()
+	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}

@@ -34,8 +34,7 @@ type OperatorRequest struct {
 // scheduler-made operator of the region and skips the schedule limits.
 // The region leader runs its steps from its next heartbeats.
 func (s *Server) AddOperator(ctx context.Context, req OperatorRequest) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}

@@ -245,35 +245,21 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	if sr, done, err := s.regionHeartbeatCached(ctx, req); done {
 		return sr, err
 	}
-	epoch := r.GetRegionEpoch()
+	// A change: writes are serialized by wmu, and mu is held only to
+	// check the heartbeat and to install the result, not across the raft
+	// write, so reads and other heartbeats go on meanwhile. Nothing else
+	// changes the persisted part of the cache while wmu is held (every
+	// mutation and every load takes it).
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	e, overlaps, changed, err := s.planRegionWrite(ctx, req)
+	s.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	origin := s.regions.byID[r.Id]
-	if err := staleAgainst(origin, req); err != nil {
-		return nil, err
-	}
-	var overlaps []*regionEntry
-	for _, o := range s.regions.overlapping(r.GetStartKey(), r.GetEndKey()) {
-		if o.region().GetId() == r.Id {
-			continue
-		}
-		if epoch.GetVersion() < o.region().GetRegionEpoch().GetVersion() {
-			return nil, fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
-				ErrStaleRegion, r.Id, epoch.GetVersion(), o.region().GetId(), o.region().GetRegionEpoch().GetVersion())
-		}
-		overlaps = append(overlaps, o)
-	}
-	rec := recordOf(req)
-	e := &regionEntry{rec: rec}
-	if origin != nil {
-		e.ver = origin.ver
-	}
-	changed := origin == nil || len(overlaps) > 0 || !sameRegion(origin.rec, rec)
 	if changed {
-		val, err := proto.Marshal(rec)
+		val, err := proto.Marshal(e.rec)
 		if err != nil {
 			return nil, err
 		}
@@ -283,13 +269,17 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 			cmps = append(cmps, client.SysCompare{Key: regionKey(o.region().GetId()), Version: o.ver})
 			dels = append(dels, regionKey(o.region().GetId()))
 		}
-		ver, err := s.txn(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
+		ver, err := s.commit(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
 		if err != nil {
+			s.mu.Lock()
+			s.dropOnFailedWrite(err)
+			s.mu.Unlock()
 			return nil, err
 		}
 		e.ver = ver
 	}
-	e.stats = statsOf(req)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, o := range overlaps {
 		s.regions.remove(o.region().GetId())
 	}
@@ -300,6 +290,37 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 		}
 	}
 	return s.schedRegion(e), nil
+}
+
+// planRegionWrite checks a heartbeat that the cache cannot absorb and
+// returns the entry to install (at the persisted version it replaces, 0
+// if none), the regions it replaces, and whether it must be written: it is
+// new, replaces others, or its range, epoch, peers or leader changed. Call
+// with wmu and mu exclusively.
+func (s *Server) planRegionWrite(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (e *regionEntry, overlaps []*regionEntry, changed bool, err error) {
+	if err := s.lead(ctx); err != nil {
+		return nil, nil, false, err
+	}
+	r, epoch := req.GetRegion(), req.GetRegion().GetRegionEpoch()
+	origin := s.regions.byID[r.Id]
+	if err := staleAgainst(origin, req); err != nil {
+		return nil, nil, false, err
+	}
+	for _, o := range s.regions.overlapping(r.GetStartKey(), r.GetEndKey()) {
+		if o.region().GetId() == r.Id {
+			continue
+		}
+		if epoch.GetVersion() < o.region().GetRegionEpoch().GetVersion() {
+			return nil, nil, false, fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
+				ErrStaleRegion, r.Id, epoch.GetVersion(), o.region().GetId(), o.region().GetRegionEpoch().GetVersion())
+		}
+		overlaps = append(overlaps, o)
+	}
+	e = &regionEntry{rec: recordOf(req), stats: statsOf(req)}
+	if origin != nil {
+		e.ver = origin.ver
+	}
+	return e, overlaps, origin == nil || len(overlaps) > 0 || !sameRegion(origin.rec, e.rec), nil
 }
 
 // regionHeartbeatCached serves a heartbeat of a known region whose range,

@@ -306,9 +306,9 @@ func TestOperatorsSurviveReloadNotLeaderChange(t *testing.T) {
 	if err := s.AddOperator(ctxT(t), OperatorRequest{Name: "add-learner", RegionID: 100, StoreID: 4}); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
+	unlock := s.lockWrite()
 	s.invalidate()
-	s.mu.Unlock()
+	unlock()
 	if ops, err := s.Operators(ctxT(t)); err != nil || len(ops) != 1 {
 		t.Fatalf("after a reload: %d operators, %v; want 1", len(ops), err)
 	}

@@ -26,10 +26,12 @@ import (
 // never acts on a previous term's view; within the term it is served
 // without a raft read (DESIGN.md "Leadership and staleness").
 //
-// Locking: mutations hold mu exclusively across their system-keyspace
-// transaction (PD writes are rare: registrations, epoch or leader changes,
-// config) and serializing them keeps the compare-and-swap logic simple.
-// Reads hold mu shared and hbMu shared. Heartbeats that change nothing
+// Locking: mutations and loads hold wmu, which serializes them and keeps
+// the compare-and-swap logic simple. Most hold mu exclusively across their
+// system-keyspace transaction too (they are rare: registrations, store
+// states, config); a region change, the frequent write (splits, conf and
+// leader changes), holds mu only to check and to install, not across its
+// raft write. Reads hold mu shared and hbMu shared. Heartbeats that change nothing
 // persisted hold mu shared and hbMu exclusively while they record their
 // memory-only facts (heartbeat time, statistics, region term), so they run
 // beside reads and never wait for a raft round of another heartbeat.
@@ -38,7 +40,11 @@ type Server struct {
 	log *slog.Logger
 	m   *metrics
 
-	mu sync.RWMutex
+	// wmu serializes mutations and loads (taken before mu; lockWrite), so
+	// a mutation may drop mu during its raft write (a region change does)
+	// while nothing else changes the persisted part of the cache.
+	wmu sync.Mutex
+	mu  sync.RWMutex
 	// hbMu guards the memory-only heartbeat facts (storeEntry.stats,
 	// .hosted, .lastHeartbeat; regionEntry.stats, .rec) against each other
 	// under a shared mu; holders of mu exclusively need not take it.
@@ -231,9 +237,19 @@ func (s *Server) readCache() (unlock func()) {
 
 // leading makes sure this node leads with its cache loaded.
 func (s *Server) leading(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	return s.lead(ctx)
+}
+
+// lockWrite locks for a mutation or a load: wmu, then mu exclusively.
+// Call the result to unlock.
+func (s *Server) lockWrite() (unlock func()) {
+	s.wmu.Lock()
+	s.mu.Lock()
+	return func() {
+		s.mu.Unlock()
+		s.wmu.Unlock()
+	}
 }
 
 // invalidate drops the cache after a lost compare-and-swap; the next call
@@ -367,21 +383,36 @@ func (s *Server) putCAS(ctx context.Context, key []byte, ver uint64, value []byt
 }
 
 func (s *Server) txn(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte, newVer uint64) (uint64, error) {
+	ver, err := s.commit(ctx, cmps, puts, dels, newVer)
+	s.dropOnFailedWrite(err)
+	return ver, err
+}
+
+// commit applies a transaction conditional on the PD epoch too and
+// returns newVer. It reads only epochVer, which loads change under wmu:
+// call with wmu (mu is not needed).
+func (s *Server) commit(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte, newVer uint64) (uint64, error) {
 	cmps = append(cmps, s.epochCmp())
 	ok, err := s.cfg.KV.Txn(ctx, cmps, puts, dels)
 	if err != nil {
 		if errors.Is(err, client.ErrNotLeader) {
-			s.invalidate()
 			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		return 0, err
 	}
 	if !ok {
 		s.log.Warn("pd write lost a compare-and-swap; reloading state", "key", string(cmps[0].Key))
-		s.invalidate()
 		return 0, ErrConcurrentUpdate
 	}
 	return newVer, nil
+}
+
+// dropOnFailedWrite drops the cache after a write that lost leadership or
+// a compare-and-swap; the next call reloads it. Call with mu exclusively.
+func (s *Server) dropOnFailedWrite(err error) {
+	if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrConcurrentUpdate) {
+		s.invalidate()
+	}
 }
 
 // now returns the injected clock's time.

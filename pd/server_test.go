@@ -113,3 +113,44 @@ func TestNoRaftReadPerCall(t *testing.T) {
 		t.Fatal("leading in a new term did not reload the cache")
 	}
 }
+
+// TestReadsDoNotWaitForRegionWrite: while a region change waits for its
+// raft write, lookups and heartbeats that change nothing are served.
+func TestReadsDoNotWaitForRegionWrite(t *testing.T) {
+	n := newLeader(t)
+	ctx := ctxT(t)
+	n.register(t, 1, 2, 3)
+	r := region(10, "", "", 1, 1, 1, 2, 3)
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1)); err != nil {
+		t.Fatal(err)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	hook := func() {
+		close(entered)
+		<-release
+	}
+	n.kv.txnHook.Store(&hook)
+	done := make(chan error, 1)
+	go func() { // the leader moves: persisted, so a raft write
+		hb := heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 2)
+		hb.Leader = hb.Region.Peers[1]
+		_, err := n.s.RegionHeartbeat(ctx, hb)
+		done <- err
+	}()
+	<-entered
+	if info, err := n.s.GetRegion(ctx, []byte("k")); err != nil || info.Region.GetId() != 10 {
+		t.Fatalf("lookup during the write: %v, %v", info.Region, err)
+	}
+	n.register(t, 1)
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); err != nil {
+		t.Fatalf("unchanged region heartbeat during the write: %v", err)
+	}
+	n.kv.txnHook.Store(nil)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if info, err := n.s.GetRegionByID(ctx, 10); err != nil || info.Leader.GetStoreId() != 2 {
+		t.Fatalf("after the write: leader %v, %v; want the peer on store 2", info.Leader, err)
+	}
+}

@@ -85,8 +85,7 @@ func (s *Server) info(e *storeEntry) StoreInfo {
 // tombstone's ID is refused with ErrStoreTombstone. The same address keeps
 // its ID across restarts.
 func (s *Server) PutStore(ctx context.Context, st *metav1.Store) (*metav1.Store, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -200,8 +199,7 @@ func (s *Server) StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, st 
 	if resp, done, err := s.storeHeartbeatCached(ctx, stats, st); done {
 		return resp, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -305,8 +303,7 @@ const msgStoreOffline = "The store is set as Offline."
 // return). A store holding no region becomes Tombstone at once. Repeating
 // the call is a no-op.
 func (s *Server) DeleteStore(ctx context.Context, id uint64, force bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -366,8 +363,7 @@ func (s *Server) writeStoreLocked(ctx context.Context, e *storeEntry, next *meta
 // CheckStores buries Offline stores that hold no region as Tombstone. The
 // leader runs it every CheckInterval and after region changes.
 func (s *Server) CheckStores(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
