@@ -254,6 +254,15 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	e, overlaps, changed, err := s.planRegionWrite(ctx, req)
+	if changed {
+		// Until installed, heartbeats of these regions take this path
+		// too (behind wmu), so they are checked against the new record
+		// and dispatched in order, as when mu covered the write.
+		s.writing = append(s.writing[:0], r.Id)
+		for _, o := range overlaps {
+			s.writing = append(s.writing, o.region().GetId())
+		}
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -272,6 +281,7 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 		ver, err := s.commit(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
 		if err != nil {
 			s.mu.Lock()
+			s.writing = s.writing[:0]
 			s.dropOnFailedWrite(err)
 			s.mu.Unlock()
 			return nil, err
@@ -280,6 +290,7 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writing = s.writing[:0]
 	for _, o := range overlaps {
 		s.regions.remove(o.region().GetId())
 	}
@@ -335,7 +346,7 @@ func (s *Server) regionHeartbeatCached(ctx context.Context, req *pdv1.RegionHear
 	}
 	defer unlock()
 	origin := s.regions.byID[req.GetRegion().GetId()]
-	if origin == nil {
+	if origin == nil || slices.Contains(s.writing, origin.region().GetId()) {
 		return nil, false, nil
 	}
 	if err := staleAgainst(origin, req); err != nil {

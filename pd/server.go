@@ -45,6 +45,9 @@ type Server struct {
 	// while nothing else changes the persisted part of the cache.
 	wmu sync.Mutex
 	mu  sync.RWMutex
+	// writing are the regions whose change is being written without mu
+	// (recordRegionHeartbeat); their heartbeats wait for it.
+	writing []uint64
 	// hbMu guards the memory-only heartbeat facts (storeEntry.stats,
 	// .hosted, .lastHeartbeat; regionEntry.stats, .rec) against each other
 	// under a shared mu; holders of mu exclusively need not take it.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -115,14 +117,17 @@ func TestNoRaftReadPerCall(t *testing.T) {
 }
 
 // TestReadsDoNotWaitForRegionWrite: while a region change waits for its
-// raft write, lookups and heartbeats that change nothing are served.
+// raft write, lookups and heartbeats of other regions that change nothing
+// are served; the changing region's own heartbeats wait for it, so they
+// are checked against the new record.
 func TestReadsDoNotWaitForRegionWrite(t *testing.T) {
 	n := newLeader(t)
 	ctx := ctxT(t)
 	n.register(t, 1, 2, 3)
-	r := region(10, "", "", 1, 1, 1, 2, 3)
-	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1)); err != nil {
-		t.Fatal(err)
+	for _, r := range []*metav1.Region{region(10, "", "m", 1, 2, 1, 2, 3), region(20, "m", "", 1, 2, 1, 2, 3)} {
+		if _, err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	entered, release := make(chan struct{}), make(chan struct{})
 	hook := func() {
@@ -130,25 +135,33 @@ func TestReadsDoNotWaitForRegionWrite(t *testing.T) {
 		<-release
 	}
 	n.kv.txnHook.Store(&hook)
+	moved := heartbeat(region(10, "", "m", 1, 2, 1, 2, 3), 2) // the leader moves: persisted, a raft write
+	moved.Leader = moved.Region.Peers[1]
 	done := make(chan error, 1)
-	go func() { // the leader moves: persisted, so a raft write
-		hb := heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 2)
-		hb.Leader = hb.Region.Peers[1]
-		_, err := n.s.RegionHeartbeat(ctx, hb)
+	go func() {
+		_, err := n.s.RegionHeartbeat(ctx, moved)
 		done <- err
 	}()
 	<-entered
-	if info, err := n.s.GetRegion(ctx, []byte("k")); err != nil || info.Region.GetId() != 10 {
+	if info, err := n.s.GetRegion(ctx, []byte("a")); err != nil || info.Region.GetId() != 10 {
 		t.Fatalf("lookup during the write: %v, %v", info.Region, err)
 	}
 	n.register(t, 1)
-	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "", 1, 1, 1, 2, 3), 1)); err != nil {
-		t.Fatalf("unchanged region heartbeat during the write: %v", err)
+	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(20, "m", "", 1, 2, 1, 2, 3), 1)); err != nil {
+		t.Fatalf("unchanged heartbeat of another region during the write: %v", err)
 	}
+	old := make(chan error, 1)
+	go func() { // the old leader's last heartbeat, sent before it stepped down
+		_, err := n.s.RegionHeartbeat(ctx, heartbeat(region(10, "", "m", 1, 2, 1, 2, 3), 1))
+		old <- err
+	}()
 	n.kv.txnHook.Store(nil)
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if err := <-old; !errors.Is(err, ErrStaleRegion) {
+		t.Fatalf("the old leader's heartbeat after the new term was written: %v, want ErrStaleRegion", err)
 	}
 	if info, err := n.s.GetRegionByID(ctx, 10); err != nil || info.Leader.GetStoreId() != 2 {
 		t.Fatalf("after the write: leader %v, %v; want the peer on store 2", info.Leader, err)
