@@ -191,6 +191,8 @@ type Region struct {
 	SplitCheckIntervalMs uint64 `koanf:"split_check_interval_ms" help:"Milliseconds between split checks of the regions this store leads, 10 to 3600000."`
 	// HeartbeatIntervalMs is how often a leader reports its regions to PD.
 	HeartbeatIntervalMs uint64 `koanf:"heartbeat_interval_ms" help:"Milliseconds between region heartbeats to PD (also sent at once on leader change and split), 100 to 3600000."`
+	// StoreHeartbeatIntervalMs is how often a store reports itself to PD.
+	StoreHeartbeatIntervalMs uint64 `koanf:"store_heartbeat_interval_ms" help:"Milliseconds between this store's heartbeats to PD (TiKV pd-store-heartbeat-tick-interval, 10 s; also sent at once when a replica first has data), 100 to 3600000. PD shows a store Disconnected after 20 s without one, so keep it well below that."`
 	// PeerCheckIntervalMs is how often a store compares its replicas with
 	// PD's regions (starts added or skipped replicas, destroys removed ones).
 	PeerCheckIntervalMs uint64 `koanf:"peer_check_interval_ms" help:"Milliseconds between checks of this store's replicas against PD's regions (start new replicas, destroy removed ones), 100 to 3600000."`
@@ -261,15 +263,16 @@ func Default() Config {
 			MaxInMemLogSize:    256 << 20,
 		},
 		Region: Region{
-			MaxSize:              144 << 20,
-			SplitSize:            96 << 20,
-			MaxKeys:              1_440_000,
-			SplitKeys:            960_000,
-			SplitCheckIntervalMs: 10_000,
-			HeartbeatIntervalMs:  10_000,
-			PeerCheckIntervalMs:  2_000,
-			MaxSnapshotSending:   4,
-			MaxSnapshotReceiving: 4,
+			MaxSize:                  144 << 20,
+			SplitSize:                96 << 20,
+			MaxKeys:                  1_440_000,
+			SplitKeys:                960_000,
+			SplitCheckIntervalMs:     10_000,
+			HeartbeatIntervalMs:      10_000,
+			StoreHeartbeatIntervalMs: 10_000,
+			PeerCheckIntervalMs:      2_000,
+			MaxSnapshotSending:       4,
+			MaxSnapshotReceiving:     4,
 		},
 		Timeseries: defaultTimeseries(),
 		LogLevel:   "info",

@@ -335,6 +335,9 @@ func (v *validator) region() {
 	if r.HeartbeatIntervalMs < 100 || r.HeartbeatIntervalMs > 3_600_000 {
 		v.fail("region.heartbeat_interval_ms", "%d is out of range; allowed 100 to 3600000", r.HeartbeatIntervalMs)
 	}
+	if r.StoreHeartbeatIntervalMs < 100 || r.StoreHeartbeatIntervalMs > 3_600_000 {
+		v.fail("region.store_heartbeat_interval_ms", "%d is out of range; allowed 100 to 3600000", r.StoreHeartbeatIntervalMs)
+	}
 	if r.PeerCheckIntervalMs < 100 || r.PeerCheckIntervalMs > 3_600_000 {
 		v.fail("region.peer_check_interval_ms", "%d is out of range; allowed 100 to 3600000", r.PeerCheckIntervalMs)
 	}
