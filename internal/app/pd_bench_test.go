@@ -46,7 +46,7 @@ func pdCluster(tb testing.TB, n int) []*pdMember {
 	var ms []*pdMember
 	for id := uint64(1); id <= uint64(n); id++ {
 		dir := tb.TempDir()
-		db, err := raftnode.OpenStateDB(filepath.Join(dir, "state"), &pebble.Options{}, log)
+		db, err := raftnode.OpenStateDB(filepath.Join(dir, "state"), &pebble.Options{}, log, 0)
 		if err != nil {
 			tb.Fatal(err)
 		}
