@@ -23,6 +23,7 @@ import (
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	"github.com/centra-cloud/centra/shared/diskguard"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -80,6 +81,10 @@ type Config struct {
 	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
 	// member raises the NOSPACE alarm and writes are refused.
 	QuotaBackendBytes int64
+	// DiskGuard watches the free space of the data directory's filesystem
+	// (storage.min_free_bytes); while it is low the member raises the
+	// NOSPACE alarm and clears it once space is back. nil: no guard.
+	DiskGuard *diskguard.Guard
 	// AuthTokenTTL is how long a simple token stays valid after its last
 	// use (default 5 minutes, etcd's --auth-token-ttl).
 	AuthTokenTTL time.Duration
@@ -106,6 +111,9 @@ type Server struct {
 	icpts   []connect.Interceptor
 
 	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
+	// diskAlarm holds while this member's NOSPACE alarm is one it raised
+	// for low disk space, which monitorDisk clears once space is back.
+	diskAlarm atomic.Bool
 
 	// memberMu serialises membership changes made through this member.
 	memberMu sync.Mutex
@@ -190,7 +198,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.runTokenSweeper} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.monitorDisk, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.runTokenSweeper} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
