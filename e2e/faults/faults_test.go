@@ -71,9 +71,6 @@ type result struct {
 	// elections and agreed are the times to a new leader after each
 	// leader kill, by its log and by every node's agreement (nemesis).
 	elections, agreed []time.Duration
-	// diskExits are the nodes' exits on a full disk (fail-stop: allowed
-	// as long as nothing acknowledged is lost).
-	diskExits int
 	// byKind counts the faults injected by kind.
 	byKind [numFaultKinds]int
 	// skipped names the faults this machine could not inject, and why.
@@ -179,7 +176,7 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 			reasons = append(reasons, "disk-full: "+err.Error())
 		} else {
 			nm.disks = d
-			opts = append(opts, framework.WithDataDirs(d.dataDir))
+			opts = append(opts, framework.WithDataDirs(d.dataDir), framework.WithMinFreeBytes(minFree))
 		}
 	}
 	for _, k := range cfg.kinds {
@@ -248,10 +245,7 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	res.faults, res.elections, res.agreed, res.byKind = n, nm.elections, nm.agreed, nm.injected
 	wg.Wait()
 	if err == nil {
-		err = nm.disks.reviveAll(c)
-	}
-	if nm.disks != nil {
-		res.diskExits = len(nm.disks.crashes)
+		err = nm.disks.exited(c)
 	}
 	if err != nil {
 		res.harnessErr = true
@@ -421,7 +415,7 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 func summary(title string, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s", title)
-	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol int
+	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol int
 	var elections, agreed []time.Duration
 	var byKind [numFaultKinds]int
 	skipped := map[string]bool{}
@@ -437,7 +431,6 @@ func summary(title string, results []result) string {
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
-		diskExits += r.diskExits
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
 		for k, n := range r.byKind {
@@ -468,9 +461,6 @@ func summary(title string, results []result) string {
 	if len(elections) > 0 {
 		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
 			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))
-	}
-	if diskExits > 0 {
-		fmt.Fprintf(&b, "node exits on or after a full disk (fail-stop: dragonboat's log store and the state machine panic on ENOSPC, pebble's WAL also on a later write): %d\n", diskExits)
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)

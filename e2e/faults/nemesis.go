@@ -167,7 +167,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 	// Recovery outlives the traffic: the run's end must not cut it short.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
-	if err := nm.disks.reviveAll(nm.c); err != nil {
+	if err := nm.disks.exited(nm.c); err != nil {
 		return err
 	}
 	leader, err := nm.c.WaitLeader(rctx)
@@ -226,19 +226,13 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 			return err
 		}
 	case diskFull:
-		if err := nm.disks.fill(rctx, target, f); err != nil {
+		if err := nm.disks.fill(rctx, nm.c, target, f); err != nil {
 			return err
 		}
 	}
 	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
-		err := node.WaitReady(rctx)
-		if revived, rerr := nm.disks.revive(node); rerr != nil {
-			return rerr
-		} else if revived {
-			err = node.WaitReady(rctx)
-		}
-		if err != nil {
-			return err
+		if err := node.WaitReady(rctx); err != nil {
+			return errors.Join(err, nm.disks.exited(nm.c))
 		}
 	}
 	return nil
