@@ -30,10 +30,12 @@
 //   - churn-follower: `centra cluster member-remove` of a follower, wipe,
 //     `member-add` of the same node ID (a new replica ID), and a wait until
 //     it is a voter again;
-//   - disk-full: every node's data directory is on a tmpfs of its own,
-//     which the fault fills with a ballast file; a node may exit on ENOSPC
-//     (dragonboat's log store panics: fail-stop) and is restarted once the
-//     ballast is gone; its exits are counted in the summary.
+//   - disk-full: every node's data directory is on a tmpfs of its own
+//     (256 MiB, storage.min_free_bytes 64 MiB), which the fault fills with
+//     a ballast file to 32 MiB free: the node must raise its NOSPACE alarm
+//     (writes refused with "database space exceeded", which the history
+//     drops as no-ops), keep running, and clear the alarm once the ballast
+//     is gone; a node exit fails the run.
 //
 // Partitions and disk-full need root; without it randomized runs drop them
 // with a NOT INJECTED line in the summary, and TestFaultsCI skips those
