@@ -71,6 +71,8 @@ type result struct {
 	// elections and agreed are the times to a new leader after each
 	// leader kill, by its log and by every node's agreement (nemesis).
 	elections, agreed []time.Duration
+	// k8s is the Kubernetes-like and lease-revoke traffic's checker.
+	k8s *k8sChecker
 	// byKind counts the faults injected by kind.
 	byKind [numFaultKinds]int
 	// skipped names the faults this machine could not inject, and why.
@@ -241,6 +243,13 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	}
 	wg.Go(func() { traffic(ctx, doers, chainfireKeys, seed, h) })
 	wg.Go(func() { lc.run(ctx, clis[0]) })
+	k8s := &k8sChecker{}
+	res.k8s = k8s
+	for i := range k8sWriters {
+		wg.Go(func() { writer(ctx, clis[i%len(clis)], clients+1+i, seed, h) })
+	}
+	wg.Go(func() { k8s.informer(ctx, clis[1%len(clis)], clients+1+k8sWriters, h) })
+	wg.Go(func() { k8s.revoker(ctx, clis[2%len(clis)]) })
 	n, err := nm.run(ctx, h.start, sched)
 	res.faults, res.elections, res.agreed, res.byKind = n, nm.elections, nm.agreed, nm.injected
 	wg.Wait()
@@ -269,7 +278,10 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 		report("watch guarantees violated (%d events, %d resumes):\n  %s", len(w.events), w.resumes, strings.Join(problems, "\n  "))
 	}
 
-	final, err := restartAndRead(t, c, h, chainfireKeys, func() (doer, func(), error) {
+	if len(k8s.problems) > 0 {
+		report("Kubernetes-like traffic (list/watch, lease revokes) violated a check:\n  %s", strings.Join(k8s.problems, "\n  "))
+	}
+	final, err := restartAndRead(t, c, h, append(slices.Clone(chainfireKeys), k8sObjects...), func() (doer, func(), error) {
 		cli, err := c.NewClient(c.Endpoints()...)
 		if err != nil {
 			return nil, nil, err
@@ -418,6 +430,7 @@ func summary(title string, results []result) string {
 	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol int
 	var elections, agreed []time.Duration
 	var byKind [numFaultKinds]int
+	var k8s k8sChecker
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
@@ -433,6 +446,10 @@ func summary(title string, results []result) string {
 		lost += r.lost
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
+		if r.k8s != nil {
+			k8s.lists, k8s.pages, k8s.checks, k8s.revokes = k8s.lists+r.k8s.lists, k8s.pages+r.k8s.pages, k8s.checks+r.k8s.checks, k8s.revokes+r.k8s.revokes
+			k8s.problems = append(k8s.problems, r.k8s.problems...)
+		}
 		for k, n := range r.byKind {
 			byKind[k] += n
 		}
@@ -457,6 +474,10 @@ func summary(title string, results []result) string {
 	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
 	if watchEvents+leaseChecks > 0 {
 		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
+	}
+	if k8s.lists > 0 {
+		fmt.Fprintf(&b, "Kubernetes-like traffic: paginated lists %d (%d pages), list+watch caches checked against a list at their revision %d, lease revokes checked %d, violations %d\n",
+			k8s.lists, k8s.pages, k8s.checks, k8s.revokes, len(k8s.problems))
 	}
 	if len(elections) > 0 {
 		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
