@@ -47,6 +47,21 @@
 // keepalives (the key must not vanish before the call of the last
 // acknowledged keepalive plus the TTL).
 //
+// Beside that traffic, Kubernetes-like clients (k8s.go) work on a few
+// objects as kube-apiserver's etcd3 store does: create-if-absent by a txn
+// on ModRevision 0, update by a txn on the ModRevision last seen, the
+// current object from the txn's else branch on a conflict; values are
+// unique, so a ModRevision compare is a compare on the value written at
+// that revision and the register model checks these txns too. An informer
+// lists the objects in pages of two (the later pages at the first page's
+// revision, as a continue token does: key order, no repeats, nothing newer
+// than that revision, the first page's count), watches from the list's
+// revision, and compares its cache with a list at the revision of its last
+// event; the first page of each list is a linearizable read and goes into
+// the history. A lease revoker grants, puts a key under the lease, keeps
+// it alive once and revokes it: the key must be there until the revoke and
+// gone, with the lease unknown, once the revoke is acknowledged.
+//
 // FlareDB (three stores, one control-plane node) gets get/put/CAS traffic
 // on a strong namespace through flaredb/client while stores are killed and
 // paused, checked with the same model.
