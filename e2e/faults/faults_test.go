@@ -71,6 +71,9 @@ type result struct {
 	// elections and agreed are the times to a new leader after each
 	// leader kill, by its log and by every node's agreement (nemesis).
 	elections, agreed []time.Duration
+	// detections are the times from each leader kill to the first
+	// survivor's election timeout (nemesis).
+	detections []time.Duration
 	// k8s is the Kubernetes-like and lease-revoke traffic's checker.
 	k8s *k8sChecker
 	// byKind counts the faults injected by kind.
@@ -251,7 +254,7 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	wg.Go(func() { k8s.informer(ctx, clis[1%len(clis)], clients+1+k8sWriters, h) })
 	wg.Go(func() { k8s.revoker(ctx, clis[2%len(clis)]) })
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.elections, res.agreed, res.byKind = n, nm.elections, nm.agreed, nm.injected
+	res.faults, res.elections, res.agreed, res.detections, res.byKind = n, nm.elections, nm.agreed, nm.detections, nm.injected
 	wg.Wait()
 	if err == nil {
 		err = nm.disks.exited(c)
@@ -428,7 +431,7 @@ func summary(title string, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s", title)
 	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol int
-	var elections, agreed []time.Duration
+	var elections, agreed, detections []time.Duration
 	var byKind [numFaultKinds]int
 	var k8s k8sChecker
 	skipped := map[string]bool{}
@@ -446,6 +449,7 @@ func summary(title string, results []result) string {
 		lost += r.lost
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
+		detections = append(detections, r.detections...)
 		if r.k8s != nil {
 			k8s.lists, k8s.pages, k8s.checks, k8s.revokes = k8s.lists+r.k8s.lists, k8s.pages+r.k8s.pages, k8s.checks+r.k8s.checks, k8s.revokes+r.k8s.revokes
 			k8s.problems = append(k8s.problems, r.k8s.problems...)
@@ -480,8 +484,8 @@ func summary(title string, results []result) string {
 			k8s.lists, k8s.pages, k8s.checks, k8s.revokes, len(k8s.problems))
 	}
 	if len(elections) > 0 {
-		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
-			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))
+		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): first election timeout of a survivor %s; new leader elected (its log) %s; every node agrees (polled) %s\n",
+			len(elections), *tickFlag, medianMax(detections), medianMax(elections), medianMax(agreed))
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)
