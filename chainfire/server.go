@@ -317,6 +317,21 @@ func (s *Server) HasLeader() bool {
 	return ok && id != 0
 }
 
+// confirmLeadership returns nil if this replica still leads the metadata
+// shard after a ReadIndex round (a quorum heard from it since now), else
+// lease.ErrNotPrimary, so that the caller forwards to the leader.
+func (s *Server) confirmLeadership(ctx context.Context) error {
+	rctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if _, err := s.cfg.Raft.Read(rctx, raftnode.MetadataShardID, revQuery{}); err != nil {
+		return err
+	}
+	if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); !ok || leader != s.cfg.ReplicaID {
+		return lease.ErrNotPrimary
+	}
+	return nil
+}
+
 // Ready returns nil once this node can serve linearizable reads: the shard
 // has a leader and this replica applied everything up to the read index.
 func (s *Server) Ready(ctx context.Context) error {
