@@ -204,12 +204,60 @@ func (s *Server) monitorQuota(ctx context.Context) {
 	}
 }
 
+// monitorDisk raises NOSPACE for this member while the data directory's
+// filesystem is short of space (Config.DiskGuard) and clears it once space
+// is back, unless the quota is exceeded. It clears only an alarm this
+// process raised for the disk: a NOSPACE from the quota, from an operator
+// or from before a restart needs `alarm disarm`, as in etcd.
+func (s *Server) monitorDisk(ctx context.Context) {
+	g := s.cfg.DiskGuard
+	g.Run(ctx, func(err error) {
+		if err != nil {
+			s.log.Warn("Cannot measure the free space of the data directory", "data_dir", g.Dir(), "err", err)
+			return
+		}
+		if g.Low() {
+			if err := s.raiseAlarm(ctx, alarmNoSpace); err != nil {
+				s.log.Debug("Raising the NOSPACE alarm failed; retrying", "err", err)
+				return
+			}
+			if !s.diskAlarm.Swap(true) {
+				s.log.Warn("Free space of the data directory below storage.min_free_bytes: NOSPACE alarm raised, writes are refused",
+					"data_dir", g.Dir(), "free_bytes", g.Free(), "min_free_bytes", g.MinFree())
+			}
+			return
+		}
+		if !s.diskAlarm.Load() {
+			return
+		}
+		own := mvcc.Alarm{Member: s.cfg.NodeID, Type: alarmNoSpace}
+		if q := s.cfg.QuotaBackendBytes; !slices.Contains(s.fsm.activeAlarms(), own) || (q > 0 && s.used.Load() > q) {
+			s.diskAlarm.Store(false) // disarmed meanwhile, or the quota's now
+			return
+		}
+		err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Alarm{Alarm: &etcdserverpb.AlarmRequest{
+			Action: etcdserverpb.AlarmRequest_DEACTIVATE, MemberID: s.cfg.NodeID, Alarm: etcdserverpb.AlarmType_NOSPACE,
+		}}})
+		if err != nil {
+			s.log.Debug("Clearing the NOSPACE alarm failed; retrying", "err", err)
+			return
+		}
+		s.diskAlarm.Store(false)
+		s.log.Info("Free space of the data directory is back: NOSPACE alarm cleared", "data_dir", g.Dir(), "free_bytes", g.Free())
+	})
+}
+
 // admit refuses a command that adds data when the cluster has a NOSPACE or
 // CORRUPT alarm or this member is over its quota (raising NOSPACE then),
 // before it costs a raft round. cost is the command's encoded size.
 func (s *Server) admit(ctx context.Context, cmd *raftcmdv1.Command, cost int) error {
 	if err := gate(s.fsm.activeAlarms(), cmd); err != nil {
 		return err
+	}
+	if s.cfg.DiskGuard.Low() && gate([]mvcc.Alarm{{Type: alarmNoSpace}}, cmd) != nil {
+		// Refused before the alarm is committed too: monitorDisk raises it
+		// within a check interval.
+		return ErrNoSpace
 	}
 	q := s.cfg.QuotaBackendBytes
 	if q <= 0 || gate([]mvcc.Alarm{{Type: alarmNoSpace}}, cmd) == nil || s.used.Load()+int64(cost) <= q {

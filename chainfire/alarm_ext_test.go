@@ -1,6 +1,7 @@
 package chainfire_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/centra-cloud/centra/chainfire"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/shared/diskguard"
 )
 
 // TestSpaceQuota follows etcd's quota semantics with etcd's client: over
@@ -124,5 +126,60 @@ func TestAlarmActivateDeactivate(t *testing.T) {
 	}
 	if _, err := cli.Put(ctx, "k", "v"); err != nil {
 		t.Fatalf("put after deactivate: %v", err)
+	}
+}
+
+// TestDiskFreeSpaceAlarm: while the data directory's filesystem has less
+// than min_free_bytes free (a real statfs of the test's directory against
+// a threshold above its free space), the member raises NOSPACE and writes
+// fail with etcd's "database space exceeded" while reads and deletes work;
+// once space is back (threshold lowered), the member clears the alarm
+// itself and writes work again.
+func TestDiskFreeSpaceAlarm(t *testing.T) {
+	g, err := diskguard.New(t.TempDir(), 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Low() {
+		t.Fatalf("guard with a 4 EiB threshold not low (free %d)", g.Free())
+	}
+	n := startNode(t, func(c *chainfire.Config) { c.DiskGuard = g })
+	cli := n.etcdClient(t)
+	ctx := testCtx(t, 30*time.Second)
+	if _, err := cli.Put(ctx, "d/1", "v"); !errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+		t.Fatalf("put with the disk short of space: %v, want %v", err, rpctypes.ErrNoSpace)
+	}
+	if _, err := cli.Grant(ctx, 60); !errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace) {
+		t.Fatalf("lease grant with the disk short of space: %v", err)
+	}
+	waitAlarms(ctx, t, cli, 1)
+	if _, err := cli.Get(ctx, "d/", clientv3.WithPrefix()); err != nil {
+		t.Fatalf("read under NOSPACE: %v", err)
+	}
+	if _, err := cli.Delete(ctx, "d/", clientv3.WithPrefix()); err != nil {
+		t.Fatalf("delete under NOSPACE: %v", err)
+	}
+	if err := g.SetMinFree(1); err != nil {
+		t.Fatal(err)
+	}
+	waitAlarms(ctx, t, cli, 0)
+	if _, err := cli.Put(ctx, "d/1", "v"); err != nil {
+		t.Fatalf("put once space is back: %v", err)
+	}
+}
+
+// waitAlarms waits until the cluster has n alarms, each this member's
+// NOSPACE.
+func waitAlarms(ctx context.Context, t *testing.T, cli *clientv3.Client, n int) {
+	t.Helper()
+	for {
+		al, err := cli.AlarmList(ctx)
+		if err == nil && len(al.Alarms) == n && (n == 0 || al.Alarms[0].Alarm.String() == "NOSPACE" && al.Alarms[0].MemberID == 1) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("alarms %v (%v), want %d NOSPACE of member 1", al, err, n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

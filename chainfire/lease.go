@@ -79,8 +79,24 @@ func (l *leaseService) LeaseKeepAlive(ctx context.Context, stream *connect.BidiS
 
 // renew renews a lease on the leader (forwarding when this node is not) and
 // returns its TTL, or 0 when the lease does not exist (etcd's answer).
+//
+// A leader first confirms its leadership with a ReadIndex round (etcd's
+// ensureLeadership, etcd 3.5.8+): a leader cut off or paused may still
+// think it leads after a new leader was elected, and a renewal it
+// acknowledged would be one the new leader never saw, which expires the
+// lease before the TTL the client was promised (found by the fault suite,
+// pause-leader). A confirmed renewal is safe: a new leader can only be
+// elected after the confirmation and extends every lease by its full TTL
+// when it takes over (Lessor.Promote).
 func (s *Server) renew(ctx context.Context, id int64) (int64, error) {
-	ttl, err := s.lessor.Renew(id)
+	var err error
+	if s.lessor.IsPrimary() {
+		err = s.confirmLeadership(ctx)
+	}
+	var ttl int64
+	if err == nil {
+		ttl, err = s.lessor.Renew(id)
+	}
 	switch {
 	case err == nil:
 		return ttl, nil
@@ -174,7 +190,15 @@ func (s *Server) runLeaseExpiry(ctx context.Context) {
 			if len(ids) == 0 {
 				break
 			}
-			err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseExpire{LeaseExpire: &raftcmdv1.LeaseExpire{Ids: ids}}})
+			// A leader resumed after a pause (or cut off) still counts
+			// deadlines the new leader extended; its expiry, forwarded to
+			// the new leader once it stepped down, would revoke live
+			// leases. Confirmed after the deadlines were read, no other
+			// leader can have renewed them before they passed.
+			err := s.confirmLeadership(ctx)
+			if err == nil {
+				err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseExpire{LeaseExpire: &raftcmdv1.LeaseExpire{Ids: ids}}})
+			}
 			if err != nil {
 				s.lessor.Unmark(ids)
 				if ctx.Err() == nil {

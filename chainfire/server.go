@@ -23,6 +23,7 @@ import (
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	"github.com/centra-cloud/centra/shared/diskguard"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -84,6 +85,10 @@ type Config struct {
 	// member (storage.quota_backend_bytes); 0 means none. Beyond it the
 	// member raises the NOSPACE alarm and writes are refused.
 	QuotaBackendBytes int64
+	// DiskGuard watches the free space of the data directory's filesystem
+	// (storage.min_free_bytes); while it is low the member raises the
+	// NOSPACE alarm and clears it once space is back. nil: no guard.
+	DiskGuard *diskguard.Guard
 	// AuthTokenTTL is how long a simple token stays valid after its last
 	// use (default 5 minutes, etcd's --auth-token-ttl).
 	AuthTokenTTL time.Duration
@@ -110,6 +115,9 @@ type Server struct {
 	icpts   []connect.Interceptor
 
 	used atomic.Int64 // space Chainfire's data takes (spaceUsed), refreshed by monitorQuota
+	// diskAlarm holds while this member's NOSPACE alarm is one it raised
+	// for low disk space, which monitorDisk clears once space is back.
+	diskAlarm atomic.Bool
 
 	// memberMu serialises membership changes made through this member.
 	memberMu sync.Mutex
@@ -194,7 +202,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.reportCatchUp, s.runTokenSweeper} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.monitorDisk, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.reportCatchUp, s.runTokenSweeper} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -359,6 +367,21 @@ func (s *Server) Revision() int64 { return s.fsm.rev.Load() }
 func (s *Server) HasLeader() bool {
 	id, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
 	return ok && id != 0
+}
+
+// confirmLeadership returns nil if this replica still leads the metadata
+// shard after a ReadIndex round (a quorum heard from it since now), else
+// lease.ErrNotPrimary, so that the caller forwards to the leader.
+func (s *Server) confirmLeadership(ctx context.Context) error {
+	rctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if _, err := s.cfg.Raft.Read(rctx, raftnode.MetadataShardID, revQuery{}); err != nil {
+		return err
+	}
+	if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); !ok || leader != s.cfg.ReplicaID {
+		return lease.ErrNotPrimary
+	}
+	return nil
 }
 
 // Ready returns nil once this node can serve linearizable reads: the shard

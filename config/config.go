@@ -172,6 +172,9 @@ type Storage struct {
 	// QuotaBackendBytes is etcd's --quota-backend-bytes for Chainfire's
 	// data; 0 disables the quota.
 	QuotaBackendBytes uint64 `koanf:"quota_backend_bytes" help:"Space quota of Chainfire's data on this node in bytes (etcd's --quota-backend-bytes, default 2 GiB; 0 disables it). Beyond it the NOSPACE alarm is raised cluster-wide and writes fail with 'etcdserver: mvcc: database space exceeded' until space is freed (compact, defrag) and the alarm disarmed."`
+	// MinFreeBytes is the free space on the data directory's filesystem
+	// below which writes that add data are refused (0 disables the guard).
+	MinFreeBytes uint64 `koanf:"min_free_bytes" help:"Free bytes on the data directory's filesystem below which writes that add data are refused (default 1 GiB; 0 disables): Chainfire raises the NOSPACE alarm ('etcdserver: mvcc: database space exceeded'), FlareDB refuses puts and CAS naming the directory; both resume at 1.25 times this value. Keeps pebble and the raft log from hitting ENOSPC, which stops the process."`
 }
 
 // Region tunes how a store splits the FlareDB regions it leads. The
@@ -252,6 +255,7 @@ func Default() Config {
 			MaxBackgroundFlushes:           2,
 			SlowCompactionMs:               10000,
 			QuotaBackendBytes:              2 << 30,
+			MinFreeBytes:                   1 << 30,
 		},
 		Raft: Raft{
 			Role:               RaftVoter,

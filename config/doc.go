@@ -88,6 +88,19 @@
 //     "etcdserver: mvcc: database space exceeded"; reads, deletes and
 //     compaction work, and `etcdctl alarm disarm` clears the alarm once
 //     compaction and defrag freed space.
+//   - min_free_bytes (default 1 GiB; 0 disables) -> shared/diskguard: the
+//     free space (statfs f_bavail, checked every second) on data_dir's
+//     filesystem below which the node refuses writes that add data, so
+//     that pebble and dragonboat's log never meet ENOSPC (both stop the
+//     process on it). Chainfire raises this member's NOSPACE alarm (as the
+//     quota does) and clears it itself once free space is back to 1.25
+//     times the threshold; FlareDB region leaders refuse puts and CAS with
+//     an error naming the directory and its free bytes (deletes pass).
+//     1 GiB leaves room for what still gets written after the threshold:
+//     the flush of both default memtables (2 x 64 MiB), compaction output,
+//     raft entries in flight until the alarm commits, and received region
+//     snapshots (4 at once of up to 144 MiB); TiKV reserves 5 GB for the
+//     same purpose (storage.reserve-space). On small disks set it lower.
 //
 // # [raft] keys and dragonboat v4
 //

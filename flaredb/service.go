@@ -269,6 +269,12 @@ func (sv *service) propose(ctx context.Context, t *target, cmd *raftcmdv1.Comman
 // write resolves and proposes a data-changing command.
 func (sv *service) write(ctx context.Context, op string, rc *flaredbv1.Context, cmd *raftcmdv1.Command, enc [][]byte) (*raftcmdv1.Result, statemachine.Result, *flaredbv1.RegionError, error) {
 	began := time.Now()
+	if addsData(cmd) {
+		if err := sv.s.cfg.DiskGuard.Err(); err != nil {
+			sv.done(op, began, sv.s.m.writeDur, nil, err)
+			return nil, statemachine.Result{}, nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("flaredb: store %d: %w", sv.s.cfg.ID, err))
+		}
+	}
 	t, rerr, err := sv.resolve(rc, true, enc...)
 	var res statemachine.Result
 	var out *raftcmdv1.Result
@@ -277,6 +283,18 @@ func (sv *service) write(ctx context.Context, op string, rc *flaredbv1.Context, 
 	}
 	sv.done(op, began, sv.s.m.writeDur, rerr, err)
 	return out, res, rerr, err
+}
+
+// addsData reports whether cmd writes a value: what a store short of disk
+// space refuses (deletes free space and pass).
+func addsData(cmd *raftcmdv1.Command) bool {
+	switch c := cmd.Cmd.(type) {
+	case *raftcmdv1.Command_DeleteRange:
+		return false
+	case *raftcmdv1.Command_Write:
+		return slices.ContainsFunc(c.Write.GetMutations(), func(m *raftcmdv1.Mutation) bool { return !m.GetDelete() })
+	}
+	return true
 }
 
 // done records a request's outcome.

@@ -19,6 +19,7 @@ import (
 
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+	"github.com/centra-cloud/centra/shared/diskguard"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -41,8 +42,12 @@ type StoreConfig struct {
 	Address     string // addr: the store's API address, its identity in PD
 	PeerAddress string // raft address
 	DataDir     string
-	PD          PD
-	Logger      *slog.Logger
+	// DiskGuard watches the free space of DataDir's filesystem
+	// (storage.min_free_bytes): while it is low, region leaders refuse
+	// writes that add data. nil: no guard.
+	DiskGuard *diskguard.Guard
+	PD        PD
+	Logger    *slog.Logger
 	// HeartbeatInterval is how often the store reports (TiKV: 10s).
 	HeartbeatInterval time.Duration
 
@@ -174,9 +179,30 @@ func (s *Store) Run(ctx context.Context, registered func()) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.runRegionLoops(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.watchDisk(ctx) }()
 	s.RunHeartbeats(ctx)
 	wg.Wait()
 	return nil
+}
+
+// watchDisk keeps DiskGuard current and logs when writes start and stop
+// being refused for low disk space.
+func (s *Store) watchDisk(ctx context.Context) {
+	g := s.cfg.DiskGuard
+	refusing := false
+	g.Run(ctx, func(err error) {
+		switch {
+		case err != nil:
+			s.log.Warn("Cannot measure the free space of the data directory", "data_dir", g.Dir(), "err", err)
+		case g.Low() && !refusing:
+			s.log.Warn("Free space of the data directory below storage.min_free_bytes: writes are refused",
+				"data_dir", g.Dir(), "free_bytes", g.Free(), "min_free_bytes", g.MinFree())
+		case !g.Low() && refusing:
+			s.log.Info("Free space of the data directory is back: writes are accepted", "data_dir", g.Dir(), "free_bytes", g.Free())
+		}
+		refusing = g.Low()
+	})
 }
 
 // checkIdentity refuses a data directory that belongs to another store_id

@@ -9,11 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
-	"syscall"
 	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/centra-cloud/centra/e2e/framework"
+	"github.com/centra-cloud/centra/shared/diskguard"
 )
 
 // diskSize is the size of each node's data filesystem (tmpfs, so RAM):
@@ -21,17 +26,26 @@ import (
 // fill at once.
 const diskSize = 256 << 20
 
+// minFree is the nodes' storage.min_free_bytes in disk-full runs (the
+// default, 1 GiB, exceeds the whole tmpfs), and fillSlack what the
+// disk-full fault leaves free: below the threshold, so the guard refuses
+// writes, with room for what a node still writes until its NOSPACE alarm
+// commits (pebble flushes of the framework's 4 MiB memtables, raft
+// entries in flight).
+const (
+	minFree   = 64 << 20
+	fillSlack = minFree / 2
+)
+
 // disks gives every node its data directory on a tmpfs of its own, that
 // the disk-full fault fills with a ballast file.
 type disks struct {
 	t      *testing.T
 	mounts []string
-	// filled are the indexes of the nodes whose disk was filled: pebble
-	// may hold on to a write error from then and exit on a later write,
-	// seconds after the space came back.
+	// filled are the indexes of the nodes whose disk was filled: none of
+	// them may exit (the free-space guard must keep pebble and the raft
+	// log from meeting ENOSPC).
 	filled map[int]bool
-	// crashes are the nodes' exits on a full disk or after one.
-	crashes []string
 }
 
 // newDisks mounts n tmpfs filesystems of diskSize, unmounted when the test
@@ -70,68 +84,92 @@ func newDisks(t *testing.T, n int) (*disks, error) {
 // (framework.WithDataDirs).
 func (d *disks) dataDir(i int) (string, error) { return os.MkdirTemp(d.mounts[i], "data-") }
 
-// fill fills n's filesystem to the last byte with a ballast file, holds
-// for f.Hold while traffic runs into the full disk, removes the ballast
-// and restarts n if it exited meanwhile (an exit on ENOSPC is allowed;
-// losing what it acknowledged is not, which the run's checks see). A
-// filled node that exits later is revived by the nemesis.
-func (d *disks) fill(ctx context.Context, n *framework.Node, f fault) error {
+// fill fills n's filesystem with a ballast file up to fillSlack free,
+// waits until n raised NOSPACE (its free-space guard), holds for f.Hold
+// while traffic runs into the refusals, removes the ballast and waits
+// until n cleared the alarm. n must not exit meanwhile.
+func (d *disks) fill(ctx context.Context, c *framework.Cluster, n *framework.Node, f fault) error {
 	mount := d.mounts[n.Index]
 	ballast := filepath.Join(mount, "ballast")
-	if err := writeUntilFull(ballast); err != nil {
+	free, err := fillTo(ballast, fillSlack)
+	if err != nil {
 		return err
 	}
 	d.filled[n.Index] = true
-	d.t.Logf("%s: data filesystem %s full", n, mount)
+	d.t.Logf("%s: data filesystem %s filled to %d bytes free", n, mount, free)
+	cli, err := c.NewClient(c.Endpoints()...)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	filled := time.Now()
+	if err := waitNoSpace(ctx, cli, n.ID, true); err != nil {
+		return errors.Join(fmt.Errorf("%s with %d bytes free (min_free_bytes %d): %w", n, free, minFree, err), d.exited(c), os.Remove(ballast))
+	}
+	d.t.Logf("%s raised NOSPACE %v after its disk filled", n, time.Since(filled).Round(time.Millisecond))
 	hold(f)
 	if err := os.Remove(ballast); err != nil {
 		return err
 	}
-	_, err := d.revive(n)
-	return err
-}
-
-// revive restarts n if its disk was filled and it exited since, and
-// reports whether it did.
-func (d *disks) revive(n *framework.Node) (bool, error) {
-	if d == nil || !d.filled[n.Index] || n.Running() {
-		return false, nil
+	freed := time.Now()
+	if err := waitNoSpace(ctx, cli, n.ID, false); err != nil {
+		return errors.Join(fmt.Errorf("%s once its disk has room again: %w", n, err), d.exited(c))
 	}
-	crashes := n.TakeCrashes()
-	d.t.Logf("%s exited on or after a full disk: %s; %s", n, strings.Join(crashes, "; "), exitCause(n.CurrentLog()))
-	d.crashes = append(d.crashes, crashes...)
-	return true, n.Restart()
+	d.t.Logf("%s cleared NOSPACE %v after the ballast was removed", n, time.Since(freed).Round(time.Millisecond))
+	return d.exited(c)
 }
 
-// reviveAll revives every node of c.
-func (d *disks) reviveAll(c *framework.Cluster) error {
-	for _, n := range c.Nodes() {
-		if _, err := d.revive(n); err != nil {
-			return err
+// waitNoSpace waits until member id's NOSPACE alarm is raised (on) or
+// cleared.
+func waitNoSpace(ctx context.Context, cli *clientv3.Client, id uint64, on bool) error {
+	want := map[bool]string{true: "raised", false: "cleared"}[on]
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		al, err := cli.AlarmList(ctx)
+		if err == nil && slices.ContainsFunc(al.Alarms, func(a *etcdserverpb.AlarmMember) bool {
+			return a.MemberID == id && a.Alarm == etcdserverpb.AlarmType_NOSPACE
+		}) == on {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("NOSPACE alarm not %s: %w (last alarm list error: %v)", want, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return nil
 }
 
-// writeUntilFull writes zeros to path until the filesystem says ENOSPC
-// even for a page.
-func writeUntilFull(path string) error {
+// exited is an error naming every node whose disk was filled and that
+// exited (with its crash and the cause from its log); nil if none.
+func (d *disks) exited(c *framework.Cluster) error {
+	var errs []error
+	for _, n := range c.Nodes() {
+		if d == nil || !d.filled[n.Index] || n.Running() {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s exited on or after a full disk: %s; %s", n, strings.Join(n.TakeCrashes(), "; "), exitCause(n.CurrentLog())))
+	}
+	return errors.Join(errs...)
+}
+
+// fillTo writes zeros to path until its filesystem has at most slack
+// bytes free, and returns what is left.
+func fillTo(path string, slack uint64) (uint64, error) {
 	fh, err := os.Create(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer fh.Close()
 	buf := make([]byte, 1<<20)
 	for {
-		_, err := fh.Write(buf)
-		switch {
-		case err == nil:
-		case !errors.Is(err, syscall.ENOSPC):
-			return fmt.Errorf("fill %s: %w", path, err)
-		case len(buf) <= 4096:
-			return nil
-		default:
-			buf = buf[:len(buf)/2]
+		free, err := diskguard.Available(filepath.Dir(path))
+		if err != nil || free <= slack {
+			return free, err
+		}
+		n := min(uint64(len(buf)), free-slack)
+		if _, err := fh.Write(buf[:n]); err != nil {
+			return 0, fmt.Errorf("fill %s: %w", path, err)
 		}
 	}
 }

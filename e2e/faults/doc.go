@@ -30,10 +30,12 @@
 //   - churn-follower: `centra cluster member-remove` of a follower, wipe,
 //     `member-add` of the same node ID (a new replica ID), and a wait until
 //     it is a voter again;
-//   - disk-full: every node's data directory is on a tmpfs of its own,
-//     which the fault fills with a ballast file; a node may exit on ENOSPC
-//     (dragonboat's log store panics: fail-stop) and is restarted once the
-//     ballast is gone; its exits are counted in the summary.
+//   - disk-full: every node's data directory is on a tmpfs of its own
+//     (256 MiB, storage.min_free_bytes 64 MiB), which the fault fills with
+//     a ballast file to 32 MiB free: the node must raise its NOSPACE alarm
+//     (writes refused with "database space exceeded", which the history
+//     drops as no-ops), keep running, and clear the alarm once the ballast
+//     is gone; a node exit fails the run.
 //
 // Partitions and disk-full need root; without it randomized runs drop them
 // with a NOT INJECTED line in the summary, and TestFaultsCI skips those
@@ -44,6 +46,21 @@
 // the start revision), and a lease checker holds a key under a lease with
 // keepalives (the key must not vanish before the call of the last
 // acknowledged keepalive plus the TTL).
+//
+// Beside that traffic, Kubernetes-like clients (k8s.go) work on a few
+// objects as kube-apiserver's etcd3 store does: create-if-absent by a txn
+// on ModRevision 0, update by a txn on the ModRevision last seen, the
+// current object from the txn's else branch on a conflict; values are
+// unique, so a ModRevision compare is a compare on the value written at
+// that revision and the register model checks these txns too. An informer
+// lists the objects in pages of two (the later pages at the first page's
+// revision, as a continue token does: key order, no repeats, nothing newer
+// than that revision, the first page's count), watches from the list's
+// revision, and compares its cache with a list at the revision of its last
+// event; the first page of each list is a linearizable read and goes into
+// the history. A lease revoker grants, puts a key under the lease, keeps
+// it alive once and revokes it: the key must be there until the revoke and
+// gone, with the lease unknown, once the revoke is acknowledged.
 //
 // FlareDB (three stores, one control-plane node) gets get/put/CAS traffic
 // on a strong namespace through flaredb/client while stores are killed and

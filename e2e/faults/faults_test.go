@@ -71,9 +71,11 @@ type result struct {
 	// elections and agreed are the times to a new leader after each
 	// leader kill, by its log and by every node's agreement (nemesis).
 	elections, agreed []time.Duration
-	// diskExits are the nodes' exits on a full disk (fail-stop: allowed
-	// as long as nothing acknowledged is lost).
-	diskExits int
+	// detections are the times from each leader kill to the first
+	// survivor's election timeout (nemesis).
+	detections []time.Duration
+	// k8s is the Kubernetes-like and lease-revoke traffic's checker.
+	k8s *k8sChecker
 	// byKind counts the faults injected by kind.
 	byKind [numFaultKinds]int
 	// skipped names the faults this machine could not inject, and why.
@@ -179,7 +181,7 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 			reasons = append(reasons, "disk-full: "+err.Error())
 		} else {
 			nm.disks = d
-			opts = append(opts, framework.WithDataDirs(d.dataDir))
+			opts = append(opts, framework.WithDataDirs(d.dataDir), framework.WithMinFreeBytes(minFree))
 		}
 	}
 	for _, k := range cfg.kinds {
@@ -244,14 +246,18 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	}
 	wg.Go(func() { traffic(ctx, doers, chainfireKeys, seed, h) })
 	wg.Go(func() { lc.run(ctx, clis[0]) })
+	k8s := &k8sChecker{}
+	res.k8s = k8s
+	for i := range k8sWriters {
+		wg.Go(func() { writer(ctx, clis[i%len(clis)], clients+1+i, seed, h) })
+	}
+	wg.Go(func() { k8s.informer(ctx, clis[1%len(clis)], clients+1+k8sWriters, h) })
+	wg.Go(func() { k8s.revoker(ctx, clis[2%len(clis)]) })
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.elections, res.agreed, res.byKind = n, nm.elections, nm.agreed, nm.injected
+	res.faults, res.elections, res.agreed, res.detections, res.byKind = n, nm.elections, nm.agreed, nm.detections, nm.injected
 	wg.Wait()
 	if err == nil {
-		err = nm.disks.reviveAll(c)
-	}
-	if nm.disks != nil {
-		res.diskExits = len(nm.disks.crashes)
+		err = nm.disks.exited(c)
 	}
 	if err != nil {
 		res.harnessErr = true
@@ -275,7 +281,10 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 		report("watch guarantees violated (%d events, %d resumes):\n  %s", len(w.events), w.resumes, strings.Join(problems, "\n  "))
 	}
 
-	final, err := restartAndRead(t, c, h, chainfireKeys, func() (doer, func(), error) {
+	if len(k8s.problems) > 0 {
+		report("Kubernetes-like traffic (list/watch, lease revokes) violated a check:\n  %s", strings.Join(k8s.problems, "\n  "))
+	}
+	final, err := restartAndRead(t, c, h, append(slices.Clone(chainfireKeys), k8sObjects...), func() (doer, func(), error) {
 		cli, err := c.NewClient(c.Endpoints()...)
 		if err != nil {
 			return nil, nil, err
@@ -421,9 +430,10 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 func summary(title string, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s", title)
-	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol int
-	var elections, agreed []time.Duration
+	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol int
+	var elections, agreed, detections []time.Duration
 	var byKind [numFaultKinds]int
+	var k8s k8sChecker
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
@@ -437,9 +447,13 @@ func summary(title string, results []result) string {
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
-		diskExits += r.diskExits
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
+		detections = append(detections, r.detections...)
+		if r.k8s != nil {
+			k8s.lists, k8s.pages, k8s.checks, k8s.revokes = k8s.lists+r.k8s.lists, k8s.pages+r.k8s.pages, k8s.checks+r.k8s.checks, k8s.revokes+r.k8s.revokes
+			k8s.problems = append(k8s.problems, r.k8s.problems...)
+		}
 		for k, n := range r.byKind {
 			byKind[k] += n
 		}
@@ -465,12 +479,13 @@ func summary(title string, results []result) string {
 	if watchEvents+leaseChecks > 0 {
 		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
 	}
-	if len(elections) > 0 {
-		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): new leader elected (its log) %s; every node agrees (polled) %s\n",
-			len(elections), *tickFlag, medianMax(elections), medianMax(agreed))
+	if k8s.lists > 0 {
+		fmt.Fprintf(&b, "Kubernetes-like traffic: paginated lists %d (%d pages), list+watch caches checked against a list at their revision %d, lease revokes checked %d, violations %d\n",
+			k8s.lists, k8s.pages, k8s.checks, k8s.revokes, len(k8s.problems))
 	}
-	if diskExits > 0 {
-		fmt.Fprintf(&b, "node exits on or after a full disk (fail-stop: dragonboat's log store and the state machine panic on ENOSPC, pebble's WAL also on a later write): %d\n", diskExits)
+	if len(elections) > 0 {
+		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): first election timeout of a survivor %s; new leader elected (its log) %s; every node agrees (polled) %s\n",
+			len(elections), *tickFlag, medianMax(detections), medianMax(elections), medianMax(agreed))
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)

@@ -28,7 +28,8 @@ type input struct {
 
 // output is what the cluster answered. Unknown means the request failed
 // in a way that leaves its effect undecided; NotSent that it failed before
-// any request left the client (it took no effect: the history drops it).
+// any request left the client, or was refused without effect (it took no
+// effect: the history drops it).
 type output struct {
 	Unknown   bool
 	NotSent   bool

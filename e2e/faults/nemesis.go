@@ -137,6 +137,9 @@ type nemesis struct {
 	// logged its election; agreed until every running node reported it
 	// (through polling, so up to a poll round later).
 	elections, agreed []time.Duration
+	// detections are the times from a leader's kill until a survivor's
+	// election timer fired (its "Election timeout" log line).
+	detections []time.Duration
 	// injected counts the faults injected by kind.
 	injected [numFaultKinds]int
 }
@@ -167,7 +170,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 	// Recovery outlives the traffic: the run's end must not cut it short.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 	defer cancel()
-	if err := nm.disks.reviveAll(nm.c); err != nil {
+	if err := nm.disks.exited(nm.c); err != nil {
 		return err
 	}
 	leader, err := nm.c.WaitLeader(rctx)
@@ -226,19 +229,13 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 			return err
 		}
 	case diskFull:
-		if err := nm.disks.fill(rctx, target, f); err != nil {
+		if err := nm.disks.fill(rctx, nm.c, target, f); err != nil {
 			return err
 		}
 	}
 	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
-		err := node.WaitReady(rctx)
-		if revived, rerr := nm.disks.revive(node); rerr != nil {
-			return rerr
-		} else if revived {
-			err = node.WaitReady(rctx)
-		}
-		if err != nil {
-			return err
+		if err := node.WaitReady(rctx); err != nil {
+			return errors.Join(err, nm.disks.exited(nm.c))
 		}
 	}
 	return nil
@@ -255,32 +252,47 @@ func (nm *nemesis) timeElection(ctx context.Context, old *framework.Node) error 
 	}
 	agreed := time.Since(begin)
 	nm.agreed = append(nm.agreed, agreed)
-	elected, ok := lastElection(nm.c.Node(i).CurrentLog())
-	if !ok || elected.Before(begin) {
-		elected = begin.Add(agreed) // not in the log: the agreement bounds it
+	times := logTimes(nm.c.Node(i).CurrentLog(), "Leader elected")
+	elected := begin.Add(agreed) // not in the log: the agreement bounds it
+	if n := len(times); n > 0 && !times[n-1].Before(begin) {
+		elected = times[n-1]
 	}
 	nm.elections = append(nm.elections, elected.Sub(begin))
-	nm.t.Logf("after killing leader %s: %s elected %v later (agreed after %v)", old, nm.c.Node(i),
-		elected.Sub(begin).Round(time.Millisecond), agreed.Round(time.Millisecond))
+	// Detection: the first election timer of a survivor to fire after the
+	// kill (PreVote campaigns start only then); the rest is the vote.
+	detected := elected
+	for _, n := range nm.c.Nodes() {
+		if n == old || !n.Running() {
+			continue
+		}
+		for _, t := range logTimes(n.CurrentLog(), "Election timeout, no heartbeat from leader") {
+			if !t.Before(begin) && t.Before(detected) {
+				detected = t
+			}
+		}
+	}
+	nm.detections = append(nm.detections, detected.Sub(begin))
+	nm.t.Logf("after killing leader %s: first election timeout %v later, %s elected %v later (agreed after %v)", old,
+		detected.Sub(begin).Round(time.Millisecond), nm.c.Node(i), elected.Sub(begin).Round(time.Millisecond), agreed.Round(time.Millisecond))
 	return nil
 }
 
-// lastElection returns the time of the last "Leader elected" line of a
-// node's JSON log.
-func lastElection(log string) (time.Time, bool) {
-	lines := strings.Split(log, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if !strings.Contains(lines[i], `"msg":"Leader elected`) {
+// logTimes returns the times of the lines of a node's JSON log whose
+// message starts with msg, in log order.
+func logTimes(log, msg string) []time.Time {
+	var out []time.Time
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, `"msg":"`+msg) {
 			continue
 		}
 		var rec struct {
 			Time time.Time `json:"time"`
 		}
-		if json.Unmarshal([]byte(lines[i]), &rec) == nil {
-			return rec.Time, true
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, rec.Time)
 		}
 	}
-	return time.Time{}, false
+	return out
 }
 
 // hold keeps a fault in place for its duration (the fault's length, not a

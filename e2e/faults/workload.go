@@ -4,11 +4,13 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -55,8 +57,11 @@ func traffic(ctx context.Context, clients []doer, keys []string, seed uint64, h 
 }
 
 // etcdDoer sends requests through cli: get, put, and CAS by a txn on the
-// value (or on version 0 for absent). Every error leaves the outcome
-// unknown: a request that failed may still have been applied.
+// value (or on version 0 for absent). Every error but one leaves the
+// outcome unknown: a request that failed may still have been applied.
+// The exception is NOSPACE ("database space exceeded"): Chainfire refuses
+// the write before proposing it or at apply, on every replica alike, so it
+// took no effect (NotSent).
 func etcdDoer(cli *clientv3.Client) doer {
 	return func(ctx context.Context, in input) output { return doEtcd(ctx, cli, in) }
 }
@@ -75,19 +80,25 @@ func doEtcd(ctx context.Context, cli *clientv3.Client, in input) output {
 		}
 		return output{Value: string(resp.Kvs[0].Value)}
 	case opPut:
-		if _, err := cli.Put(ctx, in.Key, in.Value); err != nil {
-			return output{Unknown: true}
-		}
-		return output{}
+		_, err := cli.Put(ctx, in.Key, in.Value)
+		return writeOutput(err, false)
 	default:
 		cmp := clientv3.Compare(clientv3.Value(in.Key), "=", in.Expect)
 		if in.Expect == "" {
 			cmp = clientv3.Compare(clientv3.Version(in.Key), "=", 0)
 		}
 		resp, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut(in.Key, in.Value)).Commit()
-		if err != nil {
-			return output{Unknown: true}
-		}
-		return output{Succeeded: resp.Succeeded}
+		return writeOutput(err, err == nil && resp.Succeeded)
 	}
+}
+
+// writeOutput is a put's or CAS's output for err.
+func writeOutput(err error, succeeded bool) output {
+	switch {
+	case errors.Is(rpctypes.Error(err), rpctypes.ErrNoSpace):
+		return output{NotSent: true}
+	case err != nil:
+		return output{Unknown: true}
+	}
+	return output{Succeeded: succeeded}
 }

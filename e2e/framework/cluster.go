@@ -50,6 +50,7 @@ type options struct {
 	storeArgs      []string
 	namespaceModes map[string]string
 	quota          uint64
+	minFree        *uint64
 	journald       bool
 	netns          func(i int) (netns, host string)
 	dataDir        func(i int) (string, error)
@@ -79,6 +80,10 @@ func WithJournald() Option { return func(o *options) { o.journald = true } }
 
 // WithQuotaBackendBytes sets storage.quota_backend_bytes on every node.
 func WithQuotaBackendBytes(n uint64) Option { return func(o *options) { o.quota = n } }
+
+// WithMinFreeBytes sets storage.min_free_bytes on every node (0 disables
+// the free-space guard).
+func WithMinFreeBytes(n uint64) Option { return func(o *options) { o.minFree = &n } }
 
 // WithNetns runs node i (from 0) inside the network namespace netns, set
 // up by the caller, listening on host (an address of that namespace) on
@@ -315,6 +320,9 @@ func (c *Cluster) writeConfig(n *Node) error {
 	}
 	if c.opts.quota != 0 {
 		cfg.Storage.QuotaBackendBytes = c.opts.quota
+	}
+	if c.opts.minFree != nil {
+		cfg.Storage.MinFreeBytes = *c.opts.minFree
 	}
 	cfg.LogLevel = c.opts.logLevel
 	b, err := cfg.TOML()

@@ -25,6 +25,7 @@ import (
 	"github.com/centra-cloud/centra/config"
 	"github.com/centra-cloud/centra/internal/sdnotify"
 	"github.com/centra-cloud/centra/pd"
+	"github.com/centra-cloud/centra/shared/diskguard"
 	"github.com/centra-cloud/centra/shared/raftnode"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
@@ -36,6 +37,7 @@ type App struct {
 	reg *prometheus.Registry
 
 	db   *pebble.DB
+	disk *diskguard.Guard // free space of the data directory's filesystem
 	node *raftnode.Node
 	cf   *chainfire.Server
 	api  *apiServer
@@ -173,6 +175,7 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 		ElectionTimeout:   time.Duration(electionMs) * time.Millisecond,
 		QuotaBackendBytes: int64(c.Storage.QuotaBackendBytes), // validated <= MaxInt64
 		DataDir:           c.EffectiveDataDir(),
+		DiskGuard:         a.disk,
 	}
 	applied, err := raftnode.ReadAppliedIndex(a.db, raftnode.ShardKeyspace(raftnode.MetadataShardID))
 	if err != nil {
@@ -233,6 +236,12 @@ func (a *App) openStateDB() (err error) {
 	}
 	for _, w := range c.Storage.Warnings() {
 		a.log.Warn(w)
+	}
+	if a.disk, err = diskguard.New(c.EffectiveDataDir(), c.Storage.MinFreeBytes); err != nil {
+		return fmt.Errorf("centra: %w (check [storage] data_dir, or set [storage] min_free_bytes = 0 to disable the free-space guard)", err)
+	}
+	if err := a.disk.Err(); err != nil {
+		a.log.Warn("Starting short of space; writes are refused until space is freed", "err", err)
 	}
 	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log.With("component", a.component("storage")),
 		time.Duration(c.Storage.SlowCompactionMs)*time.Millisecond)

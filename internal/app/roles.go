@@ -120,7 +120,7 @@ func (a *App) startStore() error {
 	r := c.Region
 	st, err := flaredb.NewStore(flaredb.StoreConfig{
 		ID: c.EffectiveStoreID(), Address: addr, PeerAddress: a.node.RaftAddress(),
-		DataDir: c.EffectiveDataDir(), PD: client, Logger: a.log,
+		DataDir: c.EffectiveDataDir(), DiskGuard: a.disk, PD: client, Logger: a.log,
 		Node: a.node, DB: a.db, NamespaceModes: c.NamespaceModes, Registry: a.reg,
 		Split: flaredb.SplitConfig{
 			MaxSize: r.MaxSize, SplitSize: r.SplitSize, MaxKeys: r.MaxKeys, SplitKeys: r.SplitKeys,
