@@ -22,7 +22,7 @@ import (
 // credentials).
 func (n *node) userClient(t *testing.T, user, password string) (*clientv3.Client, error) {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: user, Password: password})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.grpcAddr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: user, Password: password})
 	if err != nil {
 		return nil, err
 	}
