@@ -24,7 +24,7 @@ type watchService struct{ s *Server }
 
 type watchStream struct {
 	s      *Server
-	stream *connect.BidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]
+	stream bidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]
 	ctx    context.Context
 
 	sendMu sync.Mutex
@@ -41,8 +41,14 @@ type activeWatcher struct {
 }
 
 func (ws *watchService) Watch(ctx context.Context, stream *connect.BidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]) error {
+	return ws.s.serveWatch(ctx, stream)
+}
+
+// serveWatch serves one Watch stream, from Connect (watchService) or
+// grpc-go (registerGRPCStreams).
+func (s *Server) serveWatch(ctx context.Context, stream bidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
-	st := &watchStream{s: ws.s, stream: stream, ctx: ctx, watchers: map[int64]*activeWatcher{}}
+	st := &watchStream{s: s, stream: stream, ctx: ctx, watchers: map[int64]*activeWatcher{}}
 	defer func() {
 		cancel()
 		st.wg.Wait()
