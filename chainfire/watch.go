@@ -138,11 +138,7 @@ func (st *watchStream) create(c *etcdserverpb.WatchCreateRequest) error {
 // run streams one watcher's events until it is cancelled or compacted.
 func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher) {
 	compactRev, err := st.s.fsm.hub.Run(ctx, w, func(b watch.Batch) error {
-		resp := &etcdserverpb.WatchResponse{Header: st.header(b.Revision), WatchId: id, Events: make([]*mvccpb.Event, len(b.Events))}
-		for i, ev := range b.Events {
-			resp.Events[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.KV, PrevKv: ev.Prev}
-		}
-		return st.send(resp)
+		return st.send(newWatchResponse(st.s, id, b))
 	})
 	switch {
 	case errors.Is(err, watch.ErrCompacted):
@@ -156,6 +152,35 @@ func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher) {
 		st.remove(id)
 		_ = st.send(&etcdserverpb.WatchResponse{Header: st.header(st.s.fsm.hub.Revision()), WatchId: id, Canceled: true, CancelReason: err.Error()})
 	}
+}
+
+// watchResponse is an event response with its header and, for the usual
+// batch of one event, the event: one allocation per response and watcher
+// where there were four. The stream marshals it before send returns, so
+// nothing keeps it.
+type watchResponse struct {
+	resp   etcdserverpb.WatchResponse
+	header etcdserverpb.ResponseHeader
+	ptrs   [1]*mvccpb.Event
+	events [1]mvccpb.Event
+}
+
+func newWatchResponse(s *Server, id int64, b watch.Batch) *etcdserverpb.WatchResponse {
+	r := &watchResponse{}
+	r.header.Revision = b.Revision
+	r.resp.Header = s.header(&r.header)
+	r.resp.WatchId = id
+	ptrs, events := r.ptrs[:], r.events[:]
+	if n := len(b.Events); n > 1 {
+		ptrs, events = make([]*mvccpb.Event, n), make([]mvccpb.Event, n)
+	}
+	r.resp.Events = ptrs[:len(b.Events)]
+	for i, ev := range b.Events {
+		e := &events[i]
+		e.Type, e.Kv, e.PrevKv = ev.Type, ev.KV, ev.Prev
+		r.resp.Events[i] = e
+	}
+	return &r.resp
 }
 
 func (st *watchStream) remove(id int64) *activeWatcher {
