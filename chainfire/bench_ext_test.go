@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,6 +144,8 @@ func benchWatchFanOut(b *testing.B, open fanOutWatcher) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU(b)
+	defer func() { reportCPU(b, processCPU(b)-cpu) }()
 	for i := range b.N {
 		if _, err := n.kv.Put(ctx, connect.NewRequest(&etcdserverpb.PutRequest{Key: fmt.Appendf(nil, "fan/%d", i), Value: []byte("v")})); err != nil {
 			b.Fatal(err)
@@ -154,4 +157,21 @@ func benchWatchFanOut(b *testing.B, open fanOutWatcher) {
 			time.Sleep(20 * time.Microsecond)
 		}
 	}
+}
+
+// processCPU is the CPU time (user and system) the test process used so
+// far: server and client share it, but unlike ns/op it hardly depends on
+// what else runs on the box.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time used by the benchmark's iterations as
+// cpu-µs/op.
+func reportCPU(b *testing.B, used time.Duration) {
+	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
 }
