@@ -3,6 +3,7 @@ package chainfire_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,13 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/centra-cloud/centra/chainfire"
+	"github.com/centra-cloud/centra/internal/grpcmux"
 )
 
 // TestWatchClientv3 drives the Watch served natively by grpc-go with etcd's
@@ -185,5 +193,39 @@ func TestLeaseKeepAliveClientv3(t *testing.T) {
 	}
 	if _, err := cli.KeepAliveOnce(ctx, g.ID+1); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		t.Fatalf("keep-alive of a missing lease: %v, want %v", err, rpctypes.ErrLeaseNotFound)
+	}
+}
+
+// TestGRPCStreamsBeforeStart: while the node starts (no Server yet) the
+// native Watch and LeaseKeepAlive answer Unavailable, which clients retry,
+// as the Connect routes answer 503.
+func TestGRPCStreamsBeforeStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.ForceServerCodec(grpcmux.Codec{}))
+	chainfire.RegisterGRPC(gs, func() *chainfire.Server { return nil })
+	go func() { _ = gs.Serve(l) }() // returns when gs stops
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx := testCtx(t, 10*time.Second)
+	w, err := pb.NewWatchClient(conn).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("watch before start: %v, want Unavailable", err)
+	}
+	ka, err := pb.NewLeaseClient(conn).LeaseKeepAlive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ka.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("keep-alive before start: %v, want Unavailable", err)
 	}
 }
