@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/centra-cloud/centra/chainfire/internal/watch"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
@@ -130,15 +132,20 @@ func (st *watchStream) create(c *etcdserverpb.WatchCreateRequest) error {
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
-		st.run(ctx, id, w)
+		st.run(ctx, id, w, c.Fragment)
 	}()
 	return nil
 }
 
-// run streams one watcher's events until it is cancelled or compacted.
-func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher) {
+// run streams one watcher's events until it is cancelled or compacted;
+// fragment: the client accepts a large response split (etcd's fragment).
+func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher, fragment bool) {
 	compactRev, err := st.s.fsm.hub.Run(ctx, w, func(b watch.Batch) error {
-		return st.send(newWatchResponse(st.s, id, b))
+		resp := newWatchResponse(st.s, id, b)
+		if fragment {
+			return st.sendFragments(resp)
+		}
+		return st.send(resp)
 	})
 	switch {
 	case errors.Is(err, watch.ErrCompacted):
@@ -181,6 +188,37 @@ func newWatchResponse(s *Server, id int64, b watch.Batch) *etcdserverpb.WatchRes
 		r.resp.Events[i] = e
 	}
 	return &r.resp
+}
+
+// watchEventTagSize is the encoded size of the tag of WatchResponse.events.
+var watchEventTagSize = protowire.SizeTag((&etcdserverpb.WatchResponse{}).ProtoReflect().Descriptor().Fields().ByName("events").Number())
+
+// sendFragments sends resp as etcd does to a watcher created with
+// fragment: a response of maxRequestBytes or more with several events goes
+// out in parts below that size (one event at least each), all but the last
+// marked Fragment; clientv3 joins them.
+func (st *watchStream) sendFragments(resp *etcdserverpb.WatchResponse) error {
+	if len(resp.Events) < 2 || proto.Size(resp) < maxRequestBytes {
+		return st.send(resp)
+	}
+	events := resp.Events
+	resp.Events, resp.Fragment = nil, true
+	base := proto.Size(resp)
+	for len(events) > 0 {
+		n, size := 0, base
+		for ; n < len(events); n++ {
+			size += watchEventTagSize + protowire.SizeBytes(proto.Size(events[n]))
+			if n > 0 && size >= maxRequestBytes {
+				break
+			}
+		}
+		resp.Events, resp.Fragment = events[:n], n < len(events)
+		if err := st.send(resp); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
 }
 
 func (st *watchStream) remove(id int64) *activeWatcher {

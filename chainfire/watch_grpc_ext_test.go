@@ -229,3 +229,53 @@ func TestGRPCStreamsBeforeStart(t *testing.T) {
 		t.Fatalf("keep-alive before start: %v, want Unavailable", err)
 	}
 }
+
+// TestWatchFragmentOverGRPC: history of 1.8 MiB in one batch goes to a
+// watcher created with fragment in parts below the request limit (1.5 MiB),
+// all but the last marked Fragment, as etcd sends them; etcd's client joins
+// them into one response.
+func TestWatchFragmentOverGRPC(t *testing.T) {
+	n := startNode(t)
+	cli := n.etcdClient(t)
+	ctx := testCtx(t, 30*time.Second)
+	value := strings.Repeat("x", 300<<10)
+	for i := range 6 {
+		if _, err := cli.Put(ctx, fmt.Sprintf("big/%d", i), value); err != nil {
+			t.Fatal(err) // revisions 2-7
+		}
+	}
+	stream, err := pb.NewWatchClient(cli.ActiveConnection()).Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: []byte("big/"), RangeEnd: []byte("big0"), StartRevision: 2, Fragment: true,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := recvWatch(t, stream); !r.Created {
+		t.Fatalf("not created: %+v", r)
+	}
+	var parts []string
+	for events := 0; events < 6; {
+		r := recvWatch(t, stream)
+		if r.Size() >= 1536<<10 {
+			t.Fatalf("part of %d bytes, want below the 1.5 MiB request limit", r.Size())
+		}
+		for _, ev := range r.Events {
+			if string(ev.Kv.Key) != fmt.Sprintf("big/%d", events) {
+				t.Fatalf("event %d is %s", events, ev.Kv.Key)
+			}
+			events++
+		}
+		parts = append(parts, fmt.Sprintf("%d/%v", len(r.Events), r.Fragment))
+	}
+	if want := "[5/true 1/false]"; fmt.Sprint(parts) != want {
+		t.Fatalf("parts (events/fragment) %v, want %s", parts, want)
+	}
+	// clientv3 joins the parts.
+	wr := <-cli.Watch(ctx, "big/", clientv3.WithPrefix(), clientv3.WithRev(2), clientv3.WithFragment())
+	if wr.Err() != nil || len(wr.Events) != 6 {
+		t.Fatalf("clientv3 with fragment: %d events, %v; want all 6 in one response", len(wr.Events), wr.Err())
+	}
+}
