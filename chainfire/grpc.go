@@ -17,11 +17,10 @@ import (
 const MaxGRPCRecvBytes = maxRequestBytes + 64*1024
 
 // RegisterGRPC registers etcd's KV service, Watch and LeaseKeepAlive on a
-// grpc-go server (the hot RPCs and the streams of etcd clients;
-// internal/grpcmux bridges the other methods to the Connect handlers).
-// current returns the running Server, or nil while the node starts:
-// calls then fail with Unavailable, as the Connect routes answer 503
-// meanwhile. Each call runs the same interceptors and kvService
+// grpc-go server (internal/grpcmux bridges the other methods to the
+// Connect handlers). current returns the running Server, or nil while the
+// node starts: calls then fail with Unavailable, as the Connect routes
+// answer 503 meanwhile. Each call runs the same interceptors and kvService
 // method as the Connect route, with the incoming metadata as request
 // headers, so both paths have one behaviour.
 func RegisterGRPC(reg grpc.ServiceRegistrar, current func() *Server) {
