@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
@@ -33,20 +32,13 @@ type bidiStream[Req, Resp any] interface {
 // connect-go into an HTTP body and copied into a gRPC message by the
 // bridge.
 func registerGRPCStreams(reg grpc.ServiceRegistrar, current func() *Server) {
-	reg.RegisterService(&watchServiceDesc, streamsGRPC{current: current})
-	reg.RegisterService(&leaseStreamsDesc, streamsGRPC{current: current})
+	reg.RegisterService(&watchServiceDesc, kvGRPC{current: current})
+	reg.RegisterService(&leaseStreamsDesc, kvGRPC{current: current})
 }
-
-type streamsGRPC struct{ current func() *Server }
-
-// streamsGRPCServer is the HandlerType of the stream services' descriptors.
-type streamsGRPCServer interface{ server() *Server }
-
-func (g streamsGRPC) server() *Server { return g.current() }
 
 var watchServiceDesc = grpc.ServiceDesc{
 	ServiceName: "etcdserverpb.Watch",
-	HandlerType: (*streamsGRPCServer)(nil),
+	HandlerType: (*kvGRPCServer)(nil),
 	Streams: []grpc.StreamDesc{{
 		StreamName:    "Watch",
 		Handler:       grpcBidi(etcdserverpbconnect.WatchWatchProcedure, (*Server).serveWatch),
@@ -58,7 +50,7 @@ var watchServiceDesc = grpc.ServiceDesc{
 
 var leaseStreamsDesc = grpc.ServiceDesc{
 	ServiceName: "etcdserverpb.Lease",
-	HandlerType: (*streamsGRPCServer)(nil),
+	HandlerType: (*kvGRPCServer)(nil),
 	Streams: []grpc.StreamDesc{{
 		StreamName:    "LeaseKeepAlive",
 		Handler:       grpcBidi(etcdserverpbconnect.LeaseLeaseKeepAliveProcedure, (*Server).serveKeepAlive),
@@ -70,19 +62,23 @@ var leaseStreamsDesc = grpc.ServiceDesc{
 
 // grpcBidi adapts a bidirectional etcd service to a grpc-go stream
 // handler: the call runs the same interceptors as the Connect route
-// (require-leader, auth), with the incoming metadata as request headers,
-// then serve with the stream typed.
+// (require-leader, auth), with the incoming metadata they read as request
+// headers (grpcHeaders), then serve with the stream typed.
 func grpcBidi[Req, Resp any](procedure string, serve func(*Server, context.Context, bidiStream[Req, Resp]) error) grpc.StreamHandler {
 	spec := connect.Spec{Procedure: procedure, StreamType: connect.StreamTypeBidi}
 	return func(srv any, stream grpc.ServerStream) error {
-		s := srv.(streamsGRPCServer).server()
+		s := srv.(kvGRPCServer).server()
 		if s == nil {
 			return status.Error(codes.Unavailable, "not ready: starting, or waiting to be added to a cluster")
 		}
 		ctx := stream.Context()
 		conn := &grpcConn{stream: stream, spec: spec, header: http.Header{}}
 		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			addMetadata(conn.header, md)
+			for _, k := range grpcHeaders {
+				if vs := md[k.md]; len(vs) > 0 {
+					conn.header[k.header] = vs
+				}
+			}
 		}
 		next := connect.StreamingHandlerFunc(func(ctx context.Context, c connect.StreamingHandlerConn) error {
 			return serve(s, ctx, typedConn[Req, Resp]{c})
@@ -98,19 +94,6 @@ func grpcBidi[Req, Resp any](procedure string, serve func(*Server, context.Conte
 			return grpcError(err)
 		}
 		return err // nil, or grpc-go's own error (a status) from the stream
-	}
-}
-
-// addMetadata adds gRPC metadata to h as request headers (pseudo-headers
-// left out), where the interceptors and services look for require-leader
-// and the auth token.
-func addMetadata(h http.Header, md metadata.MD) {
-	for k, vs := range md {
-		if !strings.HasPrefix(k, ":") {
-			for _, v := range vs {
-				h.Add(k, v)
-			}
-		}
 	}
 }
 
