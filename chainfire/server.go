@@ -69,6 +69,10 @@ type Config struct {
 	// ElectionTimeout is raft's election timeout (default 1s). A member
 	// without a leader for that long cancels require-leader streams.
 	ElectionTimeout time.Duration
+	// StartAppliedIndex is the metadata shard's applied index as the state
+	// DB held it before the shard started (0 for a new member): a member
+	// that starts far behind the leader logs its own catch-up from it.
+	StartAppliedIndex uint64
 	// CorruptCheckInterval is how often the leader compares every member's
 	// HashKV with its own and raises CORRUPT on a mismatch (default 5
 	// minutes; negative disables the check).
@@ -190,7 +194,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.runTokenSweeper} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.reportCatchUp, s.runTokenSweeper} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

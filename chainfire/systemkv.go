@@ -63,8 +63,14 @@ func (s *Server) Txn(ctx context.Context, cmps []client.SysCompare, puts []clien
 
 // IsLeader implements client.SystemKV.
 func (s *Server) IsLeader() bool {
-	leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
-	return ok && leader == s.cfg.ReplicaID
+	_, ok := s.LeaderTerm()
+	return ok
+}
+
+// LeaderTerm implements client.SystemKV.
+func (s *Server) LeaderTerm() (uint64, bool) {
+	leader, term, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
+	return term, ok && leader == s.cfg.ReplicaID
 }
 
 // LeaderURL implements client.SystemKV.
