@@ -16,11 +16,11 @@ import (
 	_ "github.com/centra-cloud/centra/internal/etcdcompat"
 )
 
-// etcdClient returns etcd's own Go client connected to n, so tests assert
-// what etcd's users see.
+// etcdClient returns etcd's own Go client connected to n's grpc-go server,
+// so tests assert what etcd's users see.
 func (n *node) etcdClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{n.grpcAddr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

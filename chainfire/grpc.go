@@ -17,8 +17,8 @@ import (
 // request limit plus room for the envelope), for grpc.MaxRecvMsgSize.
 const MaxGRPCRecvBytes = maxRequestBytes + 64*1024
 
-// RegisterGRPC registers etcd's KV service on a grpc-go server (the hot
-// RPCs of etcd clients; internal/grpcmux bridges the other services to the
+// RegisterGRPC registers etcd's KV service, Watch and LeaseKeepAlive on a
+// grpc-go server (internal/grpcmux bridges the other methods to the
 // Connect handlers). current returns the running Server, or nil while the
 // node starts: calls then fail with Unavailable, as the Connect routes
 // answer 503 meanwhile. Each call runs the same interceptors and kvService
@@ -26,6 +26,7 @@ const MaxGRPCRecvBytes = maxRequestBytes + 64*1024
 // request headers (grpcHeaders), so both paths have one behaviour.
 func RegisterGRPC(reg grpc.ServiceRegistrar, current func() *Server) {
 	reg.RegisterService(&kvServiceDesc, kvGRPC{current: current})
+	registerGRPCStreams(reg, current)
 }
 
 type kvGRPC struct{ current func() *Server }

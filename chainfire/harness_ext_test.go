@@ -14,10 +14,12 @@ import (
 	"connectrpc.com/connect"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/centra-cloud/centra/chainfire"
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	"github.com/centra-cloud/centra/internal/grpcmux"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -30,7 +32,13 @@ type node struct {
 	maint etcdserverpbconnect.MaintenanceClient
 	admin chainfirev1connect.ClusterServiceClient // centra's own (`centra cluster`)
 	srv   *chainfire.Server
-	addr  string // host:port of the API listener
+	addr  string // host:port of the API listener (net/http: Connect)
+	// grpcAddr is host:port of a grpc-go server set up as centra serve
+	// sets up the one behind its listener: etcd's KV, Watch and
+	// LeaseKeepAlive native, every other method bridged to the Connect
+	// handlers. etcdClient connects there, as etcd's clients do in
+	// production.
+	grpcAddr string
 }
 
 func freeAddr(t testing.TB) string {
@@ -88,7 +96,19 @@ func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 	hs.Config.Protocols.SetHTTP1(true)
 	hs.Config.Protocols.SetUnencryptedHTTP2(true)
 	hs.Start()
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(
+		grpc.ForceServerCodec(grpcmux.Codec{}),
+		grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return mux })),
+		grpc.MaxRecvMsgSize(chainfire.MaxGRPCRecvBytes),
+	)
+	chainfire.RegisterGRPC(gs, func() *chainfire.Server { return srv })
+	go func() { _ = gs.Serve(gl) }() // returns when gs stops
 	t.Cleanup(func() {
+		gs.Stop()
 		hs.CloseClientConnections()
 		hs.Close()
 		srv.Close()
@@ -108,6 +128,8 @@ func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 		admin: chainfirev1connect.NewClusterServiceClient(hc, hs.URL, connect.WithGRPC()),
 		srv:   srv,
 		addr:  hs.Listener.Addr().String(),
+
+		grpcAddr: gl.Addr().String(),
 	}
 	ctx := testCtx(t, 10*time.Second)
 	for srv.Ready(ctx) != nil {

@@ -59,6 +59,12 @@ func (l *leaseService) LeaseRevoke(ctx context.Context, req *connect.Request[etc
 }
 
 func (l *leaseService) LeaseKeepAlive(ctx context.Context, stream *connect.BidiStream[etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.LeaseKeepAliveResponse]) error {
+	return l.s.serveKeepAlive(ctx, stream)
+}
+
+// serveKeepAlive serves one LeaseKeepAlive stream, from Connect
+// (leaseService) or grpc-go (registerGRPCStreams).
+func (s *Server) serveKeepAlive(ctx context.Context, stream bidiStream[etcdserverpb.LeaseKeepAliveRequest, etcdserverpb.LeaseKeepAliveResponse]) error {
 	for {
 		req, err := stream.Receive()
 		if err != nil {
@@ -67,11 +73,11 @@ func (l *leaseService) LeaseKeepAlive(ctx context.Context, stream *connect.BidiS
 			}
 			return err
 		}
-		ttl, err := l.s.renew(ctx, req.ID)
+		ttl, err := s.renew(ctx, req.ID)
 		if err != nil {
 			return toConnectError(err)
 		}
-		if err := stream.Send(&etcdserverpb.LeaseKeepAliveResponse{Header: l.s.header(nil), ID: req.ID, TTL: ttl}); err != nil {
+		if err := stream.Send(&etcdserverpb.LeaseKeepAliveResponse{Header: s.header(nil), ID: req.ID, TTL: ttl}); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/centra-cloud/centra/chainfire/internal/watch"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
@@ -24,7 +26,7 @@ type watchService struct{ s *Server }
 
 type watchStream struct {
 	s      *Server
-	stream *connect.BidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]
+	stream bidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]
 	ctx    context.Context
 
 	sendMu sync.Mutex
@@ -41,8 +43,14 @@ type activeWatcher struct {
 }
 
 func (ws *watchService) Watch(ctx context.Context, stream *connect.BidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]) error {
+	return ws.s.serveWatch(ctx, stream)
+}
+
+// serveWatch serves one Watch stream, from Connect (watchService) or
+// grpc-go (registerGRPCStreams).
+func (s *Server) serveWatch(ctx context.Context, stream bidiStream[etcdserverpb.WatchRequest, etcdserverpb.WatchResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
-	st := &watchStream{s: ws.s, stream: stream, ctx: ctx, watchers: map[int64]*activeWatcher{}}
+	st := &watchStream{s: s, stream: stream, ctx: ctx, watchers: map[int64]*activeWatcher{}}
 	defer func() {
 		cancel()
 		st.wg.Wait()
@@ -124,17 +132,18 @@ func (st *watchStream) create(c *etcdserverpb.WatchCreateRequest) error {
 	st.wg.Add(1)
 	go func() {
 		defer st.wg.Done()
-		st.run(ctx, id, w)
+		st.run(ctx, id, w, c.Fragment)
 	}()
 	return nil
 }
 
-// run streams one watcher's events until it is cancelled or compacted.
-func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher) {
+// run streams one watcher's events until it is cancelled or compacted;
+// fragment: the client accepts a large response split (etcd's fragment).
+func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher, fragment bool) {
 	compactRev, err := st.s.fsm.hub.Run(ctx, w, func(b watch.Batch) error {
-		resp := &etcdserverpb.WatchResponse{Header: st.header(b.Revision), WatchId: id, Events: make([]*mvccpb.Event, len(b.Events))}
-		for i, ev := range b.Events {
-			resp.Events[i] = &mvccpb.Event{Type: ev.Type, Kv: ev.KV, PrevKv: ev.Prev}
+		resp := newWatchResponse(st.s, id, b)
+		if fragment {
+			return st.sendFragments(resp)
 		}
 		return st.send(resp)
 	})
@@ -150,6 +159,66 @@ func (st *watchStream) run(ctx context.Context, id int64, w *watch.Watcher) {
 		st.remove(id)
 		_ = st.send(&etcdserverpb.WatchResponse{Header: st.header(st.s.fsm.hub.Revision()), WatchId: id, Canceled: true, CancelReason: err.Error()})
 	}
+}
+
+// watchResponse is an event response with its header and, for the usual
+// batch of one event, the event: one allocation per response and watcher
+// where there were four. The stream marshals it before send returns, so
+// nothing keeps it.
+type watchResponse struct {
+	resp   etcdserverpb.WatchResponse
+	header etcdserverpb.ResponseHeader
+	ptrs   [1]*mvccpb.Event
+	events [1]mvccpb.Event
+}
+
+func newWatchResponse(s *Server, id int64, b watch.Batch) *etcdserverpb.WatchResponse {
+	r := &watchResponse{}
+	r.header.Revision = b.Revision
+	r.resp.Header = s.header(&r.header)
+	r.resp.WatchId = id
+	ptrs, events := r.ptrs[:], r.events[:]
+	if n := len(b.Events); n > 1 {
+		ptrs, events = make([]*mvccpb.Event, n), make([]mvccpb.Event, n)
+	}
+	r.resp.Events = ptrs[:len(b.Events)]
+	for i, ev := range b.Events {
+		e := &events[i]
+		e.Type, e.Kv, e.PrevKv = ev.Type, ev.KV, ev.Prev
+		r.resp.Events[i] = e
+	}
+	return &r.resp
+}
+
+// watchEventTagSize is the encoded size of the tag of WatchResponse.events.
+var watchEventTagSize = protowire.SizeTag((&etcdserverpb.WatchResponse{}).ProtoReflect().Descriptor().Fields().ByName("events").Number())
+
+// sendFragments sends resp as etcd does to a watcher created with
+// fragment: a response of maxRequestBytes or more with several events goes
+// out in parts below that size (one event at least each), all but the last
+// marked Fragment; clientv3 joins them.
+func (st *watchStream) sendFragments(resp *etcdserverpb.WatchResponse) error {
+	if len(resp.Events) < 2 || proto.Size(resp) < maxRequestBytes {
+		return st.send(resp)
+	}
+	events := resp.Events
+	resp.Events, resp.Fragment = nil, true
+	base := proto.Size(resp)
+	for len(events) > 0 {
+		n, size := 0, base
+		for ; n < len(events); n++ {
+			size += watchEventTagSize + protowire.SizeBytes(proto.Size(events[n]))
+			if n > 0 && size >= maxRequestBytes {
+				break
+			}
+		}
+		resp.Events, resp.Fragment = events[:n], n < len(events)
+		if err := st.send(resp); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
 }
 
 func (st *watchStream) remove(id int64) *activeWatcher {

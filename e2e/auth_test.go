@@ -101,6 +101,10 @@ func TestEtcdctlAuth(t *testing.T) {
 	ok("OK", "put", "app/cn", "v")
 	fails(denied, "get", "other")
 	fails("etcdserver: authentication failed, invalid user ID or password", "--user=client:x", "get", "app/cn")
+	// Watches as the certificate's user, checked per watcher (etcdctl is
+	// served by grpc-go's native Watch).
+	fails("watch was canceled ("+denied+")", "watch", "other")
+	watchSees(t, ctx, append(append([]string{}, flags...), "watch", "app/", "--prefix", "--rev=1"), "app/cn")
 	// A lease's keys through a follower, which forwards to the leader.
 	r := etcdctl("", "lease", "grant", "100")
 	var leaseID string

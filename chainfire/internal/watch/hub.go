@@ -199,7 +199,8 @@ func (w *Watcher) Delivered() int64 { return w.next.Load() - 1 }
 
 // Run sends the watcher's events until ctx ends or send fails. It returns
 // ErrCompacted (with the compaction revision) when the watcher's cursor is
-// below the compacted revision.
+// below the compacted revision. send must not keep the Batch's Events after
+// it returns: their slice is reused for the next batch.
 func (h *Hub) Run(ctx context.Context, w *Watcher, send func(Batch) error) (compactRev int64, err error) {
 	var tick <-chan time.Time
 	if w.ProgressInterval > 0 {
@@ -212,6 +213,7 @@ func (h *Hub) Run(ctx context.Context, w *Watcher, send func(Batch) error) (comp
 		defer h.prevKVWatchers.Add(-1)
 	}
 	idle := true
+	var matched []mvcc.Event
 	for {
 		rev, compacted, notify := h.state()
 		next := w.next.Load()
@@ -223,7 +225,7 @@ func (h *Hub) Run(ctx context.Context, w *Watcher, send func(Batch) error) (comp
 			if err != nil {
 				return 0, err
 			}
-			matched := make([]mvcc.Event, 0, len(events))
+			matched = matched[:0]
 			for _, ev := range events {
 				if w.match(ev) {
 					if !w.PrevKV {
