@@ -74,7 +74,8 @@
 // cannot serve fails the read rather than handing it to another) until
 // all replicas of each region hold the same pairs, within 30 s; then each
 // key's value must be its last acknowledged write's or a later
-// (unacknowledged) write's, and no other key may appear.
+// (unacknowledged) write's, and no other key may appear. The same check
+// runs again after every process was killed and restarted.
 //
 // TestFaultsCI, a bounded subset (six 15 s scenarios), runs with
 // `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized

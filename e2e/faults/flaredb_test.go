@@ -120,6 +120,12 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 		report("after restarting every process: %v", err)
 		return res
 	}
+	// Every acknowledged eventual write survives the kill -9 of every
+	// process too: the replicas converge again, to the same values.
+	if _, problems := checkConvergence(t.Context(), cp, c.Stores(), ew); len(problems) > 0 {
+		res.evViolations += len(problems)
+		report("eventual namespace %s after restarting every process:\n  %s", eventualNS, strings.Join(problems, "\n  "))
+	}
 	check := checkHistory(t, &res, h, final, report)
 	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d; eventual: %d acknowledged writes, converged in %v, %d problems",
 		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, ew.acked, took.Round(time.Millisecond), len(problems))

@@ -91,17 +91,37 @@ func disableBalance(ctx context.Context, cp *framework.Node) error {
 	return nil
 }
 
+// ledRegions lists PD's regions once PD knows a leader for each (it
+// learns them from region heartbeats: a region just split or whose
+// leader just moved may have none for a moment).
+func ledRegions(ctx context.Context, cp *framework.Node) ([]pdRegion, error) {
+	for {
+		rs, err := pdRegions(ctx, cp)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(rs, func(r pdRegion) bool { return r.Leader == nil || r.Leader.StoreID == 0 }) {
+			return rs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("PD knows no leader of some region (regions: %v): %w", rs, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // leaderStore returns the index (into stores) of the store leading the
 // most regions, by PD.
 func leaderStore(ctx context.Context, cp *framework.Node, stores []*framework.Node) (int, error) {
-	rs, err := pdRegions(ctx, cp)
+	rs, err := ledRegions(ctx, cp)
 	if err != nil {
 		return 0, err
 	}
 	leads := make([]int, len(stores))
 	for _, r := range rs {
 		for i, s := range stores {
-			if r.Leader != nil && r.Leader.StoreID == s.StoreID() {
+			if r.Leader.StoreID == s.StoreID() {
 				leads[i]++
 			}
 		}
@@ -111,9 +131,6 @@ func leaderStore(ctx context.Context, cp *framework.Node, stores []*framework.No
 		if n > leads[best] {
 			best = i
 		}
-	}
-	if leads[best] == 0 {
-		return 0, fmt.Errorf("PD knows no region leader (regions: %v)", rs)
 	}
 	return best, nil
 }
@@ -128,7 +145,7 @@ const regionOpTimeout = 40 * time.Second
 // transfer-region-leader) through cp's PD HTTP API on a region picked
 // from f, and waits until PD's view of the region shows it done.
 func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) error {
-	rs, err := pdRegions(ctx, cp)
+	rs, err := ledRegions(ctx, cp)
 	if err != nil {
 		return err
 	}
@@ -183,7 +200,7 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) er
 	case transferRegionLead:
 		var voters []uint64
 		for _, p := range r.Peers {
-			if !p.IsLearner && (r.Leader == nil || p.StoreID != r.Leader.StoreID) {
+			if !p.IsLearner && p.StoreID != r.Leader.StoreID {
 				voters = append(voters, p.StoreID)
 			}
 		}
