@@ -83,6 +83,9 @@ type result struct {
 	// agree after the faults stopped.
 	evWrites, evViolations int
 	converged              []time.Duration
+	// stall is the longest time no operation of the traffic was answered
+	// (FlareDB runs).
+	stall time.Duration
 }
 
 // TestChainfireFaults runs -runs seeded runs of traffic and -faults
@@ -455,7 +458,8 @@ func summary(title string, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s", title)
 	var ops, unknown, faults, violations, lost, harness, diskExits, watchEvents, watchViol, leaseChecks, leaseViol, evWrites, evViol int
-	var elections, agreed, converged []time.Duration
+	var elections, agreed, converged, stalls []time.Duration
+	var worst result
 	var byKind [numFaultKinds]int
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
@@ -471,6 +475,12 @@ func summary(title string, results []result) string {
 		faults += r.faults
 		lost += r.lost
 		diskExits += r.diskExits
+		if r.stall > 0 {
+			stalls = append(stalls, r.stall)
+			if r.stall > worst.stall {
+				worst = r
+			}
+		}
 		evWrites += r.evWrites
 		evViol += r.evViolations
 		converged = append(converged, r.converged...)
@@ -500,6 +510,9 @@ func summary(title string, results []result) string {
 	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
 	if watchEvents+leaseChecks > 0 {
 		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
+	}
+	if len(stalls) > 0 {
+		fmt.Fprintf(&b, "longest stretch without an answered operation per run (unavailability): %s (the longest: seed %d)\n", medianMax(stalls), worst.seed)
 	}
 	if len(converged) > 0 {
 		fmt.Fprintf(&b, "eventual namespace: acknowledged writes %d, convergence or lost-write violations %d, replicas agreed after the faults stopped in %s (bound %v)\n",

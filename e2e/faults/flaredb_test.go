@@ -97,6 +97,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 	n, err := nm.run(ctx, h.start, sched)
 	res.faults, res.byKind = n, nm.injected
 	wg.Wait()
+	res.stall = longestStall(h.operations())
 	if err != nil {
 		res.harnessErr = true
 		report("nemesis: %v", err)
@@ -127,8 +128,8 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 		report("eventual namespace %s after restarting every process:\n  %s", eventualNS, strings.Join(problems, "\n  "))
 	}
 	check := checkHistory(t, &res, h, final, report)
-	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d; eventual: %d acknowledged writes, converged in %v, %d problems",
-		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, ew.acked, took.Round(time.Millisecond), len(problems))
+	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, longest stall %v; eventual: %d acknowledged writes, converged in %v, %d problems",
+		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.stall.Round(time.Millisecond), ew.acked, took.Round(time.Millisecond), len(problems))
 	return res
 }
 

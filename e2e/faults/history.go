@@ -4,6 +4,7 @@ package faults
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,3 +90,26 @@ func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// longestStall is the longest time in ops (from the first call to the
+// last answer) during which no operation was answered: the worst
+// unavailability the clients saw.
+func longestStall(ops []porcupine.Operation) time.Duration {
+	var answered []int64
+	first := int64(math.MaxInt64)
+	for _, op := range ops {
+		first = min(first, op.Call)
+		if op.Return != unknownReturn {
+			answered = append(answered, op.Return)
+		}
+	}
+	if len(answered) == 0 {
+		return 0
+	}
+	slices.Sort(answered)
+	longest, prev := int64(0), first
+	for _, r := range answered {
+		longest, prev = max(longest, r-prev), r
+	}
+	return time.Duration(longest)
+}
