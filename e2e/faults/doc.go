@@ -66,7 +66,11 @@
 //     operator's effect; one not done within 40 s (the cluster is whole:
 //     faults come one at a time) fails the run as unavailability. PD's
 //     balance schedulers are off, so that only the schedule moves
-//     replicas. Stores check splits and heartbeat regions every second.
+//     replicas. Stores check splits and heartbeat regions every second;
+//   - split-isolated, move-isolated: split-region or move-replica while a
+//     random store is cut from every other process for the hold, so that
+//     it misses the split or the conf change and must catch up once
+//     healed (the convergence check then scans its replicas too).
 //
 // After the faults stop, the eventual namespace must converge: every
 // replica of every region PD lists is scanned directly (a Scan sent to

@@ -146,7 +146,7 @@ func TestFaultsCI(t *testing.T) {
 		kinds []faultKind
 	}{
 		{"flaredb-kill-pause-operators", []faultKind{killRandom, pauseRandom, splitRegion, moveReplica, transferRegionLead}},
-		{"flaredb-partition", []faultKind{isolateLeader, splitMinority, oneWay}},
+		{"flaredb-partition", []faultKind{isolateLeader, splitMinority, oneWay, splitIsolated, moveIsolated}},
 	}
 	for i, sc := range fdb {
 		t.Run(sc.name, func(t *testing.T) {

@@ -37,12 +37,17 @@ const (
 	splitRegion        // split-region where its data halves
 	moveReplica        // transfer-peer or transfer-region: a replica to the store without one
 	transferRegionLead // transfer-leader to another voter
+	// split-region and move-replica while a random store is cut from
+	// every other process: it misses the split or the move and must catch
+	// up once healed.
+	splitIsolated
+	moveIsolated
 	numFaultKinds
 )
 
 var faultNames = [...]string{"kill-leader", "kill-random", "pause-leader", "pause-random",
 	"isolate-leader", "split", "one-way", "transfer-leader", "churn-follower", "disk-full",
-	"split-region", "move-replica", "transfer-region-leader"}
+	"split-region", "move-replica", "transfer-region-leader", "split-isolated", "move-isolated"}
 
 // chainfireKinds are the faults of a Chainfire run.
 var chainfireKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRandom,
@@ -52,7 +57,7 @@ var chainfireKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRando
 // SIGSTOP, partitions, where "leader" is the store leading the most
 // regions) and PD's admin operators. Disk-full is Chainfire's only.
 var flaredbKinds = []faultKind{killRandom, pauseRandom, isolateLeader, splitMinority, oneWay,
-	splitRegion, moveReplica, transferRegionLead}
+	splitRegion, moveReplica, transferRegionLead, splitIsolated, moveIsolated}
 
 // supported returns the kinds of want that are in of, and an error naming
 // them when there are none.
@@ -97,7 +102,7 @@ func parseKinds(s string) ([]faultKind, error) {
 
 // needsNetwork reports whether k is a partition.
 func (k faultKind) needsNetwork() bool {
-	return k == isolateLeader || k == splitMinority || k == oneWay
+	return k == isolateLeader || k == splitMinority || k == oneWay || k == splitIsolated || k == moveIsolated
 }
 
 // onLeader reports whether k targets the leader of the moment.
@@ -107,7 +112,7 @@ func (k faultKind) onLeader() bool {
 
 // isRegionOp reports whether k is a PD admin operator.
 func (k faultKind) isRegionOp() bool {
-	return k == splitRegion || k == moveReplica || k == transferRegionLead
+	return k == splitRegion || k == moveReplica || k == transferRegionLead || k == splitIsolated || k == moveIsolated
 }
 
 // fault is one scheduled action: at At after traffic starts, Kind hits a
@@ -127,6 +132,9 @@ func (f fault) String() string {
 	switch {
 	case f.Kind.isRegionOp():
 		target = fmt.Sprintf("region pick %d", f.Node)
+		if f.Kind.needsNetwork() {
+			target += fmt.Sprintf(", node %d isolated", f.Node+1)
+		}
 	case !f.Kind.onLeader():
 		target = fmt.Sprintf("node %d", f.Node+1) // the framework's node names count from 1
 	}
@@ -277,8 +285,20 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 			return err
 		}
 	case splitRegion, moveReplica, transferRegionLead:
-		if err := nm.regionOp(rctx, nm.c.Node(leader), f); err != nil {
+		if err := nm.regionOp(rctx, nm.c.Node(leader), f, nil); err != nil {
 			return err
+		}
+	case splitIsolated, moveIsolated:
+		if err := nm.partition(f, pick, len(targets)); err != nil {
+			return errors.Join(err, nm.net.heal())
+		}
+		err := nm.regionOp(rctx, nm.c.Node(leader), f, func() error {
+			hold(f)
+			nm.t.Logf("partition healed")
+			return nm.net.heal()
+		})
+		if err != nil {
+			return errors.Join(err, nm.net.heal())
 		}
 	}
 	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
@@ -347,7 +367,7 @@ func hold(f fault) { time.Sleep(f.Hold) }
 func (nm *nemesis) partition(f fault, pick, n int) error {
 	var a, b []int
 	switch f.Kind {
-	case isolateLeader:
+	case isolateLeader, splitIsolated, moveIsolated:
 		a = []int{nm.netIndex(pick)}
 		for j := range nm.net.nodes {
 			if j != a[0] {

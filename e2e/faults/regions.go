@@ -142,9 +142,11 @@ func leaderStore(ctx context.Context, cp *framework.Node, stores []*framework.No
 const regionOpTimeout = 40 * time.Second
 
 // regionOp runs the admin operator f (split-region, move-replica,
-// transfer-region-leader) through cp's PD HTTP API on a region picked
-// from f, and waits until PD's view of the region shows it done.
-func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) error {
+// transfer-region-leader; split-isolated and move-isolated are the first
+// two) through cp's PD HTTP API on a region picked from f, runs during
+// (if not nil: the fault's hold) and waits until PD's view of the region
+// shows the operator done.
+func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault, during func() error) error {
 	rs, err := ledRegions(ctx, cp)
 	if err != nil {
 		return err
@@ -158,7 +160,14 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) er
 	r := rs[rnd.IntN(len(rs))]
 	var op string
 	var done func(pdRegion) bool
-	switch f.Kind {
+	kind := f.Kind
+	switch kind {
+	case splitIsolated:
+		kind = splitRegion
+	case moveIsolated:
+		kind = moveReplica
+	}
+	switch kind {
 	case splitRegion:
 		// The region with the most keys: halving needs two.
 		for _, c := range rs {
@@ -168,7 +177,7 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) er
 		}
 		if r.ApproximateKeys < 2 {
 			nm.t.Logf("split-region: no region holds two keys (by PD): nothing to split")
-			return nil
+			return runDuring(during)
 		}
 		op = fmt.Sprintf(`{"name":"split-region","region_id":%d,"policy":"scan"}`, r.ID)
 		done = func(c pdRegion) bool { return c.version() > r.version() }
@@ -219,6 +228,9 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) er
 	if code != http.StatusOK {
 		return fmt.Errorf("POST /operators %s: status %d: %s", op, code, strings.TrimSpace(body))
 	}
+	if err := runDuring(during); err != nil {
+		return err
+	}
 	wctx, cancel := context.WithTimeout(ctx, regionOpTimeout)
 	defer cancel()
 	var last pdRegion
@@ -236,4 +248,11 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault) er
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func runDuring(during func() error) error {
+	if during == nil {
+		return nil
+	}
+	return during()
 }
