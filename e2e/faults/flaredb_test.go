@@ -68,6 +68,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 	report := func(format string, args ...any) {
 		t.Errorf("seed %d (FlareDB; \"node i\" is store i): "+format+"\nfault schedule:\n%s", append(append([]any{seed}, args...), describeSchedule(sched))...)
 	}
+	t.Logf("seed %d fault schedule (\"node i\" is store i):\n%s", seed, describeSchedule(sched))
 	if err := disableBalance(t.Context(), cp); err != nil {
 		t.Fatalf("PD schedulers: %v", err)
 	}
@@ -97,7 +98,8 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 	n, err := nm.run(ctx, h.start, sched)
 	res.faults, res.byKind = n, nm.injected
 	wg.Wait()
-	res.stall = longestStall(h.operations())
+	var stallAt time.Duration
+	res.stall, stallAt = longestStall(h.operations())
 	if err != nil {
 		res.harnessErr = true
 		report("nemesis: %v", err)
@@ -128,8 +130,8 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 		report("eventual namespace %s after restarting every process:\n  %s", eventualNS, strings.Join(problems, "\n  "))
 	}
 	check := checkHistory(t, &res, h, final, report)
-	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, longest stall %v; eventual: %d acknowledged writes, converged in %v, %d problems",
-		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.stall.Round(time.Millisecond), ew.acked, took.Round(time.Millisecond), len(problems))
+	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, longest stall %v from t=%v; eventual: %d acknowledged writes, converged in %v, %d problems",
+		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.stall.Round(time.Millisecond), stallAt.Round(time.Millisecond), ew.acked, took.Round(time.Millisecond), len(problems))
 	return res
 }
 

@@ -92,9 +92,10 @@ func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
 func quote(s string) string { return `"` + s + `"` }
 
 // longestStall is the longest time in ops (from the first call to the
-// last answer) during which no operation was answered: the worst
-// unavailability the clients saw.
-func longestStall(ops []porcupine.Operation) time.Duration {
+// last answer) during which no operation was answered, the worst
+// unavailability the clients saw, and when it began (since the history's
+// start, as the fault schedule counts).
+func longestStall(ops []porcupine.Operation) (stall, at time.Duration) {
 	var answered []int64
 	first := int64(math.MaxInt64)
 	for _, op := range ops {
@@ -104,12 +105,15 @@ func longestStall(ops []porcupine.Operation) time.Duration {
 		}
 	}
 	if len(answered) == 0 {
-		return 0
+		return 0, 0
 	}
 	slices.Sort(answered)
-	longest, prev := int64(0), first
+	prev := first
 	for _, r := range answered {
-		longest, prev = max(longest, r-prev), r
+		if d := time.Duration(r - prev); d > stall {
+			stall, at = d, time.Duration(prev)
+		}
+		prev = r
 	}
-	return time.Duration(longest)
+	return stall, at
 }

@@ -155,10 +155,10 @@ func TestLongestStall(t *testing.T) {
 		{Call: 12, Return: 50},
 		{Call: 51, Return: 55},
 	}
-	if got := longestStall(ops); got != 40 {
-		t.Errorf("longestStall = %v, want 40ns", got)
+	if got, at := longestStall(ops); got != 40 || at != 10 {
+		t.Errorf("longestStall = %v at %v, want 40ns at 10ns", got, at)
 	}
-	if got := longestStall(nil); got != 0 {
+	if got, _ := longestStall(nil); got != 0 {
 		t.Errorf("longestStall(nil) = %v, want 0", got)
 	}
 }
