@@ -86,6 +86,9 @@ type result struct {
 	// stall is the longest time no operation of the traffic was answered
 	// (FlareDB runs).
 	stall time.Duration
+	// nothingToSplit counts split-region faults that found no region to
+	// split.
+	nothingToSplit int
 }
 
 // TestChainfireFaults runs -runs seeded runs of traffic and -faults
@@ -461,6 +464,7 @@ func summary(title string, results []result) string {
 	var elections, agreed, converged, stalls []time.Duration
 	var worst result
 	var byKind [numFaultKinds]int
+	nothingToSplit := 0
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
@@ -481,6 +485,7 @@ func summary(title string, results []result) string {
 				worst = r
 			}
 		}
+		nothingToSplit += r.nothingToSplit
 		evWrites += r.evWrites
 		evViol += r.evViolations
 		converged = append(converged, r.converged...)
@@ -508,6 +513,9 @@ func summary(title string, results []result) string {
 		}
 	}
 	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
+	if nothingToSplit > 0 {
+		fmt.Fprintf(&b, "split faults that found no region of two keys to split (PD learns key counts from heartbeats): %d\n", nothingToSplit)
+	}
 	if watchEvents+leaseChecks > 0 {
 		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
 	}

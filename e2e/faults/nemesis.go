@@ -190,6 +190,9 @@ type nemesis struct {
 	elections, agreed []time.Duration
 	// injected counts the faults injected by kind.
 	injected [numFaultKinds]int
+	// nothingToSplit counts the split-region faults that found no region
+	// of two keys (counted in injected too: the kind was drawn).
+	nothingToSplit int
 }
 
 // run runs schedule s, timed from start; it returns the number of faults

@@ -177,6 +177,7 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault, du
 		}
 		if r.ApproximateKeys < 2 {
 			nm.t.Logf("split-region: no region holds two keys (by PD): nothing to split")
+			nm.nothingToSplit++
 			return runDuring(during)
 		}
 		op = fmt.Sprintf(`{"name":"split-region","region_id":%d,"policy":"scan"}`, r.ID)
