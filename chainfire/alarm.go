@@ -163,7 +163,7 @@ func (s *Server) raiseAlarmFor(ctx context.Context, member uint64, typ int32) er
 	}
 	return s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Alarm{Alarm: &etcdserverpb.AlarmRequest{
 		Action: etcdserverpb.AlarmRequest_ACTIVATE, MemberID: member, Alarm: etcdserverpb.AlarmType(typ),
-	}}}, &etcdserverpb.AlarmResponse{})
+	}}})
 }
 
 // quotaInterval is how often a member measures its space use against the

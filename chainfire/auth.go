@@ -191,7 +191,7 @@ func (s *Server) memberToken(ctx context.Context) (string, error) {
 	}
 	tok := s.tokens.newToken()
 	login := &raftcmdv1.Login{Token: tok, Member: true}
-	err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Auth{Auth: &raftcmdv1.Auth{Op: &raftcmdv1.Auth_Login{Login: login}}}}, &etcdserverpb.AuthEnableResponse{})
+	err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_Auth{Auth: &raftcmdv1.Auth{Op: &raftcmdv1.Auth_Login{Login: login}}}})
 	return tok, err
 }
 

@@ -34,6 +34,8 @@ type fsm struct {
 	hub     *watch.Hub
 	members memberTable
 	log     *slog.Logger
+	// handoffs holds the commands this process proposed and waits for.
+	handoffs *handoffs
 
 	rev       atomic.Int64 // newest committed revision, visible to readers
 	compacted atomic.Int64
@@ -67,6 +69,7 @@ func newFSM(db *pebble.DB, ks raftnode.Keyspace, lessor *lease.Lessor, log *slog
 		st:          mvcc.New(ks.Key(nil)),
 		lessor:      lessor,
 		log:         log,
+		handoffs:    newHandoffs(),
 		compactKick: make(chan struct{}, 1),
 	}
 	f.members = memberTable{st: f.st}
@@ -127,14 +130,23 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 	rev, compacted := f.rev.Load(), f.compacted.Load()
 	startRev, startCompacted := rev, compacted
 	for i := range entries {
-		var cmd raftcmdv1.Command
+		// A command this process proposed is applied from the proposer's
+		// own message and its result handed over in memory.
+		p := f.handoffs.find(entries[i].Cmd)
+		var cmd *raftcmdv1.Command
 		var resp proto.Message
 		var err error
-		if uerr := proto.Unmarshal(entries[i].Cmd, &cmd); uerr != nil || cmd.Version > commandVersion {
-			err = fmt.Errorf("%w: entry %d (version %d)", ErrBadCommand, entries[i].Index, cmd.Version)
+		if p != nil {
+			cmd = p.cmd
 		} else {
+			cmd = new(raftcmdv1.Command)
+			if uerr := proto.Unmarshal(entries[i].Cmd, cmd); uerr != nil || cmd.Version > commandVersion {
+				err = fmt.Errorf("%w: entry %d (version %d)", ErrBadCommand, entries[i].Index, cmd.Version)
+			}
+		}
+		if err == nil {
 			v := view{st: f.st, r: b, rev: rev, compacted: compacted}
-			resp, rev, compacted, err = f.applyOne(v, b, &cmd)
+			resp, rev, compacted, err = f.applyOne(v, b, cmd)
 		}
 		if err != nil {
 			code, ok := applyErrorCode(translate(err))
@@ -144,11 +156,12 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 			entries[i].Result = sm.Result{Value: code}
 			continue
 		}
-		data, err := proto.Marshal(resp)
-		if err != nil {
-			return fmt.Errorf("chainfire: encode result of entry %d: %w", entries[i].Index, err)
+		// Only the proposer's request reads a result: dragonboat completes
+		// it from the apply on the replica that proposed it. Other
+		// members' commands leave the Result empty.
+		if p != nil {
+			p.resp = resp
 		}
-		entries[i].Result = sm.Result{Data: data}
 	}
 	if rev != startRev {
 		if err := f.st.SetRevision(b, rev); err != nil {

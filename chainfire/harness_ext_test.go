@@ -48,7 +48,7 @@ func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := raftnode.OpenStateDB(filepath.Join(dir, "state"), &pebble.Options{}, log)
+	db, err := raftnode.OpenStateDB(filepath.Join(dir, "state"), &pebble.Options{}, log, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

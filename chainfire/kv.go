@@ -33,9 +33,8 @@ const slowRequest = 100 * time.Millisecond
 // write proposes cmd (the RPC op, e.g. "put") and returns the applied
 // result as an RPC response T with a complete header.
 func write[T any, R response[T]](ctx context.Context, s *Server, op string, cmd *raftcmdv1.Command) (*connect.Response[T], error) {
-	resp := R(new(T))
 	began := time.Now()
-	err := s.propose(ctx, cmd, resp)
+	m, err := s.proposeResult(ctx, cmd)
 	latency := time.Since(began)
 	level := slog.LevelDebug
 	if latency >= slowRequest {
@@ -44,6 +43,10 @@ func write[T any, R response[T]](ctx context.Context, s *Server, op string, cmd 
 	if s.log.Enabled(ctx, level) { // no formatting per request while debug is off
 		s.log.Log(ctx, level, fmt.Sprintf("Handled %s request, latency=%dms", op, latency.Milliseconds()), "ok", err == nil)
 	}
+	if err != nil {
+		return nil, toConnectError(err)
+	}
+	resp, err := resultAs[T, R](m)
 	if err != nil {
 		return nil, toConnectError(err)
 	}

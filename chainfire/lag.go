@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -117,7 +118,7 @@ func (s *Server) measureLag(ctx context.Context) error {
 
 // logLag logs a member that fell behind and, later, that it caught up.
 func (s *Server) logLag(id, lag uint64, statusErr error) {
-	log := s.log.With("component", "chainfire_raft")
+	log := s.cfg.Logger.With("component", "chainfire_raft")
 	s.lag.mu.Lock()
 	if s.lag.behind == nil {
 		s.lag.behind = map[uint64]bool{}
@@ -134,4 +135,64 @@ func (s *Server) logLag(id, lag uint64, statusErr error) {
 	case was && !now:
 		log.Info(fmt.Sprintf("Follower caught up with the leader, member=%d, lag=%d entries", id, lag))
 	}
+}
+
+// reportCatchUp is the lag seen from the member's own side, so that the
+// runbook's `grep -i 'lag\|behind\|catch.*up'` on a new or restarted node
+// finds its progress: every line names "lag", "behind" or "catching up"
+// (the leader's lines above are on the leader). It compares the applied
+// index the member started from (Config.StartAppliedIndex, read before the
+// leader could send it anything) with the leader's commit index, asked
+// from the leader's Status RPC. A member that started lagBehind or more
+// entries behind logs that it is catching up, its progress every
+// lagInterval, and when it is back within lagCaughtUp of the leader; a
+// member that started (nearly) current logs nothing. It stops there, and
+// also when this member is the leader.
+func (s *Server) reportCatchUp(ctx context.Context) {
+	log := s.cfg.Logger.With("component", "chainfire_raft")
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	start := s.cfg.StartAppliedIndex
+	began := time.Now()
+	var (
+		behindLogged bool      // the "started behind" line was logged
+		lastLine     time.Time // when a progress line was last logged
+	)
+	check := func(now time.Time) {
+		st, err := s.status(ctx)
+		if err != nil || st.Leader == 0 {
+			return
+		}
+		if st.Leader == s.cfg.NodeID {
+			stop() // nothing to catch up on the leader
+			return
+		}
+		url, err := s.leaderURL(ctx)
+		if err != nil {
+			return // the leader's address is not applied here yet
+		}
+		ls, err := s.memberStatus(ctx, &chainfirev1.Member{NodeId: st.Leader, ClientUrls: []string{url}})
+		if err != nil {
+			return
+		}
+		behind := ls.RaftIndex - min(st.RaftAppliedIndex, ls.RaftIndex)
+		if !behindLogged {
+			if ls.RaftIndex-min(start, ls.RaftIndex) < lagBehind {
+				stop() // started current
+				return
+			}
+			log.Warn(fmt.Sprintf("This member started behind the leader and is catching up, applied=%d, leader_index=%d, behind=%d entries", start, ls.RaftIndex, ls.RaftIndex-start))
+			behindLogged, lastLine = true, now
+		}
+		switch {
+		case behind < lagCaughtUp:
+			log.Info(fmt.Sprintf("This member caught up with the leader, lag=%d entries, applied=%d, leader_index=%d, took=%s", behind, st.RaftAppliedIndex, ls.RaftIndex, now.Sub(began).Round(time.Millisecond)))
+			stop()
+		case now.Sub(lastLine) >= lagInterval:
+			log.Info(fmt.Sprintf("Catching up with the leader, lag=%d entries, applied=%d, leader_index=%d", behind, st.RaftAppliedIndex, ls.RaftIndex))
+			lastLine = now
+		}
+	}
+	check(time.Now())
+	every(ctx, lagInterval/4, check)
 }

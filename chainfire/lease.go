@@ -174,7 +174,7 @@ func (s *Server) runLeaseExpiry(ctx context.Context) {
 			if len(ids) == 0 {
 				break
 			}
-			err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseExpire{LeaseExpire: &raftcmdv1.LeaseExpire{Ids: ids}}}, &etcdserverpb.LeaseRevokeResponse{})
+			err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_LeaseExpire{LeaseExpire: &raftcmdv1.LeaseExpire{Ids: ids}}})
 			if err != nil {
 				s.lessor.Unmark(ids)
 				if ctx.Err() == nil {

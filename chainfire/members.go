@@ -91,7 +91,7 @@ func (s *Server) publishOnce(ctx context.Context, want *raftcmdv1.MemberAttribut
 		slices.Equal(m.PeerUrls, want.PeerUrls) && slices.Equal(m.ClientUrls, want.ClientUrls) {
 		return nil
 	}
-	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAttributes{MemberAttributes: want}}, &raftcmdv1.MemberAttributes{})
+	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAttributes{MemberAttributes: want}})
 	if err == nil {
 		s.log.Info("Published member attributes", "name", want.Name, "client_urls", want.ClientUrls)
 	}

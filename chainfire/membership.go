@@ -131,7 +131,7 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 		return nil, nil, "", err
 	}
 	if stale := find(table, nodeID); stale != nil && isRemoved(ms, stale.ReplicaId) {
-		if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{}); err != nil {
+		if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}); err != nil {
 			return nil, nil, "", err
 		}
 	}
@@ -144,10 +144,14 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 	for id := range ms.Removed {
 		floor = max(floor, id)
 	}
-	added := &raftcmdv1.MemberAttributes{}
-	if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAdd{MemberAdd: &raftcmdv1.MemberAdd{
+	res, err := s.proposeResult(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberAdd{MemberAdd: &raftcmdv1.MemberAdd{
 		NodeId: nodeID, PeerUrl: peerURL, IsLearner: learner, ReplicaIdFloor: floor,
-	}}}, added); err != nil {
+	}}})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	added, err := resultAs[raftcmdv1.MemberAttributes](res)
+	if err != nil {
 		return nil, nil, "", err
 	}
 	// Voters too join as non-voting replicas and are promoted by the
@@ -156,7 +160,7 @@ func (s *Server) AddMember(ctx context.Context, nodeID uint64, peerURL string, l
 	cctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	if err = s.cfg.Raft.AddNonVoting(cctx, raftnode.MetadataShardID, added.ReplicaId, peerURL); err != nil {
-		if rerr := s.propose(context.Background(), &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{}); rerr != nil {
+		if rerr := s.propose(context.Background(), &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}); rerr != nil {
 			s.log.Error("Rolling back a failed member-add failed; remove the member by hand", "node_id", nodeID, "err", rerr)
 		}
 		return nil, nil, "", fmt.Errorf("chainfire: raft refused to add replica %d at %s: %w", added.ReplicaId, peerURL, err)
@@ -204,7 +208,7 @@ func (s *Server) forgetOthers(ctx context.Context) error {
 		if m.NodeId == s.cfg.NodeID {
 			continue
 		}
-		err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: m.NodeId}}}, &raftcmdv1.MemberAttributes{})
+		err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: m.NodeId}}})
 		if err != nil && !errors.Is(err, ErrMemberNotFound) {
 			return err
 		}
@@ -243,7 +247,7 @@ func (s *Server) RemoveMember(ctx context.Context, nodeID uint64) (_ []*chainfir
 	if err := s.cfg.Raft.RemoveReplica(cctx, raftnode.MetadataShardID, target.ReplicaId); err != nil {
 		return nil, err
 	}
-	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{})
+	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberRemove{MemberRemove: &raftcmdv1.MemberRemove{NodeId: nodeID}}})
 	if err != nil && !errors.Is(err, ErrMemberNotFound) {
 		return nil, err
 	}
@@ -367,7 +371,7 @@ func (s *Server) promote(ctx context.Context, nodeID uint64) (*chainfirev1.Membe
 	if err := s.cfg.Raft.AddReplica(cctx, raftnode.MetadataShardID, m.ReplicaId, m.PeerUrls[0]); err != nil {
 		return nil, err
 	}
-	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberPromote{MemberPromote: &raftcmdv1.MemberPromote{NodeId: nodeID}}}, &raftcmdv1.MemberAttributes{})
+	err = s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_MemberPromote{MemberPromote: &raftcmdv1.MemberPromote{NodeId: nodeID}}})
 	if err != nil && !errors.Is(err, ErrMemberNotFound) && !errors.Is(err, ErrMemberNotLearner) {
 		return nil, err
 	}

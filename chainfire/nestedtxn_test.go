@@ -1,18 +1,10 @@
 package chainfire
 
 import (
-	"log/slog"
 	"testing"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
-	sm "github.com/lni/dragonboat/v4/statemachine"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/centra-cloud/centra/chainfire/internal/lease"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
-	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
 // TestNestedTxnCommandVersions: a txn with a nested txn is proposed at
@@ -20,15 +12,7 @@ import (
 // older version evaluates the nested comparison after the outer put (its
 // Else branch runs), one of nestedTxnVersion before it (etcd's: Then).
 func TestNestedTxnCommandVersions(t *testing.T) {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	f := newFSM(db, raftnode.ShardKeyspace(raftnode.MetadataShardID), lease.New(nil), slog.New(slog.DiscardHandler))
-	if err := f.Load(db); err != nil {
-		t.Fatal(err)
-	}
+	f, db := newTestFSM(t)
 	put := func(k, v string) *etcdserverpb.RequestOp {
 		return &etcdserverpb.RequestOp{Request: &etcdserverpb.RequestOp_RequestPut{RequestPut: &etcdserverpb.PutRequest{Key: []byte(k), Value: []byte(v)}}}
 	}
@@ -52,23 +36,17 @@ func TestNestedTxnCommandVersions(t *testing.T) {
 		{Version: 1, Cmd: &raftcmdv1.Command_Put{Put: &etcdserverpb.PutRequest{Key: []byte("new"), Value: []byte("v0")}}},
 		old, cur,
 	}
-	entries := make([]sm.Entry, len(cmds))
-	for i, c := range cmds {
-		data, err := proto.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries[i] = sm.Entry{Index: uint64(i + 1), Cmd: data}
-	}
+	// The txns wait for their results as proposals of this process do.
+	entries, waiting := proposeEntries(t, f, cmds, 2, 3)
 	b := db.NewIndexedBatch()
 	defer b.Close()
 	if err := f.Apply(b, entries); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range map[int]bool{2: false, 3: true} {
-		var r etcdserverpb.TxnResponse
-		if err := proto.Unmarshal(entries[i].Result.Data, &r); err != nil || entries[i].Result.Value != 0 {
-			t.Fatalf("entry %d: result %+v: %v", i+1, entries[i].Result, err)
+		r, ok := waiting[i].resp.(*etcdserverpb.TxnResponse)
+		if !ok || entries[i].Result.Value != 0 {
+			t.Fatalf("entry %d: result %+v, handed over %T", i+1, entries[i].Result, waiting[i].resp)
 		}
 		if got := r.Responses[1].GetResponseTxn().GetSucceeded(); got != want {
 			t.Fatalf("entry %d (version %d): nested txn succeeded = %v, want %v", i+1, cmds[i].Version, got, want)

@@ -69,6 +69,10 @@ type Config struct {
 	// ElectionTimeout is raft's election timeout (default 1s). A member
 	// without a leader for that long cancels require-leader streams.
 	ElectionTimeout time.Duration
+	// StartAppliedIndex is the metadata shard's applied index as the state
+	// DB held it before the shard started (0 for a new member): a member
+	// that starts far behind the leader logs its own catch-up from it.
+	StartAppliedIndex uint64
 	// CorruptCheckInterval is how often the leader compares every member's
 	// HashKV with its own and raises CORRUPT on a mismatch (default 5
 	// minutes; negative disables the check).
@@ -190,7 +194,7 @@ func (s *Server) OnLeaderChange(ev raftnode.LeaderEvent) {
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.runTokenSweeper} {
+	for _, fn := range []func(context.Context){s.fsm.runCompactor, s.runLeaseExpiry, s.publishAttributes, s.runJoiner, s.monitorLeader, s.monitorQuota, s.runDiscoveryAnswers, s.runCorruptCheck, s.monitorLag, s.reportCatchUp, s.runTokenSweeper} {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -243,38 +247,88 @@ func (s *Server) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
 }
 
-// propose replicates cmd through the metadata shard and decodes the result
-// into resp.
-func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command, resp proto.Message) error {
+// raftDeadline gives ctx the default request deadline when it has none,
+// without arming a timer: raftnode passes the deadline on to dragonboat,
+// which times the request out itself (to the raft tick), so a context timer
+// per request (3% of the leader's CPU under put-100) would only duplicate
+// it. ctx's own cancellation still ends the wait. For raftnode calls only.
+func (s *Server) raftDeadline(ctx context.Context) context.Context {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx
+	}
+	return deadlineCtx{ctx, time.Now().Add(s.cfg.RequestTimeout)}
+}
+
+// deadlineCtx is a context with a deadline that nothing enforces but the
+// callee.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// propose replicates cmd through the metadata shard.
+func (s *Server) propose(ctx context.Context, cmd *raftcmdv1.Command) error {
+	_, err := s.proposeResult(ctx, cmd)
+	return err
+}
+
+// proposeResult replicates cmd through the metadata shard and returns the
+// applier's result. The command and its result pass between this request
+// and the apply in memory (handoffs); the log holds cmd encoded.
+func (s *Server) proposeResult(ctx context.Context, cmd *raftcmdv1.Command) (proto.Message, error) {
 	if s.fsm.auth.Load().enabled {
 		cmd.AuthRevision, _ = ctx.Value(authRevKey{}).(uint64)
 	}
 	cmd.Version = versionFor(cmd)
+	cmd.Proposal = s.fsm.handoffs.id()
 	data, err := proto.Marshal(cmd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(data) > maxRequestBytes {
-		return ErrRequestTooLarge
+		return nil, ErrRequestTooLarge
 	}
 	if err := s.admit(ctx, cmd, len(data)); err != nil {
-		return err
+		return nil, err
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
+	p := s.fsm.handoffs.add(cmd, data)
+	defer s.fsm.handoffs.done(cmd.Proposal)
 	start := time.Now()
-	res, err := s.cfg.Raft.Propose(ctx, raftnode.MetadataShardID, data)
+	res, err := s.cfg.Raft.Propose(s.raftDeadline(ctx), raftnode.MetadataShardID, data)
 	s.metrics.observeWrite(time.Since(start), err)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if res.Value != 0 {
-		return applyErrorFromCode(res.Value)
+		return nil, applyErrorFromCode(res.Value)
 	}
-	if err := proto.Unmarshal(res.Data, resp); err != nil {
-		return fmt.Errorf("chainfire: decode apply result: %w", err)
+	if p.resp == nil {
+		return nil, fmt.Errorf("chainfire: proposal %d completed without a result from the apply on this member", cmd.Proposal)
 	}
-	return nil
+	return p.resp, nil
+}
+
+// resultAs returns an applied result as an R: m itself when it is one,
+// else re-encoded (the auth commands answer every auth RPC with one
+// header-only message).
+func resultAs[T any, R interface {
+	*T
+	proto.Message
+}](m proto.Message) (R, error) {
+	if r, ok := m.(R); ok {
+		return r, nil
+	}
+	r := R(new(T))
+	data, err := proto.Marshal(m)
+	if err == nil {
+		err = proto.Unmarshal(data, r)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chainfire: convert apply result %T to %T: %w", m, r, err)
+	}
+	return r, nil
 }
 
 // read runs q on the committed state: linearizable unless serializable.
@@ -282,9 +336,7 @@ func (s *Server) read(ctx context.Context, q any, serializable bool) (any, error
 	if serializable {
 		return s.cfg.Raft.StaleRead(raftnode.MetadataShardID, q)
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	return s.cfg.Raft.Read(ctx, raftnode.MetadataShardID, q)
+	return s.cfg.Raft.Read(s.raftDeadline(ctx), raftnode.MetadataShardID, q)
 }
 
 // header fills the fields of a response header that the state machine does

@@ -173,7 +173,7 @@ func Restore(path, stateDir string, o RestoreOptions) (SnapshotInfo, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db, err := raftnode.OpenStateDB(stateDir, &pebble.Options{}, log)
+	db, err := raftnode.OpenStateDB(stateDir, &pebble.Options{}, log, 0)
 	if err != nil {
 		return info, err
 	}

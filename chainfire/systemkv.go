@@ -50,8 +50,12 @@ func (s *Server) Txn(ctx context.Context, cmps []client.SysCompare, puts []clien
 	for _, p := range puts {
 		t.Puts = append(t.Puts, &raftcmdv1.SysKeyValue{Key: p.Key, Value: p.Value})
 	}
-	res := &raftcmdv1.SysTxnResult{}
-	if err := s.propose(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_SysTxn{SysTxn: t}}, res); err != nil {
+	m, err := s.proposeResult(ctx, &raftcmdv1.Command{Cmd: &raftcmdv1.Command_SysTxn{SysTxn: t}})
+	if err != nil {
+		return false, err
+	}
+	res, err := resultAs[raftcmdv1.SysTxnResult](m)
+	if err != nil {
 		return false, err
 	}
 	return res.Succeeded, nil
@@ -59,8 +63,14 @@ func (s *Server) Txn(ctx context.Context, cmps []client.SysCompare, puts []clien
 
 // IsLeader implements client.SystemKV.
 func (s *Server) IsLeader() bool {
-	leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
-	return ok && leader == s.cfg.ReplicaID
+	_, ok := s.LeaderTerm()
+	return ok
+}
+
+// LeaderTerm implements client.SystemKV.
+func (s *Server) LeaderTerm() (uint64, bool) {
+	leader, term, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
+	return term, ok && leader == s.cfg.ReplicaID
 }
 
 // LeaderURL implements client.SystemKV.

@@ -15,6 +15,9 @@ func TestSystemKeyspace(t *testing.T) {
 	if !kv.IsLeader() {
 		t.Fatal("single node is not the leader")
 	}
+	if term, leading := kv.LeaderTerm(); !leading || term == 0 {
+		t.Fatalf("LeaderTerm = %d, %v; want the single node leading in a term >= 1", term, leading)
+	}
 	// Create only if absent; a second create fails the compare.
 	ok, err := kv.Txn(ctx, []client.SysCompare{{Key: []byte("pd/a"), Version: 0}}, []client.SysKV{{Key: []byte("pd/a"), Value: []byte("1")}}, nil)
 	if err != nil || !ok {

@@ -166,6 +166,9 @@ type Storage struct {
 	// UseDirectIOForFlushAndCompaction is accepted for compatibility;
 	// pebble has no O_DIRECT mode.
 	UseDirectIOForFlushAndCompaction bool `koanf:"use_direct_io_for_flush_and_compaction" help:"Accepted for RocksDB compatibility; pebble has no direct I/O, so true only logs a warning."`
+	// SlowCompactionMs is the compaction duration from which the state DB
+	// logs "Compaction is slow, duration=...".
+	SlowCompactionMs uint64 `koanf:"slow_compaction_ms" help:"Compactions of the state DB lasting at least this many milliseconds are logged at WARN as 'Compaction is slow, duration=...' (the runbooks' line), 1 to 3600000."`
 	// QuotaBackendBytes is etcd's --quota-backend-bytes for Chainfire's
 	// data; 0 disables the quota.
 	QuotaBackendBytes uint64 `koanf:"quota_backend_bytes" help:"Space quota of Chainfire's data on this node in bytes (etcd's --quota-backend-bytes, default 2 GiB; 0 disables it). Beyond it the NOSPACE alarm is raised cluster-wide and writes fail with 'etcdserver: mvcc: database space exceeded' until space is freed (compact, defrag) and the alarm disarmed."`
@@ -188,6 +191,8 @@ type Region struct {
 	SplitCheckIntervalMs uint64 `koanf:"split_check_interval_ms" help:"Milliseconds between split checks of the regions this store leads, 10 to 3600000."`
 	// HeartbeatIntervalMs is how often a leader reports its regions to PD.
 	HeartbeatIntervalMs uint64 `koanf:"heartbeat_interval_ms" help:"Milliseconds between region heartbeats to PD (also sent at once on leader change and split), 100 to 3600000."`
+	// StoreHeartbeatIntervalMs is how often a store reports itself to PD.
+	StoreHeartbeatIntervalMs uint64 `koanf:"store_heartbeat_interval_ms" help:"Milliseconds between this store's heartbeats to PD (TiKV pd-store-heartbeat-tick-interval, 10 s; also sent at once when a replica first has data), 100 to 3600000. PD shows a store Disconnected after 20 s without one, so keep it well below that."`
 	// PeerCheckIntervalMs is how often a store compares its replicas with
 	// PD's regions (starts added or skipped replicas, destroys removed ones).
 	PeerCheckIntervalMs uint64 `koanf:"peer_check_interval_ms" help:"Milliseconds between checks of this store's replicas against PD's regions (start new replicas, destroy removed ones), 100 to 3600000."`
@@ -245,6 +250,7 @@ func Default() Config {
 			Level0FileNumCompactionTrigger: 4,
 			MaxBackgroundCompactions:       4,
 			MaxBackgroundFlushes:           2,
+			SlowCompactionMs:               10000,
 			QuotaBackendBytes:              2 << 30,
 		},
 		Raft: Raft{
@@ -257,15 +263,16 @@ func Default() Config {
 			MaxInMemLogSize:    256 << 20,
 		},
 		Region: Region{
-			MaxSize:              144 << 20,
-			SplitSize:            96 << 20,
-			MaxKeys:              1_440_000,
-			SplitKeys:            960_000,
-			SplitCheckIntervalMs: 10_000,
-			HeartbeatIntervalMs:  10_000,
-			PeerCheckIntervalMs:  2_000,
-			MaxSnapshotSending:   4,
-			MaxSnapshotReceiving: 4,
+			MaxSize:                  144 << 20,
+			SplitSize:                96 << 20,
+			MaxKeys:                  1_440_000,
+			SplitKeys:                960_000,
+			SplitCheckIntervalMs:     10_000,
+			HeartbeatIntervalMs:      10_000,
+			StoreHeartbeatIntervalMs: 10_000,
+			PeerCheckIntervalMs:      2_000,
+			MaxSnapshotSending:       4,
+			MaxSnapshotReceiving:     4,
 		},
 		Timeseries: defaultTimeseries(),
 		LogLevel:   "info",

@@ -74,6 +74,10 @@
 //   - use_direct_io_for_flush_and_compaction (default false): no
 //     equivalent. pebble has no O_DIRECT mode. true is accepted and
 //     ignored; Storage.Warnings reports it so the caller can log it.
+//   - slow_compaction_ms (default 10000): no RocksDB equivalent. A state DB
+//     compaction lasting at least this long is logged at WARN as
+//     "Compaction is slow, duration=..." (the runbooks' line); it is passed
+//     to raftnode.OpenStateDB, not to pebble.
 //   - data_dir: data_dir/state is the pebble directory (StateDir) and
 //     data_dir/raft is dragonboat's NodeHostDir (RaftDir).
 //   - quota_backend_bytes (default 2 GiB, etcd's default; 0 disables) ->

@@ -248,6 +248,9 @@ func (v *validator) storage() {
 	v.intRange("storage.level0_file_num_compaction_trigger", s.Level0FileNumCompactionTrigger, 1, 100, "L0 read amplification that starts a compaction")
 	v.intRange("storage.max_background_compactions", s.MaxBackgroundCompactions, 1, 64, "concurrent compactions")
 	v.intRange("storage.max_background_flushes", s.MaxBackgroundFlushes, 1, 64, "accepted for compatibility")
+	if s.SlowCompactionMs < 1 || s.SlowCompactionMs > 3600000 {
+		v.fail("storage.slow_compaction_ms", "%d is out of range; allowed 1 to 3600000 (10000, 10 s, is the default)", s.SlowCompactionMs)
+	}
 	if s.QuotaBackendBytes > math.MaxInt64 {
 		v.fail("storage.quota_backend_bytes", "%d is too large; give a size in bytes up to %d, or 0 to disable the quota", s.QuotaBackendBytes, int64(math.MaxInt64))
 	}
@@ -331,6 +334,9 @@ func (v *validator) region() {
 	}
 	if r.HeartbeatIntervalMs < 100 || r.HeartbeatIntervalMs > 3_600_000 {
 		v.fail("region.heartbeat_interval_ms", "%d is out of range; allowed 100 to 3600000", r.HeartbeatIntervalMs)
+	}
+	if r.StoreHeartbeatIntervalMs < 100 || r.StoreHeartbeatIntervalMs > 3_600_000 {
+		v.fail("region.store_heartbeat_interval_ms", "%d is out of range; allowed 100 to 3600000", r.StoreHeartbeatIntervalMs)
 	}
 	if r.PeerCheckIntervalMs < 100 || r.PeerCheckIntervalMs > 3_600_000 {
 		v.fail("region.peer_check_interval_ms", "%d is out of range; allowed 100 to 3600000", r.PeerCheckIntervalMs)

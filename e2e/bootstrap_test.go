@@ -69,21 +69,19 @@ func staggeredStart(t *testing.T, opts ...framework.Option) {
 	}
 }
 
-// TestRunbookWipeRejoinOriginalConfig replays the crash-recovery section of
+// replayWipeRejoin replays the crash-recovery section of
 // runbooks/troubleshooting.md ("If cannot restore": member-remove, wipe,
-// start, member-add --learner, member-promote) with the node's original
-// config file (bootstrap = true, initial_members listing the live peers):
-// the wiped node must not bootstrap under its old replica ID but wait and
-// join once added. Then the same without the member-remove (the operator
-// forgot it): the node is told it lost its data, logs the commands to run,
-// and joins after them.
-func TestRunbookWipeRejoinOriginalConfig(t *testing.T) {
-	c := framework.NewCluster(t, framework.WithNodes(3))
-	client := framework.MultiCallBin(t, "chainfire-client")
-	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
+// start, member-add --learner, member-promote) on c's three control-plane
+// nodes with the node's original config file (bootstrap = true,
+// initial_members listing the live peers): the wiped node must not
+// bootstrap under its old replica ID but wait and join once added. Then the
+// same without the member-remove (the operator forgot it): the node is told
+// it lost its data, logs the commands to run, and joins after them. cf runs
+// chainfire-client, centra the centra CLI (both with c's TLS material).
+func replayWipeRejoin(t *testing.T, c *framework.Cluster, cf, centra cliRun) {
 	n1, n2, n3 := c.Node(0), c.Node(1), c.Node(2)
 	if c.Node(c.Leader(t)) != n1 {
-		transferLeader(t, c, 1)
+		transferLeaderWith(t, c, centra, 1)
 	}
 	leaderEP := httpEndpoint(n1)
 	want := wantKeys("wipe/%02d", 20)
@@ -116,7 +114,7 @@ func TestRunbookWipeRejoinOriginalConfig(t *testing.T) {
 	if r := cf("--endpoint", leaderEP, "member-promote", "--node-id", "3", "--wait"); r.Err != nil {
 		t.Fatalf("member-promote --node-id 3: %s", r)
 	}
-	waitMembers(t, leaderEP, bootMembers(c, 3), 20*time.Second)
+	waitMembersWith(t, centra, leaderEP, bootMembers(c, 3), 20*time.Second)
 	if rec, err := n3.MemberRecord(); err != nil || rec.ReplicaID <= 3 {
 		t.Errorf("member.json of the rejoined node 3: %+v, %v; want a new replica ID (> 3)", rec, err)
 	}
@@ -139,7 +137,7 @@ func TestRunbookWipeRejoinOriginalConfig(t *testing.T) {
 		t.Fatalf("member-add --node-id 2: %s", r)
 	}
 	must(t, n2.WaitReady(testCtx(t, 30*time.Second)))
-	waitMembers(t, leaderEP, bootMembers(c, 3), 30*time.Second)
+	waitMembersWith(t, centra, leaderEP, bootMembers(c, 3), 30*time.Second)
 	if _, err := cli.Put(testCtx(t, 10*time.Second), "wipe/after", "x"); err != nil {
 		t.Fatal(err)
 	}

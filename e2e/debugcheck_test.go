@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/centra-cloud/centra/e2e/framework"
+	flaredb "github.com/centra-cloud/centra/flaredb/client"
 )
 
 // TestDebugCheck runs `centra debug check` on the data directory of a real
@@ -69,28 +71,9 @@ func TestDebugCheck(t *testing.T) {
 
 	corrupt := func(name string, damage func(path string, size int64) error) {
 		t.Helper()
-		cp := filepath.Join(t.TempDir(), "data")
-		if out, err := exec.Command("cp", "-a", dir, cp).CombinedOutput(); err != nil {
-			t.Fatalf("copy the data directory: %v %s", err, out)
-		}
-		table := filepath.Join(cp, "state", filepath.Base(tables[0]))
-		st, err := os.Stat(table)
-		must(t, err)
-		must(t, damage(table, st.Size()))
-		r := framework.RunCLI("debug", "check", "--data-dir", cp)
-		if r.ExitCode() != 1 || !strings.Contains(r.Stdout, "FAIL  table files") || !strings.Contains(r.Stdout, table) || !strings.Contains(r.Stdout, "what to do:") {
-			t.Fatalf("check of a copy with a %s table file: want exit 1 and a FAIL naming %s:\n%s", name, table, r)
-		}
+		checkDamagedCopy(t, dir, filepath.Base(tables[0]), name, damage)
 	}
-	corrupt("corrupted", func(path string, size int64) error {
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = f.WriteAt([]byte("garbage!garbage!"), size/3)
-		return err
-	})
+	corrupt("corrupted", overwriteThird)
 	corrupt("truncated", func(path string, size int64) error { return os.Truncate(path, size/2) })
 
 	// repair: leftovers of an interrupted snapshot and of a half-written
@@ -131,6 +114,85 @@ func TestDebugCheck(t *testing.T) {
 	if g, err := cli.Get(ctx, "check/042"); err != nil || len(g.Kvs) != 1 {
 		t.Fatalf("get after the checks: %v %v", g, err)
 	}
+}
+
+// checkDamagedCopy copies the stopped node's data directory dir, damages
+// the table file state/table of the copy, and checks that `debug check`
+// exits 1 with a FAIL line naming that file and what to do.
+func checkDamagedCopy(t *testing.T, dir, table, name string, damage func(path string, size int64) error) {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "data")
+	if out, err := exec.Command("cp", "-a", dir, cp).CombinedOutput(); err != nil {
+		t.Fatalf("copy the data directory: %v %s", err, out)
+	}
+	path := filepath.Join(cp, "state", table)
+	st, err := os.Stat(path)
+	must(t, err)
+	must(t, damage(path, st.Size()))
+	r := framework.RunCLI("debug", "check", "--data-dir", cp)
+	if r.ExitCode() != 1 || !strings.Contains(r.Stdout, "FAIL  table files") || !strings.Contains(r.Stdout, path) || !strings.Contains(r.Stdout, "what to do:") {
+		t.Fatalf("check of a copy with a %s table file: want exit 1 and a FAIL naming %s:\n%s", name, path, r)
+	}
+}
+
+// overwriteThird writes 16 bytes of garbage a third into the file path of
+// the given size.
+func overwriteThird(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.WriteAt([]byte("garbage!garbage!"), size/3)
+	return err
+}
+
+// TestDebugCheckFlareDBStore runs `centra debug check` on the data
+// directory of one of three real FlareDB stores (PD creates the first
+// region once max-replicas = 3 stores are up; 1 MiB memtables, so the rows
+// reach table files):
+// exit 2 while it runs; exit 0 once stopped, with the region descriptors
+// and the region replicas' raft logs checked; exit 1 naming the file on a
+// copy with a table file corrupted; the store then starts again on the
+// checked directory and serves its rows.
+func TestDebugCheckFlareDBStore(t *testing.T) {
+	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithStores(3), framework.WithStoreArgs("--storage-write-buffer-size", "1048576"))
+	ctx := testCtx(t, 2*time.Minute)
+	cli, err := flaredb.New(c.Node(0).URL())
+	must(t, err)
+	defer cli.Close()
+	const rows = 3000
+	value := func(i int) []byte { return fmt.Appendf(nil, "%06d-%s", i, strings.Repeat("v", 1000)) }
+	fdbFill(t, ctx, cli, "check", rows, value)
+	store := c.Store(0)
+	dir := store.DataDir()
+	if r := framework.RunCLI("debug", "check", "--data-dir", dir); r.ExitCode() != 2 || !strings.Contains(r.Stderr, "stop the node first") {
+		t.Fatalf("check of a running store: want exit 2 and \"stop the node first\":\n%s", r)
+	}
+	must(t, store.Stop())
+	r := framework.RunCLI("debug", "check", "--data-dir", dir)
+	if r.ExitCode() != 0 || !strings.Contains(r.Stdout, "All checks passed.") || strings.Contains(r.Stdout, "FAIL") ||
+		!regexp.MustCompile(`OK    flaredb regions +\d+ region descriptors consistent, [1-9]\d* data keys`).MatchString(r.Stdout) {
+		t.Fatalf("check of a stopped store: want exit 0, every check OK and the regions' data keys counted:\n%s", r)
+	}
+	t.Logf("debug check of the stopped store:\n%s", r.Stdout)
+	tables, _ := filepath.Glob(filepath.Join(dir, "state", "*.sst"))
+	if len(tables) == 0 {
+		t.Fatalf("no table file in %s/state after writing %d rows of 1 kB with 1 MiB memtables", dir, rows)
+	}
+	checkDamagedCopy(t, dir, filepath.Base(tables[len(tables)-1]), "corrupted", overwriteThird)
+
+	must(t, store.Start())
+	framework.Eventually(t, func() error {
+		v, found, err := cli.Get(ctx, "check", fdbKey(rows-1))
+		if err != nil {
+			return err
+		}
+		if !found || string(v) != string(value(rows-1)) {
+			return fmt.Errorf("get %s after the checks: %.20q", fdbKey(rows-1), v)
+		}
+		return nil
+	}, time.Minute)
 }
 
 // dirDigest returns a SHA-256 over the names and contents of every file

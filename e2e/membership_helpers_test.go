@@ -29,7 +29,23 @@ func statusLines(out string) map[string]string {
 
 // cliStatus runs `centra cluster status` against endpoint and parses it.
 func cliStatus(endpoint string) (map[string]string, error) {
-	r := framework.RunCLI("cluster", "status", "--endpoint", endpoint)
+	return cliStatusWith(framework.RunCLI, endpoint)
+}
+
+// cliRun runs the centra CLI: framework.RunCLI, or (on a TLS cluster) the
+// binary with the TLS material in its environment (centraWithEnv).
+type cliRun func(args ...string) framework.CmdResult
+
+// centraWithEnv runs the centra CLI with env (e.g. Cluster.TLSEnv) added.
+func centraWithEnv(env []string) cliRun {
+	return func(args ...string) framework.CmdResult {
+		return framework.RunBinEnv(framework.CentraBin(), env, args...)
+	}
+}
+
+// cliStatusWith is cliStatus through run.
+func cliStatusWith(run cliRun, endpoint string) (map[string]string, error) {
+	r := run("cluster", "status", "--endpoint", endpoint)
 	if r.Err != nil {
 		return nil, fmt.Errorf("status --endpoint %s: %s", endpoint, r)
 	}
@@ -57,7 +73,12 @@ func memberLine(id uint64, name, peer string, learner bool) string {
 // memberList runs `centra cluster member-list` against endpoint and
 // returns its lines, sorted.
 func memberList(endpoint string) ([]string, error) {
-	r := framework.RunCLI("cluster", "member-list", "--endpoint", endpoint)
+	return memberListWith(framework.RunCLI, endpoint)
+}
+
+// memberListWith is memberList through run.
+func memberListWith(run cliRun, endpoint string) ([]string, error) {
+	r := run("cluster", "member-list", "--endpoint", endpoint)
 	if r.Err != nil {
 		return nil, fmt.Errorf("member-list --endpoint %s: %s", endpoint, r)
 	}
@@ -70,9 +91,15 @@ func memberList(endpoint string) ([]string, error) {
 // any order).
 func waitMembers(t *testing.T, endpoint string, want []string, timeout time.Duration) {
 	t.Helper()
+	waitMembersWith(t, framework.RunCLI, endpoint, want, timeout)
+}
+
+// waitMembersWith is waitMembers through run.
+func waitMembersWith(t *testing.T, run cliRun, endpoint string, want []string, timeout time.Duration) {
+	t.Helper()
 	want = slices.Sorted(slices.Values(want))
 	framework.Eventually(t, func() error {
-		got, err := memberList(endpoint)
+		got, err := memberListWith(run, endpoint)
 		if err != nil {
 			return err
 		}

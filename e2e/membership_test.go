@@ -16,13 +16,19 @@ import (
 // leader-transfer` and waits until every running node agrees.
 func transferLeader(t *testing.T, c *framework.Cluster, id uint64) {
 	t.Helper()
-	r := c.RunCLI("cluster", "leader-transfer", "--endpoint", strings.Join(c.Endpoints(), ","), "--node-id", fmt.Sprint(id))
+	transferLeaderWith(t, c, c.RunCLI, id)
+}
+
+// transferLeaderWith is transferLeader through run.
+func transferLeaderWith(t *testing.T, c *framework.Cluster, run cliRun, id uint64) {
+	t.Helper()
+	r := run("cluster", "leader-transfer", "--endpoint", strings.Join(c.Endpoints(), ","), "--node-id", fmt.Sprint(id))
 	if want := fmt.Sprintf("Leader transferred: leader=%d\n", id); r.Err != nil || r.Stdout != want {
 		t.Fatalf("leader-transfer --node-id %d: want %q, got %s", id, want, r)
 	}
 	framework.Eventually(t, func() error {
 		for _, n := range c.Running() {
-			st, err := cliStatus(n.Endpoint())
+			st, err := cliStatusWith(run, n.Endpoint())
 			if err != nil {
 				return err
 			}

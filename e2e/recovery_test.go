@@ -12,26 +12,29 @@ import (
 )
 
 // forceRounds is how many consecutive --force-new-cluster recoveries
-// TestForceNewClusterRepeated runs (issue 11 asks for 20 in a row; the
-// default keeps the suite short).
-var forceRounds = flag.Int("force-rounds", 5, "consecutive --force-new-cluster recoveries in TestForceNewClusterRepeated")
+// TestForceNewClusterRepeated runs after its first one (issue 11 asks for
+// 20 in a row; they take about 2 minutes on a quiet 2-core box).
+var forceRounds = flag.Int("force-rounds", 20, "consecutive --force-new-cluster recoveries in TestForceNewClusterRepeated")
 
-// TestForceNewClusterRepeated runs --force-new-cluster again and again on
-// a member whose applied state is ahead of its last raft snapshot (small
+// TestForceNewClusterRepeated runs --force-new-cluster again and again, on
+// a mutual-TLS cluster driven through chainfire-client with the TLS
+// material in CENTRA_*, on a member whose applied state is ahead of its last raft snapshot (small
 // snapshot_entries), with members added and removed after that snapshot.
 // Each recovery must keep exactly what the member applied: raft_index never
 // goes backwards, every acknowledged key is there, and member-list shows
 // the survivor alone (no member of the old configuration lingers, so the
 // same node IDs can be added again).
 func TestForceNewClusterRepeated(t *testing.T) {
-	c := framework.NewCluster(t, framework.WithNodes(3), framework.WithSnapshotEntries(40, 10))
+	c := framework.NewCluster(t, framework.WithNodes(3), framework.WithSnapshotEntries(40, 10), framework.WithTLS())
+	env := c.TLSEnv("CENTRA")
+	centra := centraWithEnv(env)
 	n1 := c.Node(0)
 	if c.Node(c.Leader(t)) != n1 {
-		transferLeader(t, c, 1)
+		transferLeaderWith(t, c, centra, 1)
 	}
 	ep := httpEndpoint(n1)
 	cli := framework.MultiCallBin(t, "chainfire-client")
-	cf := func(args ...string) framework.CmdResult { return framework.RunBin(cli, args...) }
+	cf := func(args ...string) framework.CmdResult { return framework.RunBinEnv(cli, env, args...) }
 	want := map[string]string{}
 	put := func(prefix string, n int) {
 		t.Helper()
@@ -78,7 +81,7 @@ func TestForceNewClusterRepeated(t *testing.T) {
 		if after < before {
 			t.Fatalf("round %d: raft_index went backwards from %d to %d", round, before, after)
 		}
-		waitMembers(t, ep, []string{memberLine(n1.ID, n1.Name, n1.RaftAddr(), false)}, 10*time.Second)
+		waitMembersWith(t, centra, ep, []string{memberLine(n1.ID, n1.Name, n1.RaftAddr(), false)}, 10*time.Second)
 		if err := checkAcked(testCtx(t, 10*time.Second), n1.Client(t), "fnc/", want); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -92,7 +95,7 @@ func TestForceNewClusterRepeated(t *testing.T) {
 	must(t, n4.Start())
 	memberAdd(4, n4.RaftAddr())
 	must(t, n4.WaitReady(testCtx(t, 30*time.Second)))
-	waitMembers(t, ep, append(bootMembers(c, 3), memberLine(4, n4.Name, n4.RaftAddr(), false)), 20*time.Second)
+	waitMembersWith(t, centra, ep, append(bootMembers(c, 3), memberLine(4, n4.Name, n4.RaftAddr(), false)), 20*time.Second)
 	memberRemove(3)
 	must(t, c.Node(2).Stop())
 	put("r0b", 7)

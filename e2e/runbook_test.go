@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,6 +25,8 @@ import (
 // runbookNodeConfig is Step 1 of the Chainfire scale-out runbook
 // (runbooks/scale-out.md) verbatim, comments included, with this test's
 // ports and directory; the listen addresses keep the runbook's 0.0.0.0.
+// The last %s is the runbook's optional [network.tls] section
+// (runbookTLSSection) or nothing.
 const runbookNodeConfig = `[node]
 id = %d # NEW NODE ID (must be unique)
 name = "%s"
@@ -35,11 +39,22 @@ initial_members = [] # Leave empty for join flow
 api_addr = "0.0.0.0:%s"
 raft_addr = "0.0.0.0:%s"
 gossip_addr = "0.0.0.0:%s"
-[storage]
+%s[storage]
 data_dir = "%s"
 [raft]
 role = "voter" # or "learner" for non-voting replica
 `
+
+// runbookTLSSection is Step 1's [network.tls] section for node name of a
+// TLS cluster (its certificate beside the CA's), or "" without TLS.
+func runbookTLSSection(c *framework.Cluster, name string) string {
+	if c.CAFile() == "" {
+		return ""
+	}
+	dir := filepath.Dir(c.CAFile())
+	return fmt.Sprintf("[network.tls] # Optional, if TLS enabled\ncert_file = %q\nkey_file = %q\nca_file = %q\nrequire_client_cert = true\n",
+		filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), c.CAFile())
+}
 
 func port(t *testing.T, addr string) string {
 	t.Helper()
@@ -51,21 +66,37 @@ func port(t *testing.T, addr string) string {
 }
 
 // TestRunbookScaleOut replays the Chainfire part of runbooks/scale-out.md
-// (3 -> 4 nodes, learner first, then promoted) and its rollback, with the
-// runbook's program names: chainfire-server and chainfire-client links to
-// the centra binary.
+// on a plain cluster (TestRunbookReplayTLS does it with TLS).
 func TestRunbookScaleOut(t *testing.T) {
 	c := framework.NewCluster(t, framework.WithNodes(3))
 	client := framework.MultiCallBin(t, "chainfire-client")
-	server := framework.MultiCallBin(t, "chainfire-server")
 	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
+	etcdctl := func(args ...string) framework.CmdResult { return framework.RunEtcdctl(t, args...) }
+	replayScaleOut(t, c, cf, framework.RunCLI, etcdctl)
+}
 
+// replayScaleOut replays the Chainfire part of runbooks/scale-out.md on
+// c's three control-plane nodes (3 -> 4 nodes, learner first, then
+// promoted) and its rollback, with the runbook's program names:
+// chainfire-server and chainfire-client links to the centra binary. cf
+// runs chainfire-client, centra the centra CLI and etcdctl etcd's
+// etcdctl, each with c's TLS material.
+func replayScaleOut(t *testing.T, c *framework.Cluster, cf, centra, etcdctl cliRun) {
+	server := framework.MultiCallBin(t, "chainfire-server")
 	leader := c.Node(c.Leader(t))
 	leaderEP := httpEndpoint(leader)
 	const keys = 20
 	for i := range keys {
 		if r := cf("--endpoint", leaderEP, "put", fmt.Sprintf("scale/%02d", i), fmt.Sprintf("v%d", i)); r.Err != nil || r.Stdout != "OK\n" {
 			t.Fatalf("chainfire-client put: %s", r)
+		}
+	}
+	// More history, so that the new node starts over 100 entries behind
+	// and logs its own catch-up.
+	kv := leader.Client(t)
+	for i := range 120 {
+		if _, err := kv.Put(testCtx(t, 10*time.Second), fmt.Sprintf("bulk/%03d", i), "v"); err != nil {
+			t.Fatal(err)
 		}
 	}
 
@@ -79,7 +110,7 @@ func TestRunbookScaleOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(runbookNodeConfig, 4, "chainfire-node-4", port(t, n4.Endpoint()), port(t, n4.RaftAddr()), port(t, gossip), n4.DataDir())
+	cfg := fmt.Sprintf(runbookNodeConfig, 4, "chainfire-node-4", port(t, n4.Endpoint()), port(t, n4.RaftAddr()), port(t, gossip), runbookTLSSection(c, "chainfire-node-4"), n4.DataDir())
 	if err := os.WriteFile(n4.ConfigPath(), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +146,11 @@ func TestRunbookScaleOut(t *testing.T) {
 		t.Logf("status right after member-add:\n%s", r.Stdout)
 	}
 	must(t, n4.WaitLog(testCtx(t, 20*time.Second), "Ready to serve"))
+	// "Find replication lag" on the new node: its own catch-up.
+	must(t, n4.WaitLog(testCtx(t, 30*time.Second), "This member caught up with the leader"))
+	wantPipe(t, n4.String(), n4.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
+		"This member started behind the leader and is catching up, applied=0,",
+		"This member caught up with the leader, lag=")
 	rec, err := n4.MemberRecord()
 	if err != nil {
 		t.Fatalf("member.json after the join: %v", err)
@@ -148,7 +184,7 @@ func TestRunbookScaleOut(t *testing.T) {
 		}
 		return nil
 	}, 30*time.Second)
-	waitMembers(t, leaderEP, append(bootMembers(c, 3), memberLine(4, "chainfire-node-4", n4.RaftAddr(), true)), 10*time.Second)
+	waitMembersWith(t, centra, leaderEP, append(bootMembers(c, 3), memberLine(4, "chainfire-node-4", n4.RaftAddr(), true)), 10*time.Second)
 
 	// Step 5: promote, then IsLearner=false.
 	if r := cf("--endpoint", leaderEP, "member-promote", "--node-id", "4"); r.Err != nil {
@@ -159,7 +195,7 @@ func TestRunbookScaleOut(t *testing.T) {
 	if r.Err != nil || !strings.Contains(r.Stdout, want4+"\n") {
 		t.Errorf("member-list after member-promote: want the line %q, got %s", want4, r)
 	}
-	waitMembers(t, leaderEP, append(bootMembers(c, 3), want4), 10*time.Second)
+	waitMembersWith(t, centra, leaderEP, append(bootMembers(c, 3), want4), 10*time.Second)
 
 	// Step 4: the new node's status shows the leader and the same term.
 	must(t, n4.WaitReady(testCtx(t, 20*time.Second)))
@@ -197,10 +233,10 @@ func TestRunbookScaleOut(t *testing.T) {
 	}
 
 	// etcd compatibility: etcdctl sees the fourth member.
-	if r := framework.RunEtcdctl(t, "--endpoints", n4.Endpoint(), "member", "list"); r.Err != nil || strings.Count(r.Stdout, "\n") != 4 || !strings.Contains(r.Stdout, "chainfire-node-4") {
+	if r := etcdctl("--endpoints", n4.Endpoint(), "member", "list"); r.Err != nil || strings.Count(r.Stdout, "\n") != 4 || !strings.Contains(r.Stdout, "chainfire-node-4") {
 		t.Errorf("etcdctl member list: want 4 members including chainfire-node-4, got %s", r)
 	}
-	if r := framework.RunEtcdctl(t, "--endpoints", n4.Endpoint(), "endpoint", "status"); r.Err != nil || !strings.Contains(r.Stdout, n4.Endpoint()) {
+	if r := etcdctl("--endpoints", n4.Endpoint(), "endpoint", "status"); r.Err != nil || !strings.Contains(r.Stdout, n4.Endpoint()) {
 		t.Errorf("etcdctl endpoint status on node 4: %s", r)
 	}
 
@@ -223,22 +259,20 @@ func TestRunbookScaleOut(t *testing.T) {
 	if _, err := os.Stat(n4.DataDir()); !os.IsNotExist(err) {
 		t.Errorf("data dir of node 4 after the wipe: %v", err)
 	}
-	waitMembers(t, leaderEP, bootMembers(c, 3), 10*time.Second)
+	waitMembersWith(t, centra, leaderEP, bootMembers(c, 3), 10*time.Second)
 	if r := cf("--endpoint", leaderEP, "get", "scale/from-4"); r.Err != nil || r.Stdout != "x\n" {
 		t.Errorf("after the rollback: %s", r)
 	}
 }
 
-// TestRunbookSplitBrainRecovery replays the "split-brain" resolution of
-// runbooks/troubleshooting.md: stop all nodes, wipe two of them, restart
-// the survivor as a new one-member cluster keeping its data
-// (--force-new-cluster), member-add the other two and start them as
-// joining nodes.
-func TestRunbookSplitBrainRecovery(t *testing.T) {
-	c := framework.NewCluster(t, framework.WithNodes(3))
-	client := framework.MultiCallBin(t, "chainfire-client")
-	cf := func(args ...string) framework.CmdResult { return framework.RunBin(client, args...) }
-
+// replaySplitBrain replays the "split-brain" resolution of
+// runbooks/troubleshooting.md on c's three control-plane nodes: stop all
+// nodes, wipe two of them, restart the survivor alone (member-add then
+// fails and names the way out), restart it as a new one-member cluster
+// keeping its data (--force-new-cluster), member-add the other two and
+// start them as joining nodes. cf runs chainfire-client, centra the centra
+// CLI (both with c's TLS material).
+func replaySplitBrain(t *testing.T, c *framework.Cluster, cf, centra cliRun) {
 	cli := c.Client(t)
 	const keys = 30
 	want := wantKeys("sb/%02d", keys)
@@ -300,7 +334,7 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 	must(t, survivor.StartWithArgs("--force-new-cluster"))
 	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))
 	ep := httpEndpoint(survivor)
-	waitMembers(t, ep, []string{memberLine(survivor.ID, survivor.Name, survivor.RaftAddr(), false)}, 10*time.Second)
+	waitMembersWith(t, centra, ep, []string{memberLine(survivor.ID, survivor.Name, survivor.RaftAddr(), false)}, 10*time.Second)
 	if err := checkAcked(testCtx(t, 10*time.Second), survivor.Client(t), "sb/", want); err != nil {
 		t.Fatalf("the survivor should keep its data after --force-new-cluster: %v", err)
 	}
@@ -321,7 +355,7 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 		must(t, n.WaitReady(testCtx(t, 30*time.Second)))
 	}
 	c.Leader(t)
-	waitMembers(t, ep, bootMembers(c, 3), 20*time.Second)
+	waitMembersWith(t, centra, ep, bootMembers(c, 3), 20*time.Second)
 	for _, n := range others {
 		// Replicas 1-3 are gone for good: the re-added nodes get new ones.
 		if rec, err := n.MemberRecord(); err != nil || rec.NodeID != n.ID || rec.ReplicaID <= 3 {
@@ -341,7 +375,7 @@ func TestRunbookSplitBrainRecovery(t *testing.T) {
 	must(t, survivor.Restart())
 	must(t, survivor.WaitReady(testCtx(t, 30*time.Second)))
 	c.Leader(t)
-	waitMembers(t, ep, bootMembers(c, 3), 10*time.Second)
+	waitMembersWith(t, centra, ep, bootMembers(c, 3), 10*time.Second)
 	for _, n := range c.Nodes() {
 		if err := checkAcked(testCtx(t, 10*time.Second), n.Client(t), "sb/", want); err != nil {
 			t.Errorf("after restarting the survivor: %v", err)
@@ -500,6 +534,11 @@ func TestRunbookLogLines(t *testing.T) {
 	wantPipe(t, leader.String(), leader.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
 		fmt.Sprintf("WARN chainfire_raft: Follower is behind the leader, member=%d, lag=", f2.ID),
 		fmt.Sprintf("INFO chainfire_raft: Follower caught up with the leader, member=%d, lag=", f2.ID))
+	// The same grep on the restarted node itself finds its own progress.
+	must(t, f2.WaitLog(testCtx(t, 30*time.Second), "This member caught up with the leader"))
+	wantPipe(t, f2.String(), f2.CurrentLog(), `grep -i 'lag\|behind\|catch.*up'`,
+		"WARN chainfire_raft: This member started behind the leader and is catching up, applied=",
+		"INFO chainfire_raft: This member caught up with the leader, lag=")
 	framework.Eventually(t, func() error {
 		if lag, err := lagOf(f2); err != nil || lag >= 10 {
 			return fmt.Errorf("chainfire_raft_follower_lag of member %d after it caught up: %v (%v)", f2.ID, lag, err)
@@ -547,18 +586,7 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 
 	// 1000 rows written, then scanned in one query.
 	const rows = 1000
-	framework.Eventually(t, func() error {
-		for first := 0; first < rows; first += 250 {
-			pairs := make([]flaredb.KvPair, 0, 250)
-			for i := first; i < first+250; i++ {
-				pairs = append(pairs, flaredb.KvPair{Key: fdbKey(i), Value: fdbValue(i)})
-			}
-			if err := cli.BatchPut(ctx, "runbook", pairs); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, time.Minute)
+	fdbFill(t, ctx, cli, "runbook", rows, fdbValue)
 	got, err := cli.Scan(ctx, "runbook", nil, nil, flaredb.ScanOptions{})
 	if err != nil || len(got) != rows {
 		t.Fatalf("scan: %d rows, %v; want %d", len(got), err, rows)
@@ -600,14 +628,7 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 
 	// A store that holds a replica dies: the region's leader cannot send
 	// it the log.
-	leader := leaderStore(t, ctx, c)
-	var victim *framework.Node
-	for _, s := range c.Stores() {
-		if s != leader {
-			victim = s
-			break
-		}
-	}
+	leader, victim := leaderAndOtherStore(t, ctx, c)
 	must(t, victim.Kill())
 	if err := cli.Put(ctx, "runbook", []byte("after-kill"), []byte("v")); err != nil {
 		t.Fatal(err)
@@ -623,4 +644,38 @@ func TestRunbookFlareDBLogLines(t *testing.T) {
 		}
 		return nil
 	}, 40*time.Second)
+}
+
+// leaderAndOtherStore returns the store leading the first region (as PD
+// knows it) and another store; with three stores and max-replicas 3 that
+// one holds a replica of the region too.
+func leaderAndOtherStore(t *testing.T, ctx context.Context, c *framework.Cluster) (leader, other *framework.Node) {
+	t.Helper()
+	leader = leaderStore(t, ctx, c)
+	for _, s := range c.Stores() {
+		if s != leader {
+			return leader, s
+		}
+	}
+	t.Fatalf("no store besides the leader %s", leader)
+	return nil, nil
+}
+
+// fdbFill writes rows keys fdbKey(0..rows-1) with value(i) into namespace
+// ns in batches of 250, retrying (from the start) until the store serves
+// writes.
+func fdbFill(t *testing.T, ctx context.Context, cli *flaredb.Client, ns string, rows int, value func(int) []byte) {
+	t.Helper()
+	framework.Eventually(t, func() error {
+		for first := 0; first < rows; first += 250 {
+			pairs := make([]flaredb.KvPair, 0, 250)
+			for i := first; i < min(first+250, rows); i++ {
+				pairs = append(pairs, flaredb.KvPair{Key: fdbKey(i), Value: value(i)})
+			}
+			if err := cli.BatchPut(ctx, ns, pairs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, time.Minute)
 }

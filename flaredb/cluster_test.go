@@ -227,7 +227,7 @@ func (c *testCluster) start(ts *testStore) {
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := raftnode.OpenStateDB(filepath.Join(ts.dir, "state"), nil, logger)
+	db, err := raftnode.OpenStateDB(filepath.Join(ts.dir, "state"), nil, logger, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,7 @@ type Store struct {
 	hbNow      chan uint64
 	storeHbNow chan struct{} // asks for a store heartbeat now
 	snaps      *raftnode.SnapshotLimits
+	used       usedSize // the data directory's size, for heartbeats
 
 	// lifecycle serializes joining and destroying replicas.
 	lifecycle sync.Mutex
@@ -302,7 +303,7 @@ func (s *Store) stats() *pdv1.StoreStats {
 		st.Capacity = fs.Blocks * uint64(fs.Bsize)
 		st.Available = fs.Bavail * uint64(fs.Bsize)
 	}
-	st.UsedSize = dirSize(s.cfg.DataDir)
+	st.UsedSize = s.used.size(s.cfg.DataDir, time.Now())
 	// Only initialized replicas count: PD treats a peer whose store does
 	// not list its region as pending (a joined replica awaiting its
 	// snapshot).
@@ -314,6 +315,32 @@ func (s *Store) stats() *pdv1.StoreStats {
 	st.RegionCount = uint32(len(st.RegionIds))
 	s.storeStatsSnapshots(st)
 	return st
+}
+
+// usedSizeRefresh is how long a measured used size is reported before the
+// data directory is walked again. Heartbeats come every
+// HeartbeatInterval and at once whenever a replica first has data (a
+// split under load: several a second), and the walk stats every file; PD
+// reads capacity and available space (a statfs on every heartbeat) for
+// its decisions, while used_size is informational.
+const usedSizeRefresh = time.Minute
+
+// usedSize caches dirSize of the data directory for usedSizeRefresh.
+type usedSize struct {
+	mu    sync.Mutex
+	at    time.Time
+	bytes uint64
+}
+
+// size returns the data directory's size as measured at most
+// usedSizeRefresh before now.
+func (u *usedSize) size(dir string, now time.Time) uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.at.IsZero() || now.Sub(u.at) >= usedSizeRefresh {
+		u.bytes, u.at = dirSize(dir), now
+	}
+	return u.bytes
 }
 
 // dirSize sums the sizes of the files under dir.

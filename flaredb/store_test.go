@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -93,5 +95,29 @@ func TestStoreRegistrationAndIdentity(t *testing.T) {
 	<-done
 	if st := s.stats(); st.Capacity == 0 || st.Available == 0 || st.StoreId != 4 {
 		t.Fatalf("stats: %v", st)
+	}
+}
+
+// TestUsedSizeCached: heartbeats report the data directory's size as
+// measured at most usedSizeRefresh ago, not a walk per heartbeat.
+func TestUsedSizeCached(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n int) {
+		if err := os.WriteFile(filepath.Join(dir, name), make([]byte, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", 1000)
+	var u usedSize
+	t0 := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	if got := u.size(dir, t0); got != 1000 {
+		t.Fatalf("first measurement = %d, want 1000", got)
+	}
+	write("b", 500)
+	if got := u.size(dir, t0.Add(usedSizeRefresh-time.Second)); got != 1000 {
+		t.Fatalf("within the refresh period = %d, want the cached 1000", got)
+	}
+	if got := u.size(dir, t0.Add(usedSizeRefresh)); got != 1500 {
+		t.Fatalf("after the refresh period = %d, want 1500", got)
 	}
 }

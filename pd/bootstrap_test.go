@@ -45,9 +45,9 @@ func TestBootstrapFirstRegionOnceWithMaxReplicas(t *testing.T) {
 		t.Fatalf("pending peers = %v, want the peers on stores 4 and 9", info.PendingPeers)
 	}
 	// A reload (new PD leader) must not bootstrap again.
-	n.s.mu.Lock()
+	unlock := n.s.lockWrite()
 	n.s.invalidate()
-	n.s.mu.Unlock()
+	unlock()
 	n.register(t, 10)
 	if rs, _ := n.s.ScanRegions(ctx, nil, nil, 0); len(rs) != 1 || rs[0].Region.GetId() != r.GetId() {
 		t.Fatalf("regions after reload = %v, want only region %d", rs, r.GetId())

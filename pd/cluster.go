@@ -43,11 +43,11 @@ func (c *snapshot) AllocID(ctx context.Context) (uint64, error) { return c.s.All
 // snapshot copies what scheduling reads. It fails when this node does not
 // lead.
 func (s *Server) snapshot(ctx context.Context) (*snapshot, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	c := &snapshot{s: s, cfg: s.schedConfigLocked()}
 	for _, e := range s.stores {
 		c.stores = append(c.stores, s.schedStore(e))

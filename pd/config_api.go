@@ -8,11 +8,11 @@ import (
 
 // ScheduleConfig returns the schedule config in effect.
 func (s *Server) ScheduleConfig(ctx context.Context) (ScheduleConfig, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return ScheduleConfig{}, err
 	}
+	defer unlock()
 	return s.schedule, nil
 }
 
@@ -20,8 +20,7 @@ func (s *Server) ScheduleConfig(ctx context.Context) (ScheduleConfig, error) {
 // config, validates and persists it. An unknown key or a bad value is an
 // ErrInvalidArgument naming the key; nothing changes then.
 func (s *Server) UpdateScheduleConfig(ctx context.Context, patch []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -57,19 +56,18 @@ func updateConfig[T any, PT interface {
 
 // ReplicationConfig returns the replication config in effect.
 func (s *Server) ReplicationConfig(ctx context.Context) (ReplicationConfig, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return ReplicationConfig{}, err
 	}
+	defer unlock()
 	return s.replication, nil
 }
 
 // UpdateReplicationConfig merges, validates and persists a patch of the
 // replication config, as UpdateScheduleConfig.
 func (s *Server) UpdateReplicationConfig(ctx context.Context, patch []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func TestScheduleConfigDefaultsMergeValidateAndPersist(t *testing.T) {
 	}
 
 	// A new server over the same system keyspace (restart, new leader) sees it.
-	a.kv.leader.Store(false)
+	a.kv.setLeader(false)
 	b := newTestNode(t, mem.view(true), clock)
 	cfgB, err := b.s.ScheduleConfig(ctxT(t))
 	if err != nil {
@@ -136,7 +136,7 @@ func TestSchedulers(t *testing.T) {
 		t.Errorf("unknown store = %d, want 404", code)
 	}
 	// Persisted: a new leader sees the list.
-	n.kv.leader.Store(false)
+	n.kv.setLeader(false)
 	b := newTestNode(t, n.kv.memKV.view(true), n.clock)
 	got, err := b.s.Schedulers(ctxT(t))
 	if err != nil {
@@ -167,7 +167,7 @@ func TestAllocIDIsMonotonicAcrossServers(t *testing.T) {
 		t.Fatalf("big batch: %d %v", big, err)
 	}
 	last = big + 4999
-	a.kv.leader.Store(false)
+	a.kv.setLeader(false)
 	b := newTestNode(t, mem.view(true), clock)
 	id, err := b.s.AllocID(ctxT(t), 1)
 	if err != nil {
@@ -177,8 +177,8 @@ func TestAllocIDIsMonotonicAcrossServers(t *testing.T) {
 		t.Fatalf("new leader's id %d is not above %d", id, last)
 	}
 	// Back to the first server: it reloads and stays above b's.
-	b.kv.leader.Store(false)
-	a.kv.leader.Store(true)
+	b.kv.setLeader(false)
+	a.kv.setLeader(true)
 	id2, err := a.s.AllocID(ctxT(t), 1)
 	if err != nil {
 		t.Fatal(err)

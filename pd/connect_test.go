@@ -128,8 +128,8 @@ func TestConnectFollowerNamesLeaderAndClientFollows(t *testing.T) {
 	}
 
 	// Leadership moves: the client follows the new hint.
-	leader.kv.leader.Store(false)
-	follower.kv.leader.Store(true)
+	leader.kv.setLeader(false)
+	follower.kv.setLeader(true)
 	mem.leaderURL.Store(fs.URL)
 	if _, err := c.StoreHeartbeat(ctx, stats(4), nil); err != nil {
 		t.Fatalf("after leader change: %v", err)
@@ -138,7 +138,7 @@ func TestConnectFollowerNamesLeaderAndClientFollows(t *testing.T) {
 		t.Fatalf("client leader = %q, want %q", c.Leader(), fs.URL)
 	}
 	// A short deadline with no leader anywhere ends the retries.
-	follower.kv.leader.Store(false)
+	follower.kv.setLeader(false)
 	mem.leaderURL.Store("")
 	sctx, scancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer scancel()

@@ -11,7 +11,9 @@
 // layout is described in DESIGN.md. Decisions are made by the node that
 // leads the metadata shard: followers forward HTTP requests to the leader
 // and refuse Connect calls with Unavailable naming the leader, which
-// pd/client follows.
+// pd/client follows. The leader loads that state once per raft term and
+// serves heartbeats and lookups from memory, with no raft read per call
+// (DESIGN.md, "Leadership and staleness").
 //
 // The leader also schedules: its patrol loop runs the replica checker and
 // the enabled schedulers of package schedule over a snapshot of the

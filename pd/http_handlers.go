@@ -178,9 +178,9 @@ func (s *Server) handleGetSchedule(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	s.mu.Lock()
+	unlock := s.readCache()
 	entries := append([]schedulerEntry(nil), s.schedulers...)
-	s.mu.Unlock()
+	unlock()
 	out := scheduleConfigJSON{ScheduleConfig: cfg, SchedulersV2: []schedulerConfigJSON{}, Schedulers: schedulerNames(entries)}
 	for _, e := range entries {
 		sc := schedulerConfigJSON{Type: schedulerType(e.Name), Args: []string{}}

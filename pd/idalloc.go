@@ -24,8 +24,7 @@ func (s *Server) AllocID(ctx context.Context, count uint32) (uint64, error) {
 	if count > maxAllocCount {
 		return 0, fmt.Errorf("%w: count %d exceeds %d", ErrInvalidArgument, count, maxAllocCount)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return 0, err
 	}
@@ -65,8 +64,7 @@ func (s *Server) allocLocked(ctx context.Context, n uint64) (uint64, error) {
 // AskSplit allocates the IDs for splitting region r: a new region ID and
 // one new peer ID per peer, in the order of r's peers. r must be known.
 func (s *Server) AskSplit(ctx context.Context, r *metav1.Region) (newRegionID uint64, newPeerIDs []uint64, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return 0, nil, err
 	}

@@ -15,7 +15,12 @@ import (
 type memKV struct {
 	mu        sync.Mutex
 	data      map[string]client.SysKV
-	leaderURL atomic.Value // string
+	leaderURL atomic.Value  // string
+	terms     atomic.Uint64 // the last raft term any view led in
+	reads     atomic.Int64  // Get and List calls (raft reads in production)
+	// txnHook, when set, runs at the start of every Txn (a slow raft
+	// round in tests).
+	txnHook atomic.Pointer[func()]
 }
 
 func newMemKV() *memKV {
@@ -28,15 +33,27 @@ func newMemKV() *memKV {
 type view struct {
 	*memKV
 	leader atomic.Bool
+	term   atomic.Uint64
 }
 
 func (m *memKV) view(leader bool) *view {
 	v := &view{memKV: m}
-	v.leader.Store(leader)
+	v.setLeader(leader)
 	return v
 }
 
+// setLeader makes the view lead (in a new term, as a raft election would)
+// or follow.
+func (v *view) setLeader(leader bool) {
+	if leader {
+		v.term.Store(v.terms.Add(1))
+	}
+	v.leader.Store(leader)
+}
+
 func (v *view) IsLeader() bool { return v.leader.Load() }
+
+func (v *view) LeaderTerm() (uint64, bool) { return v.term.Load(), v.leader.Load() }
 
 func (m *memKV) LeaderURL(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
@@ -50,6 +67,7 @@ func (m *memKV) LeaderURL(ctx context.Context) (string, error) {
 }
 
 func (m *memKV) Get(ctx context.Context, key []byte) (client.SysKV, error) {
+	m.reads.Add(1)
 	if err := ctx.Err(); err != nil {
 		return client.SysKV{}, err
 	}
@@ -63,6 +81,7 @@ func (m *memKV) Get(ctx context.Context, key []byte) (client.SysKV, error) {
 }
 
 func (m *memKV) List(ctx context.Context, prefix []byte) ([]client.SysKV, error) {
+	m.reads.Add(1)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -79,6 +98,9 @@ func (m *memKV) List(ctx context.Context, prefix []byte) ([]client.SysKV, error)
 }
 
 func (m *memKV) Txn(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte) (bool, error) {
+	if h := m.txnHook.Load(); h != nil {
+		(*h)()
+	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}

@@ -82,8 +82,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		c.collectFromLeader(ch)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.readCache()()
 	if !s.loaded {
 		return
 	}

@@ -34,8 +34,7 @@ type OperatorRequest struct {
 // scheduler-made operator of the region and skips the schedule limits.
 // The region leader runs its steps from its next heartbeats.
 func (s *Server) AddOperator(ctx context.Context, req OperatorRequest) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -277,11 +276,4 @@ func (s *Server) RemoveOperator(ctx context.Context, regionID uint64) error {
 		return fmt.Errorf("%w: region %d", ErrOperatorNotFound, regionID)
 	}
 	return err
-}
-
-// leading makes sure this node leads with its cache loaded.
-func (s *Server) leading(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lead(ctx)
 }

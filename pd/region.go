@@ -242,45 +242,33 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	if len(r.GetEndKey()) > 0 && bytes.Compare(r.GetStartKey(), r.GetEndKey()) >= 0 {
 		return nil, fmt.Errorf("%w: region %d has start key %q >= end key %q", ErrInvalidArgument, r.GetId(), r.GetStartKey(), r.GetEndKey())
 	}
-	epoch := r.GetRegionEpoch()
+	if sr, done, err := s.regionHeartbeatCached(ctx, req); done {
+		return sr, err
+	}
+	// A change: writes are serialized by wmu, and mu is held only to
+	// check the heartbeat and to install the result, not across the raft
+	// write, so reads and other heartbeats go on meanwhile. Nothing else
+	// changes the persisted part of the cache while wmu is held (every
+	// mutation and every load takes it).
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	e, overlaps, changed, err := s.planRegionWrite(ctx, req)
+	if changed {
+		// Until installed, heartbeats of these regions take this path
+		// too (behind wmu), so they are checked against the new record
+		// and dispatched in order, as when mu covered the write.
+		s.writing = append(s.writing[:0], r.Id)
+		for _, o := range overlaps {
+			s.writing = append(s.writing, o.region().GetId())
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
-	origin := s.regions.byID[r.Id]
-	if origin != nil {
-		oe := origin.region().GetRegionEpoch()
-		switch {
-		case epoch.GetVersion() < oe.GetVersion() || epoch.GetConfVer() < oe.GetConfVer():
-			return nil, fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
-				ErrStaleRegion, r.Id, epoch.GetConfVer(), epoch.GetVersion(), oe.GetConfVer(), oe.GetVersion())
-		case req.GetTerm() < origin.rec.GetTerm():
-			return nil, fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.Id, req.GetTerm(), origin.rec.GetTerm())
-		}
-	}
-	var overlaps []*regionEntry
-	for _, o := range s.regions.overlapping(r.GetStartKey(), r.GetEndKey()) {
-		if o.region().GetId() == r.Id {
-			continue
-		}
-		if epoch.GetVersion() < o.region().GetRegionEpoch().GetVersion() {
-			return nil, fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
-				ErrStaleRegion, r.Id, epoch.GetVersion(), o.region().GetId(), o.region().GetRegionEpoch().GetVersion())
-		}
-		overlaps = append(overlaps, o)
-	}
-	rec := &metav1.RegionRecord{Region: proto.Clone(r).(*metav1.Region), Leader: proto.Clone(req.GetLeader()).(*metav1.Peer), Term: req.GetTerm()}
-	if rec.Region.RegionEpoch == nil {
-		rec.Region.RegionEpoch = &metav1.RegionEpoch{}
-	}
-	e := &regionEntry{rec: rec}
-	if origin != nil {
-		e.ver = origin.ver
-	}
-	changed := origin == nil || len(overlaps) > 0 || !sameRegion(origin.rec, rec)
 	if changed {
-		val, err := proto.Marshal(rec)
+		val, err := proto.Marshal(e.rec)
 		if err != nil {
 			return nil, err
 		}
@@ -290,18 +278,19 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 			cmps = append(cmps, client.SysCompare{Key: regionKey(o.region().GetId()), Version: o.ver})
 			dels = append(dels, regionKey(o.region().GetId()))
 		}
-		ver, err := s.txn(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
+		ver, err := s.commit(ctx, cmps, []client.SysKV{{Key: regionKey(r.Id), Value: val}}, dels, e.ver+1)
 		if err != nil {
+			s.mu.Lock()
+			s.writing = s.writing[:0]
+			s.dropOnFailedWrite(err)
+			s.mu.Unlock()
 			return nil, err
 		}
 		e.ver = ver
 	}
-	e.stats = regionStats{
-		approximateSize: req.GetApproximateSize(), approximateKeys: req.GetApproximateKeys(),
-		bytesWritten: req.GetBytesWritten(), keysWritten: req.GetKeysWritten(),
-		bytesRead: req.GetBytesRead(), keysRead: req.GetKeysRead(),
-		downPeers: req.GetDownPeers(), pendingPeers: req.GetPendingPeers(),
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing = s.writing[:0]
 	for _, o := range overlaps {
 		s.regions.remove(o.region().GetId())
 	}
@@ -314,6 +303,101 @@ func (s *Server) recordRegionHeartbeat(ctx context.Context, req *pdv1.RegionHear
 	return s.schedRegion(e), nil
 }
 
+// planRegionWrite checks a heartbeat that the cache cannot absorb and
+// returns the entry to install (at the persisted version it replaces, 0
+// if none), the regions it replaces, and whether it must be written: it is
+// new, replaces others, or its range, epoch, peers or leader changed. Call
+// with wmu and mu exclusively.
+func (s *Server) planRegionWrite(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (e *regionEntry, overlaps []*regionEntry, changed bool, err error) {
+	if err := s.lead(ctx); err != nil {
+		return nil, nil, false, err
+	}
+	r, epoch := req.GetRegion(), req.GetRegion().GetRegionEpoch()
+	origin := s.regions.byID[r.Id]
+	if err := staleAgainst(origin, req); err != nil {
+		return nil, nil, false, err
+	}
+	for _, o := range s.regions.overlapping(r.GetStartKey(), r.GetEndKey()) {
+		if o.region().GetId() == r.Id {
+			continue
+		}
+		if epoch.GetVersion() < o.region().GetRegionEpoch().GetVersion() {
+			return nil, nil, false, fmt.Errorf("%w: region %d version %d is older than overlapping region %d version %d",
+				ErrStaleRegion, r.Id, epoch.GetVersion(), o.region().GetId(), o.region().GetRegionEpoch().GetVersion())
+		}
+		overlaps = append(overlaps, o)
+	}
+	e = &regionEntry{rec: recordOf(req), stats: statsOf(req)}
+	if origin != nil {
+		e.ver = origin.ver
+	}
+	return e, overlaps, origin == nil || len(overlaps) > 0 || !sameRegion(origin.rec, e.rec), nil
+}
+
+// regionHeartbeatCached serves a heartbeat of a known region whose range,
+// epoch, peers and leader PD already has (the common case) from the
+// cache, without the exclusive lock or any raft round: it records the
+// statistics and the term. done is false when the heartbeat needs a write
+// (or is of a region PD does not know).
+func (s *Server) regionHeartbeatCached(ctx context.Context, req *pdv1.RegionHeartbeatRequest) (_ *schedule.Region, done bool, err error) {
+	unlock, err := s.view(ctx, true)
+	if err != nil {
+		return nil, true, err
+	}
+	defer unlock()
+	origin := s.regions.byID[req.GetRegion().GetId()]
+	if origin == nil || slices.Contains(s.writing, origin.region().GetId()) {
+		return nil, false, nil
+	}
+	if err := staleAgainst(origin, req); err != nil {
+		return nil, true, err
+	}
+	rec := recordOf(req)
+	// Same range as a region in the index, which never overlaps: no other
+	// region overlaps it either.
+	if !sameRegion(origin.rec, rec) {
+		return nil, false, nil
+	}
+	origin.rec, origin.stats = rec, statsOf(req)
+	return s.schedRegion(origin), true, nil
+}
+
+// staleAgainst returns ErrStaleRegion when the heartbeat is older than the
+// known region (nil: none): its conf_ver or version is lower, or its term.
+func staleAgainst(origin *regionEntry, req *pdv1.RegionHeartbeatRequest) error {
+	if origin == nil {
+		return nil
+	}
+	r, epoch, oe := req.GetRegion(), req.GetRegion().GetRegionEpoch(), origin.region().GetRegionEpoch()
+	switch {
+	case epoch.GetVersion() < oe.GetVersion() || epoch.GetConfVer() < oe.GetConfVer():
+		return fmt.Errorf("%w: region %d epoch (conf_ver %d, version %d) is older than the known (conf_ver %d, version %d)",
+			ErrStaleRegion, r.GetId(), epoch.GetConfVer(), epoch.GetVersion(), oe.GetConfVer(), oe.GetVersion())
+	case req.GetTerm() < origin.rec.GetTerm():
+		return fmt.Errorf("%w: region %d term %d is older than the known term %d", ErrStaleRegion, r.GetId(), req.GetTerm(), origin.rec.GetTerm())
+	}
+	return nil
+}
+
+// recordOf is the record a heartbeat describes.
+func recordOf(req *pdv1.RegionHeartbeatRequest) *metav1.RegionRecord {
+	rec := &metav1.RegionRecord{Region: proto.Clone(req.GetRegion()).(*metav1.Region), Leader: proto.Clone(req.GetLeader()).(*metav1.Peer), Term: req.GetTerm()}
+	if rec.Region.RegionEpoch == nil {
+		rec.Region.RegionEpoch = &metav1.RegionEpoch{}
+	}
+	return rec
+}
+
+// statsOf is the memory-only part of a heartbeat.
+func statsOf(req *pdv1.RegionHeartbeatRequest) regionStats {
+	return regionStats{
+		approximateSize: req.GetApproximateSize(), approximateKeys: req.GetApproximateKeys(),
+		bytesWritten: req.GetBytesWritten(), keysWritten: req.GetKeysWritten(),
+		bytesRead: req.GetBytesRead(), keysRead: req.GetKeysRead(),
+		downPeers: req.GetDownPeers(), pendingPeers: req.GetPendingPeers(),
+	}
+}
+
 // sameRegion reports whether two records agree on everything that is
 // persisted on change: range, epoch, peers and leader (not the term).
 func sameRegion(a, b *metav1.RegionRecord) bool {
@@ -322,11 +406,11 @@ func sameRegion(a, b *metav1.RegionRecord) bool {
 
 // GetRegionByID returns a region by ID.
 func (s *Server) GetRegionByID(ctx context.Context, id uint64) (RegionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return RegionInfo{}, err
 	}
+	defer unlock()
 	e := s.regions.byID[id]
 	if e == nil {
 		return RegionInfo{}, fmt.Errorf("%w: region %d", ErrRegionNotFound, id)
@@ -336,11 +420,11 @@ func (s *Server) GetRegionByID(ctx context.Context, id uint64) (RegionInfo, erro
 
 // GetRegion returns the region holding key.
 func (s *Server) GetRegion(ctx context.Context, key []byte) (RegionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return RegionInfo{}, err
 	}
+	defer unlock()
 	e := s.regions.byKey(key)
 	if e == nil {
 		return RegionInfo{}, fmt.Errorf("%w: no region holds key %q", ErrRegionNotFound, key)
@@ -351,11 +435,11 @@ func (s *Server) GetRegion(ctx context.Context, key []byte) (RegionInfo, error) 
 // ScanRegions returns up to limit (0: all) regions overlapping [start,
 // end), in key order.
 func (s *Server) ScanRegions(ctx context.Context, start, end []byte, limit int) ([]RegionInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	var out []RegionInfo
 	for _, e := range s.regions.overlapping(start, end) {
 		if limit > 0 && len(out) >= limit {

@@ -71,7 +71,7 @@ func TestRegionSplitReplacesAndStaleOverlapIsDropped(t *testing.T) {
 		t.Fatalf("scan = %d regions, %v", len(regions), err)
 	}
 	// Persisted: a new leader sees both.
-	n.kv.leader.Store(false)
+	n.kv.setLeader(false)
 	b := newTestNode(t, n.kv.memKV.view(true), n.clock)
 	regions, err = b.s.ScanRegions(ctx, []byte("a"), []byte("n"), 0)
 	if err != nil || len(regions) != 2 {

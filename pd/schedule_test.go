@@ -298,24 +298,28 @@ func TestEvictLeaderThroughAPI(t *testing.T) {
 }
 
 // TestOperatorsSurviveReloadNotLeaderChange: a reload of the cache (a
-// lost compare-and-swap) keeps the operators; another node claiming the
-// PD epoch in between drops them.
+// lost compare-and-swap) keeps the operators; another node leading and
+// claiming the PD epoch in between drops them.
 func TestOperatorsSurviveReloadNotLeaderChange(t *testing.T) {
 	sm := newSim(t, []uint64{1, 2, 3, 4}, 1)
 	s := sm.n.s
 	if err := s.AddOperator(ctxT(t), OperatorRequest{Name: "add-learner", RegionID: 100, StoreID: 4}); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
+	unlock := s.lockWrite()
 	s.invalidate()
-	s.mu.Unlock()
+	unlock()
 	if ops, err := s.Operators(ctxT(t)); err != nil || len(ops) != 1 {
 		t.Fatalf("after a reload: %d operators, %v; want 1", len(ops), err)
 	}
+	// Leadership goes to another node and back (A -> B -> A, three terms).
+	sm.n.kv.setLeader(false)
 	other := newTestNode(t, sm.n.kv.memKV.view(true), sm.n.clock)
 	if _, err := other.s.Stores(ctxT(t)); err != nil { // claims the epoch
 		t.Fatal(err)
 	}
+	other.kv.setLeader(false)
+	sm.n.kv.setLeader(true)
 	if ops, err := s.Operators(ctxT(t)); err != nil || len(ops) != 0 {
 		t.Fatalf("after another leadership: %d operators, %v; want 0", len(ops), err)
 	}

@@ -44,8 +44,7 @@ func defaultSchedulers() []schedulerEntry {
 
 // Schedulers returns the names of the enabled schedulers, sorted.
 func (s *Server) Schedulers(ctx context.Context) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -77,8 +76,7 @@ func (s *Server) AddScheduler(ctx context.Context, name string, storeID uint64) 
 	if !needStore && storeID != 0 {
 		return fmt.Errorf("%w: scheduler %q takes no store_id", ErrInvalidArgument, name)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -95,8 +93,7 @@ func (s *Server) AddScheduler(ctx context.Context, name string, storeID uint64) 
 // RemoveScheduler disables a scheduler: every instance of the name, or,
 // as TiKV's "evict-leader-scheduler-4", the instance for one store.
 func (s *Server) RemoveScheduler(ctx context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -135,8 +132,7 @@ func (s *Server) writeSchedulersLocked(ctx context.Context, next []schedulerEntr
 // /schedulers/{name} {"delay": s}); d 0 resumes it. Pauses are leader
 // memory.
 func (s *Server) PauseScheduler(ctx context.Context, name string, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}

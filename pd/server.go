@@ -21,18 +21,39 @@ import (
 //
 // The leader keeps a cache of the persisted state (stores, regions,
 // configs) plus memory-only facts (heartbeat times, statistics). The cache
-// is (re)loaded from the system keyspace whenever this node becomes leader
-// and after a lost compare-and-swap, so a leader change never acts on a
-// previous term's view. All mutations hold mu across their system-keyspace
-// transaction: PD writes are rare (registrations, epoch or leader changes,
-// config) and serializing them keeps the compare-and-swap logic simple.
+// is (re)loaded from the system keyspace whenever this node starts leading
+// in a new raft term and after a lost compare-and-swap, so a leader change
+// never acts on a previous term's view; within the term it is served
+// without a raft read (DESIGN.md "Leadership and staleness").
+//
+// Locking: mutations and loads hold wmu, which serializes them and keeps
+// the compare-and-swap logic simple. Most hold mu exclusively across their
+// system-keyspace transaction too (they are rare: registrations, store
+// states, config); a region change, the frequent write (splits, conf and
+// leader changes), holds mu only to check and to install, not across its
+// raft write. Reads hold mu shared and hbMu shared. Heartbeats that change nothing
+// persisted hold mu shared and hbMu exclusively while they record their
+// memory-only facts (heartbeat time, statistics, region term), so they run
+// beside reads and never wait for a raft round of another heartbeat.
 type Server struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
 
-	mu          sync.Mutex
-	loaded      bool // the cache reflects the system keyspace for this leadership
+	// wmu serializes mutations and loads (taken before mu; lockWrite), so
+	// a mutation may drop mu during its raft write (a region change does)
+	// while nothing else changes the persisted part of the cache.
+	wmu sync.Mutex
+	mu  sync.RWMutex
+	// writing are the regions whose change is being written without mu
+	// (recordRegionHeartbeat); their heartbeats wait for it.
+	writing []uint64
+	// hbMu guards the memory-only heartbeat facts (storeEntry.stats,
+	// .hosted, .lastHeartbeat; regionEntry.stats, .rec) against each other
+	// under a shared mu; holders of mu exclusively need not take it.
+	hbMu        sync.RWMutex
+	loaded      bool   // the cache reflects the system keyspace for this leadership
+	term        uint64 // the raft term in which this node loaded the cache
 	stores      map[uint64]*storeEntry
 	regions     *regionIndex
 	schedule    ScheduleConfig
@@ -154,32 +175,84 @@ func (s *Server) loop() {
 	}
 }
 
-// lead makes sure this node leads and its cache is loaded. Call with mu.
+// lead makes sure this node leads and its cache is loaded in the current
+// raft term. Call with mu held exclusively.
 func (s *Server) lead(ctx context.Context) error {
-	if !s.cfg.KV.IsLeader() {
+	term, leading := s.cfg.KV.LeaderTerm()
+	if !leading {
 		s.loaded = false
 		return ErrNotLeader
 	}
-	if s.loaded {
-		// Another node may have led in between (A -> B -> A): its write
-		// of the epoch key tells, and this cache is then stale.
-		got, err := s.cfg.KV.Get(ctx, []byte(keyLeaderEpoch))
-		if err != nil {
-			// Unverified, not stale: fail this call (often the caller's
-			// own deadline or cancel) and verify again on the next one; a
-			// reload would read the same keyspace.
-			return err
-		}
-		if got.Version == s.epochVer {
-			return nil
-		}
-		s.log.Info("pd leadership changed hands; reloading state")
+	if s.current(term) {
+		return nil
 	}
+	if s.loaded {
+		// A new term: another node may have led in between (A -> B -> A).
+		s.log.Info("pd leader's raft term changed; reloading state", "loaded_term", s.term, "term", term)
+	}
+	// The term is read before the load: if leadership moves during the
+	// load and comes back, the next call sees a newer term and reloads.
 	if err := s.load(ctx); err != nil {
 		return fmt.Errorf("pd: load state: %w", err)
 	}
-	s.loaded = true
+	s.loaded, s.term = true, term
 	return nil
+}
+
+// current reports whether the cache was loaded by this node in term, the
+// term it leads in now. Call with mu.
+func (s *Server) current(term uint64) bool { return s.loaded && term == s.term }
+
+// view locks the cache for a call served from memory: mu shared, hbMu
+// shared (or exclusive with heartbeat, for a heartbeat recording its
+// statistics). It loads the cache first when this node leads in a term it
+// has not loaded in, and fails with ErrNotLeader on a follower. No raft
+// read happens when the cache is current (DESIGN.md "Leadership and
+// staleness"). Call unlock when done.
+func (s *Server) view(ctx context.Context, heartbeat bool) (unlock func(), err error) {
+	for {
+		s.mu.RLock()
+		if term, leading := s.cfg.KV.LeaderTerm(); leading && s.current(term) {
+			if heartbeat {
+				s.hbMu.Lock()
+				return func() { s.hbMu.Unlock(); s.mu.RUnlock() }, nil
+			}
+			s.hbMu.RLock()
+			return func() { s.hbMu.RUnlock(); s.mu.RUnlock() }, nil
+		}
+		s.mu.RUnlock()
+		if err := s.leading(ctx); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil { // the term moved on again meanwhile
+			return nil, err
+		}
+	}
+}
+
+// readCache locks the cache for reading without checking leadership (the
+// metrics collector, which shows nothing unless loaded).
+func (s *Server) readCache() (unlock func()) {
+	s.mu.RLock()
+	s.hbMu.RLock()
+	return func() { s.hbMu.RUnlock(); s.mu.RUnlock() }
+}
+
+// leading makes sure this node leads with its cache loaded.
+func (s *Server) leading(ctx context.Context) error {
+	defer s.lockWrite()()
+	return s.lead(ctx)
+}
+
+// lockWrite locks for a mutation or a load: wmu, then mu exclusively.
+// Call the result to unlock.
+func (s *Server) lockWrite() (unlock func()) {
+	s.wmu.Lock()
+	s.mu.Lock()
+	return func() {
+		s.mu.Unlock()
+		s.wmu.Unlock()
+	}
 }
 
 // invalidate drops the cache after a lost compare-and-swap; the next call
@@ -313,21 +386,36 @@ func (s *Server) putCAS(ctx context.Context, key []byte, ver uint64, value []byt
 }
 
 func (s *Server) txn(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte, newVer uint64) (uint64, error) {
+	ver, err := s.commit(ctx, cmps, puts, dels, newVer)
+	s.dropOnFailedWrite(err)
+	return ver, err
+}
+
+// commit applies a transaction conditional on the PD epoch too and
+// returns newVer. It reads only epochVer, which loads change under wmu:
+// call with wmu (mu is not needed).
+func (s *Server) commit(ctx context.Context, cmps []client.SysCompare, puts []client.SysKV, dels [][]byte, newVer uint64) (uint64, error) {
 	cmps = append(cmps, s.epochCmp())
 	ok, err := s.cfg.KV.Txn(ctx, cmps, puts, dels)
 	if err != nil {
 		if errors.Is(err, client.ErrNotLeader) {
-			s.invalidate()
 			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		return 0, err
 	}
 	if !ok {
 		s.log.Warn("pd write lost a compare-and-swap; reloading state", "key", string(cmps[0].Key))
-		s.invalidate()
 		return 0, ErrConcurrentUpdate
 	}
 	return newVer, nil
+}
+
+// dropOnFailedWrite drops the cache after a write that lost leadership or
+// a compare-and-swap; the next call reloads it. Call with mu exclusively.
+func (s *Server) dropOnFailedWrite(err error) {
+	if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrConcurrentUpdate) {
+		s.invalidate()
+	}
 }
 
 // now returns the injected clock's time.

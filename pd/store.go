@@ -85,8 +85,7 @@ func (s *Server) info(e *storeEntry) StoreInfo {
 // tombstone's ID is refused with ErrStoreTombstone. The same address keeps
 // its ID across restarts.
 func (s *Server) PutStore(ctx context.Context, st *metav1.Store) (*metav1.Store, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -99,6 +98,44 @@ func (s *Server) PutStore(ctx context.Context, st *metav1.Store) (*metav1.Store,
 }
 
 func (s *Server) putStoreLocked(ctx context.Context, st *metav1.Store) (*storeEntry, error) {
+	same, err := s.checkStore(st)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if same != nil {
+		same.lastHeartbeat = now
+		return same, nil
+	}
+	old := s.stores[st.Id]
+	next := nextStore(st, old)
+	var ver uint64
+	if old != nil {
+		ver = old.ver
+	}
+	next.LastHeartbeat = now.UnixNano()
+	val, err := proto.Marshal(next)
+	if err != nil {
+		return nil, err
+	}
+	newVer, err := s.putCAS(ctx, storeKey(next.Id), ver, val)
+	if err != nil {
+		return nil, err
+	}
+	e := &storeEntry{meta: next, ver: newVer, lastHeartbeat: now}
+	if old != nil {
+		e.stats, e.hosted = old.stats, old.hosted
+	} else {
+		s.log.Info(fmt.Sprintf("Store registered, store_id=%d", next.Id), "store_id", next.Id, "address", next.Address)
+	}
+	s.stores[next.Id] = e
+	return e, nil
+}
+
+// checkStore refuses st as putStoreLocked does and returns the store's
+// entry when st changes nothing persisted (nil when it needs a write).
+// It only reads: call with mu, shared or exclusive.
+func (s *Server) checkStore(st *metav1.Store) (*storeEntry, error) {
 	if st.GetId() == 0 {
 		return nil, fmt.Errorf("%w: store id must not be 0", ErrInvalidArgument)
 	}
@@ -120,42 +157,31 @@ func (s *Server) putStoreLocked(ctx context.Context, st *metav1.Store) (*storeEn
 			return nil, s.refuse(&StoreConflictError{StoreID: st.Id, Address: st.Address, ExistingID: id, ExistingAddress: o.meta.GetAddress()})
 		}
 	}
-	now := s.now()
+	if old == nil {
+		return nil, nil
+	}
+	cur := proto.Clone(old.meta).(*metav1.Store)
+	cur.LastHeartbeat = 0
+	if proto.Equal(cur, nextStore(st, old)) {
+		return old, nil
+	}
+	return nil, nil
+}
+
+// nextStore is st as it would be persisted over old (nil: a new store):
+// PD owns the state fields, and LastHeartbeat is left 0.
+func nextStore(st *metav1.Store, old *storeEntry) *metav1.Store {
 	next := proto.Clone(st).(*metav1.Store)
 	next.LastHeartbeat = 0
-	var ver uint64
-	if old != nil {
-		next.State = old.meta.GetState()
-		next.NodeState = old.meta.GetNodeState()
-		next.PhysicallyDestroyed = old.meta.GetPhysicallyDestroyed()
-		ver = old.ver
-		cur := proto.Clone(old.meta).(*metav1.Store)
-		cur.LastHeartbeat = 0
-		if proto.Equal(cur, next) {
-			old.lastHeartbeat = now
-			return old, nil
-		}
-	} else {
+	if old == nil {
 		next.State = metav1.StoreState_STORE_STATE_UP_UNSPECIFIED
 		next.NodeState = metav1.NodeState_NODE_STATE_SERVING
+		return next
 	}
-	next.LastHeartbeat = now.UnixNano()
-	val, err := proto.Marshal(next)
-	if err != nil {
-		return nil, err
-	}
-	newVer, err := s.putCAS(ctx, storeKey(next.Id), ver, val)
-	if err != nil {
-		return nil, err
-	}
-	e := &storeEntry{meta: next, ver: newVer, lastHeartbeat: now}
-	if old != nil {
-		e.stats, e.hosted = old.stats, old.hosted
-	} else {
-		s.log.Info(fmt.Sprintf("Store registered, store_id=%d", next.Id), "store_id", next.Id, "address", next.Address)
-	}
-	s.stores[next.Id] = e
-	return e, nil
+	next.State = old.meta.GetState()
+	next.NodeState = old.meta.GetNodeState()
+	next.PhysicallyDestroyed = old.meta.GetPhysicallyDestroyed()
+	return next
 }
 
 // StoreHeartbeat records a store's statistics and heartbeat time. With
@@ -170,8 +196,10 @@ func (s *Server) StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, st 
 	if st != nil && st.Id != stats.StoreId {
 		return nil, fmt.Errorf("%w: heartbeat for store %d carries metadata of store %d", ErrInvalidArgument, stats.StoreId, st.Id)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if resp, done, err := s.storeHeartbeatCached(ctx, stats, st); done {
+		return resp, err
+	}
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -180,28 +208,66 @@ func (s *Server) StoreHeartbeat(ctx context.Context, stats *pdv1.StoreStats, st 
 		if e, err = s.putStoreLocked(ctx, st); err != nil {
 			return nil, err
 		}
-	} else {
-		e = s.stores[stats.StoreId]
-		if e == nil {
-			return nil, fmt.Errorf("%w: store_id %d is not registered: call PutStore first", ErrStoreNotFound, stats.StoreId)
-		}
-		if e.meta.GetState() == metav1.StoreState_STORE_STATE_TOMBSTONE {
-			return nil, fmt.Errorf("%w: store_id %d (%s) was removed", ErrStoreTombstone, stats.StoreId, e.meta.GetAddress())
-		}
+	} else if e, err = s.registeredStore(stats.StoreId); err != nil {
+		return nil, err
 	}
+	resp := s.recordStoreHeartbeat(e, stats)
+	s.tryBootstrapLocked(ctx)
+	return resp, nil
+}
+
+// storeHeartbeatCached serves a heartbeat that changes nothing persisted
+// (the common case: same metadata, cluster bootstrapped) from the cache,
+// without the exclusive lock or any raft round. done is false when the
+// heartbeat needs a write.
+func (s *Server) storeHeartbeatCached(ctx context.Context, stats *pdv1.StoreStats, st *metav1.Store) (_ *pdv1.StoreHeartbeatResponse, done bool, err error) {
+	unlock, err := s.view(ctx, true)
+	if err != nil {
+		return nil, true, err
+	}
+	defer unlock()
+	if !s.bootstrapped {
+		return nil, false, nil
+	}
+	var e *storeEntry
+	if st != nil {
+		if e, err = s.checkStore(st); e == nil {
+			return nil, err != nil, err
+		}
+	} else if e, err = s.registeredStore(stats.StoreId); err != nil {
+		return nil, true, err
+	}
+	return s.recordStoreHeartbeat(e, stats), true, nil
+}
+
+// registeredStore is the entry of a heartbeat without metadata: the store
+// must be registered and not a tombstone. Call with mu.
+func (s *Server) registeredStore(id uint64) (*storeEntry, error) {
+	e := s.stores[id]
+	if e == nil {
+		return nil, fmt.Errorf("%w: store_id %d is not registered: call PutStore first", ErrStoreNotFound, id)
+	}
+	if e.meta.GetState() == metav1.StoreState_STORE_STATE_TOMBSTONE {
+		return nil, fmt.Errorf("%w: store_id %d (%s) was removed", ErrStoreTombstone, id, e.meta.GetAddress())
+	}
+	return e, nil
+}
+
+// recordStoreHeartbeat stores the heartbeat's memory-only facts. Call with
+// mu exclusive, or mu shared and hbMu exclusive.
+func (s *Server) recordStoreHeartbeat(e *storeEntry, stats *pdv1.StoreStats) *pdv1.StoreHeartbeatResponse {
 	e.setStats(proto.Clone(stats).(*pdv1.StoreStats))
 	e.lastHeartbeat = s.now()
-	s.tryBootstrapLocked(ctx)
-	return &pdv1.StoreHeartbeatResponse{ClusterVersion: s.cfg.ClusterVersion, State: e.meta.GetState()}, nil
+	return &pdv1.StoreHeartbeatResponse{ClusterVersion: s.cfg.ClusterVersion, State: e.meta.GetState()}
 }
 
 // GetStore returns one store.
 func (s *Server) GetStore(ctx context.Context, id uint64) (StoreInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return StoreInfo{}, err
 	}
+	defer unlock()
 	e := s.stores[id]
 	if e == nil {
 		return StoreInfo{}, fmt.Errorf("%w: store %d", ErrStoreNotFound, id)
@@ -211,11 +277,11 @@ func (s *Server) GetStore(ctx context.Context, id uint64) (StoreInfo, error) {
 
 // Stores returns every store, by ID.
 func (s *Server) Stores(ctx context.Context) ([]StoreInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.lead(ctx); err != nil {
+	unlock, err := s.view(ctx, false)
+	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	ids := make([]uint64, 0, len(s.stores))
 	for id := range s.stores {
 		ids = append(ids, id)
@@ -237,8 +303,7 @@ const msgStoreOffline = "The store is set as Offline."
 // return). A store holding no region becomes Tombstone at once. Repeating
 // the call is a no-op.
 func (s *Server) DeleteStore(ctx context.Context, id uint64, force bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -298,8 +363,7 @@ func (s *Server) writeStoreLocked(ctx context.Context, e *storeEntry, next *meta
 // CheckStores buries Offline stores that hold no region as Tombstone. The
 // leader runs it every CheckInterval and after region changes.
 func (s *Server) CheckStores(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}

@@ -27,8 +27,7 @@ func (s *Server) SetStoreWeight(ctx context.Context, id uint64, w StoreWeight) e
 	if w.Leader <= 0 || w.Region <= 0 {
 		return fmt.Errorf("%w: leader and region weights must be positive, got leader %v region %v", ErrInvalidArgument, w.Leader, w.Region)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -68,8 +67,7 @@ func (s *Server) SetStoreState(ctx context.Context, id uint64, state string) err
 	default:
 		return fmt.Errorf("%w: state must be Up or Offline, not %q", ErrInvalidArgument, state)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}
@@ -97,8 +95,7 @@ func (s *Server) SetStoreState(ctx context.Context, id uint64, state string) err
 // RemoveTombstones deletes the records of Tombstone stores (TiKV's
 // remove-tombstone). Their IDs may then register again, as new stores.
 func (s *Server) RemoveTombstones(ctx context.Context) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return 0, err
 	}
@@ -123,8 +120,7 @@ func (s *Server) RemoveTombstones(ctx context.Context) (int, error) {
 // StoreLimits returns every non-tombstone store's limit (steps per
 // minute), keyed by store ID.
 func (s *Server) StoreLimits(ctx context.Context) (map[string]StoreLimitConfig, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return nil, err
 	}
@@ -147,8 +143,7 @@ func (s *Server) SetStoreLimit(ctx context.Context, id uint64, typ string, rate 
 	if typ != "" && typ != "add-peer" && typ != "remove-peer" {
 		return fmt.Errorf("%w: type must be add-peer or remove-peer, not %q", ErrInvalidArgument, typ)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lockWrite()()
 	if err := s.lead(ctx); err != nil {
 		return err
 	}

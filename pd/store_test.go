@@ -196,7 +196,7 @@ func TestNewLeaderGivesStoresGrace(t *testing.T) {
 	if got := stateOf(t, a, 1); got != StateDown {
 		t.Fatalf("old leader: %s, want Down", got)
 	}
-	a.kv.leader.Store(false)
+	a.kv.setLeader(false)
 	b := newTestNode(t, mem.view(true), clock)
 	if got := stateOf(t, b, 1); got != StateUp {
 		t.Fatalf("new leader: %s, want Up (grace)", got)
@@ -217,9 +217,9 @@ func TestReloadBySameLeaderKeepsStoreClocks(t *testing.T) {
 	if _, err := n.s.StoreHeartbeat(ctxT(t), stats(2), nil); err != nil {
 		t.Fatal(err)
 	}
-	n.s.mu.Lock()
+	unlock := n.s.lockWrite()
 	n.s.invalidate()
-	n.s.mu.Unlock()
+	unlock()
 	if got := stateOf(t, n, 1); got != StateDown {
 		t.Fatalf("store 1 after the same leader reloaded: %s, want still Down", got)
 	}

@@ -43,6 +43,14 @@ type SystemKV interface {
 	// IsLeader reports whether this process leads the metadata shard (and so
 	// runs the placement driver's decisions).
 	IsLeader() bool
+	// LeaderTerm returns the raft term in which this process leads the
+	// metadata shard, and false when it does not lead. It reads the local
+	// replica's view (no quorum round): within one term there is only one
+	// leader, so a caller that loaded state through the shard in term T and
+	// still sees T knows nobody else wrote as leader since (see
+	// pd/DESIGN.md "Leadership and staleness" for what bounds a deposed
+	// leader's view).
+	LeaderTerm() (term uint64, leading bool)
 	// LeaderURL returns the API URL of the metadata shard's leader.
 	LeaderURL(ctx context.Context) (string, error)
 }

@@ -178,6 +178,7 @@ func (a *App) startControlPlane(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	cfCfg.StartAppliedIndex = applied
 	shard := raftnode.ShardConfig{
 		ShardID: raftnode.MetadataShardID, ReplicaID: id.replicaID, NonVoting: id.learner,
 		InitialMembers: id.members, Join: id.join,
@@ -233,7 +234,8 @@ func (a *App) openStateDB() (err error) {
 	for _, w := range c.Storage.Warnings() {
 		a.log.Warn(w)
 	}
-	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log.With("component", a.component("storage")))
+	a.db, err = raftnode.OpenStateDB(c.StateDir(), c.Storage.PebbleOptions(), a.log.With("component", a.component("storage")),
+		time.Duration(c.Storage.SlowCompactionMs)*time.Millisecond)
 	return err
 }
 

@@ -126,6 +126,7 @@ func (a *App) startStore() error {
 			MaxSize: r.MaxSize, SplitSize: r.SplitSize, MaxKeys: r.MaxKeys, SplitKeys: r.SplitKeys,
 			CheckInterval: time.Duration(r.SplitCheckIntervalMs) * time.Millisecond,
 		},
+		HeartbeatInterval:       time.Duration(r.StoreHeartbeatIntervalMs) * time.Millisecond,
 		RegionHeartbeatInterval: time.Duration(r.HeartbeatIntervalMs) * time.Millisecond,
 		PeerCheckInterval:       time.Duration(r.PeerCheckIntervalMs) * time.Millisecond,
 		MaxSnapshotSending:      int(r.MaxSnapshotSending),

@@ -123,7 +123,7 @@ func TestClusterProposeReadRestart(t *testing.T) {
 		m.stop(t)
 
 		// The persisted index and data, read straight from the state DB.
-		db, err := OpenStateDB(m.dir+"/state", nil, c.logger)
+		db, err := OpenStateDB(m.dir+"/state", nil, c.logger, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +333,7 @@ func TestStartShardValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenStateDB(dir+"/state", nil, logger)
+	db, err := OpenStateDB(dir+"/state", nil, logger, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@
 //
 //	node, err := raftnode.New(raftnode.Config{NodeHostDir: dir + "/raft", ...})
 //	err = node.Start()
-//	db, err := raftnode.OpenStateDB(dir+"/state", &pebble.Options{}, logger)
+//	db, err := raftnode.OpenStateDB(dir+"/state", &pebble.Options{}, logger, 0)
 //	ks := raftnode.ShardKeyspace(raftnode.MetadataShardID)
 //	err = node.StartShard(raftnode.ShardConfig{ShardID: raftnode.MetadataShardID, ReplicaID: 1,
 //		InitialMembers: members},

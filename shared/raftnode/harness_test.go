@@ -264,7 +264,7 @@ func (c *cluster) open(m *member) {
 	if err := node.Start(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenStateDB(filepath.Join(m.dir, "state"), &pebble.Options{}, c.logger)
+	db, err := OpenStateDB(filepath.Join(m.dir, "state"), &pebble.Options{}, c.logger, 0)
 	if err != nil {
 		node.Close()
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/lni/dragonboat/v4/logger"
@@ -93,14 +94,14 @@ func TestOpenStateDB(t *testing.T) {
 	var buf lockedBuffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	dir := filepath.Join(t.TempDir(), "state")
-	if _, err := OpenStateDB(dir, &pebble.Options{DisableWAL: true}, log); err == nil || !strings.Contains(err.Error(), "DisableWAL") {
+	if _, err := OpenStateDB(dir, &pebble.Options{DisableWAL: true}, log, 0); err == nil || !strings.Contains(err.Error(), "DisableWAL") {
 		t.Fatalf("DisableWAL accepted: %v", err)
 	}
-	if _, err := OpenStateDB(dir, nil, nil); err == nil {
+	if _, err := OpenStateDB(dir, nil, nil, 0); err == nil {
 		t.Fatal("nil logger accepted")
 	}
 	opts := &pebble.Options{EventListener: &pebble.EventListener{}}
-	db, err := OpenStateDB(dir, opts, log)
+	db, err := OpenStateDB(dir, opts, log, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +112,19 @@ func TestOpenStateDB(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l := stateEventListener(log)
+	l := stateEventListener(log, 30*time.Second)
 	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
 	l.WriteStallEnd()
 	if out := buf.String(); !strings.Contains(out, "RocksDB stall detected, duration=") {
 		t.Fatalf("no stall line:\n%s", out)
+	}
+	l.CompactionEnd(pebble.CompactionInfo{TotalDuration: 29 * time.Second})
+	if out := buf.String(); strings.Contains(out, "Compaction is slow") {
+		t.Fatalf("a compaction under the threshold was logged as slow:\n%s", out)
+	}
+	l.CompactionEnd(pebble.CompactionInfo{TotalDuration: 30*time.Second + 200*time.Millisecond})
+	if out := buf.String(); !strings.Contains(out, "Compaction is slow, duration=30s") {
+		t.Fatalf("no slow compaction line in the runbook's form:\n%s", out)
 	}
 	var b bytes.Buffer
 	pebbleLogger{log: slog.New(slog.NewTextHandler(&b, nil))}.Infof("hello %d", 1)

@@ -9,23 +9,25 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// slowCompaction is the duration above which a finished compaction is
-// logged as slow.
-const slowCompaction = 10 * time.Second
+// DefaultSlowCompaction is the duration from which a finished compaction
+// is logged as slow when OpenStateDB is given 0.
+const DefaultSlowCompaction = 10 * time.Second
 
 // OpenStateDB opens the process-wide pebble/v2 DB (<data_dir>/state) shared
 // by every state machine of the node. opts comes from config (nil means
 // pebble's defaults) and is not modified: OpenStateDB works on a clone whose
 // Logger routes pebble's logs to logger and whose EventListener (teed with
 // opts.EventListener) logs write stalls ("RocksDB stall detected,
-// duration=...", the runbooks' wording), slow compactions, slow disks, low disk space, corruption
-// and background errors. The WAL must stay enabled: DiskStateMachine's
+// duration=...", the runbooks' wording), compactions lasting slowCompaction
+// or more ("Compaction is slow, duration=..."; 0 means
+// DefaultSlowCompaction), slow disks, low disk space, corruption and
+// background errors. The WAL must stay enabled: DiskStateMachine's
 // durability relies on it.
 //
 // logger should carry the "component" the runbooks name the node's storage
 // by (chainfire_storage or flaredb_storage). Close the DB only after
 // Node.Close returned.
-func OpenStateDB(dir string, opts *pebble.Options, logger *slog.Logger) (*pebble.DB, error) {
+func OpenStateDB(dir string, opts *pebble.Options, logger *slog.Logger, slowCompaction time.Duration) (*pebble.DB, error) {
 	if logger == nil {
 		return nil, fmt.Errorf("%w: OpenStateDB: logger is nil; pass the process *slog.Logger", ErrInvalidConfig)
 	}
@@ -38,7 +40,10 @@ func OpenStateDB(dir string, opts *pebble.Options, logger *slog.Logger) (*pebble
 		return nil, fmt.Errorf("%w: OpenStateDB: DisableWAL is set; the state machines need the WAL for prefix durability, unset it", ErrInvalidConfig)
 	}
 	opts.Logger = pebbleLogger{log: logger}
-	ours := stateEventListener(logger)
+	if slowCompaction <= 0 {
+		slowCompaction = DefaultSlowCompaction
+	}
+	ours := stateEventListener(logger, slowCompaction)
 	if opts.EventListener != nil {
 		ours = pebble.TeeEventListener(ours, *opts.EventListener)
 	}
@@ -51,7 +56,7 @@ func OpenStateDB(dir string, opts *pebble.Options, logger *slog.Logger) (*pebble
 }
 
 // stateEventListener logs the pebble events an operator acts on.
-func stateEventListener(log *slog.Logger) pebble.EventListener {
+func stateEventListener(log *slog.Logger, slowCompaction time.Duration) pebble.EventListener {
 	var stallBegan atomic.Int64 // unix nanos of the running stall, 0 if none
 	return pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
@@ -68,7 +73,7 @@ func stateEventListener(log *slog.Logger) pebble.EventListener {
 		},
 		CompactionEnd: func(info pebble.CompactionInfo) {
 			if info.TotalDuration >= slowCompaction {
-				log.Warn(fmt.Sprintf("Compaction is slow, duration=%s", info.TotalDuration.Round(time.Second)),
+				log.Warn(fmt.Sprintf("Compaction is slow, duration=%s", roundDuration(info.TotalDuration)),
 					"job_id", info.JobID, "reason", info.Reason)
 			}
 		},
@@ -86,6 +91,15 @@ func stateEventListener(log *slog.Logger) pebble.EventListener {
 			log.Error("Storage background error", "err", err)
 		},
 	}
+}
+
+// roundDuration rounds d to seconds from 1 s (the runbooks'
+// "duration=30s"), to milliseconds below.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // pebbleLogger routes pebble's logger into slog.

@@ -15,7 +15,7 @@ import (
 func openTestDB(t *testing.T) *pebble.DB {
 	t.Helper()
 	logger, _ := testLogger(t)
-	db, err := OpenStateDB(filepath.Join(t.TempDir(), "state"), nil, logger)
+	db, err := OpenStateDB(filepath.Join(t.TempDir(), "state"), nil, logger, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

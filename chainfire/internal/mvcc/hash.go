@@ -137,14 +137,12 @@ func (s *Store) RestoreVersion(w pebble.Writer, key []byte, rev Revision, kv *mv
 	v := []byte{valueTombstone}
 	if kv != nil {
 		var err error
-		if v, err = encodeValue(kv); err != nil {
+		if v, err = encodeValue(nil, kv); err != nil {
 			return err
 		}
 	}
-	if err := w.Set(s.full(versionKey(key, rev)), v, nil); err != nil {
-		return err
-	}
-	return w.Set(s.full(revKey(rev)), key, nil)
+	var buf []byte
+	return s.writeVersion(w, &buf, key, rev, v)
 }
 
 // RestoreLease writes a lease and the keys attached to it, for loading a

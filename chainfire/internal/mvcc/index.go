@@ -17,6 +17,9 @@ import (
 // Readers never use it, so it needs no lock.
 type Index struct {
 	m map[string]keyMeta
+	// bufs are the record buffers of the apply path's transactions, kept
+	// between them (one apply goroutine, one transaction at a time).
+	bufs recordBufs
 }
 
 type keyMeta struct{ create, version, lease int64 }
@@ -43,5 +46,5 @@ func (idx *Index) Len() int { return len(idx.m) }
 // set or the put asks for it; otherwise its event has no Prev and says so
 // (Event.PrevUnread).
 func (s *Store) BeginApply(b *pebble.Batch, current int64, idx *Index, wantPrev bool) *Txn {
-	return &Txn{s: s, b: b, rev: current + 1, idx: idx, wantPrev: wantPrev}
+	return &Txn{s: s, b: b, rev: current + 1, idx: idx, wantPrev: wantPrev, bufs: &idx.bufs}
 }

@@ -91,9 +91,14 @@ func keyPrefix(key []byte) []byte {
 
 // versionKey is the storage suffix of key's version at rev.
 func versionKey(key []byte, rev Revision) []byte {
-	b := keyPrefix(key)
-	b = putBE64(b, ^uint64(rev.Main))
-	return putBE64(b, ^uint64(rev.Sub))
+	return appendVersionKey(make([]byte, 0, 1+len(key)+2+versionSuffixLen), key, rev)
+}
+
+// appendVersionKey appends versionKey(key, rev) to dst.
+func appendVersionKey(dst, key []byte, rev Revision) []byte {
+	dst = escape(append(dst, tagKey), key)
+	dst = putBE64(dst, ^uint64(rev.Main))
+	return putBE64(dst, ^uint64(rev.Sub))
 }
 
 // seekVersion returns the position of the newest version of the key whose
@@ -129,9 +134,11 @@ func splitVersionKey(k []byte) (prefix, key []byte, rev Revision, err error) {
 }
 
 // revKey is the storage suffix of the revision index entry for rev.
-func revKey(rev Revision) []byte {
-	b := putBE64([]byte{tagRev}, uint64(rev.Main))
-	return putBE64(b, uint64(rev.Sub))
+func revKey(rev Revision) []byte { return appendRevKey(make([]byte, 0, 17), rev) }
+
+// appendRevKey appends revKey(rev) to dst.
+func appendRevKey(dst []byte, rev Revision) []byte {
+	return putBE64(putBE64(append(dst, tagRev), uint64(rev.Main)), uint64(rev.Sub))
 }
 
 func parseRevKey(k []byte) (Revision, error) {

@@ -56,12 +56,26 @@ func (s *Store) full(suffix []byte) []byte {
 
 func (s *Store) strip(k []byte) []byte { return k[len(s.prefix):] }
 
+// writeVersion writes the version record v of key at rev and its revision
+// index entry. Both keys are built in *buf, which is kept for reuse: w
+// copies keys and values.
+func (s *Store) writeVersion(w pebble.Writer, buf *[]byte, key []byte, rev Revision, v []byte) error {
+	k := appendVersionKey(append((*buf)[:0], s.prefix...), key, rev)
+	if err := w.Set(k, v, nil); err != nil {
+		return err
+	}
+	k = appendRevKey(append(k[:0], s.prefix...), rev)
+	*buf = k
+	return w.Set(k, key, nil)
+}
+
 const (
 	valueLive      = 1
 	valueTombstone = 2
 )
 
-func encodeValue(kv *mvccpb.KeyValue) ([]byte, error) {
+// encodeValue appends the version record of kv (all but its key) to dst.
+func encodeValue(dst []byte, kv *mvccpb.KeyValue) ([]byte, error) {
 	stored := &mvccpb.KeyValue{
 		CreateRevision: kv.CreateRevision,
 		ModRevision:    kv.ModRevision,
@@ -69,7 +83,7 @@ func encodeValue(kv *mvccpb.KeyValue) ([]byte, error) {
 		Value:          kv.Value,
 		Lease:          kv.Lease,
 	}
-	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{valueLive}, stored)
+	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(append(dst, valueLive), stored)
 	if err != nil {
 		return nil, fmt.Errorf("mvcc: encode value: %w", err)
 	}

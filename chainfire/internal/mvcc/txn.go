@@ -23,11 +23,16 @@ type Txn struct {
 	// metadata; wantPrev makes every put read the previous version anyway.
 	idx      *Index
 	wantPrev bool
+	bufs     *recordBufs
 }
+
+// recordBufs are reused to build the records of each change (the batch
+// copies them).
+type recordBufs struct{ key, value []byte }
 
 // Begin starts a write transaction on b at revision current+1.
 func (s *Store) Begin(b *pebble.Batch, current int64) *Txn {
-	return &Txn{s: s, b: b, rev: current + 1}
+	return &Txn{s: s, b: b, rev: current + 1, bufs: &recordBufs{}}
 }
 
 // Reader returns the view of the store including this transaction's writes.
@@ -52,10 +57,7 @@ func (t *Txn) Events() []Event { return t.events }
 func (t *Txn) record(key []byte, value []byte) error {
 	rev := Revision{Main: t.rev, Sub: t.sub}
 	t.sub++
-	if err := t.b.Set(t.s.full(versionKey(key, rev)), value, nil); err != nil {
-		return err
-	}
-	return t.b.Set(t.s.full(revKey(rev)), key, nil)
+	return t.s.writeVersion(t.b, &t.bufs.key, key, rev, value)
 }
 
 // Put writes a new version of key and returns it and the version it replaced
@@ -93,10 +95,11 @@ func (t *Txn) Put(key, value []byte, lease int64, wantPrev bool) (kv, prev *mvcc
 			return nil, nil, err
 		}
 	}
-	v, err := encodeValue(kv)
+	v, err := encodeValue(t.bufs.value[:0], kv)
 	if err != nil {
 		return nil, nil, err
 	}
+	t.bufs.value = v
 	if err := t.record(key, v); err != nil {
 		return nil, nil, err
 	}

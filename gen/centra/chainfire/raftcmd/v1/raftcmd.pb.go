@@ -75,7 +75,15 @@ type Command struct {
 	// was disabled. A replica whose auth revision is newer refuses the
 	// command ("revision of auth store is old"), so a permission revoked
 	// between the check and the apply is never bypassed; version 3.
-	AuthRevision  uint64 `protobuf:"varint,16,opt,name=auth_revision,json=authRevision,proto3" json:"auth_revision,omitempty"`
+	AuthRevision uint64 `protobuf:"varint,16,opt,name=auth_revision,json=authRevision,proto3" json:"auth_revision,omitempty"`
+	// proposal names the request waiting for this command on the process
+	// that proposed it (random per process, then counting; 0 when unset).
+	// That replica hands the decoded command and its result to the waiter in
+	// memory instead of decoding the entry and encoding the result; every
+	// other replica ignores it. Replicas apply a command identically with or
+	// without it, so it needs no version (an older replica skips the unknown
+	// field).
+	Proposal      uint64 `protobuf:"fixed64,17,opt,name=proposal,proto3" json:"proposal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +261,13 @@ func (x *Command) GetAuth() *Auth {
 func (x *Command) GetAuthRevision() uint64 {
 	if x != nil {
 		return x.AuthRevision
+	}
+	return 0
+}
+
+func (x *Command) GetProposal() uint64 {
+	if x != nil {
+		return x.Proposal
 	}
 	return 0
 }
@@ -1191,7 +1206,7 @@ var File_centra_chainfire_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\x8a\b\n" +
+	")centra/chainfire/raftcmd/v1/raftcmd.proto\x12\x1bcentra.chainfire.raftcmd.v1\x1a\x16etcdserverpb/rpc.proto\"\xa6\b\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x03put\x18\x02 \x01(\v2\x18.etcdserverpb.PutRequestH\x00R\x03put\x12E\n" +
@@ -1213,7 +1228,8 @@ const file_centra_chainfire_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\asys_txn\x18\r \x01(\v2#.centra.chainfire.raftcmd.v1.SysTxnH\x00R\x06sysTxn\x122\n" +
 	"\x05alarm\x18\x0e \x01(\v2\x1a.etcdserverpb.AlarmRequestH\x00R\x05alarm\x127\n" +
 	"\x04auth\x18\x0f \x01(\v2!.centra.chainfire.raftcmd.v1.AuthH\x00R\x04auth\x12#\n" +
-	"\rauth_revision\x18\x10 \x01(\x04R\fauthRevisionB\x05\n" +
+	"\rauth_revision\x18\x10 \x01(\x04R\fauthRevision\x12\x1a\n" +
+	"\bproposal\x18\x11 \x01(\x06R\bproposalB\x05\n" +
 	"\x03cmd\"\xa2\a\n" +
 	"\x04Auth\x129\n" +
 	"\x06enable\x18\x01 \x01(\v2\x1f.etcdserverpb.AuthEnableRequestH\x00R\x06enable\x12<\n" +
