@@ -217,15 +217,19 @@ func withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // raftError turns a raftnode error into a region error the client retries,
-// or an RPC error.
+// or an RPC error. A proposal abandoned in flight (ErrTimeout, also when
+// its shard lost the leader meanwhile: the entry may still commit under
+// the next leader) is DeadlineExceeded, an unknown outcome that the client
+// does not resend for a non-idempotent request (CAS); only a request not
+// submitted for want of a leader is NotLeader, which every client retries.
 func (sv *service) raftError(r *region, err error) (*flaredbv1.RegionError, error) {
 	switch {
+	case errors.Is(err, raftnode.ErrTimeout):
+		return nil, connect.NewError(connect.CodeDeadlineExceeded, err)
 	case errors.Is(err, raftnode.ErrNoLeader):
 		return &flaredbv1.RegionError{Message: err.Error(), NotLeader: &flaredbv1.NotLeader{RegionId: r.id}}, nil
 	case errors.Is(err, raftnode.ErrShardNotFound):
 		return &flaredbv1.RegionError{Message: err.Error(), RegionNotFound: &flaredbv1.RegionNotFound{RegionId: r.id}}, nil
-	case errors.Is(err, raftnode.ErrTimeout):
-		return nil, connect.NewError(connect.CodeDeadlineExceeded, err)
 	case errors.Is(err, raftnode.ErrClosed):
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	default:

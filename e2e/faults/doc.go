@@ -62,11 +62,43 @@
 // it alive once and revokes it: the key must be there until the revoke and
 // gone, with the lease unknown, once the revoke is acknowledged.
 //
-// FlareDB (three stores, one control-plane node) gets get/put/CAS traffic
-// on a strong namespace through flaredb/client while stores are killed and
-// paused, checked with the same model.
+// FlareDB (four stores, so that a replica can move, and one control-plane
+// node) gets get/put/CAS traffic on a strong namespace through
+// flaredb/client, checked with the same model, and puts on an eventual
+// namespace, one writer per key. Its faults (-faults picks among them):
 //
-// TestFaultsCI, a bounded subset (five 15 s scenarios), runs with
+//   - kill-random, pause-random of a store;
+//   - isolate-leader (the store leading the most regions, by PD, cut from
+//     every other process), split (a minority of the stores cut from the
+//     other stores; the control-plane node, PD, stays reachable from
+//     both sides), one-way (a store's packets to every other process
+//     dropped): the stores run in network namespaces after the
+//     control-plane node's;
+//   - PD's admin operators through its HTTP API (POST
+//     /pd/api/v1/operators) on a region picked by the seed: split-region
+//     (policy scan: where the data halves) of the region with the most
+//     keys, move-replica (transfer-peer, or transfer-region, to the store
+//     without a peer), transfer-region-leader (transfer-leader to another
+//     voter). The nemesis waits until PD's view of the region shows the
+//     operator's effect; one not done within 40 s (the cluster is whole:
+//     faults come one at a time) fails the run as unavailability. PD's
+//     balance schedulers are off, so that only the schedule moves
+//     replicas. Stores check splits and heartbeat regions every second;
+//   - split-isolated, move-isolated: split-region or move-replica while a
+//     random store is cut from every other process for the hold, so that
+//     it misses the split or the conf change and must catch up once
+//     healed (the convergence check then scans its replicas too).
+//
+// After the faults stop, the eventual namespace must converge: every
+// replica of every region PD lists is scanned directly (a Scan sent to
+// that replica's store with the region's ID and epoch, so a replica that
+// cannot serve fails the read rather than handing it to another) until
+// all replicas of each region hold the same pairs, within 30 s; then each
+// key's value must be its last acknowledged write's or a later
+// (unacknowledged) write's, and no other key may appear. The same check
+// runs again after every process was killed and restarted.
+//
+// TestFaultsCI, a bounded subset (six 15 s scenarios), runs with
 // `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized
 // Chainfire and N FlareDB runs and prints summary tables. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML

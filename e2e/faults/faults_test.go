@@ -80,6 +80,17 @@ type result struct {
 	byKind [numFaultKinds]int
 	// skipped names the faults this machine could not inject, and why.
 	skipped string
+	// evWrites acknowledged to FlareDB's eventual namespace; evViolations
+	// of its convergence check; converged the time the replicas took to
+	// agree after the faults stopped.
+	evWrites, evViolations int
+	converged              []time.Duration
+	// stall is the longest time no operation of the traffic was answered
+	// (FlareDB runs).
+	stall time.Duration
+	// nothingToSplit counts split-region faults that found no region to
+	// split.
+	nothingToSplit int
 }
 
 // TestChainfireFaults runs -runs seeded runs of traffic and -faults
@@ -89,6 +100,9 @@ func TestChainfireFaults(t *testing.T) {
 		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
 	kinds, err := parseKinds(*faultsFlag)
+	if err == nil {
+		kinds, err = supported(kinds, chainfireKinds)
+	}
 	if err != nil {
 		t.Fatalf("-faults: %v", err)
 	}
@@ -106,11 +120,11 @@ func TestChainfireFaults(t *testing.T) {
 // ciDuration is the traffic of each TestFaultsCI scenario.
 const ciDuration = 15 * time.Second
 
-// TestFaultsCI is the bounded subset make test runs (75 s of traffic in
+// TestFaultsCI is the bounded subset make test runs (90 s of traffic in
 // all): a 3-node Chainfire cluster through kills and pauses, through
 // partitions, through leader transfers and member churn, and through full
-// disks,
-// and a strong FlareDB namespace through store kills and pauses, each
+// disks, and FlareDB's strong and eventual namespaces through store kills,
+// pauses and PD's admin operators, and through store partitions, each
 // checked like a randomized run. A scenario whose faults this machine
 // cannot inject (no root for network namespaces or tmpfs) is skipped with
 // the reason.
@@ -132,10 +146,20 @@ func TestFaultsCI(t *testing.T) {
 			results = append(results, chainfireRun(t, cfg))
 		})
 	}
-	t.Run("flaredb-kill-pause", func(t *testing.T) {
-		results = append(results, flaredbRun(t, seed+uint64(len(scenarios)), ciDuration))
-	})
-	t.Log(summary("TestFaultsCI (the last run is FlareDB's)", results))
+	fdb := []struct {
+		name  string
+		kinds []faultKind
+	}{
+		{"flaredb-kill-pause-operators", []faultKind{killRandom, pauseRandom, splitRegion, moveReplica, transferRegionLead}},
+		{"flaredb-partition", []faultKind{isolateLeader, splitMinority, oneWay, splitIsolated, moveIsolated}},
+	}
+	for i, sc := range fdb {
+		t.Run(sc.name, func(t *testing.T) {
+			cfg := runConfig{seed: seed + uint64(len(scenarios)+i), nodes: 1, stores: flaredbStores, duration: ciDuration, kinds: sc.kinds, strict: true}
+			results = append(results, flaredbRun(t, cfg))
+		})
+	}
+	t.Log(summary("TestFaultsCI (the last two runs are FlareDB's)", results))
 }
 
 // firstSeed is -seed, or one from the clock.
@@ -155,6 +179,9 @@ type runConfig struct {
 	// strict fails the run when a fault of kinds cannot be injected on
 	// this machine (instead of dropping it with a note in the summary).
 	strict bool
+	// stores, when not 0, makes a FlareDB run: stores with a strong and
+	// an eventual namespace, the faults' targets.
+	stores int
 }
 
 // setup starts the cluster of cfg with what its faults need: a network
@@ -166,8 +193,16 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 	nm := &nemesis{t: t}
 	var kinds, dropped []faultKind
 	var reasons []string
+	if cfg.stores > 0 {
+		// Split checks and region heartbeats every second (default 10 s):
+		// PD learns the regions' key counts, which split-region needs, and
+		// their leaders, which isolate-leader aims at, within a run.
+		opts = append(opts, framework.WithStores(cfg.stores),
+			framework.WithNamespaceModes(map[string]string{strongNS: "strong", eventualNS: "eventual"}),
+			framework.WithStoreArgs("--region-split-check-interval-ms", "1000", "--region-heartbeat-interval-ms", "1000"))
+	}
 	if slices.ContainsFunc(cfg.kinds, faultKind.needsNetwork) {
-		nw, err := newNetwork(t, cfg.nodes)
+		nw, err := newNetwork(t, cfg.nodes+cfg.stores)
 		if err != nil {
 			reasons = append(reasons, "partitions: "+err.Error())
 		} else {
@@ -202,6 +237,10 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 		t.Skipf("SKIP: no fault of %v can be injected here: %s", cfg.kinds, res.skipped)
 	}
 	nm.c = framework.NewCluster(t, opts...)
+	if cfg.stores > 0 {
+		nm.targets = nm.c.Stores()
+		nm.leader = func(ctx context.Context) (int, error) { return leaderStore(ctx, nm.c.Node(0), nm.targets) }
+	}
 	return nm.c, nm, kinds
 }
 
@@ -430,10 +469,12 @@ func visualize(t *testing.T, model porcupine.Model, info porcupine.Linearization
 func summary(title string, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s", title)
-	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol int
-	var elections, agreed, detections []time.Duration
+	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol, evWrites, evViol int
+	var elections, agreed, detections, converged, stalls []time.Duration
+	var worst result
 	var byKind [numFaultKinds]int
 	var k8s k8sChecker
+	nothingToSplit := 0
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
@@ -447,6 +488,16 @@ func summary(title string, results []result) string {
 		unknown += r.unknown
 		faults += r.faults
 		lost += r.lost
+		if r.stall > 0 {
+			stalls = append(stalls, r.stall)
+			if r.stall > worst.stall {
+				worst = r
+			}
+		}
+		nothingToSplit += r.nothingToSplit
+		evWrites += r.evWrites
+		evViol += r.evViolations
+		converged = append(converged, r.converged...)
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
 		detections = append(detections, r.detections...)
@@ -476,12 +527,22 @@ func summary(title string, results []result) string {
 		}
 	}
 	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
+	if nothingToSplit > 0 {
+		fmt.Fprintf(&b, "split faults that found no region of two keys to split (PD learns key counts from heartbeats): %d\n", nothingToSplit)
+	}
 	if watchEvents+leaseChecks > 0 {
 		fmt.Fprintf(&b, "watch events checked %d, watch-guarantee violations %d; lease checks %d, leases expired early %d\n", watchEvents, watchViol, leaseChecks, leaseViol)
 	}
 	if k8s.lists > 0 {
 		fmt.Fprintf(&b, "Kubernetes-like traffic: paginated lists %d (%d pages), list+watch caches checked against a list at their revision %d, lease revokes checked %d, violations %d\n",
 			k8s.lists, k8s.pages, k8s.checks, k8s.revokes, len(k8s.problems))
+	}
+	if len(stalls) > 0 {
+		fmt.Fprintf(&b, "longest stretch without an answered operation per run (unavailability): %s (the longest: seed %d)\n", medianMax(stalls), worst.seed)
+	}
+	if len(converged) > 0 {
+		fmt.Fprintf(&b, "eventual namespace: acknowledged writes %d, convergence or lost-write violations %d, replicas agreed after the faults stopped in %s (bound %v)\n",
+			evWrites, evViol, medianMax(converged), convergeTimeout)
 	}
 	if len(elections) > 0 {
 		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): first election timeout of a survivor %s; new leader elected (its log) %s; every node agrees (polled) %s\n",

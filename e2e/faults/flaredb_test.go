@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/centra-cloud/centra/e2e/framework"
 	flaredb "github.com/centra-cloud/centra/flaredb/client"
 )
 
@@ -26,64 +26,90 @@ const strongNS = "faults"
 // search must place.
 var flaredbKeys = makeKeys(8)
 
-// flaredbKinds are the faults of a FlareDB run: they hit the stores (kill
-// -9 and SIGSTOP of a random store).
-var flaredbKinds = []faultKind{killRandom, pauseRandom}
+// flaredbStores is the stores of a FlareDB run: one more than the three
+// replicas of a region, so that a replica can move.
+const flaredbStores = 4
 
 // TestFlareDBFaults runs -runs seeded runs of get/put/CAS traffic on a
-// strong FlareDB namespace (three stores, one control-plane node) while
-// stores are killed and paused, and prints a summary table.
+// strong FlareDB namespace and puts on an eventual one (four stores, one
+// control-plane node) while stores are killed, paused and partitioned and
+// PD's admin operators split regions and move replicas and leaders, and
+// prints a summary table.
 func TestFlareDBFaults(t *testing.T) {
 	if *runsFlag == 0 {
 		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
+	}
+	kinds, err := parseKinds(*faultsFlag)
+	if err == nil {
+		kinds, err = supported(kinds, flaredbKinds)
+	}
+	if err != nil {
+		t.Skipf("-faults: %v", err)
 	}
 	seed := firstSeed()
 	var results []result
 	for i := range *runsFlag {
 		s := seed + uint64(i)
 		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, flaredbRun(t, s, *durationFlag))
+			results = append(results, flaredbRun(t, runConfig{seed: s, nodes: 1, stores: flaredbStores, duration: *durationFlag, kinds: kinds}))
 		})
 	}
-	fmt.Print(summary("FlareDB strong namespace, 3 stores + 1 control-plane node, faults kill/pause of stores", results))
+	fmt.Print(summary(fmt.Sprintf("FlareDB strong and eventual namespaces, %d stores + 1 control-plane node, faults %v", flaredbStores, kinds), results))
 }
 
-// flaredbRun is one FlareDB run with seed; failures are reported on t.
-func flaredbRun(t *testing.T, seed uint64, d time.Duration) result {
+// flaredbRun is one FlareDB run of cfg (cfg.stores set); failures are
+// reported on t.
+func flaredbRun(t *testing.T, cfg runConfig) result {
+	seed := cfg.seed
 	res := result{seed: seed}
-	const stores = 3
-	c := framework.NewCluster(t, framework.WithNodes(1), framework.WithTickMs(*tickFlag), framework.WithProcessGroups(),
-		framework.WithStores(stores), framework.WithNamespaceModes(map[string]string{strongNS: "strong"}))
-	nm := &nemesis{t: t, c: c, targets: c.Stores()}
-	sched := schedule(seed, stores, d, flaredbKinds)
+	c, nm, kinds := setup(t, cfg, &res)
+	cp := c.Node(0)
+	sched := schedule(seed, cfg.stores, cfg.duration, kinds)
 	report := func(format string, args ...any) {
-		t.Errorf("seed %d (FlareDB, faults on stores): "+format+"\nfault schedule:\n%s", append(append([]any{seed}, args...), describeSchedule(sched))...)
+		t.Errorf("seed %d (FlareDB; \"node i\" is store i): "+format+"\nfault schedule:\n%s", append(append([]any{seed}, args...), describeSchedule(sched))...)
+	}
+	t.Logf("seed %d fault schedule (\"node i\" is store i):\n%s", seed, describeSchedule(sched))
+	if err := disableBalance(t.Context(), cp); err != nil {
+		t.Fatalf("PD schedulers: %v", err)
 	}
 	endpoints := strings.Join(c.Endpoints(), ",")
-	doers := make([]doer, clients)
-	for i := range doers {
+	newClient := func() *flaredb.Client {
 		cli, err := flaredb.New(endpoints)
 		if err != nil {
 			t.Fatalf("FlareDB client: %v", err)
 		}
 		t.Cleanup(func() { cli.Close() })
-		doers[i] = flaredbDoer(cli)
+		return cli
+	}
+	doers := make([]doer, clients)
+	for i := range doers {
+		doers[i] = flaredbDoer(newClient())
 	}
 	h := newHistory()
-	ctx, cancel := context.WithTimeout(t.Context(), d)
+	ew := &eventualWriter{writes: map[string][]evWrite{}}
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration)
 	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		traffic(ctx, doers, flaredbKeys, seed, h)
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { traffic(ctx, doers, flaredbKeys, seed, h) })
+	ecli := newClient()
+	for _, k := range eventualKeys {
+		wg.Go(func() { ew.run(ctx, ecli, k) })
+	}
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.byKind = n, nm.injected
-	<-done
+	res.faults, res.byKind, res.nothingToSplit = n, nm.injected, nm.nothingToSplit
+	wg.Wait()
+	var stallAt time.Duration
+	res.stall, stallAt = longestStall(h.operations())
 	if err != nil {
 		res.harnessErr = true
 		report("nemesis: %v", err)
 		return res
+	}
+	took, problems := checkConvergence(t.Context(), cp, c.Stores(), ew)
+	res.evWrites, res.evViolations = ew.acked, len(problems)
+	res.converged = append(res.converged, took)
+	if len(problems) > 0 {
+		report("eventual namespace %s (%d acknowledged writes):\n  %s", eventualNS, ew.acked, strings.Join(problems, "\n  "))
 	}
 	final, err := restartAndRead(t, c, h, flaredbKeys, func() (doer, func(), error) {
 		cli, err := flaredb.New(endpoints)
@@ -97,9 +123,15 @@ func flaredbRun(t *testing.T, seed uint64, d time.Duration) result {
 		report("after restarting every process: %v", err)
 		return res
 	}
+	// Every acknowledged eventual write survives the kill -9 of every
+	// process too: the replicas converge again, to the same values.
+	if _, problems := checkConvergence(t.Context(), cp, c.Stores(), ew); len(problems) > 0 {
+		res.evViolations += len(problems)
+		report("eventual namespace %s after restarting every process:\n  %s", eventualNS, strings.Join(problems, "\n  "))
+	}
 	check := checkHistory(t, &res, h, final, report)
-	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d",
-		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost)
+	t.Logf("seed %d (FlareDB): %d operations (%d unknown), %d faults, linearizable=%v, lost=%d, longest stall %v from t=%v; eventual: %d acknowledged writes, converged in %v, %d problems",
+		seed, res.ops, res.unknown, res.faults, check == porcupine.Ok, res.lost, res.stall.Round(time.Millisecond), stallAt.Round(time.Millisecond), ew.acked, took.Round(time.Millisecond), len(problems))
 	return res
 }
 

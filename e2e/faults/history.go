@@ -4,6 +4,7 @@ package faults
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,3 +90,30 @@ func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// longestStall is the longest time in ops (from the first call to the
+// last answer) during which no operation was answered, the worst
+// unavailability the clients saw, and when it began (since the history's
+// start, as the fault schedule counts).
+func longestStall(ops []porcupine.Operation) (stall, at time.Duration) {
+	var answered []int64
+	first := int64(math.MaxInt64)
+	for _, op := range ops {
+		first = min(first, op.Call)
+		if op.Return != unknownReturn {
+			answered = append(answered, op.Return)
+		}
+	}
+	if len(answered) == 0 {
+		return 0, 0
+	}
+	slices.Sort(answered)
+	prev := first
+	for _, r := range answered {
+		if d := time.Duration(r - prev); d > stall {
+			stall, at = d, time.Duration(prev)
+		}
+		prev = r
+	}
+	return stall, at
+}

@@ -108,3 +108,57 @@ func TestLeaseCheck(t *testing.T) {
 		t.Errorf("gone a second before the end of its guaranteed life: problems %q, want one", l.problems)
 	}
 }
+
+// TestEventualCheck checks the convergence check's parts: replicas that
+// differ are reported, and a converged value must be the last
+// acknowledged write's or a later one's.
+func TestEventualCheck(t *testing.T) {
+	w := &eventualWriter{writes: map[string][]evWrite{
+		"e/k0": {{"e/k0-0", true}, {"e/k0-1", true}, {"e/k0-2", false}},
+		"e/k1": {{"e/k1-0", false}},
+	}}
+	same := map[uint64][]replicaView{
+		1: {{1, map[string]string{"e/k0": "e/k0-1"}}, {2, map[string]string{"e/k0": "e/k0-1"}}},
+		2: {{3, map[string]string{"e/k1": "e/k1-0"}}, {4, map[string]string{"e/k1": "e/k1-0"}}},
+	}
+	if d := divergence(same); len(d) != 0 {
+		t.Errorf("equal replicas: divergence %v", d)
+	}
+	if bad := badValues(same, w); len(bad) != 0 {
+		t.Errorf("last acknowledged values: %v", bad)
+	}
+	differ := map[uint64][]replicaView{1: {{1, map[string]string{"e/k0": "e/k0-1"}}, {2, map[string]string{"e/k0": "e/k0-2"}}}}
+	if d := divergence(differ); len(d) != 1 {
+		t.Errorf("replicas differ: divergence %v, want one", d)
+	}
+	for _, tc := range []struct {
+		views map[uint64][]replicaView
+		bad   int
+	}{
+		{map[uint64][]replicaView{1: {{1, map[string]string{"e/k0": "e/k0-2"}}}}, 0}, // a later unacknowledged write applied
+		{map[uint64][]replicaView{1: {{1, map[string]string{"e/k0": "e/k0-0"}}}}, 1}, // an acknowledged write undone
+		{map[uint64][]replicaView{1: {{1, map[string]string{}}}}, 1},                 // e/k0 lost; e/k1 may be absent
+		{map[uint64][]replicaView{1: {{1, map[string]string{"e/k0": "e/k0-1", "x": "y"}}}}, 1},
+	} {
+		if bad := badValues(tc.views, w); len(bad) != tc.bad {
+			t.Errorf("%v: problems %v, want %d", tc.views, bad, tc.bad)
+		}
+	}
+}
+
+// TestLongestStall checks the unavailability measure: the longest time
+// without an answer, unknown outcomes not counting as answers.
+func TestLongestStall(t *testing.T) {
+	ops := []porcupine.Operation{
+		{Call: 0, Return: 10},
+		{Call: 5, Return: unknownReturn},
+		{Call: 12, Return: 50},
+		{Call: 51, Return: 55},
+	}
+	if got, at := longestStall(ops); got != 40 || at != 10 {
+		t.Errorf("longestStall = %v at %v, want 40ns at 10ns", got, at)
+	}
+	if got, _ := longestStall(nil); got != 0 {
+		t.Errorf("longestStall(nil) = %v, want 0", got)
+	}
+}

@@ -32,11 +32,47 @@ const (
 	transferLeader
 	churnFollower // a follower removed, wiped, and added back
 	diskFull      // a node's data filesystem filled up
+	// FlareDB's PD admin operators (regions.go) on a region picked at
+	// random.
+	splitRegion        // split-region where its data halves
+	moveReplica        // transfer-peer or transfer-region: a replica to the store without one
+	transferRegionLead // transfer-leader to another voter
+	// split-region and move-replica while a random store is cut from
+	// every other process: it misses the split or the move and must catch
+	// up once healed.
+	splitIsolated
+	moveIsolated
 	numFaultKinds
 )
 
 var faultNames = [...]string{"kill-leader", "kill-random", "pause-leader", "pause-random",
-	"isolate-leader", "split", "one-way", "transfer-leader", "churn-follower", "disk-full"}
+	"isolate-leader", "split", "one-way", "transfer-leader", "churn-follower", "disk-full",
+	"split-region", "move-replica", "transfer-region-leader", "split-isolated", "move-isolated"}
+
+// chainfireKinds are the faults of a Chainfire run.
+var chainfireKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRandom,
+	isolateLeader, splitMinority, oneWay, transferLeader, churnFollower, diskFull}
+
+// flaredbKinds are the faults of a FlareDB run: on stores (kill -9,
+// SIGSTOP, partitions, where "leader" is the store leading the most
+// regions) and PD's admin operators. Disk-full is Chainfire's only.
+var flaredbKinds = []faultKind{killRandom, pauseRandom, isolateLeader, splitMinority, oneWay,
+	splitRegion, moveReplica, transferRegionLead, splitIsolated, moveIsolated}
+
+// supported returns the kinds of want that are in of, and an error naming
+// them when there are none.
+func supported(want, of []faultKind) ([]faultKind, error) {
+	var out []faultKind
+	for _, k := range want {
+		if slices.Contains(of, k) {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("none of the faults %v applies here (these do: %v)", want, of)
+	}
+	return out, nil
+}
 
 func (k faultKind) String() string { return faultNames[k] }
 
@@ -66,12 +102,17 @@ func parseKinds(s string) ([]faultKind, error) {
 
 // needsNetwork reports whether k is a partition.
 func (k faultKind) needsNetwork() bool {
-	return k == isolateLeader || k == splitMinority || k == oneWay
+	return k == isolateLeader || k == splitMinority || k == oneWay || k == splitIsolated || k == moveIsolated
 }
 
 // onLeader reports whether k targets the leader of the moment.
 func (k faultKind) onLeader() bool {
 	return k == killLeader || k == pauseLeader || k == isolateLeader || k == transferLeader || k == churnFollower
+}
+
+// isRegionOp reports whether k is a PD admin operator.
+func (k faultKind) isRegionOp() bool {
+	return k == splitRegion || k == moveReplica || k == transferRegionLead || k == splitIsolated || k == moveIsolated
 }
 
 // fault is one scheduled action: at At after traffic starts, Kind hits a
@@ -88,7 +129,13 @@ type fault struct {
 
 func (f fault) String() string {
 	target := "leader"
-	if !f.Kind.onLeader() {
+	switch {
+	case f.Kind.isRegionOp():
+		target = fmt.Sprintf("region pick %d", f.Node)
+		if f.Kind.needsNetwork() {
+			target += fmt.Sprintf(", node %d isolated", f.Node+1)
+		}
+	case !f.Kind.onLeader():
 		target = fmt.Sprintf("node %d", f.Node+1) // the framework's node names count from 1
 	}
 	return fmt.Sprintf("t=%v %s (%s) hold %v", f.At.Round(time.Millisecond), f.Kind, target, f.Hold.Round(time.Millisecond))
@@ -131,8 +178,12 @@ type nemesis struct {
 	// targets are the processes the random kinds hit: the control-plane
 	// nodes when nil, else (FlareDB) the stores.
 	targets []*framework.Node
-	net     *network // nil without -partitions
-	disks   *disks   // nil without -disk-full
+	// leader is the index into targets of the leader the leader kinds
+	// hit: the control-plane leader when nil, else (FlareDB) the store
+	// leading the most regions.
+	leader func(context.Context) (int, error)
+	net    *network // nil without -partitions
+	disks  *disks   // nil without -disk-full
 	// elections are the times from a leader's kill until the new leader
 	// logged its election; agreed until every running node reported it
 	// (through polling, so up to a poll round later).
@@ -142,6 +193,9 @@ type nemesis struct {
 	detections []time.Duration
 	// injected counts the faults injected by kind.
 	injected [numFaultKinds]int
+	// nothingToSplit counts the split-region faults that found no region
+	// of two keys (counted in injected too: the kind was drawn).
+	nothingToSplit int
 }
 
 // run runs schedule s, timed from start; it returns the number of faults
@@ -177,15 +231,19 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 	if err != nil {
 		return err
 	}
-	n := len(nm.c.Nodes())
 	targets := nm.targets
 	if targets == nil {
 		targets = nm.c.Nodes()
 	}
-	target := targets[f.Node%len(targets)]
-	if f.Kind.onLeader() {
-		target = nm.c.Node(leader)
+	pick := f.Node % len(targets)
+	if f.Kind.onLeader() && nm.leader != nil {
+		if pick, err = nm.leader(rctx); err != nil {
+			return err
+		}
+	} else if f.Kind.onLeader() {
+		pick = leader
 	}
+	target := targets[pick]
 	switch f.Kind {
 	case killLeader, killRandom:
 		if err := target.Kill(); err != nil {
@@ -209,7 +267,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 			return err
 		}
 	case isolateLeader, splitMinority, oneWay:
-		if err := nm.partition(f, leader, n); err != nil {
+		if err := nm.partition(f, pick, len(targets)); err != nil {
 			return errors.Join(err, nm.net.heal())
 		}
 		hold(f)
@@ -231,6 +289,22 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 	case diskFull:
 		if err := nm.disks.fill(rctx, nm.c, target, f); err != nil {
 			return err
+		}
+	case splitRegion, moveReplica, transferRegionLead:
+		if err := nm.regionOp(rctx, nm.c.Node(leader), f, nil); err != nil {
+			return err
+		}
+	case splitIsolated, moveIsolated:
+		if err := nm.partition(f, pick, len(targets)); err != nil {
+			return errors.Join(err, nm.net.heal())
+		}
+		err := nm.regionOp(rctx, nm.c.Node(leader), f, func() error {
+			hold(f)
+			nm.t.Logf("partition healed")
+			return nm.net.heal()
+		})
+		if err != nil {
+			return errors.Join(err, nm.net.heal())
 		}
 	}
 	for _, node := range append(slices.Clone(nm.c.Nodes()), nm.c.Stores()...) {
@@ -299,42 +373,67 @@ func logTimes(log, msg string) []time.Time {
 // wait for a condition).
 func hold(f fault) { time.Sleep(f.Hold) }
 
-// partition applies the partition f with leader the leader's index among
-// n nodes.
-func (nm *nemesis) partition(f fault, leader, n int) error {
+// partition applies the partition f among n targets, with pick the
+// index of the leader (isolate-leader) or of the random target.
+// isolate-leader and one-way cut the target from every other process of
+// the network, split cuts a minority of the targets from the other
+// targets only: a FlareDB split leaves the control-plane node (PD)
+// reachable from both sides.
+func (nm *nemesis) partition(f fault, pick, n int) error {
 	var a, b []int
 	switch f.Kind {
-	case isolateLeader:
-		a = []int{leader}
+	case isolateLeader, splitIsolated, moveIsolated:
+		a = []int{nm.netIndex(pick)}
+		for j := range nm.net.nodes {
+			if j != a[0] {
+				b = append(b, j)
+			}
+		}
 	case splitMinority:
-		for i := range (n - 1) / 2 {
-			a = append(a, (f.Node+i)%n)
+		for i := range n {
+			if i < (n-1)/2 {
+				a = append(a, nm.netIndex((pick+i)%n))
+			} else {
+				b = append(b, nm.netIndex((pick+i)%n))
+			}
 		}
 	case oneWay:
-		for j := range n {
-			if j != f.Node {
-				if err := nm.net.drop(f.Node, j); err != nil {
+		from := nm.netIndex(pick)
+		for j := range nm.net.nodes {
+			if j != from {
+				if err := nm.net.drop(from, j); err != nil {
 					return err
 				}
 			}
 		}
-		nm.t.Logf("node %d drops every packet to its peers", f.Node+1)
+		nm.t.Logf("%s drops every packet to its peers", nm.netName(from))
 		return nil
 	}
-	for i := range n {
-		if !slices.Contains(a, i) {
-			b = append(b, i)
-		}
-	}
-	nm.t.Logf("partition: nodes %v | nodes %v", plusOne(a), plusOne(b))
+	nm.t.Logf("partition: %v | %v", nm.netNames(a), nm.netNames(b))
 	return nm.net.cut(a, b)
 }
 
-// plusOne turns indexes into node names' numbers.
-func plusOne(s []int) []int {
-	out := make([]int, len(s))
-	for i, v := range s {
-		out[i] = v + 1
+// netIndex is the network's index of target i: the stores' namespaces
+// follow the control-plane nodes' (framework.WithNetns).
+func (nm *nemesis) netIndex(i int) int {
+	if nm.targets == nil {
+		return i
+	}
+	return len(nm.c.Nodes()) + i
+}
+
+// netName names the process of the network's index j.
+func (nm *nemesis) netName(j int) string {
+	if nodes := nm.c.Nodes(); j < len(nodes) {
+		return nodes[j].String()
+	}
+	return nm.c.Stores()[j-len(nm.c.Nodes())].String()
+}
+
+func (nm *nemesis) netNames(js []int) []string {
+	out := make([]string, len(js))
+	for i, j := range js {
+		out[i] = nm.netName(j)
 	}
 	return out
 }

@@ -89,7 +89,9 @@ func WithMinFreeBytes(n uint64) Option { return func(o *options) { o.minFree = &
 // up by the caller, listening on host (an address of that namespace) on
 // the fixed ports NetnsAPIPort and NetnsRaftPort: every namespace has its
 // own ports. The test process must reach host from its own namespace (a
-// bridge); e2e/faults uses it to partition real processes.
+// bridge); e2e/faults uses it to partition real processes. Stores
+// (WithStores, PrepareStore) run in the namespaces after the nodes': store
+// i (from 0) in f(nodes+i).
 func WithNetns(f func(i int) (netns, host string)) Option {
 	return func(o *options) { o.netns = f }
 }

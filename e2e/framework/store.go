@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -138,7 +139,12 @@ func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
 	// the API port + 1, which another test process may hold) is given on
 	// the command line.
 	var err error
-	if n.raftAddr, err = allocAddr(); err != nil {
+	if c.opts.netns != nil {
+		// WithNetns: the stores' namespaces follow the nodes'.
+		var host string
+		n.netns, host = c.opts.netns(len(c.nodes) + n.Index)
+		n.apiAddr, n.raftAddr = net.JoinHostPort(host, NetnsAPIPort), net.JoinHostPort(host, NetnsRaftPort)
+	} else if n.raftAddr, err = allocAddr(); err != nil {
 		return nil, fmt.Errorf("PrepareStore: %w", err)
 	}
 	if err := n.writeStoreConfig(); err != nil {
