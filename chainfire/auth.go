@@ -23,6 +23,7 @@ import (
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/shared/loop"
 )
 
 // tokenHeader is the gRPC metadata clientv3 and etcdctl send the token in
@@ -110,7 +111,7 @@ func (t *tokenStore) sweep(now time.Time) {
 
 // runTokenSweeper drops expired tokens every TTL.
 func (s *Server) runTokenSweeper(ctx context.Context) {
-	every(ctx, s.tokens.ttl, s.tokens.sweep)
+	loop.Every(ctx, s.tokens.ttl, s.tokens.sweep)
 }
 
 // peerCNKey carries the verified client certificate's common name of a

@@ -8,6 +8,7 @@ import (
 
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
 	"github.com/centra-cloud/centra/gen/etcdserverpb/etcdserverpbconnect"
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -45,7 +46,7 @@ func (s *Server) runCorruptCheck(ctx context.Context) {
 	if s.cfg.CorruptCheckInterval < 0 {
 		return
 	}
-	every(ctx, s.cfg.CorruptCheckInterval, func(time.Time) {
+	loop.Every(ctx, s.cfg.CorruptCheckInterval, func(time.Time) {
 		if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); ok && leader == s.cfg.ReplicaID {
 			s.checkCorruption(ctx)
 		}

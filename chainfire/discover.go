@@ -16,6 +16,7 @@ import (
 
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/centra-cloud/centra/shared/raftnode"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
@@ -166,25 +167,18 @@ func callDiscover(ctx context.Context, client *http.Client, tls bool, addr strin
 // it, leader or not: the first members of a new cluster have no quorum
 // until the others start.
 func (s *Server) runDiscoveryAnswers(ctx context.Context) {
-	t := time.NewTicker(discoverInterval)
-	defer t.Stop()
 	told := map[uint64]chainfirev1.DiscoverVerdict{}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	loop.Every(ctx, discoverInterval, func(time.Time) {
 		voters := s.cfg.Raft.LocalVoters(raftnode.MetadataShardID)
 		if len(voters) < 2 {
-			continue
+			return
 		}
 		// Linearizable when a leader is known, else this member's applied
 		// copy: the first members of a new cluster have no quorum yet.
 		table, err := s.readMembers(ctx, !s.HasLeader())
 		if err != nil {
 			s.log.Debug("Cannot read the member table to answer starting nodes", "err", err)
-			continue
+			return
 		}
 		for replica, addr := range voters {
 			if replica == s.cfg.ReplicaID {
@@ -214,5 +208,5 @@ func (s *Server) runDiscoveryAnswers(ctx context.Context) {
 			}
 			s.log.Info("Told an initial member that never started to bootstrap", "node_id", req.NodeId, "peer_url", addr)
 		}
-	}
+	})
 }

@@ -17,6 +17,7 @@ import (
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
 	"github.com/centra-cloud/centra/gen/centra/chainfire/v1/chainfirev1connect"
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/centra-cloud/centra/shared/raftnode"
 	centratls "github.com/centra-cloud/centra/shared/tls"
 )
@@ -132,20 +133,13 @@ func (j *joinWaiter) joined(info JoinInfo, log *slog.Logger) JoinInfo {
 // not published its client URLs), and promotes members added as voters once
 // they caught up.
 func (s *Server) runJoiner(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	loop.Every(ctx, time.Second, func(time.Time) {
 		if leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID); !ok || leader != s.cfg.ReplicaID {
-			continue
+			return
 		}
 		table, err := s.members(ctx)
 		if err != nil {
-			continue
+			return
 		}
 		// Members added, not yet joined: hand them their replica ID.
 		// Members joined as non-voting but added as voters: promote them.
@@ -153,14 +147,14 @@ func (s *Server) runJoiner(ctx context.Context) {
 		// crash during member-remove) is stale: handing out its replica ID
 		// would start a replica raft refuses for ever.
 		if !slices.ContainsFunc(table, func(m *raftcmdv1.MemberAttributes) bool { return m.ReplicaId != s.cfg.ReplicaID }) {
-			continue
+			return
 		}
 		mctx, cancel := s.withTimeout(ctx)
 		ms, err := s.cfg.Raft.Membership(mctx, raftnode.MetadataShardID)
 		cancel()
 		if err != nil {
 			s.log.Debug("Cannot read the membership to hand out identities or promote new voters", "err", err)
-			continue
+			return
 		}
 		for _, m := range table {
 			switch {
@@ -175,7 +169,7 @@ func (s *Server) runJoiner(ctx context.Context) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // autoPromote promotes a member added as a voter, which joined as a

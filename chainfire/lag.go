@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	chainfirev1 "github.com/centra-cloud/centra/gen/centra/chainfire/v1"
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -53,23 +54,16 @@ func (t *lagTracker) collect(ch chan<- prometheus.Metric) {
 
 // monitorLag measures the followers' lag while this node leads.
 func (s *Server) monitorLag(ctx context.Context) {
-	t := time.NewTicker(lagInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	loop.Every(ctx, lagInterval, func(time.Time) {
 		leader, _, ok := s.cfg.Raft.Leader(raftnode.MetadataShardID)
 		if !ok || leader != s.cfg.ReplicaID {
 			s.lag.reset()
-			continue
+			return
 		}
 		if err := s.measureLag(ctx); err != nil {
 			s.log.Debug("Measuring follower lag failed", "err", err)
 		}
-	}
+	})
 }
 
 func (t *lagTracker) reset() {
@@ -194,5 +188,5 @@ func (s *Server) reportCatchUp(ctx context.Context) {
 		}
 	}
 	check(time.Now())
-	every(ctx, lagInterval/4, check)
+	loop.Every(ctx, lagInterval/4, check)
 }

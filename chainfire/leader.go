@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/centra-cloud/centra/shared/loop"
 )
 
 // etcd's WithRequireLeader: clientv3 sets the gRPC metadata "hasleader:
@@ -67,7 +68,7 @@ func (m *leaderMonitor) set(lost bool) bool {
 func (s *Server) monitorLeader(ctx context.Context) {
 	election := s.cfg.ElectionTimeout
 	var since time.Time // when the member last had a leader
-	every(ctx, election/4, func(now time.Time) {
+	loop.Every(ctx, election/4, func(now time.Time) {
 		if s.HasLeader() {
 			since = time.Time{}
 			if s.leader.set(false) {
@@ -83,20 +84,6 @@ func (s *Server) monitorLeader(ctx context.Context) {
 				"leaderless_for", now.Sub(since).Round(time.Millisecond))
 		}
 	})
-}
-
-// every calls fn every d (with the tick's time) until ctx ends.
-func every(ctx context.Context, d time.Duration, fn func(now time.Time)) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			fn(now)
-		}
-	}
 }
 
 // leaderInterceptor enforces require-leader on every service: a unary call

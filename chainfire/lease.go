@@ -14,6 +14,7 @@ import (
 	"github.com/centra-cloud/centra/chainfire/internal/mvcc"
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/chainfire/raftcmd/v1"
 	"github.com/centra-cloud/centra/gen/etcdserverpb"
+	"github.com/centra-cloud/centra/shared/loop"
 )
 
 // leaseService implements etcdserverpb.Lease. Grants and revokes go through
@@ -183,14 +184,7 @@ func (l *leaseService) LeaseLeases(ctx context.Context, req *connect.Request[etc
 // runLeaseExpiry proposes the expiry of leases whose deadline passed, while
 // this node leads the metadata shard.
 func (s *Server) runLeaseExpiry(ctx context.Context) {
-	t := time.NewTicker(expiryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	loop.Every(ctx, expiryInterval, func(time.Time) {
 		for {
 			ids := s.lessor.Expired(expiryBatch)
 			if len(ids) == 0 {
@@ -214,5 +208,5 @@ func (s *Server) runLeaseExpiry(ctx context.Context) {
 			}
 			s.log.Debug("Leases expired", "leases", len(ids))
 		}
-	}
+	})
 }

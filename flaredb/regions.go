@@ -20,6 +20,7 @@ import (
 	raftcmdv1 "github.com/centra-cloud/centra/gen/centra/flaredb/raftcmd/v1"
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -427,7 +428,7 @@ func (s *Store) sendRegionHeartbeat(ctx context.Context, id uint64) error {
 
 // splitLoop checks the regions this store leads every CheckInterval.
 func (s *Store) splitLoop(ctx context.Context) {
-	every(ctx, s.cfg.Split.CheckInterval, func() {
+	loop.Every(ctx, s.cfg.Split.CheckInterval, func(time.Time) {
 		for _, r := range s.regions.all() {
 			if _, _, self := s.isLeader(r); !self {
 				continue
@@ -445,20 +446,6 @@ func (s *Store) splitLoop(ctx context.Context) {
 			}
 		}
 	})
-}
-
-// every calls fn every d until ctx ends.
-func every(ctx context.Context, d time.Duration, fn func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fn()
-	}
 }
 
 // checkSplit measures region r (keys and key+value bytes, reading at most

@@ -13,6 +13,7 @@ import (
 	"github.com/centra-cloud/centra/flaredb/internal/keys"
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
 	pdv1 "github.com/centra-cloud/centra/gen/centra/pd/v1"
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/centra-cloud/centra/shared/raftnode"
 )
 
@@ -90,7 +91,7 @@ func (s *Store) onUninitializedApply(id uint64, n int) {
 // PD lists on this store that do not run here (new learners, split-born
 // replicas this store skipped) and destroys replicas PD says were removed.
 func (s *Store) peerCheckLoop(ctx context.Context) {
-	every(ctx, s.cfg.PeerCheckInterval, func() {
+	loop.Every(ctx, s.cfg.PeerCheckInterval, func(time.Time) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.checkPeers(cctx)
 		cancel()

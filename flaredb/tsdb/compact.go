@@ -5,22 +5,16 @@ import (
 	"time"
 
 	"github.com/centra-cloud/centra/flaredb/client"
+	"github.com/centra-cloud/centra/shared/loop"
 )
 
 // Maintain runs compaction and retention every interval while leader()
 // is true, until ctx ends (DESIGN.md, "Compaction", "Retention").
 func (db *DB) Maintain(ctx context.Context, interval time.Duration, leader func() bool) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	var retainedTo int64 = minTime
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	loop.Every(ctx, interval, func(time.Time) {
 		if !leader() {
-			continue
+			return
 		}
 		if err := db.Compact(ctx); err != nil && ctx.Err() == nil {
 			db.log.Warn("Compaction of raw samples failed; retrying at the next pass", "err", err)
@@ -31,11 +25,11 @@ func (db *DB) Maintain(ctx context.Context, interval time.Duration, leader func(
 				if ctx.Err() == nil {
 					db.log.Warn("Retention failed; retrying at the next pass", "err", err)
 				}
-				continue
+				return
 			}
 			retainedTo = cutoff
 		}
-	}
+	})
 }
 
 // Compact merges the raw samples of every window that can no longer

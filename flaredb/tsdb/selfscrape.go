@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/centra-cloud/centra/shared/loop"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/util/fmtutil"
@@ -28,18 +29,11 @@ type SelfScrape struct {
 // becomes exported_job), every sample stamped with the scrape time, and
 // up = 1. A failed scrape is logged; the next one is tried on time.
 func (db *DB) ScrapeSelf(ctx context.Context, cfg SelfScrape) {
-	t := time.NewTicker(cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	loop.Every(ctx, cfg.Interval, func(time.Time) {
 		if err := db.scrapeOnce(ctx, cfg); err != nil && ctx.Err() == nil {
 			db.log.Warn("Self-scrape failed; trying again at the next interval", "err", err, "interval", cfg.Interval)
 		}
-	}
+	})
 }
 
 func (db *DB) scrapeOnce(ctx context.Context, cfg SelfScrape) error {

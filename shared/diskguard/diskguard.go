@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/centra-cloud/centra/shared/loop"
 )
 
 // Interval is how often Run measures the free space: at the write rates of
@@ -113,16 +115,7 @@ func (g *Guard) Run(ctx context.Context, after func(err error)) {
 	if g == nil {
 		return
 	}
-	t := time.NewTicker(Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		after(g.Check())
-	}
+	loop.Every(ctx, Interval, func(time.Time) { after(g.Check()) })
 }
 
 // Available returns the bytes of dir's filesystem that an unprivileged
