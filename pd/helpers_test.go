@@ -88,6 +88,20 @@ func stats(id uint64) *pdv1.StoreStats {
 	return &pdv1.StoreStats{StoreId: id, Capacity: 2 << 40, Available: 1 << 40, UsedSize: 96 << 20, StartTime: 1700000000, RegionIds: hosted}
 }
 
+// reportEmpty sends store id's heartbeat listing no region, then runs the
+// Offline -> Tombstone check.
+func (n *testNode) reportEmpty(t *testing.T, id uint64) {
+	t.Helper()
+	st := stats(id)
+	st.RegionIds = nil
+	if _, err := n.s.StoreHeartbeat(ctxT(t), st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.s.CheckStores(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // register registers stores 1..n at 10.0.0.i:2379 with a heartbeat.
 func (n *testNode) register(t *testing.T, ids ...uint64) {
 	t.Helper()

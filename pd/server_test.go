@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,12 +65,49 @@ func TestCheckStoresBuriesEmptyOfflineStores(t *testing.T) {
 	if got := stateOf(t, n, 4); got != StateOffline {
 		t.Fatalf("state with a region = %s, want Offline", got)
 	}
-	// The region is split away from store 4 by a newer region covering it.
+	// The region is split away from store 4 by a newer region covering it,
+	// but store 4's last heartbeat still lists regions (a split-born region
+	// PD has not heard of yet would look the same): not buried.
 	if _, err := n.s.RegionHeartbeat(ctx, heartbeat(region(11, "", "", 1, 2, 1, 2, 3), 1)); err != nil {
 		t.Fatal(err)
 	}
+	if got := stateOf(t, n, 4); got != StateOffline {
+		t.Fatalf("state while the store lists a region = %s, want Offline", got)
+	}
+	// Its next heartbeat lists none: buried.
+	n.reportEmpty(t, 4)
 	if got := stateOf(t, n, 4); got != StateTombstone {
 		t.Fatalf("state = %s, want Tombstone", got)
+	}
+}
+
+// TestCheckStoresBuriesSilentOfflineStore: a store that stopped
+// heartbeating cannot report its replicas; once PD's view has none there
+// and the store is Disconnected, its stale list no longer holds it.
+func TestCheckStoresBuriesSilentOfflineStore(t *testing.T) {
+	n := newLeader(t)
+	n.register(t, 1, 2, 3, 4)
+	ctx := ctxT(t)
+	if err := n.s.DeleteStore(ctx, 4, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.s.CheckStores(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stateOf(t, n, 4); got != StateOffline {
+		t.Fatalf("state while the store lists regions = %s, want Offline", got)
+	}
+	n.clock.Advance(DefaultDisconnectAfter + time.Second)
+	for _, id := range []uint64{1, 2, 3} {
+		if _, err := n.s.StoreHeartbeat(ctx, stats(id), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.s.CheckStores(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := stateOf(t, n, 4); got != StateTombstone {
+		t.Fatalf("state of a silent store with no region in PD's view = %s, want Tombstone", got)
 	}
 }
 

@@ -336,7 +336,7 @@ func (s *Server) DeleteStore(ctx context.Context, id uint64, force bool) error {
 	next.State = metav1.StoreState_STORE_STATE_OFFLINE
 	next.NodeState = metav1.NodeState_NODE_STATE_REMOVING
 	next.PhysicallyDestroyed = next.PhysicallyDestroyed || force
-	if s.regions.storeRegionCount(id) == 0 {
+	if !s.mayHoldReplicas(id, e) {
 		next.State = metav1.StoreState_STORE_STATE_TOMBSTONE
 		next.NodeState = metav1.NodeState_NODE_STATE_REMOVED
 	}
@@ -375,7 +375,7 @@ func (s *Server) CheckStores(ctx context.Context) error {
 
 func (s *Server) checkStoresLocked(ctx context.Context) error {
 	for id, e := range s.stores {
-		if e.meta.GetState() != metav1.StoreState_STORE_STATE_OFFLINE || s.regions.storeRegionCount(id) > 0 {
+		if e.meta.GetState() != metav1.StoreState_STORE_STATE_OFFLINE || s.mayHoldReplicas(id, e) {
 			continue
 		}
 		next := proto.Clone(e.meta).(*metav1.Store)
@@ -387,6 +387,23 @@ func (s *Server) checkStoresLocked(ctx context.Context) error {
 		s.log.Info("store is tombstone", "store_id", id)
 	}
 	return nil
+}
+
+// mayHoldReplicas reports whether store e may still hold a region replica,
+// so that it must not be buried yet: PD's region view has a peer there, or
+// the store, still heartbeating, listed a region in its last heartbeat.
+// PD's view alone is not enough: a region born of a split is known only
+// from its own leader's first heartbeat, which may come after the parent's
+// peer on this store moved away; burying the store in between would drop a
+// replica it still serves (seen in TestPDScaleOutRepairDrain: a store
+// turned Tombstone while a split-born region still had its peer there).
+// A store that stopped heartbeating (Disconnected or Down) cannot report,
+// so it is judged by PD's view alone. Call with mu exclusive.
+func (s *Server) mayHoldReplicas(id uint64, e *storeEntry) bool {
+	if s.regions.storeRegionCount(id) > 0 {
+		return true
+	}
+	return len(e.hosted) > 0 && s.now().Sub(e.lastHeartbeat) <= s.cfg.DisconnectAfter
 }
 
 // refuse logs a refused registration on the PD side too (the store logs it

@@ -144,10 +144,12 @@ func TestDeleteStore(t *testing.T) {
 	if code, _ := do(t, h, "DELETE", "/pd/api/v1/store/1", ""); code != 200 {
 		t.Fatalf("repeated DELETE = %d, want 200", code)
 	}
-	// The peer moves away (conf change): the store is buried.
+	// The peer moves away (conf change) and the store reports no region:
+	// it is buried.
 	if _, err := n.s.RegionHeartbeat(ctxT(t), heartbeat(region(10, "", "", 2, 1, 2, 3), 1)); err != nil {
 		t.Fatal(err)
 	}
+	n.reportEmpty(t, 1)
 	if got := stateOf(t, n, 1); got != StateTombstone {
 		t.Fatalf("state after its last peer left = %s, want Tombstone", got)
 	}
@@ -175,6 +177,7 @@ func TestDeleteStore(t *testing.T) {
 func TestDeleteStoreWithoutRegionsIsTombstoneAtOnce(t *testing.T) {
 	n := newLeader(t)
 	n.register(t, 1, 2, 3, 4)
+	n.reportEmpty(t, 4)
 	if err := n.s.DeleteStore(ctxT(t), 4, false); err != nil {
 		t.Fatal(err)
 	}
