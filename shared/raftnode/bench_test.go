@@ -16,25 +16,54 @@ import (
 //
 //	go test ./shared/raftnode -run '^$' -bench Propose -benchtime 10000x
 func BenchmarkPropose(b *testing.B) {
-	c := newCluster(b, func(cfg *Config) { cfg.RTTMillisecond = 100 })
-	c.bootstrap(3)
-	leaderID, _ := c.waitLeader()
-	leader := c.members[leaderID]
-	value := strings.Repeat("v", 256)
-	var seq atomic.Uint64
+	leader, propose := benchLeader(b, 3)
 	b.SetParallelism(16)
-	b.SetBytes(int64(len(value)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			cmd := []byte(fmt.Sprintf("k%d=%s", seq.Add(1), value))
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := leader.node.Propose(ctx, testShard, cmd)
-			cancel()
-			if err != nil {
-				b.Error(err)
+			if !propose(leader) {
 				return
 			}
 		}
 	})
+}
+
+// BenchmarkProposeSerial is one client proposing and waiting for each
+// apply on a single-replica shard (the put-1 case of bench/bench-etcd.sh
+// without gRPC): the fsync, the hand-offs between dragonboat's workers and
+// the in-memory log's bookkeeping per entry. Read B/op and allocs/op, which
+// the box's load does not disturb, e.g.
+//
+//	go test ./shared/raftnode -run '^$' -bench ProposeSerial -benchtime 3000x -benchmem
+func BenchmarkProposeSerial(b *testing.B) {
+	leader, propose := benchLeader(b, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !propose(leader) {
+			return
+		}
+	}
+}
+
+// benchLeader bootstraps an n-replica shard and returns its leader and a
+// function proposing one 256-byte value through it (false after it
+// reported an error).
+func benchLeader(b *testing.B, n int) (*member, func(*member) bool) {
+	c := newCluster(b, func(cfg *Config) { cfg.RTTMillisecond = 100 })
+	c.bootstrap(n)
+	leaderID, _ := c.waitLeader()
+	value := strings.Repeat("v", 256)
+	var seq atomic.Uint64
+	b.SetBytes(int64(len(value)))
+	return c.members[leaderID], func(m *member) bool {
+		cmd := []byte(fmt.Sprintf("k%d=%s", seq.Add(1), value))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := m.node.Propose(ctx, testShard, cmd); err != nil {
+			b.Error(err)
+			return false
+		}
+		return true
+	}
 }
