@@ -100,7 +100,8 @@
 //
 // TestFaultsCI, a bounded subset (six 15 s scenarios), runs with
 // `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized
-// Chainfire and N FlareDB runs and prints summary tables. A violation
+// runs in all, the first half (rounded up) on Chainfire and the rest on
+// FlareDB (-runs and -flaredb-runs), and prints a summary table per store. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML
 // visualization under -out; -seed replays a run's schedule (the
 // interleaving of the traffic is the machine's).

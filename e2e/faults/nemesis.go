@@ -142,8 +142,9 @@ func (f fault) String() string {
 }
 
 // schedule draws a fault schedule of kinds for a run of length d on n
-// nodes from seed: a fault every 2-4 s, each held 1.2-3.2 s (longer than
-// the 1 s election timeout of centra's default ticks), one at a time.
+// nodes from seed: a fault every 2-4 s, each held 1.2-3.2 s (at least the
+// longest randomized election timeout of centra's default ticks, 2 x 0.6 s),
+// one at a time.
 func schedule(seed uint64, n int, d time.Duration, kinds []faultKind) []fault {
 	r := rand.New(rand.NewPCG(seed, 0x6661756c7473))
 	var out []fault
