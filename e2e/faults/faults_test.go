@@ -108,15 +108,32 @@ func TestChainfireFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-faults: %v", err)
 	}
-	seed := firstSeed()
-	var results []result
-	for i := range *runsFlag {
-		s := seed + uint64(i)
-		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, chainfireRun(t, runConfig{seed: s, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds}))
-		})
-	}
+	results := runBatch(t, "Chainfire", *runsFlag, func(t *testing.T, seed uint64) result {
+		return chainfireRun(t, runConfig{seed: seed, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds})
+	})
 	fmt.Print(summary("Chainfire, "+fmt.Sprint(*nodesFlag)+" nodes, faults "+*faultsFlag, results))
+}
+
+// runBatch runs n seeded runs of one store as subtests, from firstSeed on,
+// and reports each run's outcome on stderr as it ends, so that a batch of
+// an hour shows its progress.
+func runBatch(t *testing.T, store string, n int, run func(*testing.T, uint64) result) []result {
+	seed := firstSeed()
+	results := make([]result, 0, n)
+	begin := time.Now()
+	for i := range n {
+		s := seed + uint64(i)
+		start := time.Now()
+		r := result{seed: s, harnessErr: true} // unless the run returns
+		ok := t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
+			r = run(t, s)
+		})
+		results = append(results, r)
+		fmt.Fprintf(os.Stderr, "%s run %d/%d seed %d: %s in %v (ops %d, faults %d, violation %t, lost %d, harness error %t); batch %v\n",
+			store, i+1, n, s, map[bool]string{true: "passed", false: "FAILED"}[ok], time.Since(start).Round(time.Second),
+			r.ops, r.faults, r.violation, r.lost, r.harnessErr, time.Since(begin).Round(time.Second))
+	}
+	return results
 }
 
 // ciDuration is the traffic of each TestFaultsCI scenario.

@@ -50,14 +50,9 @@ func TestFlareDBFaults(t *testing.T) {
 	if err != nil {
 		t.Skipf("-faults: %v", err)
 	}
-	seed := firstSeed()
-	var results []result
-	for i := range runs {
-		s := seed + uint64(i)
-		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, flaredbRun(t, runConfig{seed: s, nodes: 1, stores: flaredbStores, duration: *durationFlag, kinds: kinds}))
-		})
-	}
+	results := runBatch(t, "FlareDB", runs, func(t *testing.T, seed uint64) result {
+		return flaredbRun(t, runConfig{seed: seed, nodes: 1, stores: flaredbStores, duration: *durationFlag, kinds: kinds})
+	})
 	fmt.Print(summary(fmt.Sprintf("FlareDB strong and eventual namespaces, %d stores + 1 control-plane node, faults %v", flaredbStores, kinds), results))
 }
 
