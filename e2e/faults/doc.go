@@ -67,7 +67,9 @@
 // flaredb/client, checked with the same model, and puts on an eventual
 // namespace, one writer per key. Its faults (-faults picks among them):
 //
-//   - kill-random, pause-random of a store;
+//   - kill-leader, pause-leader (the store leading the most regions, by PD),
+//     kill-random, pause-random of a store; the regions' re-election shows
+//     in the longest stretch without an answered operation;
 //   - isolate-leader (the store leading the most regions, by PD, cut from
 //     every other process), split (a minority of the stores cut from the
 //     other stores; the control-plane node, PD, stays reachable from

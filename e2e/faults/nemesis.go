@@ -56,7 +56,7 @@ var chainfireKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRando
 // flaredbKinds are the faults of a FlareDB run: on stores (kill -9,
 // SIGSTOP, partitions, where "leader" is the store leading the most
 // regions) and PD's admin operators. Disk-full is Chainfire's only.
-var flaredbKinds = []faultKind{killRandom, pauseRandom, isolateLeader, splitMinority, oneWay,
+var flaredbKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRandom, isolateLeader, splitMinority, oneWay,
 	splitRegion, moveReplica, transferRegionLead, splitIsolated, moveIsolated}
 
 // supported returns the kinds of want that are in of, and an error naming
@@ -250,7 +250,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 		if err := target.Kill(); err != nil {
 			return err
 		}
-		if f.Kind == killLeader {
+		if f.Kind == killLeader && nm.leader == nil { // the control plane's leader
 			if err := nm.timeElection(rctx, target); err != nil {
 				return err
 			}
