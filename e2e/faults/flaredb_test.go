@@ -140,7 +140,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 const flaredbOpTimeout = 5 * time.Second
 
 // flaredbDoer sends requests to the strong namespace through cli: Get,
-// Put, and CompareAndSwap (prevNotExist for an absent expected value).
+// Put, Delete, and CompareAndSwap (prevNotExist for an absent expected value).
 // An error leaves the outcome unknown unless the client sent no request
 // to any store (OpError.Attempts == 0).
 func flaredbDoer(cli *flaredb.Client) doer {
@@ -167,6 +167,11 @@ func flaredbDoer(cli *flaredb.Client) doer {
 			return output{Value: string(v)}
 		case opPut:
 			if err := cli.Put(ctx, strongNS, key, []byte(in.Value)); err != nil {
+				return failed(err)
+			}
+			return output{}
+		case opDelete:
+			if err := cli.Delete(ctx, strongNS, key); err != nil {
 				return failed(err)
 			}
 			return output{}
