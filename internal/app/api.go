@@ -111,7 +111,7 @@ func newAPIServer(a *App) (*apiServer, error) {
 		}
 	}
 	s.grpc = grpc.NewServer(
-		grpc.ForceServerCodec(grpcmux.Codec{}),
+		grpc.ForceServerCodecV2(grpcmux.Codec{}),
 		grpc.Creds(grpcmux.Creds()),
 		grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return http.HandlerFunc(s.serveHTTP) })),
 		grpc.MaxRecvMsgSize(chainfire.MaxGRPCRecvBytes),
