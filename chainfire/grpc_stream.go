@@ -8,7 +8,6 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -73,13 +72,7 @@ func grpcBidi[Req, Resp any](procedure string, serve func(*Server, context.Conte
 		}
 		ctx := stream.Context()
 		conn := &grpcConn{stream: stream, spec: spec, header: http.Header{}}
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			for _, k := range grpcHeaders {
-				if vs := md[k.md]; len(vs) > 0 {
-					conn.header[k.header] = vs
-				}
-			}
-		}
+		copyGRPCHeaders(ctx, func() http.Header { return conn.header })
 		next := connect.StreamingHandlerFunc(func(ctx context.Context, c connect.StreamingHandlerConn) error {
 			return serve(s, ctx, typedConn[Req, Resp]{c})
 		})
