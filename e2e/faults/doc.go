@@ -9,7 +9,7 @@
 // the traffic every process is killed and restarted, and no acknowledged
 // write may be missing.
 //
-// Chainfire (3 or 5 control-plane nodes, -nodes) gets get/put/txn-CAS
+// Chainfire (3 or 5 control-plane nodes, -nodes) gets get/put/delete/txn-CAS
 // traffic on a few keys and these faults (-faults, default all):
 //
 //   - kill-leader, kill-random: SIGKILL, restart after the hold; after a
@@ -63,11 +63,13 @@
 // gone, with the lease unknown, once the revoke is acknowledged.
 //
 // FlareDB (four stores, so that a replica can move, and one control-plane
-// node) gets get/put/CAS traffic on a strong namespace through
+// node) gets get/put/delete/CAS traffic on a strong namespace through
 // flaredb/client, checked with the same model, and puts on an eventual
 // namespace, one writer per key. Its faults (-faults picks among them):
 //
-//   - kill-random, pause-random of a store;
+//   - kill-leader, pause-leader (the store leading the most regions, by PD),
+//     kill-random, pause-random of a store; the regions' re-election shows
+//     in the longest stretch without an answered operation;
 //   - isolate-leader (the store leading the most regions, by PD, cut from
 //     every other process), split (a minority of the stores cut from the
 //     other stores; the control-plane node, PD, stays reachable from
@@ -100,7 +102,8 @@
 //
 // TestFaultsCI, a bounded subset (six 15 s scenarios), runs with
 // `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized
-// Chainfire and N FlareDB runs and prints summary tables. A violation
+// runs in all, the first half (rounded up) on Chainfire and the rest on
+// FlareDB (-runs and -flaredb-runs), and prints a summary table per store. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML
 // visualization under -out; -seed replays a run's schedule (the
 // interleaving of the traffic is the machine's).

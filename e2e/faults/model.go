@@ -15,6 +15,7 @@ const (
 	opGet opKind = iota
 	opPut
 	opCAS
+	opDelete
 )
 
 // input is one request to a key. Values are unique per run, so a value
@@ -62,6 +63,8 @@ func step(cur string, in input, out output) []any {
 		return nil
 	case opPut:
 		return []any{in.Value}
+	case opDelete:
+		return []any{""}
 	case opCAS:
 		match := cur == in.Expect
 		switch {
@@ -90,6 +93,11 @@ func describe(in input, out output) string {
 			res = "ok"
 		}
 		return fmt.Sprintf("put(%s, %q) -> %s", in.Key, in.Value, res)
+	case opDelete:
+		if !out.Unknown {
+			res = "ok"
+		}
+		return fmt.Sprintf("delete(%s) -> %s", in.Key, res)
 	default:
 		if !out.Unknown {
 			res = fmt.Sprint(out.Succeeded)
