@@ -63,9 +63,14 @@
 // gone, with the lease unknown, once the revoke is acknowledged.
 //
 // FlareDB (four stores, so that a replica can move, and one control-plane
-// node) gets get/put/CAS traffic on a strong namespace through
+// node) gets get/put/CAS/scan traffic on a strong namespace through
 // flaredb/client, checked with the same model, and puts on an eventual
-// namespace, one writer per key. Its faults (-faults picks among them):
+// namespace, one writer per key. A scan (a tenth of the requests: from a
+// random key to a later one or the namespace's end, limit 0-3, either
+// order) is checked as a read of every key it covered, each inside the
+// scan's call-return window (the guarantee flaredb/client's doc.go states:
+// each region's part is read at its own time), and for key order, range
+// bounds and limit. Its faults (-faults picks among them):
 //
 //   - kill-random, pause-random of a store;
 //   - isolate-leader (the store leading the most regions, by PD, cut from

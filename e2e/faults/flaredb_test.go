@@ -90,7 +90,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { traffic(ctx, doers, flaredbKeys, seed, h) })
+	wg.Go(func() { traffic(ctx, doers, flaredbKeys, true, seed, h) })
 	ecli := newClient()
 	for _, k := range eventualKeys {
 		wg.Go(func() { ew.run(ctx, ecli, k) })
@@ -141,7 +141,8 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 const flaredbOpTimeout = 5 * time.Second
 
 // flaredbDoer sends requests to the strong namespace through cli: Get,
-// Put, and CompareAndSwap (prevNotExist for an absent expected value).
+// Put, CompareAndSwap (prevNotExist for an absent expected value) and
+// Scan.
 // An error leaves the outcome unknown unless the client sent no request
 // to any store (OpError.Attempts == 0).
 func flaredbDoer(cli *flaredb.Client) doer {
@@ -171,6 +172,16 @@ func flaredbDoer(cli *flaredb.Client) doer {
 				return failed(err)
 			}
 			return output{}
+		case opScan:
+			pairs, err := cli.Scan(ctx, strongNS, []byte(in.Start), []byte(in.End), flaredb.ScanOptions{Limit: in.Limit, Reverse: in.Reverse})
+			if err != nil {
+				return failed(err)
+			}
+			out := output{Pairs: make([]pair, len(pairs))}
+			for i, p := range pairs {
+				out.Pairs[i] = pair{Key: string(p.Key), Value: string(p.Value)}
+			}
+			return out
 		default:
 			ok, _, _, err := cli.CompareAndSwap(ctx, strongNS, key, []byte(in.Expect), in.Expect == "", []byte(in.Value))
 			if err != nil {
