@@ -214,12 +214,13 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 		}
 	}
 	if slices.Contains(cfg.kinds, diskFull) {
-		d, err := newDisks(t, cfg.nodes)
+		d, err := newDisks(t, cfg.nodes+cfg.stores)
 		if err != nil {
 			reasons = append(reasons, "disk-full: "+err.Error())
 		} else {
 			nm.disks = d
-			opts = append(opts, framework.WithDataDirs(d.dataDir), framework.WithMinFreeBytes(minFree))
+			opts = append(opts, framework.WithDataDirs(d.dataDir), framework.WithMinFreeBytes(minFree),
+				framework.WithStoreArgs("--storage-min-free-bytes", fmt.Sprint(minFree)))
 		}
 	}
 	for _, k := range cfg.kinds {
