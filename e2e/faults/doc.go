@@ -73,6 +73,15 @@
 // bounds and limit. Its faults (-faults picks among them):
 //
 //   - kill-random, pause-random of a store;
+//   - disk-full of a random store (leader or follower), on the same
+//     tmpfs per process as Chainfire's (the stores' after the nodes'):
+//     the store must report disk_low to PD, PD shows it, the leaders of
+//     its regions refuse puts and CAS with ResourceExhausted (a request
+//     refused so on its only attempt is dropped from the history as a
+//     no-op; one refused on a retry after an attempt of unknown outcome
+//     stays unknown), no store may exit, and once the ballast is gone PD
+//     must clear disk_low and a put must succeed again.
+//     TestFlareDBFollowerDiskFull checks the follower case step by step;
 //   - isolate-leader (the store leading the most regions, by PD, cut from
 //     every other process), split (a minority of the stores cut from the
 //     other stores; the control-plane node, PD, stays reachable from
