@@ -28,13 +28,14 @@ test-e2e: build
 	$(GO) test -count=1 -timeout 50m -tags e2e ./e2e/... -centra-bin=$(CURDIR)/$(BIN)
 
 # Fault injection with linearizability checking (e2e/faults; make test runs
-# only its bounded subset, test-faults-ci): RUNS seeded Chainfire runs of
-# DURATION each on NODES control-plane nodes, then RUNS FlareDB runs (a
-# strong and an eventual namespace on four stores), SEED the first run's
-# seed (default: from the clock), FAULTS the fault kinds drawn from (default
-# all; each store takes those that apply to it), ONLY chainfire or flaredb
-# (default both); prints a summary table per store.
-RUNS ?= 1
+# only its bounded subset, test-faults-ci): RUNS seeded runs in all, of
+# DURATION each: half of them (rounded up) on a Chainfire cluster of NODES
+# control-plane nodes, then the other half on FlareDB (a strong and an
+# eventual namespace on four stores); with ONLY chainfire or flaredb all RUNS
+# go to that store. SEED is the first run's seed of each store (default:
+# from the clock), FAULTS the fault kinds drawn from (default all; each store
+# takes those that apply to it); prints a summary table per store.
+RUNS ?= 2
 DURATION ?= 20s
 SEED ?= 0
 NODES ?= 3
@@ -43,7 +44,8 @@ ONLY ?= Chainfire|FlareDB
 test-faults: build
 	$(GO) test -c -tags 'e2e faults' -o bin/faults.test ./e2e/faults
 	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run '^Test($(subst chainfire,Chainfire,$(subst flaredb,FlareDB,$(ONLY))))Faults$$' -test.timeout 0 \
-		-centra-bin=$(CURDIR)/$(BIN) -runs=$(RUNS) -seed=$(SEED) -duration=$(DURATION) -nodes=$(NODES) -faults=$(FAULTS) \
+		-centra-bin=$(CURDIR)/$(BIN) -runs=$(if $(findstring |,$(ONLY)),$(shell echo $$(( ($(RUNS) + 1) / 2 ))),$(RUNS)) \
+		-flaredb-runs=$(if $(findstring |,$(ONLY)),$(shell echo $$(( $(RUNS) / 2 ))),$(RUNS)) -seed=$(SEED) -duration=$(DURATION) -nodes=$(NODES) -faults=$(FAULTS) \
 		-out=$(CURDIR)/bin/faults
 
 # The bounded subset of the fault suite that make test runs (TestFaultsCI:

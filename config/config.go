@@ -260,7 +260,7 @@ func Default() Config {
 		Raft: Raft{
 			Role:               RaftVoter,
 			TickIntervalMs:     100,
-			ElectionTicks:      10,
+			ElectionTicks:      6,
 			HeartbeatTicks:     1,
 			SnapshotEntries:    10000,
 			CompactionOverhead: 5000,

@@ -106,9 +106,14 @@
 //
 //   - tick_interval_ms (default 100) -> NodeHostConfig.RTTMillisecond, one
 //     logical tick.
-//   - election_ticks (default 10) -> Config.ElectionRTT; the election
-//     timeout is random in [E, 2E] ticks. Must exceed 2 * heartbeat_ticks
-//     (dragonboat rejects anything else).
+//   - election_ticks (default 6) -> Config.ElectionRTT; the election
+//     timeout is random in [E, 2E) ticks, 0.6-1.2 s at the defaults. Must
+//     exceed 2 * heartbeat_ticks (dragonboat rejects anything else). Why 6
+//     and not etcd's 10: a leader kill is followed by a new leader within
+//     2 s even when the first campaign fails and a second timer must fire
+//     (3E = 1.8 s); see shared/raftnode/DESIGN.md, "Election time after a
+//     leader crash". Raise it where the leader's disk or CPU can stall for
+//     more than half a second (each stall that long costs an election).
 //   - heartbeat_ticks (default 1) -> Config.HeartbeatRTT.
 //   - snapshot_entries (default 10000) -> Config.SnapshotEntries. For
 //     centra's on-disk state machines this takes a cheap metadata-only

@@ -268,7 +268,7 @@ func (v *validator) raft() {
 		v.fail("raft.heartbeat_ticks", "0 is not allowed; use 1 or more")
 	}
 	if r.ElectionTicks <= 2*r.HeartbeatTicks {
-		v.fail("raft.election_ticks", "%d must be greater than 2 * raft.heartbeat_ticks (%d); 10 * heartbeat_ticks is recommended", r.ElectionTicks, 2*r.HeartbeatTicks)
+		v.fail("raft.election_ticks", "%d must be greater than 2 * raft.heartbeat_ticks (%d); 6 to 10 * heartbeat_ticks is usual", r.ElectionTicks, 2*r.HeartbeatTicks)
 	}
 	if r.SnapshotEntries == 0 {
 		v.fail("raft.snapshot_entries", "0 would disable snapshots, so the raft log would never be compacted; use 1000 to 10000")

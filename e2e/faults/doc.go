@@ -72,7 +72,9 @@
 // each region's part is read at its own time), and for key order, range
 // bounds and limit. Its faults (-faults picks among them):
 //
-//   - kill-random, pause-random of a store;
+//   - kill-leader, pause-leader (the store leading the most regions, by PD),
+//     kill-random, pause-random of a store; the regions' re-election shows
+//     in the longest stretch without an answered operation;
 //   - disk-full of a random store (leader or follower), on the same
 //     tmpfs per process as Chainfire's (the stores' after the nodes'):
 //     the store must report disk_low to PD, PD shows it, the leaders of
@@ -114,7 +116,8 @@
 //
 // TestFaultsCI, a bounded subset (six 15 s scenarios), runs with
 // `make test` (test-faults-ci); `make test-faults RUNS=N` runs N randomized
-// Chainfire and N FlareDB runs and prints summary tables. A violation
+// runs in all, the first half (rounded up) on Chainfire and the rest on
+// FlareDB (-runs and -flaredb-runs), and prints a summary table per store. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML
 // visualization under -out; -seed replays a run's schedule (the
 // interleaving of the traffic is the machine's).

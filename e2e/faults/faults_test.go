@@ -22,13 +22,15 @@ import (
 )
 
 var (
-	runsFlag     = flag.Int("runs", 0, "number of randomized runs of TestChainfireFaults (0 skips it; make test-faults passes RUNS)")
+	runsFlag     = flag.Int("runs", 0, "number of randomized runs of TestChainfireFaults (0 skips it; make test-faults passes its share of RUNS)")
+	fdbRunsFlag  = flag.Int("flaredb-runs", -1, "number of randomized runs of TestFlareDBFaults (0 skips it; default: -runs)")
 	seedFlag     = flag.Uint64("seed", 0, "seed of the first run (run i uses seed+i); 0 picks one from the clock")
 	durationFlag = flag.Duration("duration", 20*time.Second, "traffic and faults per run")
 	outFlag      = flag.String("out", "", "directory for porcupine visualizations of violations (default: a temporary directory that is kept)")
 	faultsFlag   = flag.String("faults", "all", "comma-separated fault kinds to draw from (all, "+strings.Join(faultNames[:], ", ")+")")
 	nodesFlag    = flag.Int("nodes", 3, "control-plane nodes (3 or 5)")
-	tickFlag     = flag.Uint64("tick-ms", config.Default().Raft.TickIntervalMs, "raft.tick_interval_ms (default: centra's default; the election timeout is 10 ticks)")
+	tickFlag     = flag.Uint64("tick-ms", config.Default().Raft.TickIntervalMs, "raft.tick_interval_ms (default: centra's default)")
+	electionFlag = flag.Uint64("election-ticks", config.Default().Raft.ElectionTicks, "raft.election_ticks (default: centra's default)")
 )
 
 const clients = 4
@@ -109,15 +111,32 @@ func TestChainfireFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-faults: %v", err)
 	}
-	seed := firstSeed()
-	var results []result
-	for i := range *runsFlag {
-		s := seed + uint64(i)
-		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, chainfireRun(t, runConfig{seed: s, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds}))
-		})
-	}
+	results := runBatch(t, "Chainfire", *runsFlag, func(t *testing.T, seed uint64) result {
+		return chainfireRun(t, runConfig{seed: seed, nodes: *nodesFlag, duration: *durationFlag, kinds: kinds})
+	})
 	fmt.Print(summary("Chainfire, "+fmt.Sprint(*nodesFlag)+" nodes, faults "+*faultsFlag, results))
+}
+
+// runBatch runs n seeded runs of one store as subtests, from firstSeed on,
+// and reports each run's outcome on stderr as it ends, so that a batch of
+// an hour shows its progress.
+func runBatch(t *testing.T, store string, n int, run func(*testing.T, uint64) result) []result {
+	seed := firstSeed()
+	results := make([]result, 0, n)
+	begin := time.Now()
+	for i := range n {
+		s := seed + uint64(i)
+		start := time.Now()
+		r := result{seed: s, harnessErr: true} // unless the run returns
+		ok := t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
+			r = run(t, s)
+		})
+		results = append(results, r)
+		fmt.Fprintf(os.Stderr, "%s run %d/%d seed %d: %s in %v (ops %d, faults %d, violation %t, lost %d, harness error %t); batch %v\n",
+			store, i+1, n, s, map[bool]string{true: "passed", false: "FAILED"}[ok], time.Since(start).Round(time.Second),
+			r.ops, r.faults, r.violation, r.lost, r.harnessErr, time.Since(begin).Round(time.Second))
+	}
+	return results
 }
 
 // ciDuration is the traffic of each TestFaultsCI scenario.
@@ -192,7 +211,7 @@ type runConfig struct {
 // fault this machine cannot inject is dropped from res's kinds and noted
 // in res.skipped (or skips the test when cfg.strict).
 func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemesis, []faultKind) {
-	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag), framework.WithProcessGroups()}
+	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag), framework.WithElectionTicks(*electionFlag), framework.WithProcessGroups()}
 	nm := &nemesis{t: t}
 	var kinds, dropped []faultKind
 	var reasons []string
@@ -563,8 +582,8 @@ func summary(title string, results []result) string {
 			evWrites, evViol, medianMax(converged), convergeTimeout)
 	}
 	if len(elections) > 0 {
-		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d): first election timeout of a survivor %s; new leader elected (its log) %s; every node agrees (polled) %s\n",
-			len(elections), *tickFlag, medianMax(detections), medianMax(elections), medianMax(agreed))
+		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d, election_ticks %d): first election timeout of a survivor %s; new leader elected (its log) %s; every node agrees (polled) %s\n",
+			len(elections), *tickFlag, *electionFlag, medianMax(detections), medianMax(elections), medianMax(agreed))
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)

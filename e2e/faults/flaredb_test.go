@@ -40,8 +40,12 @@ const flaredbStores = 4
 // PD's admin operators split regions and move replicas and leaders, and
 // prints a summary table.
 func TestFlareDBFaults(t *testing.T) {
-	if *runsFlag == 0 {
-		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
+	runs := *fdbRunsFlag
+	if runs < 0 {
+		runs = *runsFlag
+	}
+	if runs == 0 {
+		t.Skip("randomized runs only with -flaredb-runs N or -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
 	kinds, err := parseKinds(*faultsFlag)
 	if err == nil {
@@ -50,14 +54,9 @@ func TestFlareDBFaults(t *testing.T) {
 	if err != nil {
 		t.Skipf("-faults: %v", err)
 	}
-	seed := firstSeed()
-	var results []result
-	for i := range *runsFlag {
-		s := seed + uint64(i)
-		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			results = append(results, flaredbRun(t, runConfig{seed: s, nodes: 1, stores: flaredbStores, duration: *durationFlag, kinds: kinds}))
-		})
-	}
+	results := runBatch(t, "FlareDB", runs, func(t *testing.T, seed uint64) result {
+		return flaredbRun(t, runConfig{seed: seed, nodes: 1, stores: flaredbStores, duration: *durationFlag, kinds: kinds})
+	})
 	fmt.Print(summary(fmt.Sprintf("FlareDB strong and eventual namespaces, %d stores + 1 control-plane node, faults %v", flaredbStores, kinds), results))
 }
 

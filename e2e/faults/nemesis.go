@@ -56,7 +56,7 @@ var chainfireKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRando
 // flaredbKinds are the faults of a FlareDB run: on stores (kill -9,
 // SIGSTOP, partitions, where "leader" is the store leading the most
 // regions, disk-full of a random store) and PD's admin operators.
-var flaredbKinds = []faultKind{killRandom, pauseRandom, isolateLeader, splitMinority, oneWay, diskFull,
+var flaredbKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRandom, isolateLeader, splitMinority, oneWay, diskFull,
 	splitRegion, moveReplica, transferRegionLead, splitIsolated, moveIsolated}
 
 // supported returns the kinds of want that are in of, and an error naming
@@ -142,8 +142,9 @@ func (f fault) String() string {
 }
 
 // schedule draws a fault schedule of kinds for a run of length d on n
-// nodes from seed: a fault every 2-4 s, each held 1.2-3.2 s (longer than
-// the 1 s election timeout of centra's default ticks), one at a time.
+// nodes from seed: a fault every 2-4 s, each held 1.2-3.2 s (at least the
+// longest randomized election timeout of centra's default ticks, 2 x 0.6 s),
+// one at a time.
 func schedule(seed uint64, n int, d time.Duration, kinds []faultKind) []fault {
 	r := rand.New(rand.NewPCG(seed, 0x6661756c7473))
 	var out []fault
@@ -249,7 +250,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 		if err := target.Kill(); err != nil {
 			return err
 		}
-		if f.Kind == killLeader {
+		if f.Kind == killLeader && nm.leader == nil { // the control plane's leader
 			if err := nm.timeElection(rctx, target); err != nil {
 				return err
 			}

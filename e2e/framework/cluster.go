@@ -120,8 +120,11 @@ func WithLateStart(k int) Option { return func(o *options) { o.late = k } }
 func WithTLS() Option { return func(o *options) { o.tls = true } }
 
 // WithTickMs sets raft.tick_interval_ms (default 50, for fast elections;
-// the election timeout is 10 ticks).
+// the election timeout is 10 ticks unless WithElectionTicks says otherwise).
 func WithTickMs(ms uint64) Option { return func(o *options) { o.tickMs = ms } }
+
+// WithElectionTicks sets raft.election_ticks (default 10).
+func WithElectionTicks(n uint64) Option { return func(o *options) { o.electionTicks = n } }
 
 // WithSnapshotEntries sets raft.snapshot_entries and
 // raft.compaction_overhead, so that a short test can make the log compact

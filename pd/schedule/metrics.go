@@ -26,7 +26,7 @@ var (
 	descLeaderScore = prometheus.NewDesc("pd_store_leader_score",
 		"The store's leader score (leader count or size over its leader weight) that balance-leader compares.", []string{"store_id"}, nil)
 	descSnapshots = prometheus.NewDesc("pd_store_snapshots_in_flight",
-		"Snapshots PD's running AddLearner steps have in flight per store and direction (sending: the region leader's store; receiving: the new peer's); max-snapshot-count caps both.",
+		"Snapshots the live operators' AddLearner steps hold per store and direction, the step running now and those still ahead (sending: the region leader's store; receiving: the new peer's); max-snapshot-count caps both.",
 		[]string{"store_id", "direction"}, nil)
 )
 

@@ -15,7 +15,7 @@ const MetadataShardID uint64 = 0
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultRTTMillisecond     uint64 = 100
-	DefaultElectionRTT        uint64 = 10
+	DefaultElectionRTT        uint64 = 6
 	DefaultHeartbeatRTT       uint64 = 1
 	DefaultSnapshotEntries    uint64 = 10000
 	DefaultCompactionOverhead uint64 = 5000
@@ -137,7 +137,7 @@ func (cfg Config) validate() error {
 		return bad("ListenAddress %q is not host:port; use e.g. 0.0.0.0:2380 or leave it empty to bind RaftAddress", cfg.ListenAddress)
 	}
 	if cfg.ElectionRTT <= 2*cfg.HeartbeatRTT {
-		return bad("ElectionRTT (%d) must be more than twice HeartbeatRTT (%d); the usual choice is ElectionRTT=10, HeartbeatRTT=1",
+		return bad("ElectionRTT (%d) must be more than twice HeartbeatRTT (%d); the usual choice is ElectionRTT=6..10, HeartbeatRTT=1",
 			cfg.ElectionRTT, cfg.HeartbeatRTT)
 	}
 	if cfg.MaxInMemLogSize < minMaxInMemLogSize {

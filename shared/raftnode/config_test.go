@@ -49,8 +49,8 @@ func TestConfigValidation(t *testing.T) {
 		n.cfg.MaxInMemLogSize != DefaultMaxInMemLogSize {
 		t.Fatalf("defaults not applied: %+v", n.cfg)
 	}
-	if n.electionTimeout.Milliseconds() != 1000 {
-		t.Fatalf("election timeout %v, want 1s", n.electionTimeout)
+	if n.electionTimeout.Milliseconds() != 600 {
+		t.Fatalf("election timeout %v, want 600ms", n.electionTimeout)
 	}
 	if nh := n.NodeHost(); nh != nil {
 		t.Fatal("NodeHost before Start")

@@ -169,8 +169,8 @@ func (n *Node) Start() error {
 	n.state = stateRunning
 	go n.dispatchEvents()
 	n.log.Info("Raft node started", "raft_address", n.cfg.RaftAddress, "node_host_id", nh.ID())
-	if n.electionTimeout < reconnectBackoff {
-		n.log.Warn("Election timeout is below dragonboat's reconnect backoff; restarted replicas will know no leader for up to a second (use RTTMillisecond x ElectionRTT >= 1000)",
+	if 2*n.electionTimeout < reconnectBackoff {
+		n.log.Warn("Election timeout is so short that a restarted replica campaigns before dragonboat's reconnect backoff lets the leader's heartbeats through (use 2 x RTTMillisecond x ElectionRTT >= 1000)",
 			"election_timeout", n.electionTimeout)
 	}
 	return nil
@@ -183,7 +183,11 @@ func (n *Node) shardLog(shardID uint64) *slog.Logger {
 }
 
 // reconnectBackoff is the longest backoff of dragonboat's transport circuit
-// breaker: a restarted peer may hear no heartbeat for that long.
+// breaker: a restarted peer may hear no heartbeat for that long. Its
+// campaigns then are PreVotes the others refuse (they hear the leader), so
+// the cost is log noise and a replica that reports no leader, not a
+// disruption; Start warns only when even the longest randomized timeout
+// (2 x ElectionRTT ticks) is shorter.
 const reconnectBackoff = time.Second
 
 // nodeHostHints explains NewNodeHost failures caused by NodeHostDir being
