@@ -9,7 +9,7 @@
 // the traffic every process is killed and restarted, and no acknowledged
 // write may be missing.
 //
-// Chainfire (3 or 5 control-plane nodes, -nodes) gets get/put/txn-CAS
+// Chainfire (3 or 5 control-plane nodes, -nodes) gets get/put/delete/txn-CAS
 // traffic on a few keys and these faults (-faults, default all):
 //
 //   - kill-leader, kill-random: SIGKILL, restart after the hold; after a
@@ -63,7 +63,7 @@
 // gone, with the lease unknown, once the revoke is acknowledged.
 //
 // FlareDB (four stores, so that a replica can move, and one control-plane
-// node) gets get/put/CAS/scan traffic on a strong namespace through
+// node) gets get/put/delete/CAS/scan traffic on a strong namespace through
 // flaredb/client, checked with the same model, and puts on an eventual
 // namespace, one writer per key. A scan (a tenth of the requests: from a
 // random key to a later one or the namespace's end, limit 0-3, either

@@ -144,8 +144,8 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 const flaredbOpTimeout = 5 * time.Second
 
 // flaredbDoer sends requests to the strong namespace through cli: Get,
-// Put, CompareAndSwap (prevNotExist for an absent expected value) and
-// Scan.
+// Put, Delete, CompareAndSwap (prevNotExist for an absent expected value)
+// and Scan.
 // An error leaves the outcome unknown unless the client sent no request
 // to any store (OpError.Attempts == 0) or its only request was refused for
 // short disk space (ResourceExhausted: the leader refuses before
@@ -175,6 +175,11 @@ func flaredbDoer(cli *flaredb.Client) doer {
 			return output{Value: string(v)}
 		case opPut:
 			if err := cli.Put(ctx, strongNS, key, []byte(in.Value)); err != nil {
+				return failed(err)
+			}
+			return output{}
+		case opDelete:
+			if err := cli.Delete(ctx, strongNS, key); err != nil {
 				return failed(err)
 			}
 			return output{}

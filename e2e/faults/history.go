@@ -67,12 +67,24 @@ func writesByValue(ops []porcupine.Operation) map[string]porcupine.Operation {
 
 // lostWrites checks the values read after every node restarted (final,
 // key -> value) against the acknowledged writes in ops. An acknowledged
-// write to a key is lost if the final value is absent or was written by an
-// operation that returned before the acknowledged write was called (so
-// the acknowledged write must have overwritten it). It returns the lost
+// write to a key is lost if the final value was written by an operation
+// that returned before the acknowledged write was called (so the
+// acknowledged write must have overwritten it), or if the key is absent
+// and no delete of it could have come after the write (every delete of
+// the key returned before the write was called). It returns the lost
 // writes' descriptions.
 func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
 	writes := writesByValue(ops)
+	// lastDelete is the latest return of a delete per key (unknown
+	// outcomes return at unknownReturn, after everything).
+	lastDelete := map[string]int64{}
+	for _, op := range ops {
+		if in := op.Input.(input); in.Kind == opDelete {
+			if r, ok := lastDelete[in.Key]; !ok || op.Return > r {
+				lastDelete[in.Key] = op.Return
+			}
+		}
+	}
 	var lost []string
 	for _, op := range ops {
 		in, o := op.Input.(input), op.Output.(output)
@@ -81,6 +93,11 @@ func lostWrites(ops []porcupine.Operation, final map[string]string) []string {
 			continue
 		}
 		v := final[in.Key]
+		if v == "" {
+			if r, ok := lastDelete[in.Key]; ok && r >= op.Call {
+				continue
+			}
+		}
 		w, ok := writes[v]
 		if v == "" || !ok || w.Input.(input).Key != in.Key || w.Return < op.Call {
 			lost = append(lost, describe(in, o)+" (final value "+quote(v)+")")

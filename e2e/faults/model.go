@@ -16,6 +16,7 @@ const (
 	opGet opKind = iota
 	opPut
 	opCAS
+	opDelete
 	// opScan reads a range of keys (FlareDB's Scan). It is checked as a
 	// read of every key it covered, each at some time between the scan's
 	// call and return (perKey), the guarantee flaredb/client's doc.go
@@ -84,6 +85,8 @@ func step(cur string, in input, out output) []any {
 		return nil
 	case opPut:
 		return []any{in.Value}
+	case opDelete:
+		return []any{""}
 	case opCAS:
 		match := cur == in.Expect
 		switch {
@@ -117,6 +120,11 @@ func describe(in input, out output) string {
 			res = "ok"
 		}
 		return fmt.Sprintf("put(%s, %q) -> %s", in.Key, in.Value, res)
+	case opDelete:
+		if !out.Unknown {
+			res = "ok"
+		}
+		return fmt.Sprintf("delete(%s) -> %s", in.Key, res)
 	default:
 		if !out.Unknown {
 			res = fmt.Sprint(out.Succeeded)

@@ -21,6 +21,7 @@ func TestRegisterModel(t *testing.T) {
 	}
 	put := func(v string) input { return input{Kind: opPut, Key: "k", Value: v} }
 	get := input{Kind: opGet, Key: "k"}
+	del := input{Kind: opDelete, Key: "k"}
 	cas := func(from, to string) input { return input{Kind: opCAS, Key: "k", Expect: from, Value: to} }
 	tests := []struct {
 		name string
@@ -35,6 +36,9 @@ func TestRegisterModel(t *testing.T) {
 		{"cas succeeds on match", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, cas("a", "b"), 2, output{Succeeded: true}, 3), op(1, get, 4, output{Value: "b"}, 5)}, true},
 		{"cas succeeds on mismatch", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, cas("x", "b"), 2, output{Succeeded: true}, 3)}, false},
 		{"cas fails on match", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, cas("a", "b"), 2, output{}, 3)}, false},
+		{"delete then read absent", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, del, 2, output{}, 3), op(1, get, 4, output{}, 5)}, true},
+		{"read after delete sees the old value", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, del, 2, output{}, 3), op(1, get, 4, output{Value: "a"}, 5)}, false},
+		{"cas on absent after delete", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, del, 2, output{}, 3), op(1, cas("", "b"), 4, output{Succeeded: true}, 5)}, true},
 		{"unknown cas either way", []porcupine.Operation{op(0, put("a"), 0, output{}, 1), op(1, cas("a", "b"), 2, output{Unknown: true}, unknownReturn), op(2, get, 4, output{Value: "a"}, 5), op(2, get, 6, output{Value: "b"}, 7)}, true},
 	}
 	model := registerModel.ToModel()
@@ -136,6 +140,15 @@ func TestLostWrites(t *testing.T) {
 	}
 	if lost := lostWrites(ops, map[string]string{}); len(lost) != 2 {
 		t.Errorf("final absent: lost %v, want both puts", lost)
+	}
+	// A delete explains an absent key only for the writes it could follow.
+	withDelete := append(ops, op(input{Kind: opDelete, Key: "k"}, 2, output{}, 3))
+	if lost := lostWrites(withDelete, map[string]string{}); len(lost) != 0 {
+		t.Errorf("final absent after a delete concurrent with put b: lost %v, want none", lost)
+	}
+	earlyDelete := append(ops, op(input{Kind: opDelete, Key: "k"}, 0, output{}, 1))
+	if lost := lostWrites(earlyDelete, map[string]string{}); len(lost) != 1 {
+		t.Errorf("final absent, delete before put b: lost %v, want put b", lost)
 	}
 }
 

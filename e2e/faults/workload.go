@@ -22,8 +22,9 @@ type doer func(context.Context, input) output
 
 // traffic runs one goroutine per client until ctx ends: each picks one of
 // keys at random and gets it (40%; with scans, a quarter of these are
-// scans instead), puts a unique value (30%) or swaps the value it last read
-// for a unique one (30%), recording into h. keys must be ascending.
+// scans instead), puts a unique value (20%), deletes it (10%) or swaps the
+// value it last read for a unique one (30%), recording into h. keys must
+// be ascending.
 func traffic(ctx context.Context, clients []doer, keys []string, scans bool, seed uint64, h *history) {
 	var wg sync.WaitGroup
 	for id, do := range clients {
@@ -39,8 +40,10 @@ func traffic(ctx context.Context, clients []doer, keys []string, scans bool, see
 					in = scanInput(r, keys)
 				case p < 4:
 					in = input{Kind: opGet, Key: key}
-				case p < 7:
+				case p < 6:
 					in = input{Kind: opPut, Key: key, Value: val}
+				case p < 7:
+					in = input{Kind: opDelete, Key: key}
 				default:
 					in = input{Kind: opCAS, Key: key, Value: val, Expect: seen[key]}
 				}
@@ -72,7 +75,7 @@ func scanInput(r *rand.Rand, keys []string) input {
 	return in
 }
 
-// etcdDoer sends requests through cli: get, put, and CAS by a txn on the
+// etcdDoer sends requests through cli: get, put, delete, and CAS by a txn on the
 // value (or on version 0 for absent). Every error but one leaves the
 // outcome unknown: a request that failed may still have been applied.
 // The exception is NOSPACE ("database space exceeded"): Chainfire refuses
@@ -97,6 +100,9 @@ func doEtcd(ctx context.Context, cli *clientv3.Client, in input) output {
 		return output{Value: string(resp.Kvs[0].Value)}
 	case opPut:
 		_, err := cli.Put(ctx, in.Key, in.Value)
+		return writeOutput(err, false)
+	case opDelete:
+		_, err := cli.Delete(ctx, in.Key)
 		return writeOutput(err, false)
 	default:
 		cmp := clientv3.Compare(clientv3.Value(in.Key), "=", in.Expect)
