@@ -27,6 +27,14 @@ import (
 // fill at once.
 const diskSize = 256 << 20
 
+// storeDiskSize is a store's: more, as a store's data directory grows in
+// steps of tens of MiB (a store measured ~80 MiB used at start, ~150 MiB
+// after a "Snapshot taken after promotion to voter", ~220 MiB right after
+// joining a region by snapshot, seed 4200), which on 256 MiB would leave a
+// store short of space without the fault. tmpfs costs only what is
+// written.
+const storeDiskSize = 1 << 30
+
 // minFree is the nodes' storage.min_free_bytes in disk-full runs (the
 // default, 1 GiB, exceeds the whole tmpfs), and fillSlack what the
 // disk-full fault leaves free: below the threshold, so the guard refuses
@@ -50,10 +58,10 @@ type disks struct {
 	filled map[*framework.Node]bool
 }
 
-// newDisks mounts n tmpfs filesystems of diskSize, unmounted when the test
-// ends (after the cluster's processes stopped: call it before
-// framework.NewCluster).
-func newDisks(t *testing.T, n int) (*disks, error) {
+// newDisks mounts nodes tmpfs filesystems of diskSize, then stores of
+// storeDiskSize, unmounted when the test ends (after the cluster's
+// processes stopped: call it before framework.NewCluster).
+func newDisks(t *testing.T, nodes, stores int) (*disks, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("a tmpfs per node needs root (mount -t tmpfs)")
 	}
@@ -67,12 +75,16 @@ func newDisks(t *testing.T, n int) (*disks, error) {
 			_ = os.Remove(m)
 		}
 	})
-	for i := range n {
+	for i := range nodes + stores {
 		m, err := os.MkdirTemp("", fmt.Sprintf("centra-faults-disk%d-", i))
 		if err != nil {
 			return nil, err
 		}
-		out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", diskSize), "tmpfs", m).CombinedOutput()
+		size := diskSize
+		if i >= nodes {
+			size = storeDiskSize
+		}
+		out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", m).CombinedOutput()
 		if err != nil {
 			_ = os.Remove(m)
 			return nil, fmt.Errorf("mount -t tmpfs on %s: %v: %s", m, err, strings.TrimSpace(string(out)))

@@ -233,7 +233,7 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 		}
 	}
 	if slices.Contains(cfg.kinds, diskFull) {
-		d, err := newDisks(t, cfg.nodes+cfg.stores)
+		d, err := newDisks(t, cfg.nodes, cfg.stores)
 		if err != nil {
 			reasons = append(reasons, "disk-full: "+err.Error())
 		} else {
