@@ -27,12 +27,11 @@ import (
 // fill at once.
 const diskSize = 256 << 20
 
-// storeDiskSize is a store's: more, as a store's data directory grows in
-// steps of tens of MiB (a store measured ~80 MiB used at start, ~150 MiB
-// after a "Snapshot taken after promotion to voter", ~220 MiB right after
-// joining a region by snapshot, seed 4200), which on 256 MiB would leave a
-// store short of space without the fault. tmpfs costs only what is
-// written.
+// storeDiskSize is a store's: more, as a store's pebble (state/) grows in
+// steps of ~71 MiB, a preallocated WAL per memtable switch (a snapshot or
+// a joining replica's ingest switches it), to ~212 MiB after two switches
+// (du, seed 4200, move-replica), which on 256 MiB would leave a store
+// short of space without the fault. tmpfs costs only what is written.
 const storeDiskSize = 1 << 30
 
 // minFree is the nodes' storage.min_free_bytes in disk-full runs (the
