@@ -233,6 +233,27 @@ func TestEventualCheck(t *testing.T) {
 	}
 }
 
+// TestCoverGap checks that the convergence check notices PD's regions
+// leaving part of the key space out.
+func TestCoverGap(t *testing.T) {
+	r := func(start, end string) pdRegion { return pdRegion{StartKey: start, EndKey: end} }
+	for _, tc := range []struct {
+		rs   []pdRegion
+		want bool // a gap
+	}{
+		{[]pdRegion{r("", "")}, false},
+		{[]pdRegion{r("6B", ""), r("", "6B")}, false},
+		{[]pdRegion{r("", "6B")}, true},              // the child from 6B on is unknown
+		{[]pdRegion{r("", "6B"), r("7A", "")}, true}, // 6B..7A unknown
+		{[]pdRegion{r("", "6B"), r("6B", ""), r("6B", "7A")}, true},
+		{nil, true},
+	} {
+		if err := coverGap(tc.rs); (err != nil) != tc.want {
+			t.Errorf("%v: coverGap = %v, want a gap %v", tc.rs, err, tc.want)
+		}
+	}
+}
+
 // TestLongestStall checks the unavailability measure: the longest time
 // without an answer, unknown outcomes not counting as answers.
 func TestLongestStall(t *testing.T) {
