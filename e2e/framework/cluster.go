@@ -67,7 +67,8 @@ func WithProcessGroups() Option { return func(o *options) { o.ownPgrp = true } }
 
 // WithDataDirs sets node i's storage.data_dir to the directory f returns
 // (called at every start attempt; it must return a fresh empty directory),
-// e.g. on a small filesystem of the caller's that fills up.
+// e.g. on a small filesystem of the caller's that fills up. Stores follow
+// the nodes, as with WithNetns: store j's is f(nodes+j), at PrepareStore.
 func WithDataDirs(f func(i int) (string, error)) Option {
 	return func(o *options) { o.dataDir = f }
 }
