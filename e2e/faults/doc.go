@@ -133,5 +133,6 @@
 // FlareDB (-runs and -flaredb-runs), and prints a summary table per store. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML
 // visualization under -out; -seed replays a run's schedule (the
-// interleaving of the traffic is the machine's).
+// interleaving of the traffic is the machine's), and -keep (make KEEP=1)
+// keeps the nodes' logs of runs that passed.
 package faults

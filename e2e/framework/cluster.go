@@ -179,6 +179,14 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	// that it is removed only after every process has stopped (cleanups
 	// run last-in first-out).
 	c := &Cluster{t: t, opts: o, base: t.TempDir()}
+	if *keepFlag {
+		base, err := os.MkdirTemp("", "centra-e2e-")
+		if err != nil {
+			t.Fatalf("-keep: %v", err)
+		}
+		c.base = base
+		t.Logf("-keep: the cluster's directory (data and node logs) stays in %s", base)
+	}
 	t.Cleanup(c.cleanup)
 	if o.tls {
 		if err := c.makeCerts(); err != nil {
