@@ -35,28 +35,25 @@ func registerGRPCStreams(reg grpc.ServiceRegistrar, current func() *Server) {
 	reg.RegisterService(&leaseStreamsDesc, kvGRPC{current: current})
 }
 
-var watchServiceDesc = grpc.ServiceDesc{
-	ServiceName: "etcdserverpb.Watch",
-	HandlerType: (*kvGRPCServer)(nil),
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "Watch",
-		Handler:       grpcBidi(etcdserverpbconnect.WatchWatchProcedure, (*Server).serveWatch),
-		ServerStreams: true,
-		ClientStreams: true,
-	}},
-	Metadata: "etcdserverpb/rpc.proto",
-}
+var (
+	watchServiceDesc = bidiServiceDesc("Watch", "Watch", grpcBidi(etcdserverpbconnect.WatchWatchProcedure, (*Server).serveWatch))
+	leaseStreamsDesc = bidiServiceDesc("Lease", "LeaseKeepAlive", grpcBidi(etcdserverpbconnect.LeaseLeaseKeepAliveProcedure, (*Server).serveKeepAlive))
+)
 
-var leaseStreamsDesc = grpc.ServiceDesc{
-	ServiceName: "etcdserverpb.Lease",
-	HandlerType: (*kvGRPCServer)(nil),
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "LeaseKeepAlive",
-		Handler:       grpcBidi(etcdserverpbconnect.LeaseLeaseKeepAliveProcedure, (*Server).serveKeepAlive),
-		ServerStreams: true,
-		ClientStreams: true,
-	}},
-	Metadata: "etcdserverpb/rpc.proto",
+// bidiServiceDesc describes the one bidirectional stream of etcd's service
+// that grpc-go serves natively (the service's other methods are bridged).
+func bidiServiceDesc(service, stream string, handler grpc.StreamHandler) grpc.ServiceDesc {
+	return grpc.ServiceDesc{
+		ServiceName: "etcdserverpb." + service,
+		HandlerType: (*kvGRPCServer)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    stream,
+			Handler:       handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		}},
+		Metadata: "etcdserverpb/rpc.proto",
+	}
 }
 
 // grpcBidi adapts a bidirectional etcd service to a grpc-go stream
