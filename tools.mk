@@ -14,6 +14,7 @@
 BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := $(shell go list -m -f '{{.Version}}' google.golang.org/protobuf)
 PROTOC_GEN_CONNECT_GO_VERSION := $(shell go list -m -f '{{.Version}}' connectrpc.com/connect)
+PROTOC_GEN_GO_VTPROTO_VERSION := $(shell go list -m -f '{{.Version}}' github.com/planetscale/vtprotobuf)
 
 TOOLS_BIN := $(CURDIR)/bin/tools
 BUF := $(TOOLS_BIN)/buf
@@ -23,7 +24,8 @@ BUF_BREAKING_AGAINST ?= .git\#branch=main
 TOOL_STAMPS := \
 	$(TOOLS_BIN)/.stamp-buf-$(BUF_VERSION) \
 	$(TOOLS_BIN)/.stamp-protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
-	$(TOOLS_BIN)/.stamp-protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION)
+	$(TOOLS_BIN)/.stamp-protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION) \
+	$(TOOLS_BIN)/.stamp-protoc-gen-go-vtproto-$(PROTOC_GEN_GO_VTPROTO_VERSION)
 
 .PHONY: tools generate checkgenerate lint-proto breaking-proto
 
@@ -39,6 +41,10 @@ $(TOOLS_BIN)/.stamp-protoc-gen-go-$(PROTOC_GEN_GO_VERSION):
 
 $(TOOLS_BIN)/.stamp-protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION):
 	GOBIN=$(TOOLS_BIN) go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+	touch $@
+
+$(TOOLS_BIN)/.stamp-protoc-gen-go-vtproto-$(PROTOC_GEN_GO_VTPROTO_VERSION):
+	GOBIN=$(TOOLS_BIN) go install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_GO_VTPROTO_VERSION)
 	touch $@
 
 generate: tools

@@ -140,7 +140,7 @@ func (f *fsm) Apply(b *pebble.Batch, entries []sm.Entry) error {
 			cmd = p.cmd
 		} else {
 			cmd = new(raftcmdv1.Command)
-			if uerr := proto.Unmarshal(entries[i].Cmd, cmd); uerr != nil || cmd.Version > commandVersion {
+			if uerr := cmd.UnmarshalVT(entries[i].Cmd); uerr != nil || cmd.Version > commandVersion {
 				err = fmt.Errorf("%w: entry %d (version %d)", ErrBadCommand, entries[i].Index, cmd.Version)
 			}
 		}

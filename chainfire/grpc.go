@@ -45,6 +45,18 @@ var grpcHeaders = [...]struct{ md, header string }{
 	{requireLeaderKey, http.CanonicalHeaderKey(requireLeaderKey)},
 }
 
+// copyGRPCHeaders copies the incoming metadata of grpcHeaders into the
+// header that header returns, calling it only when a key is present. It
+// looks the keys up one by one: metadata.FromIncomingContext copies every
+// key the call came with.
+func copyGRPCHeaders(ctx context.Context, header func() http.Header) {
+	for _, k := range grpcHeaders {
+		if vs := metadata.ValueFromIncomingContext(ctx, k.md); len(vs) > 0 {
+			header()[k.header] = vs
+		}
+	}
+}
+
 // unary adapts a kvService method to a grpc-go method handler.
 func unary[Req, Resp any](call func(*kvService, context.Context, *connect.Request[Req]) (*connect.Response[Resp], error)) grpc.MethodHandler {
 	// The interceptor chain around call, built once per Server rather than
@@ -78,13 +90,7 @@ func unary[Req, Resp any](call func(*kvService, context.Context, *connect.Reques
 			cached.Store(c)
 		}
 		req := connect.NewRequest(in)
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			for _, k := range grpcHeaders {
-				if vs := md[k.md]; len(vs) > 0 {
-					req.Header()[k.header] = vs
-				}
-			}
-		}
+		copyGRPCHeaders(ctx, req.Header)
 		resp, err := c.next(ctx, req)
 		if err != nil {
 			return nil, grpcError(err)

@@ -8,7 +8,6 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -36,28 +35,25 @@ func registerGRPCStreams(reg grpc.ServiceRegistrar, current func() *Server) {
 	reg.RegisterService(&leaseStreamsDesc, kvGRPC{current: current})
 }
 
-var watchServiceDesc = grpc.ServiceDesc{
-	ServiceName: "etcdserverpb.Watch",
-	HandlerType: (*kvGRPCServer)(nil),
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "Watch",
-		Handler:       grpcBidi(etcdserverpbconnect.WatchWatchProcedure, (*Server).serveWatch),
-		ServerStreams: true,
-		ClientStreams: true,
-	}},
-	Metadata: "etcdserverpb/rpc.proto",
-}
+var (
+	watchServiceDesc = bidiServiceDesc("Watch", "Watch", grpcBidi(etcdserverpbconnect.WatchWatchProcedure, (*Server).serveWatch))
+	leaseStreamsDesc = bidiServiceDesc("Lease", "LeaseKeepAlive", grpcBidi(etcdserverpbconnect.LeaseLeaseKeepAliveProcedure, (*Server).serveKeepAlive))
+)
 
-var leaseStreamsDesc = grpc.ServiceDesc{
-	ServiceName: "etcdserverpb.Lease",
-	HandlerType: (*kvGRPCServer)(nil),
-	Streams: []grpc.StreamDesc{{
-		StreamName:    "LeaseKeepAlive",
-		Handler:       grpcBidi(etcdserverpbconnect.LeaseLeaseKeepAliveProcedure, (*Server).serveKeepAlive),
-		ServerStreams: true,
-		ClientStreams: true,
-	}},
-	Metadata: "etcdserverpb/rpc.proto",
+// bidiServiceDesc describes the one bidirectional stream of etcd's service
+// that grpc-go serves natively (the service's other methods are bridged).
+func bidiServiceDesc(service, stream string, handler grpc.StreamHandler) grpc.ServiceDesc {
+	return grpc.ServiceDesc{
+		ServiceName: "etcdserverpb." + service,
+		HandlerType: (*kvGRPCServer)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    stream,
+			Handler:       handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		}},
+		Metadata: "etcdserverpb/rpc.proto",
+	}
 }
 
 // grpcBidi adapts a bidirectional etcd service to a grpc-go stream
@@ -73,13 +69,7 @@ func grpcBidi[Req, Resp any](procedure string, serve func(*Server, context.Conte
 		}
 		ctx := stream.Context()
 		conn := &grpcConn{stream: stream, spec: spec, header: http.Header{}}
-		if md, ok := metadata.FromIncomingContext(ctx); ok {
-			for _, k := range grpcHeaders {
-				if vs := md[k.md]; len(vs) > 0 {
-					conn.header[k.header] = vs
-				}
-			}
-		}
+		copyGRPCHeaders(ctx, func() http.Header { return conn.header })
 		next := connect.StreamingHandlerFunc(func(ctx context.Context, c connect.StreamingHandlerConn) error {
 			return serve(s, ctx, typedConn[Req, Resp]{c})
 		})

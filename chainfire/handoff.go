@@ -115,3 +115,18 @@ func proposalID(b []byte) uint64 {
 	}
 	return id
 }
+
+// encodeCommand encodes cmd for the raft log. The KV commands, whose
+// messages hold only bytes and numbers, use the generated vtprotobuf code
+// (no reflection: docs/performance.md, section 8); the others, which carry
+// strings, go through protobuf-go, which refuses invalid UTF-8 that the
+// generated code would let into the log and that replicas decoding with
+// protobuf-go (older binaries) would then refuse to apply. Both produce the
+// standard wire format.
+func encodeCommand(cmd *raftcmdv1.Command) ([]byte, error) {
+	switch cmd.Cmd.(type) {
+	case *raftcmdv1.Command_Put, *raftcmdv1.Command_DeleteRange, *raftcmdv1.Command_Txn, *raftcmdv1.Command_Compaction:
+		return cmd.MarshalVT()
+	}
+	return proto.Marshal(cmd)
+}

@@ -27,7 +27,7 @@ func proposeEntries(t *testing.T, f *fsm, cmds []*raftcmdv1.Command, waiting ...
 	handed := map[int]*handoff{}
 	for i, c := range cmds {
 		c.Proposal = f.handoffs.id()
-		data, err := proto.Marshal(c)
+		data, err := encodeCommand(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,4 +173,40 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestEncodeCommand: the KV commands, encoded by the generated code,
+// decode with protobuf-go (as older replicas do) to the same command; a
+// command with strings is refused when a string is not UTF-8, as
+// protobuf-go refuses to decode it.
+func TestEncodeCommand(t *testing.T) {
+	put := &etcdserverpb.PutRequest{Key: []byte("k\x00\xff"), Value: []byte("v"), Lease: 7, PrevKv: true}
+	kv := []*raftcmdv1.Command{
+		{Version: 1, Proposal: 1<<63 + 5, Cmd: &raftcmdv1.Command_Put{Put: put}},
+		{Version: 1, AuthRevision: 3, Cmd: &raftcmdv1.Command_DeleteRange{DeleteRange: &etcdserverpb.DeleteRangeRequest{Key: []byte("a"), RangeEnd: []byte{0}}}},
+		{Version: 1, Cmd: &raftcmdv1.Command_Compaction{Compaction: &etcdserverpb.CompactionRequest{Revision: 9, Physical: true}}},
+		{Version: 1, Cmd: &raftcmdv1.Command_Txn{Txn: &etcdserverpb.TxnRequest{
+			Compare: []*etcdserverpb.Compare{{Key: []byte("k"), Target: etcdserverpb.Compare_MOD, TargetUnion: &etcdserverpb.Compare_ModRevision{ModRevision: 4}}},
+			Success: []*etcdserverpb.RequestOp{{Request: &etcdserverpb.RequestOp_RequestPut{RequestPut: put}}, {Request: &etcdserverpb.RequestOp_RequestTxn{RequestTxn: &etcdserverpb.TxnRequest{
+				Failure: []*etcdserverpb.RequestOp{{Request: &etcdserverpb.RequestOp_RequestRange{RequestRange: &etcdserverpb.RangeRequest{Key: []byte("r"), Limit: 2}}}},
+			}}}},
+		}}},
+	}
+	for _, c := range kv {
+		data, err := encodeCommand(c)
+		if err != nil {
+			t.Fatalf("encode %v: %v", c, err)
+		}
+		got := new(raftcmdv1.Command)
+		if err := proto.Unmarshal(data, got); err != nil || !proto.Equal(got, c) {
+			t.Fatalf("protobuf-go decodes %v as %v (%v)", c, got, err)
+		}
+		if id := proposalID(data); id != c.Proposal {
+			t.Fatalf("proposalID = %d, want %d", id, c.Proposal)
+		}
+	}
+	bad := &raftcmdv1.Command{Version: 1, Cmd: &raftcmdv1.Command_MemberAttributes{MemberAttributes: &raftcmdv1.MemberAttributes{Name: "n\xff"}}}
+	if _, err := encodeCommand(bad); err == nil {
+		t.Fatal("a command with a string that is not UTF-8 was encoded")
+	}
 }

@@ -101,7 +101,7 @@ func startNode(t testing.TB, opts ...func(*chainfire.Config)) *node {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(
-		grpc.ForceServerCodec(grpcmux.Codec{}),
+		grpc.ForceServerCodecV2(grpcmux.Codec{}),
 		grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return mux })),
 		grpc.MaxRecvMsgSize(chainfire.MaxGRPCRecvBytes),
 	)

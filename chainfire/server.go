@@ -291,7 +291,7 @@ func (s *Server) proposeResult(ctx context.Context, cmd *raftcmdv1.Command) (pro
 	}
 	cmd.Version = versionFor(cmd)
 	cmd.Proposal = s.fsm.handoffs.id()
-	data, err := proto.Marshal(cmd)
+	data, err := encodeCommand(cmd)
 	if err != nil {
 		return nil, err
 	}

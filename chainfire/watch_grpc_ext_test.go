@@ -204,7 +204,7 @@ func TestGRPCStreamsBeforeStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.ForceServerCodec(grpcmux.Codec{}))
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(grpcmux.Codec{}))
 	chainfire.RegisterGRPC(gs, func() *chainfire.Server { return nil })
 	go func() { _ = gs.Serve(l) }() // returns when gs stops
 	t.Cleanup(gs.Stop)

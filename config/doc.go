@@ -95,7 +95,9 @@
 //     process on it). Chainfire raises this member's NOSPACE alarm (as the
 //     quota does) and clears it itself once free space is back to 1.25
 //     times the threshold; FlareDB region leaders refuse puts and CAS with
-//     an error naming the directory and its free bytes (deletes pass).
+//     an error naming the directory and its free bytes (deletes pass),
+//     and, told by PD (the store reports disk_low), when the store of any
+//     replica of the region is short (flaredb/DESIGN.md).
 //     1 GiB leaves room for what still gets written after the threshold:
 //     the flush of both default memtables (2 x 64 MiB), compaction output,
 //     raft entries in flight until the alarm commits, and received region

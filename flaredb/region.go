@@ -99,6 +99,10 @@ type region struct {
 	// split check (split loop only), so unchanged regions are not walked.
 	writes  atomic.Uint64
 	checked uint64
+	// diskLow are the stores of this region's replicas short of disk
+	// space, as PD's answer to this replica's last region heartbeat (as
+	// leader) listed them: writes that add data are refused meanwhile.
+	diskLow atomic.Pointer[[]uint64]
 }
 
 var _ raftnode.RangeApplier = (*region)(nil)

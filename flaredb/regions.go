@@ -421,6 +421,13 @@ func (s *Store) sendRegionHeartbeat(ctx context.Context, id uint64) error {
 	if hasStep(resp) {
 		s.log.Debug("Operator step from PD", "region_id", id, "operator_id", resp.GetOperatorId(), "step", resp.String())
 	}
+	if low := resp.GetDiskLowStores(); len(low) > 0 || r.diskLow.Load() != nil {
+		if len(low) == 0 {
+			r.diskLow.Store(nil)
+		} else {
+			r.diskLow.Store(&low)
+		}
+	}
 	// Every heartbeat also reconciles raft membership with the descriptor.
 	s.leaderWork(r, resp)
 	return nil

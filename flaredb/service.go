@@ -273,13 +273,12 @@ func (sv *service) propose(ctx context.Context, t *target, cmd *raftcmdv1.Comman
 // write resolves and proposes a data-changing command.
 func (sv *service) write(ctx context.Context, op string, rc *flaredbv1.Context, cmd *raftcmdv1.Command, enc [][]byte) (*raftcmdv1.Result, statemachine.Result, *flaredbv1.RegionError, error) {
 	began := time.Now()
-	if addsData(cmd) {
-		if err := sv.s.cfg.DiskGuard.Err(); err != nil {
-			sv.done(op, began, sv.s.m.writeDur, nil, err)
-			return nil, statemachine.Result{}, nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("flaredb: store %d: %w", sv.s.cfg.ID, err))
+	t, rerr, err := sv.resolve(rc, true, enc...)
+	if t != nil && addsData(cmd) {
+		if err = sv.shortOfDisk(t); err != nil {
+			t = nil
 		}
 	}
-	t, rerr, err := sv.resolve(rc, true, enc...)
 	var res statemachine.Result
 	var out *raftcmdv1.Result
 	if t != nil {
@@ -287,6 +286,21 @@ func (sv *service) write(ctx context.Context, op string, rc *flaredbv1.Context, 
 	}
 	sv.done(op, began, sv.s.m.writeDur, rerr, err)
 	return out, res, rerr, err
+}
+
+// shortOfDisk is ResourceExhausted when this store (t's region leader) or,
+// by PD, the store of one of the region's replicas is short of disk space:
+// the leader must not write, nor feed them entries that add data. It is
+// checked after the leadership check, so that a follower short of space
+// answers NotLeader (the client goes to the leader, which knows).
+func (sv *service) shortOfDisk(t *target) error {
+	if err := sv.s.cfg.DiskGuard.Err(); err != nil {
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("flaredb: store %d: %w", sv.s.cfg.ID, err))
+	}
+	if low := t.r.diskLow.Load(); low != nil {
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("flaredb: region %d: the data directories of stores %v, which hold its replicas, have less than storage.min_free_bytes free (as they reported to PD); writes resume once they have room again", t.r.id, *low))
+	}
+	return nil
 }
 
 // addsData reports whether cmd writes a value: what a store short of disk

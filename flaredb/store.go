@@ -201,6 +201,9 @@ func (s *Store) watchDisk(ctx context.Context) {
 		case !g.Low() && refusing:
 			s.log.Info("Free space of the data directory is back: writes are accepted", "data_dir", g.Dir(), "free_bytes", g.Free())
 		}
+		if g.Low() != refusing {
+			s.storeHeartbeatSoon() // PD tells the leaders of its regions
+		}
 		refusing = g.Low()
 	})
 }
@@ -305,6 +308,10 @@ func (s *Store) RunHeartbeats(ctx context.Context) {
 		case err != nil:
 			s.log.Warn("Heartbeat to PD failed, retrying...", "err", err)
 			wait = min(max(time.Second, wait/2), s.cfg.HeartbeatInterval)
+		case s.cfg.DiskGuard.Low():
+			// Every second while short of space, so that a new PD leader
+			// soon knows (its view of disk_low is memory only).
+			wait = min(diskguard.Interval, s.cfg.HeartbeatInterval)
 		default:
 			wait = s.cfg.HeartbeatInterval
 		}
@@ -323,7 +330,7 @@ func (s *Store) RunHeartbeats(ctx context.Context) {
 // stats measures the store: the file system of the data directory gives
 // capacity and available space.
 func (s *Store) stats() *pdv1.StoreStats {
-	st := &pdv1.StoreStats{StoreId: s.cfg.ID, StartTime: uint32(s.started.Unix())}
+	st := &pdv1.StoreStats{StoreId: s.cfg.ID, StartTime: uint32(s.started.Unix()), DiskLow: s.cfg.DiskGuard.Low()}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(s.cfg.DataDir, &fs); err == nil {
 		st.Capacity = fs.Blocks * uint64(fs.Bsize)

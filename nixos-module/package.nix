@@ -33,7 +33,7 @@ buildGo126Module {
         && dirOf (toString path) == toString ../.);
   };
 
-  vendorHash = "sha256-TJzpQ9FfbpXdIdZPMmCIW0iK/eiDGAMxzwUOmuZQIeo=";
+  vendorHash = "sha256-cgLmOqTLccFkn9lBK40Du+XV3EMFF6r75OW+qLTrGX8=";
 
   subPackages = [ "." ];
   ldflags = [ "-s" "-w" "-X github.com/centra-cloud/centra/internal/cli.Version=${version}" ];

@@ -51,6 +51,7 @@ type storeStatusJSON struct {
 	SendingSnapCount   uint32     `json:"sending_snap_count,omitempty"`
 	ReceivingSnapCount uint32     `json:"receiving_snap_count,omitempty"`
 	IsBusy             bool       `json:"is_busy,omitempty"`
+	DiskLow            bool       `json:"disk_low,omitempty"`
 	SlowScore          uint64     `json:"slow_score,omitempty"`
 	StartTS            *time.Time `json:"start_ts,omitempty"`
 	LastHeartbeatTS    *time.Time `json:"last_heartbeat_ts,omitempty"`
@@ -100,6 +101,7 @@ func toStoreJSON(info StoreInfo, agg storeAgg, now time.Time) storeJSON {
 		RegionCount: agg.regionCount, RegionWeight: info.Weight.Region, RegionScore: float64(agg.regionSize) / info.Weight.Region, RegionSize: agg.regionSize,
 		LearnerCount: agg.learnerCount, PendingPeerCount: agg.pendingCount,
 		SendingSnapCount: stats.GetSendingSnapCount(), ReceivingSnapCount: stats.GetReceivingSnapCount(), IsBusy: stats.GetIsBusy(),
+		DiskLow: stats.GetDiskLow(),
 	}
 	if stats != nil && stats.GetStartTime() != 0 {
 		start := time.Unix(int64(stats.GetStartTime()), 0).UTC()

@@ -229,6 +229,7 @@ func (s *Server) RegionHeartbeat(ctx context.Context, req *pdv1.RegionHeartbeatR
 	if cmd != nil {
 		resp.ChangePeer, resp.TransferLeader, resp.SplitRegion, resp.OperatorId = cmd.ChangePeer, cmd.TransferLeader, cmd.SplitRegion, opID
 	}
+	resp.DiskLowStores = s.diskLow.among(r.GetPeers(), s.now(), s.cfg.DisconnectAfter)
 	return resp, nil
 }
 

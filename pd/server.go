@@ -70,6 +70,11 @@ type Server struct {
 	weightsVer   uint64
 	epochVer     uint64 // version of keyLeaderEpoch written by this leadership
 
+	// diskLow holds, per store whose last heartbeat reported disk_low, the
+	// time of that heartbeat (its own lock: read on every region
+	// heartbeat).
+	diskLow diskLowStores
+
 	// co decides and tracks operators; it has its own lock and keeps
 	// leader memory only (reset on every load).
 	co *schedule.Coordinator

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -258,6 +259,7 @@ func (s *Server) registeredStore(id uint64) (*storeEntry, error) {
 func (s *Server) recordStoreHeartbeat(e *storeEntry, stats *pdv1.StoreStats) *pdv1.StoreHeartbeatResponse {
 	e.setStats(proto.Clone(stats).(*pdv1.StoreStats))
 	e.lastHeartbeat = s.now()
+	s.diskLow.record(e.meta.GetId(), stats.GetDiskLow(), e.lastHeartbeat)
 	return &pdv1.StoreHeartbeatResponse{ClusterVersion: s.cfg.ClusterVersion, State: e.meta.GetState()}
 }
 
@@ -411,4 +413,42 @@ func (s *Server) mayHoldReplicas(id uint64, e *storeEntry) bool {
 func (s *Server) refuse(err *StoreConflictError) error {
 	s.log.Warn(fmt.Sprintf("Store registration refused, store_id=%d", err.StoreID), "err", err)
 	return err
+}
+
+// diskLowStores tracks the stores whose data directory is short of space
+// (StoreStats.disk_low), for the leaders of their regions
+// (RegionHeartbeatResponse.disk_low_stores). It is leader memory only: a
+// store short of space heartbeats every second, so a new PD leader learns
+// it within that.
+type diskLowStores struct {
+	mu    sync.Mutex
+	since map[uint64]time.Time // store -> its last heartbeat reporting disk_low
+}
+
+func (d *diskLowStores) record(store uint64, low bool, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !low {
+		delete(d.since, store)
+		return
+	}
+	if d.since == nil {
+		d.since = map[uint64]time.Time{}
+	}
+	d.since[store] = at
+}
+
+// among lists the stores of peers whose last heartbeat, no older than
+// maxAge at now, reported disk_low: a store that stopped heartbeating
+// receives nothing and holds no region's writes back.
+func (d *diskLowStores) among(peers []*metav1.Peer, now time.Time, maxAge time.Duration) []uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []uint64
+	for _, p := range peers {
+		if at, ok := d.since[p.GetStoreId()]; ok && now.Sub(at) <= maxAge && !slices.Contains(out, p.GetStoreId()) {
+			out = append(out, p.GetStoreId())
+		}
+	}
+	return out
 }

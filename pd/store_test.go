@@ -3,6 +3,7 @@ package pd
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +229,54 @@ func TestReloadBySameLeaderKeepsStoreClocks(t *testing.T) {
 	}
 	if got := stateOf(t, n, 2); got != StateUp {
 		t.Fatalf("store 2 after the same leader reloaded: %s, want Up", got)
+	}
+}
+
+// TestDiskLowStoresReachLeaders: a store heartbeat with disk_low puts the
+// store into the disk_low_stores of every region heartbeat response of a
+// region with a peer there (and no other), until a heartbeat without it,
+// or until the store has been silent for DisconnectAfter.
+func TestDiskLowStoresReachLeaders(t *testing.T) {
+	n := newLeader(t)
+	n.register(t, 1, 2, 3, 4)
+	ctx := ctxT(t)
+	low := func(r *metav1.Region) []uint64 {
+		t.Helper()
+		resp, err := n.s.RegionHeartbeat(ctx, heartbeat(r, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetDiskLowStores()
+	}
+	onFull, elsewhere := region(10, "", "m", 1, 1, 1, 2, 3), region(11, "m", "", 1, 1, 1, 2, 4)
+	if got := low(onFull); len(got) != 0 {
+		t.Fatalf("no store short of disk: disk_low_stores %v", got)
+	}
+	st := stats(3)
+	st.DiskLow = true
+	if _, err := n.s.StoreHeartbeat(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := low(onFull); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("store 3 short of disk: disk_low_stores of a region with a peer there = %v, want [3]", got)
+	}
+	if got := low(elsewhere); len(got) != 0 {
+		t.Fatalf("store 3 short of disk: disk_low_stores of a region without a peer there = %v, want none", got)
+	}
+	n.clock.Advance(21 * time.Second)
+	if got := low(onFull); len(got) != 0 {
+		t.Fatalf("store 3 silent for 21 s: disk_low_stores %v, want none", got)
+	}
+	if _, err := n.s.StoreHeartbeat(ctx, st, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := low(onFull); !slices.Equal(got, []uint64{3}) {
+		t.Fatalf("store 3 short of disk again: disk_low_stores %v, want [3]", got)
+	}
+	if _, err := n.s.StoreHeartbeat(ctx, stats(3), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := low(onFull); len(got) != 0 {
+		t.Fatalf("store 3 has room again: disk_low_stores %v, want none", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/centra-cloud/centra/e2e/framework"
+	flaredb "github.com/centra-cloud/centra/flaredb/client"
 	"github.com/centra-cloud/centra/shared/diskguard"
 )
 
@@ -25,6 +26,13 @@ import (
 // room for a node's pebble stores and raft log in a run, small enough to
 // fill at once.
 const diskSize = 256 << 20
+
+// storeDiskSize is a store's: more, as a store's pebble (state/) grows in
+// steps of ~71 MiB, a preallocated WAL per memtable switch (a snapshot or
+// a joining replica's ingest switches it), to ~212 MiB after two switches
+// (du, seed 4200, move-replica), which on 256 MiB would leave a store
+// short of space without the fault. tmpfs costs only what is written.
+const storeDiskSize = 1 << 30
 
 // minFree is the nodes' storage.min_free_bytes in disk-full runs (the
 // default, 1 GiB, exceeds the whole tmpfs), and fillSlack what the
@@ -37,25 +45,26 @@ const (
 	fillSlack = minFree / 2
 )
 
-// disks gives every node its data directory on a tmpfs of its own, that
-// the disk-full fault fills with a ballast file.
+// disks gives every node (and every store after them) its data directory
+// on a tmpfs of its own, that the disk-full fault fills with a ballast
+// file.
 type disks struct {
 	t      *testing.T
 	mounts []string
-	// filled are the indexes of the nodes whose disk was filled: none of
-	// them may exit (the free-space guard must keep pebble and the raft
-	// log from meeting ENOSPC).
-	filled map[int]bool
+	// filled are the nodes and stores whose disk was filled: none of them
+	// may exit (the free-space guard must keep pebble and the raft log
+	// from meeting ENOSPC).
+	filled map[*framework.Node]bool
 }
 
-// newDisks mounts n tmpfs filesystems of diskSize, unmounted when the test
-// ends (after the cluster's processes stopped: call it before
-// framework.NewCluster).
-func newDisks(t *testing.T, n int) (*disks, error) {
+// newDisks mounts nodes tmpfs filesystems of diskSize, then stores of
+// storeDiskSize, unmounted when the test ends (after the cluster's
+// processes stopped: call it before framework.NewCluster).
+func newDisks(t *testing.T, nodes, stores int) (*disks, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("a tmpfs per node needs root (mount -t tmpfs)")
 	}
-	d := &disks{t: t, filled: map[int]bool{}}
+	d := &disks{t: t, filled: map[*framework.Node]bool{}}
 	t.Cleanup(func() {
 		for _, m := range d.mounts {
 			if out, err := exec.Command("umount", m).CombinedOutput(); err != nil {
@@ -65,12 +74,16 @@ func newDisks(t *testing.T, n int) (*disks, error) {
 			_ = os.Remove(m)
 		}
 	})
-	for i := range n {
+	for i := range nodes + stores {
 		m, err := os.MkdirTemp("", fmt.Sprintf("centra-faults-disk%d-", i))
 		if err != nil {
 			return nil, err
 		}
-		out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", diskSize), "tmpfs", m).CombinedOutput()
+		size := diskSize
+		if i >= nodes {
+			size = storeDiskSize
+		}
+		out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", m).CombinedOutput()
 		if err != nil {
 			_ = os.Remove(m)
 			return nil, fmt.Errorf("mount -t tmpfs on %s: %v: %s", m, err, strings.TrimSpace(string(out)))
@@ -80,43 +93,126 @@ func newDisks(t *testing.T, n int) (*disks, error) {
 	return d, nil
 }
 
-// dataDir is a fresh data directory on node i's filesystem
-// (framework.WithDataDirs).
+// dataDir is a fresh data directory on filesystem i (framework.WithDataDirs:
+// the nodes', then the stores').
 func (d *disks) dataDir(i int) (string, error) { return os.MkdirTemp(d.mounts[i], "data-") }
 
+// mount is n's filesystem.
+func (d *disks) mount(c *framework.Cluster, n *framework.Node) string {
+	if n.IsStore() {
+		return d.mounts[len(c.Nodes())+n.Index]
+	}
+	return d.mounts[n.Index]
+}
+
 // fill fills n's filesystem with a ballast file up to fillSlack free,
-// waits until n raised NOSPACE (its free-space guard), holds for f.Hold
-// while traffic runs into the refusals, removes the ballast and waits
-// until n cleared the alarm. n must not exit meanwhile.
+// waits until n refuses writes (a node raised NOSPACE; a store reported
+// disk_low to PD, which tells the leaders of its regions), holds for
+// f.Hold while traffic runs into the refusals, removes the ballast and
+// waits until n accepts writes again. n must not exit meanwhile.
 func (d *disks) fill(ctx context.Context, c *framework.Cluster, n *framework.Node, f fault) error {
-	mount := d.mounts[n.Index]
+	short := d.noSpaceAlarm(c, n)
+	if n.IsStore() {
+		short = d.storeDiskLow(c, n)
+	}
+	mount := d.mount(c, n)
 	ballast := filepath.Join(mount, "ballast")
 	free, err := fillTo(ballast, fillSlack)
 	if err != nil {
 		return err
 	}
-	d.filled[n.Index] = true
+	d.filled[n] = true
 	d.t.Logf("%s: data filesystem %s filled to %d bytes free", n, mount, free)
-	cli, err := c.NewClient(c.Endpoints()...)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
 	filled := time.Now()
-	if err := waitNoSpace(ctx, cli, n.ID, true); err != nil {
+	if err := short(ctx, true); err != nil {
 		return errors.Join(fmt.Errorf("%s with %d bytes free (min_free_bytes %d): %w", n, free, minFree, err), d.exited(c), os.Remove(ballast))
 	}
-	d.t.Logf("%s raised NOSPACE %v after its disk filled", n, time.Since(filled).Round(time.Millisecond))
+	d.t.Logf("%s refuses writes %v after its disk filled", n, time.Since(filled).Round(time.Millisecond))
 	hold(f)
 	if err := os.Remove(ballast); err != nil {
 		return err
 	}
 	freed := time.Now()
-	if err := waitNoSpace(ctx, cli, n.ID, false); err != nil {
+	if err := short(ctx, false); err != nil {
 		return errors.Join(fmt.Errorf("%s once its disk has room again: %w", n, err), d.exited(c))
 	}
-	d.t.Logf("%s cleared NOSPACE %v after the ballast was removed", n, time.Since(freed).Round(time.Millisecond))
+	d.t.Logf("%s accepts writes again %v after the ballast was removed", n, time.Since(freed).Round(time.Millisecond))
 	return d.exited(c)
+}
+
+// noSpaceAlarm waits until control-plane node n's NOSPACE alarm is raised
+// (on) or cleared.
+func (d *disks) noSpaceAlarm(c *framework.Cluster, n *framework.Node) func(ctx context.Context, on bool) error {
+	return func(ctx context.Context, on bool) error {
+		cli, err := c.NewClient(c.Endpoints()...)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		return waitNoSpace(ctx, cli, n.ID, on)
+	}
+}
+
+// storeDiskLow waits until PD shows store n's disk_low as on; once it is
+// off, until a put of probeKey to the strong namespace succeeds (the
+// leaders learned it too).
+func (d *disks) storeDiskLow(c *framework.Cluster, n *framework.Node) func(ctx context.Context, on bool) error {
+	return func(ctx context.Context, on bool) error {
+		if err := waitDiskLow(ctx, c.Node(0), n.StoreID(), on); err != nil || on {
+			return err
+		}
+		cli, err := flaredb.New(strings.Join(c.Endpoints(), ","))
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		return waitPut(ctx, cli)
+	}
+}
+
+// probeKey is the key of the strong namespace that the disk-full fault
+// puts to see writes accepted: outside every scan's range (they start at a
+// workload key, all of which sort after it).
+const probeKey = keyPrefix + "disk-probe"
+
+// waitPut puts probeKey until it succeeds, for 20 s at most.
+func waitPut(ctx context.Context, cli *flaredb.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		err := cli.Put(ctx, strongNS, []byte(probeKey), []byte("x"))
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("put %s still failing: %w", probeKey, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitDiskLow waits until PD (on control-plane node cp) shows store's
+// disk_low as on.
+func waitDiskLow(ctx context.Context, cp *framework.Node, store uint64, on bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		var st struct { // fresh each time: disk_low is omitted when false
+			Status struct {
+				DiskLow bool `json:"disk_low"`
+			} `json:"status"`
+		}
+		err := cp.PDGetJSON(ctx, fmt.Sprintf("/store/%d", store), &st)
+		if err == nil && st.Status.DiskLow == on {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("PD does not show store %d's disk_low = %v: %w (last error: %v)", store, on, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // waitNoSpace waits until member id's NOSPACE alarm is raised (on) or
@@ -140,12 +236,12 @@ func waitNoSpace(ctx context.Context, cli *clientv3.Client, id uint64, on bool) 
 	}
 }
 
-// exited is an error naming every node whose disk was filled and that
-// exited (with its crash and the cause from its log); nil if none.
+// exited is an error naming every node or store whose disk was filled and
+// that exited (with its crash and the cause from its log); nil if none.
 func (d *disks) exited(c *framework.Cluster) error {
 	var errs []error
-	for _, n := range c.Nodes() {
-		if d == nil || !d.filled[n.Index] || n.Running() {
+	for _, n := range append(slices.Clone(c.Nodes()), c.Stores()...) {
+		if d == nil || !d.filled[n] || n.Running() {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s exited on or after a full disk: %s; %s", n, strings.Join(n.TakeCrashes(), "; "), exitCause(n.CurrentLog())))

@@ -63,19 +63,46 @@
 // gone, with the lease unknown, once the revoke is acknowledged.
 //
 // FlareDB (four stores, so that a replica can move, and one control-plane
-// node) gets get/put/delete/CAS traffic on a strong namespace through
+// node) gets get/put/delete/CAS/scan traffic on a strong namespace through
 // flaredb/client, checked with the same model, and puts on an eventual
-// namespace, one writer per key. Its faults (-faults picks among them):
+// namespace, one writer per key. A scan (a tenth of the requests: from a
+// random key to a later one or the namespace's end, limit 0-3, either
+// order) is checked as a read of every key it covered, each inside the
+// scan's call-return window (the guarantee flaredb/client's doc.go states:
+// each region's part is read at its own time), and for key order, range
+// bounds and limit. Its faults (-faults picks among them):
 //
 //   - kill-leader, pause-leader (the store leading the most regions, by PD),
 //     kill-random, pause-random of a store; the regions' re-election shows
 //     in the longest stretch without an answered operation;
+//   - disk-full of a random store (leader or follower), on the same
+//     tmpfs per process as Chainfire's (the stores' after the nodes'):
+//     the store must report disk_low to PD, PD shows it, the leaders of
+//     its regions refuse puts and CAS with ResourceExhausted (a request
+//     refused so on its only attempt is dropped from the history as a
+//     no-op; one refused on a retry after an attempt of unknown outcome
+//     stays unknown), no store may exit, and once the ballast is gone PD
+//     must clear disk_low and a put must succeed again.
+//     TestFlareDBFollowerDiskFull checks the follower case step by step;
 //   - isolate-leader (the store leading the most regions, by PD, cut from
 //     every other process), split (a minority of the stores cut from the
 //     other stores; the control-plane node, PD, stays reachable from
 //     both sides), one-way (a store's packets to every other process
 //     dropped): the stores run in network namespaces after the
-//     control-plane node's;
+//     control-plane node's. Clients still reach a cut-off leader, and
+//     what it holds in flight stalls them: it answers only once it
+//     stepped down (CheckQuorum, one to two election timeouts) and then
+//     had no known leader for two election timeouts more (raftnode's
+//     limit, ErrNoLeader; the client then finds the new leader). That is
+//     3-4 election timeouts without an answered operation: with 10 ticks
+//     (1-2 s) 3 to ~5 s, capped by the suite's 5 s request timeout (seeds
+//     701, 1000, 2009 of the last session); with the default of 6 ticks
+//     ~1.8-2.4 s (seed 701: 2.36 s, ending before the heal). Answering
+//     sooner would turn writes a new leader still commits into unknown
+//     outcomes; it is left as is (see flaredb/DESIGN.md, "KV API"). Not
+//     explained yet: seed 2009 (isolate-leader only, 6 ticks) stalled
+//     3.68 s from t=1.2 s, 1.7 s past the heal, and seed 1000 3.47 s from
+//     the traffic's start over the first fault at t=1 s;
 //   - PD's admin operators through its HTTP API (POST
 //     /pd/api/v1/operators) on a region picked by the seed: split-region
 //     (policy scan: where the data halves) of the region with the most
@@ -106,5 +133,6 @@
 // FlareDB (-runs and -flaredb-runs), and prints a summary table per store. A violation
 // prints the run's seed and fault schedule and writes porcupine's HTML
 // visualization under -out; -seed replays a run's schedule (the
-// interleaving of the traffic is the machine's).
+// interleaving of the traffic is the machine's), and -keep (make KEEP=1)
+// keeps the nodes' logs of runs that passed.
 package faults

@@ -93,6 +93,9 @@ type result struct {
 	// nothingToSplit counts split-region faults that found no region to
 	// split.
 	nothingToSplit int
+	// scans answered (FlareDB runs; in ops too), scanViolations of their
+	// order, bounds or limit.
+	scans, scanViolations int
 }
 
 // TestChainfireFaults runs -runs seeded runs of traffic and -faults
@@ -230,12 +233,13 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 		}
 	}
 	if slices.Contains(cfg.kinds, diskFull) {
-		d, err := newDisks(t, cfg.nodes)
+		d, err := newDisks(t, cfg.nodes, cfg.stores)
 		if err != nil {
 			reasons = append(reasons, "disk-full: "+err.Error())
 		} else {
 			nm.disks = d
-			opts = append(opts, framework.WithDataDirs(d.dataDir), framework.WithMinFreeBytes(minFree))
+			opts = append(opts, framework.WithDataDirs(d.dataDir), framework.WithMinFreeBytes(minFree),
+				framework.WithStoreArgs("--storage-min-free-bytes", fmt.Sprint(minFree)))
 		}
 	}
 	for _, k := range cfg.kinds {
@@ -302,7 +306,7 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	for i, cli := range clis {
 		doers[i] = etcdDoer(cli)
 	}
-	wg.Go(func() { traffic(ctx, doers, chainfireKeys, seed, h) })
+	wg.Go(func() { traffic(ctx, doers, chainfireKeys, false, seed, h) })
 	wg.Go(func() { lc.run(ctx, clis[0]) })
 	k8s := &k8sChecker{}
 	res.k8s = k8s
@@ -366,10 +370,19 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 func checkHistory(t *testing.T, res *result, h *history, final map[string]string, report func(string, ...any)) porcupine.CheckResult {
 	ops := h.operations()
 	res.ops = len(ops)
+	var badScans []string
 	for _, op := range ops {
 		if op.Return == unknownReturn {
 			res.unknown++
 		}
+		if in := op.Input.(input); in.Kind == opScan {
+			res.scans++
+			badScans = append(badScans, scanProblems(in, op.Output.(output))...)
+		}
+	}
+	if len(badScans) > 0 {
+		res.scanViolations = len(badScans)
+		report("%d scan(s) returned wrong keys:\n  %s", len(badScans), strings.Join(badScans, "\n  "))
 	}
 	if lost := lostWrites(ops, final); len(lost) > 0 {
 		res.lost = len(lost)
@@ -493,7 +506,7 @@ func summary(title string, results []result) string {
 	var worst result
 	var byKind [numFaultKinds]int
 	var k8s k8sChecker
-	nothingToSplit := 0
+	nothingToSplit, scans, scanViol := 0, 0, 0
 	skipped := map[string]bool{}
 	fmt.Fprintf(&b, "\n%-12s %8s %8s %7s %10s %5s %7s %6s %7s %6s %8s\n", "seed", "ops", "unknown", "faults", "violation", "lost", "watched", "watch!", "leasechk", "lease!", "harness")
 	for _, r := range results {
@@ -514,6 +527,8 @@ func summary(title string, results []result) string {
 			}
 		}
 		nothingToSplit += r.nothingToSplit
+		scans += r.scans
+		scanViol += r.scanViolations
 		evWrites += r.evWrites
 		evViol += r.evViolations
 		converged = append(converged, r.converged...)
@@ -546,6 +561,9 @@ func summary(title string, results []result) string {
 		}
 	}
 	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, ", "))
+	if scans > 0 {
+		fmt.Fprintf(&b, "scans (among the operations) %d, each key checked as a read inside the scan's window; order, range-bound or limit violations %d\n", scans, scanViol)
+	}
 	if nothingToSplit > 0 {
 		fmt.Fprintf(&b, "split faults that found no region of two keys to split (PD learns key counts from heartbeats): %d\n", nothingToSplit)
 	}

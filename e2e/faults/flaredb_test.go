@@ -6,13 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/anishathalye/porcupine"
 
+	"github.com/centra-cloud/centra/e2e/framework"
 	flaredb "github.com/centra-cloud/centra/flaredb/client"
 )
 
@@ -89,7 +93,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 	ctx, cancel := context.WithTimeout(t.Context(), cfg.duration)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { traffic(ctx, doers, flaredbKeys, seed, h) })
+	wg.Go(func() { traffic(ctx, doers, flaredbKeys, true, seed, h) })
 	ecli := newClient()
 	for _, k := range eventualKeys {
 		wg.Go(func() { ew.run(ctx, ecli, k) })
@@ -140,9 +144,13 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 const flaredbOpTimeout = 5 * time.Second
 
 // flaredbDoer sends requests to the strong namespace through cli: Get,
-// Put, Delete, and CompareAndSwap (prevNotExist for an absent expected value).
+// Put, Delete, CompareAndSwap (prevNotExist for an absent expected value)
+// and Scan.
 // An error leaves the outcome unknown unless the client sent no request
-// to any store (OpError.Attempts == 0).
+// to any store (OpError.Attempts == 0) or its only request was refused for
+// short disk space (ResourceExhausted: the leader refuses before
+// proposing, for its own disk or a replica's; after an earlier attempt
+// of unknown outcome, a put's retry refused so proves nothing).
 func flaredbDoer(cli *flaredb.Client) doer {
 	return func(ctx context.Context, in input) output {
 		ctx, cancel := context.WithTimeout(ctx, flaredbOpTimeout)
@@ -150,7 +158,7 @@ func flaredbDoer(cli *flaredb.Client) doer {
 		key := []byte(in.Key)
 		failed := func(err error) output {
 			var oe *flaredb.OpError
-			if errors.As(err, &oe) && oe.Attempts == 0 {
+			if errors.As(err, &oe) && (oe.Attempts == 0 || oe.Attempts == 1 && connect.CodeOf(err) == connect.CodeResourceExhausted) {
 				return output{NotSent: true}
 			}
 			return output{Unknown: true}
@@ -175,6 +183,16 @@ func flaredbDoer(cli *flaredb.Client) doer {
 				return failed(err)
 			}
 			return output{}
+		case opScan:
+			pairs, err := cli.Scan(ctx, strongNS, []byte(in.Start), []byte(in.End), flaredb.ScanOptions{Limit: in.Limit, Reverse: in.Reverse})
+			if err != nil {
+				return failed(err)
+			}
+			out := output{Pairs: make([]pair, len(pairs))}
+			for i, p := range pairs {
+				out.Pairs[i] = pair{Key: string(p.Key), Value: string(p.Value)}
+			}
+			return out
 		default:
 			ok, _, _, err := cli.CompareAndSwap(ctx, strongNS, key, []byte(in.Expect), in.Expect == "", []byte(in.Value))
 			if err != nil {
@@ -182,5 +200,88 @@ func flaredbDoer(cli *flaredb.Client) doer {
 			}
 			return output{Succeeded: ok}
 		}
+	}
+}
+
+// TestFlareDBFollowerDiskFull fills the data filesystem of a store that
+// holds a follower replica (three stores on tmpfs, min_free_bytes 64 MiB):
+// the store reports disk_low to PD, the region's leader (on another store,
+// with room) refuses puts with ResourceExhausted naming the full store,
+// reads and deletes still work, the full store keeps running, and puts are
+// accepted again once the ballast is gone.
+func TestFlareDBFollowerDiskFull(t *testing.T) {
+	var res result
+	c, nm, _ := setup(t, runConfig{nodes: 1, stores: 3, kinds: []faultKind{diskFull}, strict: true}, &res)
+	cp := c.Node(0)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cli, err := flaredb.New(strings.Join(c.Endpoints(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := waitPut(ctx, cli); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := ledRegions(ctx, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var follower *framework.Node
+	for _, s := range c.Stores() {
+		if s.StoreID() != rs[0].Leader.StoreID {
+			follower = s
+			break
+		}
+	}
+	t.Logf("filling %s, a follower of %v", follower, rs[0])
+	ballast := filepath.Join(nm.disks.mount(c, follower), "ballast")
+	if _, err := fillTo(ballast, fillSlack); err != nil {
+		t.Fatal(err)
+	}
+	nm.disks.filled[follower] = true
+	if err := waitDiskLow(ctx, cp, follower.StoreID(), true); err != nil {
+		t.Fatal(err)
+	}
+	// The leader learns it from PD's answer to its next region heartbeat
+	// (every second here).
+	want := fmt.Sprintf("stores [%d]", follower.StoreID())
+	last := []byte("x") // waitPut's
+	for i := 0; ; i++ {
+		pctx, cancel := context.WithTimeout(ctx, flaredbOpTimeout)
+		v := fmt.Appendf(nil, "y%d", i)
+		err := cli.Put(pctx, strongNS, []byte(probeKey), v)
+		cancel()
+		if connect.CodeOf(err) == connect.CodeResourceExhausted && strings.Contains(err.Error(), want) {
+			t.Logf("put refused: %v", err)
+			break
+		}
+		if err != nil {
+			t.Fatalf("put while %s is short of disk space: %v, want success or ResourceExhausted naming %s", follower, err, want)
+		}
+		last = v
+		select {
+		case <-ctx.Done():
+			t.Fatalf("puts still accepted while %s is short of disk space", follower)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if v, found, err := cli.Get(ctx, strongNS, []byte(probeKey)); err != nil || !found || string(v) != string(last) {
+		t.Fatalf("get while a follower is short of disk space: %q %v %v, want the last acknowledged value %q", v, found, err, last)
+	}
+	if err := cli.Delete(ctx, strongNS, []byte(probeKey)); err != nil {
+		t.Fatalf("delete while a follower is short of disk space: %v", err)
+	}
+	if err := nm.disks.exited(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	if err := nm.disks.storeDiskLow(c, follower)(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := nm.disks.exited(c); err != nil {
+		t.Fatal(err)
 	}
 }

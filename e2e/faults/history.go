@@ -28,7 +28,7 @@ func newHistory() *history { return &history{start: time.Now()} }
 func (h *history) now() int64 { return time.Since(h.start).Nanoseconds() }
 
 // add records client's operation in, called at call, answered with out. An
-// unknown get and a request never sent are dropped: they changed nothing
+// unknown read and a request never sent are dropped: they changed nothing
 // and told nothing.
 func (h *history) add(client int, in input, call int64, out output) {
 	ret := h.now()
@@ -36,7 +36,7 @@ func (h *history) add(client int, in input, call int64, out output) {
 		return
 	}
 	if out.Unknown {
-		if in.Kind == opGet {
+		if in.read() {
 			return
 		}
 		ret = unknownReturn

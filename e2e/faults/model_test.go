@@ -3,6 +3,7 @@
 package faults
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -44,6 +45,79 @@ func TestRegisterModel(t *testing.T) {
 	for _, tt := range tests {
 		if got := porcupine.CheckOperations(model, tt.ops); got != tt.want {
 			t.Errorf("%s: linearizable = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestScanModel checks that a scan is checked as a read of every key it
+// covered: it fails a history where a scan returned a stale value or
+// missed a key, and passes good ones, with and without a limit.
+func TestScanModel(t *testing.T) {
+	keys := []string{"a", "b", "c"}
+	op := func(client int, in input, call int64, out output, ret int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}
+	}
+	put := func(k, v string) input { return input{Kind: opPut, Key: k, Value: v} }
+	scan := func(limit int, reverse bool) input {
+		return input{Kind: opScan, Start: "a", Keys: keys, Limit: limit, Reverse: reverse}
+	}
+	pairs := func(kv ...string) output {
+		var out output
+		for i := 0; i < len(kv); i += 2 {
+			out.Pairs = append(out.Pairs, pair{kv[i], kv[i+1]})
+		}
+		return out
+	}
+	// a=1 then a=2, c=3; b never written.
+	writes := []porcupine.Operation{op(0, put("a", "1"), 0, output{}, 1), op(0, put("a", "2"), 2, output{}, 3), op(1, put("c", "3"), 0, output{}, 3)}
+	tests := []struct {
+		name string
+		scan porcupine.Operation
+		want bool
+	}{
+		{"current values", op(2, scan(0, false), 4, pairs("a", "2", "c", "3"), 5), true},
+		{"stale value", op(2, scan(0, false), 4, pairs("a", "1", "c", "3"), 5), false},
+		{"missing key", op(2, scan(0, false), 4, pairs("a", "2"), 5), false},
+		{"value of a write still in flight", op(2, scan(0, false), 1, pairs("a", "1", "c", "3"), 5), true},
+		{"limit: keys past the last one not covered", op(2, scan(1, false), 4, pairs("a", "2"), 5), true},
+		{"limit: a key before the last one missing", op(2, scan(1, false), 4, pairs("c", "3"), 5), false},
+		{"reverse limit", op(2, scan(1, true), 4, pairs("c", "3"), 5), true},
+		{"reverse limit, stale", op(2, scan(2, true), 4, pairs("c", "3", "a", "1"), 5), false},
+		{"unknown scan", op(2, scan(0, false), 4, output{Unknown: true}, unknownReturn), true},
+	}
+	model := registerModel.ToModel()
+	for _, tt := range tests {
+		if got := porcupine.CheckOperations(model, append(slices.Clone(writes), tt.scan)); got != tt.want {
+			t.Errorf("%s: linearizable = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestScanProblems checks the scan's own checks: order, range bounds,
+// limit, and no key the run never wrote.
+func TestScanProblems(t *testing.T) {
+	in := input{Kind: opScan, Start: "b", End: "d", Keys: []string{"b", "c"}, Limit: 2}
+	rev := in
+	rev.Reverse = true
+	tests := []struct {
+		name  string
+		in    input
+		pairs []pair
+		want  int
+	}{
+		{"good", in, []pair{{"b", "1"}, {"c", "2"}}, 0},
+		{"good reverse", rev, []pair{{"c", "2"}, {"b", "1"}}, 0},
+		{"out of order", in, []pair{{"c", "2"}, {"b", "1"}}, 1},
+		{"reverse out of order", rev, []pair{{"b", "1"}, {"c", "2"}}, 1},
+		{"repeated", in, []pair{{"b", "1"}, {"b", "1"}}, 1},
+		{"below the start", in, []pair{{"a", "1"}}, 1},
+		{"at the end", in, []pair{{"d", "1"}}, 1},
+		{"never written", in, []pair{{"bb", "1"}}, 1},
+		{"over the limit", in, []pair{{"b", "1"}, {"c", "2"}, {"c", "2"}}, 2},
+	}
+	for _, tt := range tests {
+		if got := scanProblems(tt.in, output{Pairs: tt.pairs}); len(got) != tt.want {
+			t.Errorf("%s: problems %q, want %d", tt.name, got, tt.want)
 		}
 	}
 }
@@ -155,6 +229,27 @@ func TestEventualCheck(t *testing.T) {
 	} {
 		if bad := badValues(tc.views, w); len(bad) != tc.bad {
 			t.Errorf("%v: problems %v, want %d", tc.views, bad, tc.bad)
+		}
+	}
+}
+
+// TestCoverGap checks that the convergence check notices PD's regions
+// leaving part of the key space out.
+func TestCoverGap(t *testing.T) {
+	r := func(start, end string) pdRegion { return pdRegion{StartKey: start, EndKey: end} }
+	for _, tc := range []struct {
+		rs   []pdRegion
+		want bool // a gap
+	}{
+		{[]pdRegion{r("", "")}, false},
+		{[]pdRegion{r("6B", ""), r("", "6B")}, false},
+		{[]pdRegion{r("", "6B")}, true},              // the child from 6B on is unknown
+		{[]pdRegion{r("", "6B"), r("7A", "")}, true}, // 6B..7A unknown
+		{[]pdRegion{r("", "6B"), r("6B", ""), r("6B", "7A")}, true},
+		{nil, true},
+	} {
+		if err := coverGap(tc.rs); (err != nil) != tc.want {
+			t.Errorf("%v: coverGap = %v, want a gap %v", tc.rs, err, tc.want)
 		}
 	}
 }

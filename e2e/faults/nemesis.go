@@ -55,8 +55,8 @@ var chainfireKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRando
 
 // flaredbKinds are the faults of a FlareDB run: on stores (kill -9,
 // SIGSTOP, partitions, where "leader" is the store leading the most
-// regions) and PD's admin operators. Disk-full is Chainfire's only.
-var flaredbKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRandom, isolateLeader, splitMinority, oneWay,
+// regions, disk-full of a random store) and PD's admin operators.
+var flaredbKinds = []faultKind{killLeader, killRandom, pauseLeader, pauseRandom, isolateLeader, splitMinority, oneWay, diskFull,
 	splitRegion, moveReplica, transferRegionLead, splitIsolated, moveIsolated}
 
 // supported returns the kinds of want that are in of, and an error naming

@@ -18,8 +18,11 @@ import (
 // pdRegion is what the fault suite reads of PD's region JSON (GET
 // /pd/api/v1/regions, region/id/{id}).
 type pdRegion struct {
-	ID    uint64 `json:"id"`
-	Epoch *struct {
+	ID uint64 `json:"id"`
+	// StartKey and EndKey are hex ("" is the key space's start or end).
+	StartKey string `json:"start_key"`
+	EndKey   string `json:"end_key"`
+	Epoch    *struct {
 		ConfVer uint64 `json:"conf_ver"`
 		Version uint64 `json:"version"`
 	} `json:"epoch"`
@@ -73,6 +76,31 @@ func pdRegions(ctx context.Context, cp *framework.Node) ([]pdRegion, error) {
 	}
 	slices.SortFunc(l.Regions, func(a, b pdRegion) int { return cmp.Compare(a.ID, b.ID) })
 	return l.Regions, nil
+}
+
+// coverGap is an error when rs (PD's regions) do not tile the key space
+// from start to end: PD learns a region born of a split only from its
+// leader's first heartbeat, and until then the child's keys are in no
+// region PD lists.
+func coverGap(rs []pdRegion) error {
+	byStart := map[string]pdRegion{}
+	for _, r := range rs {
+		byStart[r.StartKey] = r
+	}
+	key, n := "", 0
+	for ; n < len(rs); n++ {
+		r, ok := byStart[key]
+		if !ok {
+			return fmt.Errorf("PD lists no region starting at key %q (regions: %v)", key, rs)
+		}
+		if key = r.EndKey; key == "" {
+			break
+		}
+	}
+	if n+1 != len(rs) || key != "" {
+		return fmt.Errorf("PD's regions overlap or leave a gap (regions: %v)", rs)
+	}
+	return nil
 }
 
 // disableBalance deletes PD's balance schedulers, so that only the fault

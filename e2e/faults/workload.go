@@ -21,10 +21,11 @@ const opTimeout = 2 * time.Second
 type doer func(context.Context, input) output
 
 // traffic runs one goroutine per client until ctx ends: each picks one of
-// keys at random and gets it (40%), puts a unique value (20%), deletes it
-// (10%) or swaps the value it last read for a unique one (30%), recording
-// into h.
-func traffic(ctx context.Context, clients []doer, keys []string, seed uint64, h *history) {
+// keys at random and gets it (40%; with scans, a quarter of these are
+// scans instead), puts a unique value (20%), deletes it (10%) or swaps the
+// value it last read for a unique one (30%), recording into h. keys must
+// be ascending.
+func traffic(ctx context.Context, clients []doer, keys []string, scans bool, seed uint64, h *history) {
 	var wg sync.WaitGroup
 	for id, do := range clients {
 		wg.Go(func() {
@@ -35,6 +36,8 @@ func traffic(ctx context.Context, clients []doer, keys []string, seed uint64, h 
 				val := fmt.Sprintf("c%d-%d", id, i)
 				var in input
 				switch p := r.IntN(10); {
+				case p < 4 && scans && r.IntN(4) == 0:
+					in = scanInput(r, keys)
 				case p < 4:
 					in = input{Kind: opGet, Key: key}
 				case p < 6:
@@ -46,7 +49,7 @@ func traffic(ctx context.Context, clients []doer, keys []string, seed uint64, h 
 				}
 				call := h.now()
 				out := do(ctx, in)
-				if ctx.Err() != nil && out.Unknown && in.Kind == opGet {
+				if ctx.Err() != nil && out.Unknown && in.read() {
 					return
 				}
 				h.add(id, in, call, out)
@@ -57,6 +60,19 @@ func traffic(ctx context.Context, clients []doer, keys []string, seed uint64, h 
 		})
 	}
 	wg.Wait()
+}
+
+// scanInput is a scan of keys (ascending) from a random one up to, but
+// not including, a later one or the namespace's end, with a limit of 0
+// (none) to 3 pairs, ascending or descending.
+func scanInput(r *rand.Rand, keys []string) input {
+	i := r.IntN(len(keys))
+	j := i + 1 + r.IntN(len(keys)-i)
+	in := input{Kind: opScan, Start: keys[i], Keys: keys[i:j], Limit: r.IntN(4), Reverse: r.IntN(2) == 0}
+	if j < len(keys) {
+		in.End = keys[j]
+	}
+	return in
 }
 
 // etcdDoer sends requests through cli: get, put, delete, and CAS by a txn on the

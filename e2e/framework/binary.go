@@ -21,6 +21,10 @@ import (
 
 var centraBinFlag = flag.String("centra-bin", "", "centra binary to test (make test-e2e passes bin/centra); empty builds one with go build")
 
+// keepFlag keeps every cluster's directory (configs, data, logs) after its
+// test, passing or not, for reading the nodes' logs of a run that passed.
+var keepFlag = flag.Bool("keep", false, "keep each cluster's directory (data and node logs) after the test; its path is logged")
+
 // Paths set by Main.
 var (
 	centraBin string // absolute path of the centra binary under test

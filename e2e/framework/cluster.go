@@ -67,7 +67,8 @@ func WithProcessGroups() Option { return func(o *options) { o.ownPgrp = true } }
 
 // WithDataDirs sets node i's storage.data_dir to the directory f returns
 // (called at every start attempt; it must return a fresh empty directory),
-// e.g. on a small filesystem of the caller's that fills up.
+// e.g. on a small filesystem of the caller's that fills up. Stores follow
+// the nodes, as with WithNetns: store j's is f(nodes+j), at PrepareStore.
 func WithDataDirs(f func(i int) (string, error)) Option {
 	return func(o *options) { o.dataDir = f }
 }
@@ -178,6 +179,14 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	// that it is removed only after every process has stopped (cleanups
 	// run last-in first-out).
 	c := &Cluster{t: t, opts: o, base: t.TempDir()}
+	if *keepFlag {
+		base, err := os.MkdirTemp("", "centra-e2e-")
+		if err != nil {
+			t.Fatalf("-keep: %v", err)
+		}
+		c.base = base
+		t.Logf("-keep: the cluster's directory (data and node logs) stays in %s", base)
+	}
 	t.Cleanup(c.cleanup)
 	if o.tls {
 		if err := c.makeCerts(); err != nil {

@@ -147,6 +147,11 @@ func (c *Cluster) PrepareStore(opts ...NodeOption) (*Node, error) {
 	} else if n.raftAddr, err = allocAddr(); err != nil {
 		return nil, fmt.Errorf("PrepareStore: %w", err)
 	}
+	if c.opts.dataDir != nil {
+		if n.dataDir, err = c.opts.dataDir(len(c.nodes) + n.Index); err != nil {
+			return nil, fmt.Errorf("PrepareStore: %w", err)
+		}
+	}
 	if err := n.writeStoreConfig(); err != nil {
 		return nil, err
 	}

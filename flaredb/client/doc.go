@@ -55,7 +55,15 @@
 //   - A scan returns each key of its range at most once and in order, also
 //     across splits that happen while it runs (it resumes after the last
 //     key it returned), but it is not a snapshot: each region is read at its
-//     own moment.
+//     own moment. On a strong namespace each region's part is read by the
+//     leader after a ReadIndex round from one pebble iterator, a
+//     linearizable snapshot of that part at one moment between the call and
+//     the return; a part resumed after a failure is read at a later moment.
+//     So every key a scan returns (with its value) and every key of its range
+//     it does not return (up to the last key returned, when the limit cut
+//     it short) is a linearizable read of that key inside the scan's
+//     call-return window: what e2e/faults checks, as TiKV's raw scan
+//     promises.
 //   - CompareAndSwap is retried only when the store surely did not apply
 //     it (a region error, or a connection that never opened). When the
 //     outcome is unknown (the connection broke after the request was sent)

@@ -8,48 +8,87 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// Codec is the grpc-go codec to force on a server that uses Bridge: protobuf
-// for natively registered services, raw bytes for bridged ones.
+// Codec is the grpc-go codec to force on a server that uses Bridge
+// (grpc.ForceServerCodecV2): raw bytes for bridged methods, generated
+// vtprotobuf code for messages that have it (etcd's API, see buf.gen.yaml)
+// and grpc-go's own protobuf codec for the rest. The generated code encodes
+// without protobuf-go's reflection; the buffers come from grpc-go's pool
+// and are read in place, as grpc-go's codec does.
 type Codec struct{}
 
 // frame is one bridged message, still encoded.
 type frame []byte
 
-// Marshal implements encoding.Codec.
-func (Codec) Marshal(v any) ([]byte, error) {
+// vtMessage is what protoc-gen-go-vtproto generates for a message.
+type vtMessage interface {
+	SizeVT() int
+	MarshalToSizedBufferVT([]byte) (int, error)
+	UnmarshalVT([]byte) error
+}
+
+// protoCodec is grpc-go's codec, for messages without generated code.
+var protoCodec = encoding.GetCodecV2(Codec{}.Name())
+
+// Marshal implements encoding.CodecV2.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *frame:
-		return *m, nil
+		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
+	case vtMessage:
+		size := m.SizeVT()
+		if mem.IsBelowBufferPoolingThreshold(size) {
+			buf := make([]byte, size)
+			if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
+				return nil, err
+			}
+			return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
+		}
+		pool := mem.DefaultBufferPool()
+		buf := pool.Get(size)
+		if _, err := m.MarshalToSizedBufferVT((*buf)[:size]); err != nil {
+			pool.Put(buf)
+			return nil, err
+		}
+		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 	case proto.Message:
-		return proto.Marshal(m)
+		return protoCodec.Marshal(m)
 	}
 	return nil, fmt.Errorf("grpcmux: cannot marshal %T", v)
 }
 
-// Unmarshal implements encoding.Codec.
-func (Codec) Unmarshal(data []byte, v any) error {
+// Unmarshal implements encoding.CodecV2.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *frame:
-		*m = append((*m)[:0], data...)
+		*m = slices.Grow((*m)[:0], data.Len())[:data.Len()]
+		data.CopyTo(*m)
 		return nil
+	case vtMessage:
+		// UnmarshalVT copies what it keeps, so the buffer can go back.
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		return m.UnmarshalVT(buf.ReadOnlyData())
 	case proto.Message:
-		return proto.Unmarshal(data, m)
+		return protoCodec.Unmarshal(data, m)
 	}
 	return fmt.Errorf("grpcmux: cannot unmarshal into %T", v)
 }
 
-// Name implements encoding.Codec.
+// Name implements encoding.CodecV2.
 func (Codec) Name() string { return "proto" }
 
 // Bridge returns a grpc-go handler for methods not registered natively: it

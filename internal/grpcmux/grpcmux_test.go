@@ -60,7 +60,7 @@ func serve(t *testing.T, tc *tls.Config) string {
 		Log: slog.New(slog.DiscardHandler), TLS: tc,
 		ServeH2: func(c net.Conn) { h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: hs, Handler: mux}) },
 	})
-	gs := grpc.NewServer(grpc.ForceServerCodec(grpcmux.Codec{}), grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return mux })))
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(grpcmux.Codec{}), grpc.UnknownServiceHandler(grpcmux.Bridge(func() http.Handler { return mux })))
 	gs.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "test.Native",
 		HandlerType: (*any)(nil),

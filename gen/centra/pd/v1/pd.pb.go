@@ -154,7 +154,13 @@ type StoreStats struct {
 	KeysRead     uint64 `protobuf:"varint,14,opt,name=keys_read,json=keysRead,proto3" json:"keys_read,omitempty"`
 	// region_ids lists the regions this store runs a replica of; a peer whose
 	// store does not list its region is pending.
-	RegionIds     []uint64 `protobuf:"varint,15,rep,packed,name=region_ids,json=regionIds,proto3" json:"region_ids,omitempty"`
+	RegionIds []uint64 `protobuf:"varint,15,rep,packed,name=region_ids,json=regionIds,proto3" json:"region_ids,omitempty"`
+	// disk_low is true while the store's data directory has less than
+	// storage.min_free_bytes free: PD passes it to the leaders of its
+	// regions (RegionHeartbeatResponse.disk_low_stores), which refuse writes
+	// that add data so that the store is not fed raft entries it has no
+	// room for. A store sends a heartbeat at once when it changes.
+	DiskLow       bool `protobuf:"varint,16,opt,name=disk_low,json=diskLow,proto3" json:"disk_low,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +298,13 @@ func (x *StoreStats) GetRegionIds() []uint64 {
 		return x.RegionIds
 	}
 	return nil
+}
+
+func (x *StoreStats) GetDiskLow() bool {
+	if x != nil {
+		return x.DiskLow
+	}
+	return false
 }
 
 // PutStoreRequest carries the store's metadata.
@@ -700,7 +713,11 @@ type RegionHeartbeatResponse struct {
 	// split_region splits the region (admin split-region operator). It
 	// applies, like every step, only at region_epoch; PD sees it done when
 	// the region's version moved.
-	SplitRegion   *SplitRegion `protobuf:"bytes,8,opt,name=split_region,json=splitRegion,proto3" json:"split_region,omitempty"`
+	SplitRegion *SplitRegion `protobuf:"bytes,8,opt,name=split_region,json=splitRegion,proto3" json:"split_region,omitempty"`
+	// disk_low_stores are the stores of the region's peers whose last
+	// heartbeat reported disk_low (stores that stopped heartbeating are left
+	// out): the leader refuses writes that add data while any is listed.
+	DiskLowStores []uint64 `protobuf:"varint,9,rep,packed,name=disk_low_stores,json=diskLowStores,proto3" json:"disk_low_stores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -787,6 +804,13 @@ func (x *RegionHeartbeatResponse) GetOperatorId() uint64 {
 func (x *RegionHeartbeatResponse) GetSplitRegion() *SplitRegion {
 	if x != nil {
 		return x.SplitRegion
+	}
+	return nil
+}
+
+func (x *RegionHeartbeatResponse) GetDiskLowStores() []uint64 {
+	if x != nil {
+		return x.DiskLowStores
 	}
 	return nil
 }
@@ -1805,7 +1829,7 @@ var File_centra_pd_v1_pd_proto protoreflect.FileDescriptor
 
 const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"\n" +
-	"\x15centra/pd/v1/pd.proto\x12\fcentra.pd.v1\x1a\x19centra/meta/v1/meta.proto\"\x8c\x04\n" +
+	"\x15centra/pd/v1/pd.proto\x12\fcentra.pd.v1\x1a\x19centra/meta/v1/meta.proto\"\xa7\x04\n" +
 	"\n" +
 	"StoreStats\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x1a\n" +
@@ -1826,7 +1850,8 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"bytes_read\x18\r \x01(\x04R\tbytesRead\x12\x1b\n" +
 	"\tkeys_read\x18\x0e \x01(\x04R\bkeysRead\x12\x1d\n" +
 	"\n" +
-	"region_ids\x18\x0f \x03(\x04R\tregionIds\">\n" +
+	"region_ids\x18\x0f \x03(\x04R\tregionIds\x12\x19\n" +
+	"\bdisk_low\x18\x10 \x01(\bR\adiskLow\">\n" +
 	"\x0fPutStoreRequest\x12+\n" +
 	"\x05store\x18\x01 \x01(\v2\x15.centra.meta.v1.StoreR\x05store\"?\n" +
 	"\x10PutStoreResponse\x12+\n" +
@@ -1854,7 +1879,7 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"bytes_read\x18\t \x01(\x04R\tbytesRead\x12\x1b\n" +
 	"\tkeys_read\x18\n" +
 	" \x01(\x04R\bkeysRead\x12\x12\n" +
-	"\x04term\x18\v \x01(\x04R\x04term\"\xa4\x03\n" +
+	"\x04term\x18\v \x01(\x04R\x04term\"\xcc\x03\n" +
 	"\x17RegionHeartbeatResponse\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12>\n" +
 	"\fregion_epoch\x18\x02 \x01(\v2\x1b.centra.meta.v1.RegionEpochR\vregionEpoch\x125\n" +
@@ -1866,7 +1891,8 @@ const file_centra_pd_v1_pd_proto_rawDesc = "" +
 	"\x0ftransfer_leader\x18\x06 \x01(\v2\x1c.centra.pd.v1.TransferLeaderR\x0etransferLeader\x12\x1f\n" +
 	"\voperator_id\x18\a \x01(\x04R\n" +
 	"operatorId\x12<\n" +
-	"\fsplit_region\x18\b \x01(\v2\x19.centra.pd.v1.SplitRegionR\vsplitRegion\"T\n" +
+	"\fsplit_region\x18\b \x01(\v2\x19.centra.pd.v1.SplitRegionR\vsplitRegion\x12&\n" +
+	"\x0fdisk_low_stores\x18\t \x03(\x04R\rdiskLowStores\"T\n" +
 	"\vSplitRegion\x121\n" +
 	"\x06policy\x18\x01 \x01(\x0e2\x19.centra.pd.v1.SplitPolicyR\x06policy\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\"u\n" +
