@@ -222,6 +222,11 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		t.Fatalf("start cluster: %v", err)
 	}
 	t.Logf("cluster of %d node(s) ready in %v, leader %s", len(early), time.Since(begin).Round(time.Millisecond), c.nodes[leader])
+	if !o.dev {
+		if err := c.nodes[leader].relaxSpaceRatios(ctx); err != nil {
+			t.Fatalf("start cluster: %v", err)
+		}
+	}
 	if o.stores > 0 {
 		begin := time.Now()
 		if err := c.startStores(); err != nil {

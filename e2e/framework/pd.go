@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // PDPrefix is the path prefix of the placement driver's HTTP API (TiKV
@@ -107,6 +108,29 @@ func (l PDStoreList) Summary() string {
 		parts = append(parts, fmt.Sprintf("%d=%s@%s", st.Store.ID, st.Store.StateName, st.Store.Address))
 	}
 	return strings.Join(parts, " ")
+}
+
+// testSpaceRatios makes PD judge a store low on space only below 1% free.
+// Every store of a test shares the host's disk, so with PD's default
+// (low-space-ratio 0.8) a host disk more than 80% full, as on a busy
+// developer box, would stop every replica placement of the tests, which
+// test scheduling, not the host's disk.
+const testSpaceRatios = `{"low-space-ratio": 0.99, "high-space-ratio": 0.98}`
+
+// relaxSpaceRatios sets testSpaceRatios through n's PD API, retrying while
+// PD is not ready yet (its leader loads its state after the election).
+func (n *Node) relaxSpaceRatios(ctx context.Context) error {
+	for {
+		code, body, err := n.Do(ctx, http.MethodPost, PDPrefix+"/config/schedule", testSpaceRatios)
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: POST %s/config/schedule %s: status %d %s, err %v", n, PDPrefix, testSpaceRatios, code, strings.TrimSpace(body), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // PDGetJSON GETs PDPrefix+path and decodes a 200 answer into v.
