@@ -118,19 +118,20 @@ func (l PDStoreList) Summary() string {
 const testSpaceRatios = `{"low-space-ratio": 0.99, "high-space-ratio": 0.98}`
 
 // relaxSpaceRatios sets testSpaceRatios through n's PD API, retrying while
-// PD is not ready yet (its leader loads its state after the election).
+// PD is not ready yet (its leader loads its state after the election),
+// until ctx's deadline.
 func (n *Node) relaxSpaceRatios(ctx context.Context) error {
-	for {
+	deadline, _ := ctx.Deadline()
+	return WaitFor(func() error {
 		code, body, err := n.Do(ctx, http.MethodPost, PDPrefix+"/config/schedule", testSpaceRatios)
-		if err == nil && code == http.StatusOK {
-			return nil
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d: %s", code, strings.TrimSpace(body))
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: POST %s/config/schedule %s: status %d %s, err %v", n, PDPrefix, testSpaceRatios, code, strings.TrimSpace(body), err)
-		case <-time.After(50 * time.Millisecond):
+		if err != nil {
+			return fmt.Errorf("%s: POST %s/config/schedule %s: %w", n, PDPrefix, testSpaceRatios, err)
 		}
-	}
+		return nil
+	}, time.Until(deadline))
 }
 
 // PDGetJSON GETs PDPrefix+path and decodes a 200 answer into v.
