@@ -20,6 +20,7 @@ type metrics struct {
 	retries         *prometheus.CounterVec
 	failures        *prometheus.CounterVec
 	leaderChanges   prometheus.Counter
+	redials         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,11 +42,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "raftnode_leader_changes_total",
 			Help: "Leader changes (including leader lost) observed by the local replicas.",
 		}),
+		redials: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftnode_transport_redials_total",
+			Help: "Raft message connections dialled again before a send because the peer had closed them (it restarted or stopped); each would have lost a message batch before.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.requestDuration, m.retries, m.failures, m.leaderChanges}
+	cs := []prometheus.Collector{m.requestDuration, m.retries, m.failures, m.leaderChanges, m.redials}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

@@ -159,6 +159,10 @@ func (n *Node) Start() error {
 	listener := nodeListener{n: n}
 	nhc.RaftEventListener = listener
 	nhc.SystemEventListener = listener
+	nhc.Expert.TransportFactory = transportFactory{redialled: func(target string) {
+		n.metrics.redials.Inc()
+		n.log.Info("Raft connection was closed by the peer (restarted or stopped); dialled it again before sending", "target", target)
+	}}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {
 		detachDragonboatLogs(sink)
