@@ -489,15 +489,11 @@ func churn(ctx context.Context, leader, follower *framework.Node, f fault) error
 	if err := follower.WaitReady(ctx); err != nil {
 		return err
 	}
-	for {
+	return framework.WaitForCtx(ctx, func() error {
 		st, err := follower.Status(ctx)
 		if err == nil && !st.IsLearner {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not promoted to voter after its re-add: %w (last status error: %v)", follower, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("%s not promoted to voter after its re-add (last status error: %v)", follower, err)
+	})
 }
