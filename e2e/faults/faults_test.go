@@ -104,10 +104,7 @@ func TestChainfireFaults(t *testing.T) {
 	if *runsFlag == 0 {
 		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
-	kinds, err := parseKinds(*faultsFlag)
-	if err == nil {
-		kinds, err = supported(kinds, chainfireKinds)
-	}
+	kinds, err := parseKinds(*faultsFlag, chainfireKinds)
 	if err != nil {
 		t.Fatalf("-faults: %v", err)
 	}

@@ -47,10 +47,7 @@ func TestFlareDBFaults(t *testing.T) {
 	if runs == 0 {
 		t.Skip("randomized runs only with -flaredb-runs N or -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
-	kinds, err := parseKinds(*faultsFlag)
-	if err == nil {
-		kinds, err = supported(kinds, flaredbKinds)
-	}
+	kinds, err := parseKinds(*faultsFlag, flaredbKinds)
 	if err != nil {
 		t.Skipf("-faults: %v", err)
 	}
