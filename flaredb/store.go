@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -331,10 +330,8 @@ func (s *Store) RunHeartbeats(ctx context.Context) {
 // capacity and available space.
 func (s *Store) stats() *pdv1.StoreStats {
 	st := &pdv1.StoreStats{StoreId: s.cfg.ID, StartTime: uint32(s.started.Unix()), DiskLow: s.cfg.DiskGuard.Low()}
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(s.cfg.DataDir, &fs); err == nil {
-		st.Capacity = fs.Blocks * uint64(fs.Bsize)
-		st.Available = fs.Bavail * uint64(fs.Bsize)
+	if capacity, available, err := diskguard.Usage(s.cfg.DataDir); err == nil {
+		st.Capacity, st.Available = capacity, available
 	}
 	st.UsedSize = s.used.size(s.cfg.DataDir, time.Now())
 	// Only initialized replicas count: PD treats a peer whose store does

@@ -179,17 +179,12 @@ const probeKey = keyPrefix + "disk-probe"
 func waitPut(ctx context.Context, cli *flaredb.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	for {
-		err := cli.Put(ctx, strongNS, []byte(probeKey), []byte("x"))
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
+	return framework.WaitForCtx(ctx, func() error {
+		if err := cli.Put(ctx, strongNS, []byte(probeKey), []byte("x")); err != nil {
 			return fmt.Errorf("put %s still failing: %w", probeKey, err)
-		case <-time.After(100 * time.Millisecond):
 		}
-	}
+		return nil
+	})
 }
 
 // waitDiskLow waits until PD (on control-plane node cp) shows store's
@@ -197,7 +192,7 @@ func waitPut(ctx context.Context, cli *flaredb.Client) error {
 func waitDiskLow(ctx context.Context, cp *framework.Node, store uint64, on bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	for {
+	return framework.WaitForCtx(ctx, func() error {
 		var st struct { // fresh each time: disk_low is omitted when false
 			Status struct {
 				DiskLow bool `json:"disk_low"`
@@ -207,12 +202,8 @@ func waitDiskLow(ctx context.Context, cp *framework.Node, store uint64, on bool)
 		if err == nil && st.Status.DiskLow == on {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("PD does not show store %d's disk_low = %v: %w (last error: %v)", store, on, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("PD does not show store %d's disk_low = %v (last error: %v)", store, on, err)
+	})
 }
 
 // waitNoSpace waits until member id's NOSPACE alarm is raised (on) or
@@ -221,19 +212,15 @@ func waitNoSpace(ctx context.Context, cli *clientv3.Client, id uint64, on bool) 
 	want := map[bool]string{true: "raised", false: "cleared"}[on]
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	for {
+	return framework.WaitForCtx(ctx, func() error {
 		al, err := cli.AlarmList(ctx)
 		if err == nil && slices.ContainsFunc(al.Alarms, func(a *etcdserverpb.AlarmMember) bool {
 			return a.MemberID == id && a.Alarm == etcdserverpb.AlarmType_NOSPACE
 		}) == on {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("NOSPACE alarm not %s: %w (last alarm list error: %v)", want, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("NOSPACE alarm not %s (last alarm list error: %v)", want, err)
+	})
 }
 
 // exited is an error naming every node or store whose disk was filled and

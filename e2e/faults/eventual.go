@@ -170,23 +170,23 @@ func checkConvergence(ctx context.Context, cp *framework.Node, stores []*framewo
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, convergeTimeout)
 	defer cancel()
-	var last []string
-	for {
-		views, err := readReplicas(ctx, cp, stores)
-		if err == nil {
-			last = divergence(views)
-			if len(last) == 0 {
-				return time.Since(begin), badValues(views, w)
-			}
-		} else {
+	var views map[uint64][]replicaView
+	var last []string // the divergence, or why the replicas could not be read
+	err := framework.WaitForCtx(ctx, func() error {
+		var err error
+		if views, err = readReplicas(ctx, cp, stores); err != nil {
 			last = []string{err.Error()}
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return time.Since(begin), append([]string{fmt.Sprintf("replicas did not converge within %v:", convergeTimeout)}, last...)
-		case <-time.After(200 * time.Millisecond):
+		if last = divergence(views); len(last) > 0 {
+			return errors.New("replicas differ")
 		}
+		return nil
+	})
+	if err != nil {
+		return time.Since(begin), append([]string{fmt.Sprintf("replicas did not converge within %v:", convergeTimeout)}, last...)
 	}
+	return time.Since(begin), badValues(views, w)
 }
 
 // divergence describes the regions whose replicas differ.

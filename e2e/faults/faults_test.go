@@ -104,10 +104,7 @@ func TestChainfireFaults(t *testing.T) {
 	if *runsFlag == 0 {
 		t.Skip("randomized runs only with -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
-	kinds, err := parseKinds(*faultsFlag)
-	if err == nil {
-		kinds, err = supported(kinds, chainfireKinds)
-	}
+	kinds, err := parseKinds(*faultsFlag, chainfireKinds)
 	if err != nil {
 		t.Fatalf("-faults: %v", err)
 	}
@@ -456,19 +453,18 @@ func restartAndRead(t *testing.T, c *framework.Cluster, h *history, keys []strin
 	final := map[string]string{}
 	for _, k := range keys {
 		in := input{Kind: opGet, Key: k}
-		for {
+		err := framework.WaitForCtx(ctx, func() error {
 			call := h.now()
 			out := do(ctx, in)
 			h.add(clients, in, call, out)
-			if !out.Unknown {
-				final[k] = out.Value
-				break
+			if out.Unknown {
+				return fmt.Errorf("final read of %s failed", k)
 			}
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("final read of %s failed until %w", k, ctx.Err())
-			case <-time.After(100 * time.Millisecond):
-			}
+			final[k] = out.Value
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return final, nil

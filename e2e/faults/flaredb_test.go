@@ -47,10 +47,7 @@ func TestFlareDBFaults(t *testing.T) {
 	if runs == 0 {
 		t.Skip("randomized runs only with -flaredb-runs N or -runs N (make test-faults RUNS=N); TestFaultsCI is the bounded subset")
 	}
-	kinds, err := parseKinds(*faultsFlag)
-	if err == nil {
-		kinds, err = supported(kinds, flaredbKinds)
-	}
+	kinds, err := parseKinds(*faultsFlag, flaredbKinds)
 	if err != nil {
 		t.Skipf("-faults: %v", err)
 	}
@@ -247,24 +244,25 @@ func TestFlareDBFollowerDiskFull(t *testing.T) {
 	// (every second here).
 	want := fmt.Sprintf("stores [%d]", follower.StoreID())
 	last := []byte("x") // waitPut's
-	for i := 0; ; i++ {
+	i := 0
+	err = framework.WaitForCtx(ctx, func() error {
 		pctx, cancel := context.WithTimeout(ctx, flaredbOpTimeout)
 		v := fmt.Appendf(nil, "y%d", i)
+		i++
 		err := cli.Put(pctx, strongNS, []byte(probeKey), v)
 		cancel()
 		if connect.CodeOf(err) == connect.CodeResourceExhausted && strings.Contains(err.Error(), want) {
 			t.Logf("put refused: %v", err)
-			break
+			return nil
 		}
 		if err != nil {
 			t.Fatalf("put while %s is short of disk space: %v, want success or ResourceExhausted naming %s", follower, err, want)
 		}
 		last = v
-		select {
-		case <-ctx.Done():
-			t.Fatalf("puts still accepted while %s is short of disk space", follower)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return fmt.Errorf("puts still accepted while %s is short of disk space", follower)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if v, found, err := cli.Get(ctx, strongNS, []byte(probeKey)); err != nil || !found || string(v) != string(last) {
 		t.Fatalf("get while a follower is short of disk space: %q %v %v, want the last acknowledged value %q", v, found, err, last)

@@ -4,6 +4,7 @@ package faults
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,6 +251,33 @@ func TestCoverGap(t *testing.T) {
 	} {
 		if err := coverGap(tc.rs); (err != nil) != tc.want {
 			t.Errorf("%v: coverGap = %v, want a gap %v", tc.rs, err, tc.want)
+		}
+	}
+}
+
+// TestParseKinds checks -faults parsing: "all" and lists keep only the
+// kinds of the store, an unknown name and a list of which nothing applies
+// are errors naming what was wrong.
+func TestParseKinds(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		of   []faultKind
+		want []faultKind
+		err  string // a part of the error; "" for none
+	}{
+		{"all", chainfireKinds, chainfireKinds, ""},
+		{"all", flaredbKinds, flaredbKinds, ""},
+		{"kill-leader,split-region", chainfireKinds, []faultKind{killLeader}, ""},
+		{"split-region,kill-leader", flaredbKinds, []faultKind{splitRegion, killLeader}, ""},
+		{"churn-follower", flaredbKinds, nil, "none of the faults [churn-follower] applies here"},
+		{"kill-leader,no-such", chainfireKinds, nil, `unknown fault "no-such"`},
+	} {
+		got, err := parseKinds(tc.s, tc.of)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseKinds(%q): error %v, want one containing %q", tc.s, err, tc.err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("parseKinds(%q) = %v, want %v", tc.s, got, tc.want)
 		}
 	}
 }

@@ -76,9 +76,11 @@ func supported(want, of []faultKind) ([]faultKind, error) {
 
 func (k faultKind) String() string { return faultNames[k] }
 
-// parseKinds parses a comma-separated list of fault names; "all" is every
-// kind.
-func parseKinds(s string) ([]faultKind, error) {
+// parseKinds parses a comma-separated list of fault names ("all" is every
+// kind) and keeps those in of (the kinds of one store's runs). Its error
+// names an unknown name, or says that none of the list is in of; whether
+// that fails or skips the test is the caller's choice.
+func parseKinds(s string, of []faultKind) ([]faultKind, error) {
 	var out []faultKind
 	for _, name := range strings.Split(s, ",") {
 		if name == "all" {
@@ -97,7 +99,7 @@ func parseKinds(s string) ([]faultKind, error) {
 			return nil, fmt.Errorf("unknown fault %q (known: all, %s)", name, strings.Join(faultNames[:], ", "))
 		}
 	}
-	return out, nil
+	return supported(out, of)
 }
 
 // needsNetwork reports whether k is a partition.
@@ -489,15 +491,11 @@ func churn(ctx context.Context, leader, follower *framework.Node, f fault) error
 	if err := follower.WaitReady(ctx); err != nil {
 		return err
 	}
-	for {
+	return framework.WaitForCtx(ctx, func() error {
 		st, err := follower.Status(ctx)
 		if err == nil && !st.IsLearner {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not promoted to voter after its re-add: %w (last status error: %v)", follower, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return fmt.Errorf("%s not promoted to voter after its re-add (last status error: %v)", follower, err)
+	})
 }

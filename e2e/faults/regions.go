@@ -5,6 +5,7 @@ package faults
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -123,20 +124,19 @@ func disableBalance(ctx context.Context, cp *framework.Node) error {
 // learns them from region heartbeats: a region just split or whose
 // leader just moved may have none for a moment).
 func ledRegions(ctx context.Context, cp *framework.Node) ([]pdRegion, error) {
-	for {
-		rs, err := pdRegions(ctx, cp)
-		if err != nil {
-			return nil, err
+	var rs []pdRegion
+	var listErr error // ends the wait: only a missing leader is waited out
+	err := framework.WaitForCtx(ctx, func() error {
+		rs, listErr = pdRegions(ctx, cp)
+		if listErr != nil || !slices.ContainsFunc(rs, func(r pdRegion) bool { return r.Leader == nil || r.Leader.StoreID == 0 }) {
+			return nil
 		}
-		if !slices.ContainsFunc(rs, func(r pdRegion) bool { return r.Leader == nil || r.Leader.StoreID == 0 }) {
-			return rs, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("PD knows no leader of some region (regions: %v): %w", rs, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return fmt.Errorf("PD knows no leader of some region (regions: %v)", rs)
+	})
+	if listErr != nil {
+		return nil, listErr
 	}
+	return rs, err
 }
 
 // leaderStore returns the index (into stores) of the store leading the
@@ -263,20 +263,20 @@ func (nm *nemesis) regionOp(ctx context.Context, cp *framework.Node, f fault, du
 	wctx, cancel := context.WithTimeout(ctx, regionOpTimeout)
 	defer cancel()
 	var last pdRegion
-	for {
-		if err := cp.PDGetJSON(wctx, fmt.Sprintf("/region/id/%d", r.ID), &last); err == nil && done(last) {
-			nm.t.Logf("operator done: %v", last)
-			return nil
+	err = framework.WaitForCtx(wctx, func() error {
+		if err := cp.PDGetJSON(wctx, fmt.Sprintf("/region/id/%d", r.ID), &last); err != nil || !done(last) {
+			return errors.New("operator not done")
 		}
-		select {
-		case <-wctx.Done():
-			// Cancel it, so that the next operator on the region is not
-			// refused; the error names the seed.
-			_, _, _ = cp.Do(ctx, http.MethodDelete, fmt.Sprintf("%s/operators/%d", framework.PDPrefix, r.ID), "")
-			return fmt.Errorf("operator %s not done after %v: %v", op, regionOpTimeout, last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		// Cancel it, so that the next operator on the region is not
+		// refused; the error names the seed.
+		_, _, _ = cp.Do(ctx, http.MethodDelete, fmt.Sprintf("%s/operators/%d", framework.PDPrefix, r.ID), "")
+		return fmt.Errorf("operator %s not done after %v: %v", op, regionOpTimeout, last)
 	}
+	nm.t.Logf("operator done: %v", last)
+	return nil
 }
 
 func runDuring(during func() error) error {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/centra-cloud/centra/e2e/framework"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -125,17 +126,17 @@ func (w *watcher) check(ctx context.Context, cli *clientv3.Client, stop func(), 
 	if len(resp.Kvs) > 0 {
 		last = resp.Kvs[0].ModRevision
 	}
-	for w.next() <= last {
-		select {
-		case <-ctx.Done():
-			stop()
-			<-done
-			return nil, fmt.Errorf("the watcher did not reach revision %d (at %d): %w", last, w.next()-1, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+	err = framework.WaitForCtx(ctx, func() error {
+		if at := w.next() - 1; at < last {
+			return fmt.Errorf("the watcher did not reach revision %d (at %d)", last, at)
 		}
-	}
+		return nil
+	})
 	stop()
 	<-done
+	if err != nil {
+		return nil, err
+	}
 	want, err := replay(ctx, cli, w.prefix, w.from, last)
 	if err != nil {
 		return nil, err

@@ -32,7 +32,9 @@
 //
 // Nothing here sleeps for a fixed time:
 // waits poll a condition with a short tick until a deadline (Eventually,
-// Node.WaitReady, Cluster.WaitLeader).
+// Node.WaitReady, Cluster.WaitLeader). WaitForCtx is that poll for a
+// caller's own condition, ending with its context; WaitFor and Eventually
+// are it under a timeout.
 //
 // The centra binary comes from the -centra-bin flag (make test-e2e passes
 // bin/centra) or, when it is empty, from `go build` in Main. Etcdctl is

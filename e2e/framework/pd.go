@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 )
 
 // PDPrefix is the path prefix of the placement driver's HTTP API (TiKV
@@ -119,10 +118,9 @@ const testSpaceRatios = `{"low-space-ratio": 0.99, "high-space-ratio": 0.98}`
 
 // relaxSpaceRatios sets testSpaceRatios through n's PD API, retrying while
 // PD is not ready yet (its leader loads its state after the election),
-// until ctx's deadline.
+// until ctx ends.
 func (n *Node) relaxSpaceRatios(ctx context.Context) error {
-	deadline, _ := ctx.Deadline()
-	return WaitFor(func() error {
+	return WaitForCtx(ctx, func() error {
 		code, body, err := n.Do(ctx, http.MethodPost, PDPrefix+"/config/schedule", testSpaceRatios)
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("status %d: %s", code, strings.TrimSpace(body))
@@ -131,7 +129,7 @@ func (n *Node) relaxSpaceRatios(ctx context.Context) error {
 			return fmt.Errorf("%s: POST %s/config/schedule %s: %w", n, PDPrefix, testSpaceRatios, err)
 		}
 		return nil
-	}, time.Until(deadline))
+	})
 }
 
 // PDGetJSON GETs PDPrefix+path and decodes a 200 answer into v.

@@ -122,11 +122,20 @@ func (g *Guard) Run(ctx context.Context, after func(err error)) {
 // process may still write (statfs f_bavail: root's reserved blocks do not
 // count).
 func Available(dir string) (uint64, error) {
+	_, available, err := Usage(dir)
+	return available, err
+}
+
+// Usage returns the size in bytes of dir's filesystem (statfs f_blocks)
+// and what Available returns, from one statfs: the store heartbeat
+// reports both to PD.
+func Usage(dir string) (capacity, available uint64, err error) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return st.Bavail * uint64(st.Bsize), nil //nolint:gosec // Bsize is a positive block size
+	bsize := uint64(st.Bsize) //nolint:gosec // Bsize is a positive block size
+	return st.Blocks * bsize, st.Bavail * bsize, nil
 }
 
 // LowSpaceError says that a write was refused because the data directory's

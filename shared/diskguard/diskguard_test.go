@@ -45,3 +45,17 @@ func TestGuardThresholdAndResume(t *testing.T) {
 		t.Fatal("a guard of a missing directory measured")
 	}
 }
+
+// TestUsage checks the statfs behind Available and the store heartbeat: a
+// filesystem's capacity is at least what is available, and a missing
+// directory is an error naming it.
+func TestUsage(t *testing.T) {
+	dir := t.TempDir()
+	capacity, available, err := Usage(dir)
+	if err != nil || available == 0 || capacity < available {
+		t.Fatalf("Usage(%s) = capacity %d, available %d, %v", dir, capacity, available, err)
+	}
+	if _, _, err := Usage(dir + "/missing"); err == nil || !strings.Contains(err.Error(), dir+"/missing") {
+		t.Fatalf("Usage of a missing directory: %v, want an error naming it", err)
+	}
+}
