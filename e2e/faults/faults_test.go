@@ -76,6 +76,9 @@ type result struct {
 	// detections are the times from each leader kill to the first
 	// survivor's election timeout (nemesis).
 	detections []time.Duration
+	// regionElections are the times after each kill of the store leading
+	// the most regions until all of them had a new leader (FlareDB).
+	regionElections []time.Duration
 	// k8s is the Kubernetes-like and lease-revoke traffic's checker.
 	k8s *k8sChecker
 	// byKind counts the faults injected by kind.
@@ -313,7 +316,7 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	wg.Go(func() { k8s.informer(ctx, clis[1%len(clis)], clients+1+k8sWriters, h) })
 	wg.Go(func() { k8s.revoker(ctx, clis[2%len(clis)]) })
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.elections, res.agreed, res.detections, res.byKind = n, nm.elections, nm.agreed, nm.detections, nm.injected
+	res.faults, res.elections, res.agreed, res.detections, res.regionElections, res.byKind = n, nm.elections, nm.agreed, nm.detections, nm.regionElections, nm.injected
 	wg.Wait()
 	if err == nil {
 		err = nm.disks.exited(c)
@@ -498,7 +501,7 @@ func summary(title string, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%s", title)
 	var ops, unknown, faults, violations, lost, harness, watchEvents, watchViol, leaseChecks, leaseViol, evWrites, evViol int
-	var elections, agreed, detections, converged, stalls []time.Duration
+	var elections, agreed, detections, regionElections, converged, stalls []time.Duration
 	var worst result
 	var byKind [numFaultKinds]int
 	var k8s k8sChecker
@@ -531,6 +534,7 @@ func summary(title string, results []result) string {
 		elections = append(elections, r.elections...)
 		agreed = append(agreed, r.agreed...)
 		detections = append(detections, r.detections...)
+		regionElections = append(regionElections, r.regionElections...)
 		if r.k8s != nil {
 			k8s.lists, k8s.pages, k8s.checks, k8s.revokes = k8s.lists+r.k8s.lists, k8s.pages+r.k8s.pages, k8s.checks+r.k8s.checks, k8s.revokes+r.k8s.revokes
 			k8s.problems = append(k8s.problems, r.k8s.problems...)
@@ -580,6 +584,10 @@ func summary(title string, results []result) string {
 	if len(elections) > 0 {
 		fmt.Fprintf(&b, "leader kills %d (raft.tick_interval_ms %d, election_ticks %d): first election timeout of a survivor %s; new leader elected (its log) %s; every node agrees (polled) %s\n",
 			len(elections), *tickFlag, *electionFlag, medianMax(detections), medianMax(elections), medianMax(agreed))
+	}
+	if len(regionElections) > 0 {
+		fmt.Fprintf(&b, "leader-store kills %d (raft.tick_interval_ms %d, election_ticks %d): every region the store led had a new leader (its log) after %s\n",
+			len(regionElections), *tickFlag, *electionFlag, medianMax(regionElections))
 	}
 	for s := range skipped {
 		fmt.Fprintf(&b, "NOT INJECTED (this machine): %s\n", s)

@@ -194,6 +194,10 @@ type nemesis struct {
 	// detections are the times from a leader's kill until a survivor's
 	// election timer fired (its "Election timeout" log line).
 	detections []time.Duration
+	// regionElections are, for each kill of the store leading the most
+	// regions (FlareDB), the time until every region it led had logged a
+	// new leader.
+	regionElections []time.Duration
 	// injected counts the faults injected by kind.
 	injected [numFaultKinds]int
 	// nothingToSplit counts the split-region faults that found no region
@@ -249,11 +253,17 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 	target := targets[pick]
 	switch f.Kind {
 	case killLeader, killRandom:
+		led := leadership(target.CurrentLog())
 		if err := target.Kill(); err != nil {
 			return err
 		}
-		if f.Kind == killLeader && nm.leader == nil { // the control plane's leader
+		switch {
+		case f.Kind == killLeader && nm.leader == nil: // the control plane's leader
 			if err := nm.timeElection(rctx, target); err != nil {
+				return err
+			}
+		case f.Kind == killLeader:
+			if err := nm.timeRegionElections(rctx, target, led); err != nil {
 				return err
 			}
 		}
@@ -352,6 +362,91 @@ func (nm *nemesis) timeElection(ctx context.Context, old *framework.Node) error 
 	nm.t.Logf("after killing leader %s: first election timeout %v later, %s elected %v later (agreed after %v)", old,
 		detected.Sub(begin).Round(time.Millisecond), nm.c.Node(i), elected.Sub(begin).Round(time.Millisecond), agreed.Round(time.Millisecond))
 	return nil
+}
+
+// timeRegionElections waits until every region in led (the shards the
+// killed store old led, by its log) has a leader that logged its election
+// after the kill, on a store still running, and records how long the last
+// of them took.
+func (nm *nemesis) timeRegionElections(ctx context.Context, old *framework.Node, led map[uint64]uint64) error {
+	begin := time.Now()
+	if len(led) == 0 {
+		nm.t.Logf("killed store %s led no region by its log: no election to time", old)
+		return nil
+	}
+	// Only what the survivors log from now on is parsed, every poll.
+	from := map[*framework.Node]int{}
+	for _, n := range nm.targets {
+		if n != old && n.Running() {
+			from[n] = len(n.CurrentLog())
+		}
+	}
+	var last time.Time
+	err := framework.WaitForCtx(ctx, func() error {
+		elected := map[uint64]time.Time{}
+		for n, off := range from {
+			log := n.CurrentLog()
+			for _, l := range leaderLines(log[min(off, len(log)):]) {
+				if _, ok := elected[l.Shard]; !ok && l.Replica == l.Leader {
+					elected[l.Shard] = l.Time
+				}
+			}
+		}
+		last = begin
+		for shard := range led {
+			t, ok := elected[shard]
+			if !ok {
+				return fmt.Errorf("region %d, led by the killed store %s, has no new leader yet", shard, old)
+			}
+			if t.After(last) {
+				last = t
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	nm.regionElections = append(nm.regionElections, last.Sub(begin))
+	nm.t.Logf("after killing store %s, leader of %d regions: the last of them elected a new leader %v later", old, len(led), last.Sub(begin).Round(time.Millisecond))
+	return nil
+}
+
+// leaderLine is a replica's "Leader elected" log line.
+type leaderLine struct {
+	Time    time.Time `json:"time"`
+	Shard   uint64    `json:"shard_id"`
+	Replica uint64    `json:"replica_id"`
+	Leader  uint64    `json:"leader_id"`
+}
+
+// leaderLines returns the "Leader elected" lines of a node's JSON log, in
+// log order.
+func leaderLines(log string) []leaderLine {
+	var out []leaderLine
+	for _, line := range strings.Split(log, "\n") {
+		var l leaderLine
+		if strings.Contains(line, `"msg":"Leader elected`) && json.Unmarshal([]byte(line), &l) == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// leadership returns the shards whose leader a node last logged to be
+// itself, each with its replica ID there: what it led when the log ends.
+func leadership(log string) map[uint64]uint64 {
+	last := map[uint64]leaderLine{}
+	for _, l := range leaderLines(log) {
+		last[l.Shard] = l
+	}
+	led := map[uint64]uint64{}
+	for shard, l := range last {
+		if l.Replica == l.Leader {
+			led[shard] = l.Replica
+		}
+	}
+	return led
 }
 
 // logTimes returns the times of the lines of a node's JSON log whose
