@@ -73,8 +73,12 @@
 // bounds and limit. Its faults (-faults picks among them):
 //
 //   - kill-leader, pause-leader (the store leading the most regions, by PD),
-//     kill-random, pause-random of a store; the regions' re-election shows
-//     in the longest stretch without an answered operation;
+//     kill-random, pause-random of a store; after a leader-store kill the
+//     time until every region the store led (by its own last "Leader
+//     elected" lines) has a new leader that logged its election is
+//     measured and its median and maximum reported; the regions'
+//     re-election also shows in the longest stretch without an answered
+//     operation;
 //   - disk-full of a random store (leader or follower), on the same
 //     tmpfs per process as Chainfire's (the stores' after the nodes'):
 //     the store must report disk_low to PD, PD shows it, the leaders of

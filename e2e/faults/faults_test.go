@@ -316,7 +316,7 @@ func chainfireRun(t *testing.T, cfg runConfig) result {
 	wg.Go(func() { k8s.informer(ctx, clis[1%len(clis)], clients+1+k8sWriters, h) })
 	wg.Go(func() { k8s.revoker(ctx, clis[2%len(clis)]) })
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.elections, res.agreed, res.detections, res.regionElections, res.byKind = n, nm.elections, nm.agreed, nm.detections, nm.regionElections, nm.injected
+	res.faults, res.elections, res.agreed, res.detections, res.byKind = n, nm.elections, nm.agreed, nm.detections, nm.injected
 	wg.Wait()
 	if err == nil {
 		err = nm.disks.exited(c)

@@ -96,7 +96,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 		wg.Go(func() { ew.run(ctx, ecli, k) })
 	}
 	n, err := nm.run(ctx, h.start, sched)
-	res.faults, res.byKind, res.nothingToSplit = n, nm.injected, nm.nothingToSplit
+	res.faults, res.byKind, res.nothingToSplit, res.regionElections = n, nm.injected, nm.nothingToSplit, nm.regionElections
 	wg.Wait()
 	var stallAt time.Duration
 	res.stall, stallAt = longestStall(h.operations())
