@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,4 +439,69 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name, op string) uin
 		}
 	}
 	return 0
+}
+
+// TestDeposedLeaderWriteAnswersAfterHeal is the regression test for a
+// write held by a leader that was cut off and deposed: the new leader
+// never had the entry, dragonboat never reports it dropped, and the write
+// used to wait for its deadline once the old leader heard the new one
+// before its no-leader limit (a 5 s stall in the fault suite's
+// isolate-leader). It must now fail with ErrTimeout (outcome unknown) two
+// election timeouts after a leader is known again.
+func TestDeposedLeaderWriteAnswersAfterHeal(t *testing.T) {
+	var isolated atomic.Value // raft address of the node cut off, or ""
+	isolated.Store("")
+	c := newCluster(t, func(cfg *Config) {
+		self := cfg.RaftAddress
+		cfg.cut = func(target string) bool {
+			iso := isolated.Load().(string)
+			return iso != "" && (self == iso || target == iso)
+		}
+	})
+	c.bootstrap(3)
+	leaderID, term := c.waitLeader()
+	old := c.members[leaderID]
+	c.propose(old, "before", "cut")
+
+	isolated.Store(old.addr)
+	began := time.Now()
+	type outcome struct {
+		err  error
+		took time.Duration
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		_, err := old.node.Propose(testCtx(t, 30*time.Second), testShard, []byte("during=cut"))
+		done <- outcome{err, time.Since(began)}
+	}()
+	// Heal as soon as the majority elected: the old leader then hears the
+	// new one well within its no-leader limit.
+	eventually(t, 10*time.Second, "a new leader among the majority", func() bool {
+		for _, m := range c.members {
+			if m == old {
+				continue
+			}
+			if id, tm, ok := m.node.Leader(testShard); ok && id != leaderID && tm > term {
+				return true
+			}
+		}
+		return false
+	})
+	isolated.Store("")
+	select {
+	case o := <-done:
+		if !errors.Is(o.err, ErrTimeout) || errors.Is(o.err, ErrNoLeader) {
+			t.Fatalf("write at the deposed leader: %v, want ErrTimeout (outcome unknown) with a leader known", o.err)
+		}
+		if o.took > 10*time.Second {
+			t.Fatalf("write at the deposed leader answered after %v; want about two election timeouts after the heal, far before its 30 s deadline", o.took)
+		}
+		t.Logf("write at the deposed leader answered after %v: %v", o.took.Round(time.Millisecond), o.err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("write at the deposed leader not answered 20 s after the cut (its deadline is 30 s)")
+	}
+	// The entry was never replicated: the new leader's log wins.
+	if v, err := c.members[c.followerOf(leaderID).id].node.StaleRead(testShard, "during"); err == nil && v == "cut" {
+		t.Fatal("the cut-off leader's write was applied by the majority")
+	}
 }

@@ -98,6 +98,10 @@ type Config struct {
 	// Registerer, when set, receives the Node's metrics (raftnode_*). Use the
 	// per-process registry, never the global one.
 	Registerer prometheus.Registerer
+
+	// cut, set by tests only, drops the raft message batches this node
+	// sends to a target it returns true for, as a partition would.
+	cut func(target string) bool
 }
 
 // withDefaults returns cfg with the zero numeric fields filled in.

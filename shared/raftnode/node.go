@@ -75,6 +75,9 @@ type shardState struct {
 	// instead of polling the leader.
 	noLeaderMu sync.Mutex
 	noLeader   chan struct{}
+	// changed is closed at the next leader event (under noLeaderMu) and
+	// replaced: a write in flight learns of a leader change from it.
+	changed chan struct{}
 }
 
 // closedChan is a closed channel.
@@ -92,10 +95,19 @@ func (st *shardState) leaderLost() <-chan struct{} {
 	return st.noLeader
 }
 
+// leaderChanged returns a channel that is closed at the next leader event.
+func (st *shardState) leaderChanged() <-chan struct{} {
+	st.noLeaderMu.Lock()
+	defer st.noLeaderMu.Unlock()
+	return st.changed
+}
+
 // setLeaderKnown records a leader event.
 func (st *shardState) setLeaderKnown(known bool) {
 	st.noLeaderMu.Lock()
 	defer st.noLeaderMu.Unlock()
+	close(st.changed)
+	st.changed = make(chan struct{})
 	closed := st.noLeader == closedChan
 	switch {
 	case known && closed:
@@ -159,7 +171,7 @@ func (n *Node) Start() error {
 	listener := nodeListener{n: n}
 	nhc.RaftEventListener = listener
 	nhc.SystemEventListener = listener
-	nhc.Expert.TransportFactory = transportFactory{redialled: func(target string) {
+	nhc.Expert.TransportFactory = transportFactory{timeout: time.Second + n.electionTimeout, cut: n.cfg.cut, redialled: func(target string) {
 		n.metrics.redials.Inc()
 		n.log.Info("Raft connection was closed by the peer (restarted or stopped); dialled it again before sending", "target", target)
 	}}
@@ -275,6 +287,7 @@ func (n *Node) shard(shardID uint64) *shardState {
 		configSem: make(chan struct{}, 1),
 		querySem:  make(chan struct{}, 1),
 		noLeader:  closedChan,
+		changed:   make(chan struct{}),
 	})
 	return v.(*shardState)
 }

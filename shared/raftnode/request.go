@@ -58,10 +58,11 @@ func (n *Node) do(ctx context.Context, r request) (*dragonboat.RequestState, dra
 		if r.attempt > 0 {
 			timeout = min(timeout, r.attempt)
 		}
+		changed := n.shard(r.shardID).leaderChanged()
 		rs, err := r.start(nh, timeout)
 		switch {
 		case err == nil:
-			res, err := n.await(ctx, w, r, rs)
+			res, err := n.await(ctx, w, r, rs, changed)
 			if err != nil {
 				return nil, none, err
 			}
@@ -138,21 +139,28 @@ func (n *Node) waitLeader(ctx context.Context, w *leaderWatch, r request) error 
 	}
 }
 
-// await waits for rs's result, giving up when the context ends or the shard
-// loses its leader for longer than w.limit. While the shard has a leader it
-// only waits (no timer): polling starts when a leader event says the leader
-// is gone.
-func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonboat.RequestState) (dragonboat.RequestResult, error) {
+// await waits for rs's result, giving up when the context ends, when the
+// shard loses its leader for longer than w.limit, or, for a write, when
+// w.limit passed since a leader was known again without the write applied.
+// While the shard keeps its leader it only waits (no timer): polling starts
+// when a leader event says the leader is gone, or (for a write) at the
+// first leader event after the submission, changed.
+func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonboat.RequestState, changed <-chan struct{}) (dragonboat.RequestResult, error) {
 	var none dragonboat.RequestResult
+	if !r.write {
+		changed = nil // a read is bounded per attempt instead
+	}
 	select {
 	case res := <-rs.ResultC():
 		return res, nil
 	case <-ctx.Done():
 		return none, inFlightCtxError(ctx, r)
 	case <-n.shard(r.shardID).leaderLost():
+	case <-changed:
 	}
 	t := time.NewTicker(n.tick)
 	defer t.Stop()
+	var regained time.Time // when a leader was known again
 	for {
 		select {
 		case res := <-rs.ResultC():
@@ -160,18 +168,35 @@ func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonb
 		case <-ctx.Done():
 			return none, inFlightCtxError(ctx, r)
 		case <-t.C:
-			// A shard stopped meanwhile terminates rs; that result arrives
-			// on ResultC, so a poll error is not final here.
-			known, lostFor, err := w.poll()
-			if err != nil || known || lostFor < w.limit {
-				continue
+		}
+		// A shard stopped meanwhile terminates rs; that result arrives on
+		// ResultC, so a poll error is not final here.
+		known, lostFor, err := w.poll()
+		switch {
+		case err != nil:
+		case known && r.write:
+			// The leader changed since the submission. The new leader
+			// either has the entry (it commits, and the result follows
+			// as this replica applies it) or dropped it, which
+			// dragonboat never reports: a deposed leader's proposal
+			// would wait for its deadline. Give the apply w.limit, then
+			// call the outcome unknown.
+			if regained.IsZero() {
+				regained = time.Now()
 			}
-			if r.write {
-				return none, fmt.Errorf("%w: shard %d had no known leader for %v while the %s was in flight; outcome unknown, it may still commit: %w",
-					ErrNoLeader, r.shardID, lostFor.Round(time.Millisecond), r.what, ErrTimeout)
+			if since := time.Since(regained); since >= w.limit {
+				return none, fmt.Errorf("shard %d changed leader, and the %s in flight here was not applied %v after a leader was known; outcome unknown, it may still commit: %w",
+					r.shardID, r.what, since.Round(time.Millisecond), ErrTimeout)
 			}
+		case known:
+		case lostFor >= w.limit && r.write:
+			return none, fmt.Errorf("%w: shard %d had no known leader for %v while the %s was in flight; outcome unknown, it may still commit: %w",
+				ErrNoLeader, r.shardID, lostFor.Round(time.Millisecond), r.what, ErrTimeout)
+		case lostFor >= w.limit:
 			return none, fmt.Errorf("%w: shard %d had no known leader for %v; the %s was abandoned (is a quorum of replicas running and reachable?)",
 				ErrNoLeader, r.shardID, lostFor.Round(time.Millisecond), r.what)
+		default:
+			regained = time.Time{}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -50,7 +51,6 @@ func tcpSendMessageBatch(c *tcpConnection, batch pb.MessageBatch) error
 
 const (
 	// Same values as dragonboat's TCP transport.
-	transportDialTimeout      = 15 * time.Second
 	transportHandshakeTimeout = 10 * time.Second
 	transportKeepAlive        = 10 * time.Second
 	// transportWriteBuffer holds one typical message batch; bigger ones
@@ -60,14 +60,23 @@ const (
 
 // transportFactory is set as NodeHostConfig.Expert.TransportFactory.
 type transportFactory struct {
+	// timeout bounds a dial and how long sent data may go unacknowledged
+	// before the connection is dropped (TCP_USER_TIMEOUT). etcd's peer
+	// dial timeout is 1 s plus the election timeout; dragonboat's is
+	// 15 s, and its connections wait out TCP's retransmission backoff:
+	// after a partition of a few seconds heals, the next retransmission
+	// can be seconds away, and the healed node hears nothing until then.
+	timeout time.Duration
 	// redialled is called after a message connection to target was
 	// dialled again because the peer had closed the old one.
 	redialled func(target string)
+	// cut is Config.cut (tests).
+	cut func(target string) bool
 }
 
 // Create implements config.TransportFactory.
 func (f transportFactory) Create(nhc config.NodeHostConfig, h raftio.MessageHandler, ch raftio.ChunkHandler) raftio.ITransport {
-	return &transport{ITransport: newTCPTransport(nhc, h, ch), nhc: nhc, redialled: f.redialled}
+	return &transport{ITransport: newTCPTransport(nhc, h, ch), nhc: nhc, timeout: f.timeout, redialled: f.redialled, cut: f.cut}
 }
 
 // Validate implements config.TransportFactory: addresses are host:port, as
@@ -78,7 +87,9 @@ func (transportFactory) Validate(addr string) bool { return config.IsValidAddres
 type transport struct {
 	raftio.ITransport
 	nhc       config.NodeHostConfig
+	timeout   time.Duration
 	redialled func(target string)
+	cut       func(target string) bool
 }
 
 // GetConnection dials target for raft messages.
@@ -91,17 +102,18 @@ func (t *transport) GetConnection(ctx context.Context, target string) (raftio.IC
 }
 
 // dial opens a TCP (or TLS) connection to target with dragonboat's socket
-// options: keepalive, and linger 0 so that a close resets the connection.
+// options (keepalive, and linger 0 so that a close resets the connection)
+// and the user timeout.
 func (t *transport) dial(ctx context.Context, target string) (net.Conn, error) {
-	d := net.Dialer{Timeout: transportDialTimeout, KeepAlive: transportKeepAlive}
+	d := net.Dialer{Timeout: t.timeout, KeepAlive: transportKeepAlive}
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
-		if err := tc.SetLinger(0); err != nil {
+		if err := errors.Join(tc.SetLinger(0), setUserTimeout(tc, t.timeout)); err != nil {
 			conn.Close()
-			return nil, err
+			return nil, fmt.Errorf("raft connection to %s: socket options: %w", target, err)
 		}
 	}
 	tlsConfig, err := t.nhc.GetClientTLSConfig(target)
@@ -145,6 +157,9 @@ func (c *messageConn) dial() error {
 // SendMessageBatch writes batch in one call, on a new connection if the
 // peer has closed the current one.
 func (c *messageConn) SendMessageBatch(batch pb.MessageBatch) error {
+	if c.t.cut != nil && c.t.cut(c.target) {
+		return nil
+	}
 	if c.w.closedByPeer() {
 		c.w.Close()
 		if err := c.dial(); err != nil {

@@ -62,7 +62,7 @@ func TestTransportRedialsAfterPeerRestart(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			peerCfg, senderCfg := transportConfigs(t, withTLS)
 			var redials atomic.Int64
-			sender := transportFactory{redialled: func(string) { redials.Add(1) }}.Create(senderCfg, nil, nil)
+			sender := transportFactory{timeout: time.Second, redialled: func(string) { redials.Add(1) }}.Create(senderCfg, nil, nil)
 			p := startPeer(t, peerCfg)
 			conn, err := sender.GetConnection(context.Background(), peerCfg.RaftAddress)
 			if err != nil {
