@@ -97,16 +97,17 @@
 //     what it holds in flight stalls them: it answers only once it
 //     stepped down (CheckQuorum, one to two election timeouts) and then
 //     had no known leader for two election timeouts more (raftnode's
-//     limit, ErrNoLeader; the client then finds the new leader). That is
-//     3-4 election timeouts without an answered operation: with 10 ticks
-//     (1-2 s) 3 to ~5 s, capped by the suite's 5 s request timeout (seeds
-//     701, 1000, 2009 of the last session); with the default of 6 ticks
-//     ~1.8-2.4 s (seed 701: 2.36 s, ending before the heal). Answering
-//     sooner would turn writes a new leader still commits into unknown
-//     outcomes; it is left as is (see flaredb/DESIGN.md, "KV API"). Not
-//     explained yet: seed 2009 (isolate-leader only, 6 ticks) stalled
-//     3.68 s from t=1.2 s, 1.7 s past the heal, and seed 1000 3.47 s from
-//     the traffic's start over the first fault at t=1 s;
+//     limit, ErrNoLeader; the client then finds the new leader), or, when
+//     the partition heals first, two election timeouts after it hears the
+//     new leader (raftnode's bound on a write in flight across a leader
+//     change). That is 3-4 election timeouts without an answered
+//     operation: ~1.8-2.4 s at the default of 6 ticks. Answering sooner
+//     would turn writes a new leader still commits into unknown outcomes;
+//     it is left as is (see flaredb/DESIGN.md, "KV API"). Before that
+//     bound, a write held by the deposed leader waited for the suite's 5 s
+//     request timeout whenever it heard the new leader in time (seeds
+//     20261535: 5.01 s, now 2.47 s; 20261540: 4.95 s, now 1.60 s; very
+//     likely also the older unexplained seeds 1000 and 2009);
 //   - PD's admin operators through its HTTP API (POST
 //     /pd/api/v1/operators) on a region picked by the seed: split-region
 //     (policy scan: where the data halves) of the region with the most
