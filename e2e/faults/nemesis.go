@@ -368,7 +368,7 @@ func (nm *nemesis) timeElection(ctx context.Context, old *framework.Node) error 
 // killed store old led, by its log) has a leader that logged its election
 // after the kill, on a store still running, and records how long the last
 // of them took.
-func (nm *nemesis) timeRegionElections(ctx context.Context, old *framework.Node, led map[uint64]uint64) error {
+func (nm *nemesis) timeRegionElections(ctx context.Context, old *framework.Node, led []uint64) error {
 	begin := time.Now()
 	if len(led) == 0 {
 		nm.t.Logf("killed store %s led no region by its log: no election to time", old)
@@ -393,7 +393,7 @@ func (nm *nemesis) timeRegionElections(ctx context.Context, old *framework.Node,
 			}
 		}
 		last = begin
-		for shard := range led {
+		for _, shard := range led {
 			t, ok := elected[shard]
 			if !ok {
 				return fmt.Errorf("region %d, led by the killed store %s, has no new leader yet", shard, old)
@@ -422,28 +422,19 @@ type leaderLine struct {
 
 // leaderLines returns the "Leader elected" lines of a node's JSON log, in
 // log order.
-func leaderLines(log string) []leaderLine {
-	var out []leaderLine
-	for _, line := range strings.Split(log, "\n") {
-		var l leaderLine
-		if strings.Contains(line, `"msg":"Leader elected`) && json.Unmarshal([]byte(line), &l) == nil {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func leaderLines(log string) []leaderLine { return logRecords[leaderLine](log, "Leader elected") }
 
 // leadership returns the shards whose leader a node last logged to be
-// itself, each with its replica ID there: what it led when the log ends.
-func leadership(log string) map[uint64]uint64 {
+// itself: what it led when the log ends.
+func leadership(log string) []uint64 {
 	last := map[uint64]leaderLine{}
 	for _, l := range leaderLines(log) {
 		last[l.Shard] = l
 	}
-	led := map[uint64]uint64{}
+	var led []uint64
 	for shard, l := range last {
 		if l.Replica == l.Leader {
-			led[shard] = l.Replica
+			led = append(led, shard)
 		}
 	}
 	return led
@@ -453,15 +444,22 @@ func leadership(log string) map[uint64]uint64 {
 // message starts with msg, in log order.
 func logTimes(log, msg string) []time.Time {
 	var out []time.Time
+	for _, rec := range logRecords[struct {
+		Time time.Time `json:"time"`
+	}](log, msg) {
+		out = append(out, rec.Time)
+	}
+	return out
+}
+
+// logRecords decodes the lines of a node's JSON log whose message starts
+// with msg, in log order.
+func logRecords[T any](log, msg string) []T {
+	var out []T
 	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, `"msg":"`+msg) {
-			continue
-		}
-		var rec struct {
-			Time time.Time `json:"time"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil {
-			out = append(out, rec.Time)
+		var rec T
+		if strings.Contains(line, `"msg":"`+msg) && json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, rec)
 		}
 	}
 	return out
