@@ -76,7 +76,7 @@ type transportFactory struct {
 
 // Create implements config.TransportFactory.
 func (f transportFactory) Create(nhc config.NodeHostConfig, h raftio.MessageHandler, ch raftio.ChunkHandler) raftio.ITransport {
-	return &transport{ITransport: newTCPTransport(nhc, h, ch), nhc: nhc, timeout: f.timeout, redialled: f.redialled, cut: f.cut}
+	return &transport{ITransport: newTCPTransport(nhc, h, ch), nhc: nhc, f: f}
 }
 
 // Validate implements config.TransportFactory: addresses are host:port, as
@@ -86,10 +86,8 @@ func (transportFactory) Validate(addr string) bool { return config.IsValidAddres
 // transport is dragonboat's TCP transport except for GetConnection.
 type transport struct {
 	raftio.ITransport
-	nhc       config.NodeHostConfig
-	timeout   time.Duration
-	redialled func(target string)
-	cut       func(target string) bool
+	nhc config.NodeHostConfig
+	f   transportFactory
 }
 
 // GetConnection dials target for raft messages.
@@ -105,13 +103,13 @@ func (t *transport) GetConnection(ctx context.Context, target string) (raftio.IC
 // options (keepalive, and linger 0 so that a close resets the connection)
 // and the user timeout.
 func (t *transport) dial(ctx context.Context, target string) (net.Conn, error) {
-	d := net.Dialer{Timeout: t.timeout, KeepAlive: transportKeepAlive}
+	d := net.Dialer{Timeout: t.f.timeout, KeepAlive: transportKeepAlive}
 	conn, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return nil, err
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
-		if err := errors.Join(tc.SetLinger(0), setUserTimeout(tc, t.timeout)); err != nil {
+		if err := errors.Join(tc.SetLinger(0), setUserTimeout(tc, t.f.timeout)); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("raft connection to %s: socket options: %w", target, err)
 		}
@@ -157,7 +155,7 @@ func (c *messageConn) dial() error {
 // SendMessageBatch writes batch in one call, on a new connection if the
 // peer has closed the current one.
 func (c *messageConn) SendMessageBatch(batch pb.MessageBatch) error {
-	if c.t.cut != nil && c.t.cut(c.target) {
+	if c.t.f.cut != nil && c.t.f.cut(c.target) {
 		return nil
 	}
 	if c.w.closedByPeer() {
@@ -165,7 +163,7 @@ func (c *messageConn) SendMessageBatch(batch pb.MessageBatch) error {
 		if err := c.dial(); err != nil {
 			return err
 		}
-		c.t.redialled(c.target)
+		c.t.f.redialled(c.target)
 	}
 	if err := tcpSendMessageBatch(c.tc, batch); err != nil {
 		return err
