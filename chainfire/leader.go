@@ -69,11 +69,8 @@ func (s *Server) monitorLeader(ctx context.Context) {
 	election := s.cfg.ElectionTimeout
 	var since time.Time // when the member last had a leader
 	loop.Every(ctx, election/4, func(now time.Time) {
-		if s.HasLeader() {
+		if s.leaderKnown() {
 			since = time.Time{}
-			if s.leader.set(false) {
-				s.log.Info("The metadata shard has a leader again; require-leader requests are served")
-			}
 			return
 		}
 		if since.IsZero() {
@@ -84,6 +81,20 @@ func (s *Server) monitorLeader(ctx context.Context) {
 				"leaderless_for", now.Sub(since).Round(time.Millisecond))
 		}
 	})
+}
+
+// leaderKnown reports whether the member has a leader and, if it has,
+// withdraws a leaderless verdict at once: the monitor polls only every
+// quarter election timeout, and a require-leader stream opened in between
+// must not be cancelled by a verdict already outdated.
+func (s *Server) leaderKnown() bool {
+	if !s.HasLeader() {
+		return false
+	}
+	if s.leader.set(false) {
+		s.log.Info("The metadata shard has a leader again; require-leader requests are served")
+	}
+	return true
 }
 
 // leaderInterceptor enforces require-leader on every service: a unary call
@@ -110,7 +121,7 @@ func (i leaderInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFun
 		if !requiresLeader(conn.RequestHeader()) {
 			return next(ctx, conn)
 		}
-		if !i.s.HasLeader() {
+		if !i.s.leaderKnown() {
 			return toConnectError(ErrNoLeader)
 		}
 		ctx, cancel := context.WithCancelCause(ctx)
