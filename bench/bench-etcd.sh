@@ -211,7 +211,20 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # --- one run ----------------------------------------------------------------
 
-# run_case SYSTEM CASE REP: prints "reqs p50ms p99ms cpu_us rss_mib".
+# children_seconds: sets CHILD_S to the CPU seconds (user+sys) of this
+# shell's waited-for children, from the times builtin. Call it directly,
+# not in $(...): a subshell's children are its own.
+children_seconds() {
+	times >"$WORK/times"
+	CHILD_S=$(awk 'NR == 2 {
+		s = 0
+		for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
+		printf "%.3f", s
+	}' "$WORK/times")
+}
+
+# run_case SYSTEM CASE REP: prints "reqs p50ms p99ms cpu_us rss_mib
+# client_cpu_us": leader CPU and the load generator's CPU per request.
 run_case() {
 	local sys=$1 spec=$2 rep=$3
 	local name nodes total args target
@@ -238,16 +251,19 @@ run_case() {
 		curl -s -o "$PROFILE/$name-$rep.pprof" "http://${ENDPOINTS[li]}/debug/pprof/profile?seconds=10" &
 		prof_pid=$!
 	fi
-	local t0 t1 out
+	local t0 t1 out c0
+	children_seconds
+	c0=$CHILD_S
 	t0=$(cpu_ticks "$lpid")
 	# shellcheck disable=SC2086 # args are word lists
 	out=$("$BENCH_TOOL" --endpoints="$eps" --total="$total" $args $extra 2>&1) || {
 		log "$sys $name failed: $out"
 		stop_cluster
-		echo "0 0 0 0 0"
+		echo "0 0 0 0 0 0"
 		return
 	}
 	t1=$(cpu_ticks "$lpid")
+	children_seconds
 	local rss
 	rss=$(rss_mib "$lpid")
 	[[ -n $prof_pid ]] && wait "$prof_pid"
@@ -258,7 +274,9 @@ run_case() {
 	p99=$(awk '/ 99% in / {printf "%.2f", $3 * 1000}' <<<"$out")
 	local cpu
 	cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$total" 'BEGIN {printf "%d", d * 1e6 / hz / n}')
-	echo "${reqs:-0} ${p50:-0} ${p99:-0} $cpu ${rss:-0}"
+	local client
+	client=$(awk -v a="$c0" -v b="$CHILD_S" -v n="$total" 'BEGIN {printf "%d", (b - a) * 1e6 / n}')
+	echo "${reqs:-0} ${p50:-0} ${p99:-0} $cpu ${rss:-0} $client"
 }
 
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
@@ -282,7 +300,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		for sys in etcd centra; do
 			log "rep $rep/$REPS $name $sys"
 			r=$(run_case "$sys" "$spec" "$rep")
-			log "  $sys $name: req/s p50ms p99ms cpu_us/req rss_mib = $r"
+			log "  $sys $name: req/s p50ms p99ms cpu_us/req rss_mib client_cpu_us/req = $r"
 			echo "$name $sys $r" >>"$RESULTS"
 		done
 	done
@@ -292,19 +310,19 @@ cpus=$(nproc)
 model=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 echo "Machine: $cpus CPUs ($model), $(uname -r); etcd $(etcd --version | awk '/etcd Version/ {print $3}'), centra $("$CENTRA_BIN" version 2>/dev/null | head -1 || echo '?'); REPS=$REPS SCALE=$SCALE; medians."
 echo
-echo "| case | etcd req/s | centra req/s | ratio | p50 ms etcd / centra | p99 ms etcd / centra | leader CPU µs/req etcd / centra | leader RSS MiB etcd / centra |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| case | etcd req/s | centra req/s | ratio | p50 ms etcd / centra | p99 ms etcd / centra | leader CPU µs/req etcd / centra | leader RSS MiB etcd / centra | client CPU µs/req etcd / centra |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for spec in "${selected[@]}"; do
 	name=${spec%%|*}
 	declare -A m=()
 	for sys in etcd centra; do
-		for col in 3 4 5 6 7; do
+		for col in 3 4 5 6 7 8; do
 			m[$sys$col]=$(awk -v n="$name" -v s="$sys" -v c="$col" '$1 == n && $2 == s {print $c}' "$RESULTS" | median)
 		done
 	done
 	ratio=$(awk -v a="${m[etcd3]}" -v b="${m[centra3]}" 'BEGIN {if (a > 0) printf "%.2f", b / a; else print "-"}')
-	printf '| %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s / %s | %s / %s |\n' "$name" \
+	printf '| %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s |\n' "$name" \
 		"${m[etcd3]}" "${m[centra3]}" "$ratio" "${m[etcd4]}" "${m[centra4]}" "${m[etcd5]}" "${m[centra5]}" \
-		"${m[etcd6]}" "${m[centra6]}" "${m[etcd7]}" "${m[centra7]}"
+		"${m[etcd6]}" "${m[centra6]}" "${m[etcd7]}" "${m[centra7]}" "${m[etcd8]}" "${m[centra8]}"
 	unset m
 done
