@@ -98,13 +98,15 @@
 //     stepped down (CheckQuorum, one to two election timeouts) and then
 //     had no known leader for two election timeouts more (raftnode's
 //     limit, ErrNoLeader; the client then finds the new leader), or, when
-//     the partition heals first, two election timeouts after it hears the
-//     new leader (raftnode's bound on a write in flight across a leader
-//     change). That is 3-4 election timeouts without an answered
-//     operation: ~1.8-2.4 s at the default of 6 ticks, and up to the hold
-//     plus two election timeouts when the heal comes just before the
-//     no-leader limit (seed 1000 replayed: 2.05 s isolation, 3.42 s
-//     stall; another replay 2.30 s). Answering sooner
+//     the partition heals first, two election timeouts after its first
+//     leader event and at least half of one after it hears the new leader
+//     (raftnode's bound on a write in flight across a leader change).
+//     That is 3-4 election timeouts without an answered operation:
+//     ~1.8-2.4 s at the default of 6 ticks. When the heal came just
+//     before the no-leader limit, the first version of that bound (two
+//     election timeouts after hearing the new leader) stalled for the
+//     hold plus two election timeouts: seed 1000 (2.05 s isolation) 3.42 s,
+//     2.60 s since raftnode's graceAfterLeader. Answering sooner
 //     would turn writes a new leader still commits into unknown outcomes;
 //     it is left as is (see flaredb/DESIGN.md, "KV API"). Before that
 //     bound, a write held by the deposed leader waited for the suite's 5 s

@@ -141,7 +141,8 @@ func (n *Node) waitLeader(ctx context.Context, w *leaderWatch, r request) error 
 
 // await waits for rs's result, giving up when the context ends, when the
 // shard loses its leader for longer than w.limit, or, for a write, when
-// w.limit passed since a leader was known again without the write applied.
+// w.limit passed since the first leader event and graceAfterLeader since a
+// leader was known again without the write applied.
 // While the shard keeps its leader it only waits (no timer): polling starts
 // when a leader event says the leader is gone, or (for a write) at the
 // first leader event after the submission, changed.
@@ -158,6 +159,7 @@ func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonb
 	case <-n.shard(r.shardID).leaderLost():
 	case <-changed:
 	}
+	event := time.Now() // the first leader event since the submission
 	t := time.NewTicker(n.tick)
 	defer t.Stop()
 	var regained time.Time // when a leader was known again
@@ -179,14 +181,16 @@ func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonb
 			// either has the entry (it commits, and the result follows
 			// as this replica applies it) or dropped it, which
 			// dragonboat never reports: a deposed leader's proposal
-			// would wait for its deadline. Give the apply w.limit, then
-			// call the outcome unknown.
+			// would wait for its deadline. Give the apply w.limit from
+			// the event, and at least graceAfterLeader(w.limit) after a
+			// leader is known again, then call the outcome unknown.
+			now := time.Now()
 			if regained.IsZero() {
-				regained = time.Now()
+				regained = now
 			}
-			if since := time.Since(regained); since >= w.limit {
-				return none, fmt.Errorf("shard %d changed leader, and the %s in flight here was not applied %v after a leader was known; outcome unknown, it may still commit: %w",
-					r.shardID, r.what, since.Round(time.Millisecond), ErrTimeout)
+			if now.Sub(event) >= w.limit && now.Sub(regained) >= graceAfterLeader(w.limit) {
+				return none, fmt.Errorf("shard %d changed leader %v ago, and the %s in flight here was not applied %v after a leader was known; outcome unknown, it may still commit: %w",
+					r.shardID, now.Sub(event).Round(time.Millisecond), r.what, now.Sub(regained).Round(time.Millisecond), ErrTimeout)
 			}
 		case known:
 		case lostFor >= w.limit && r.write:
@@ -200,6 +204,15 @@ func (n *Node) await(ctx context.Context, w *leaderWatch, r request, rs *dragonb
 		}
 	}
 }
+
+// graceAfterLeader is how long a write in flight across a leader change
+// waits for its apply after a leader is known again, at least: the new
+// leader commits what it has at its first quorum round (its term's first
+// entry) and this replica hears the commit index with the next append or
+// heartbeat, a few ticks at most. Counting the whole limit from the regained
+// leader instead let a write held by a cut-off leader, healed just before
+// its no-leader limit, stall for the hold plus the limit (about 4E).
+func graceAfterLeader(limit time.Duration) time.Duration { return limit / 4 }
 
 // backoff waits *pause (doubling it up to half an election timeout) before
 // the next attempt.
