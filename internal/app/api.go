@@ -169,7 +169,7 @@ const grpcStreamWorkers = 1024
 // client a PING whenever request data arrives and none is outstanding: with
 // one serial client that is every request, and its acknowledgement woke the
 // server's reader once more per request (etcd's benchmark, put with one
-// client: 4 reads per put down to 2, leader CPU per put about 10% lower;
+// client: 4 reads per put down to 2, and less CPU in the client that acked;
 // docs/performance.md section 11). The static windows are larger than the
 // dynamic ones start (64 KiB), so a request up to 1 MiB needs no window update;
 // on a long fat network a single stream's upload is capped at 1 MiB per
