@@ -450,7 +450,7 @@ func histogramCount(t *testing.T, reg *prometheus.Registry, name, op string) uin
 // after a leader is known again. Here the partition heals as soon as the
 // majority elected.
 func TestDeposedLeaderWriteAnswersAfterHeal(t *testing.T) {
-	o := deposedLeaderWrite(t, nil, func(*member, time.Time) {})
+	o := deposedLeaderWrite(t, nil, func(*member) {})
 	if o.sinceCut > 10*time.Second {
 		t.Fatalf("write at the deposed leader answered %v after the cut; want about two election timeouts after the heal, far before its 30 s deadline", o.sinceCut)
 	}
@@ -465,7 +465,7 @@ func TestDeposedLeaderWriteAnswersAfterLateHeal(t *testing.T) {
 	const rtt = 50 * time.Millisecond // E = 10 ticks = 500 ms, limit 1 s
 	limit := 2 * 10 * rtt
 	o := deposedLeaderWrite(t, func(cfg *Config) { cfg.RTTMillisecond = uint64(rtt / time.Millisecond) },
-		func(old *member, cut time.Time) {
+		func(old *member) {
 			eventually(t, 10*time.Second, "the cut-off leader to step down", func() bool {
 				_, _, ok := old.node.Leader(testShard)
 				return !ok
@@ -490,10 +490,10 @@ type deposedOutcome struct {
 
 // deposedLeaderWrite cuts a 3-replica shard's leader off from its peers,
 // proposes a write through it, waits for the majority to elect, calls hold
-// (the cut-off leader and when it was cut), heals, and checks that the
+// with the cut-off leader, heals, and checks that the
 // write failed with ErrTimeout (outcome unknown, a leader known) and was
 // not applied by the majority.
-func deposedLeaderWrite(t *testing.T, tune func(*Config), hold func(old *member, cut time.Time)) deposedOutcome {
+func deposedLeaderWrite(t *testing.T, tune func(*Config), hold func(old *member)) deposedOutcome {
 	t.Helper()
 	var isolated atomic.Value // raft address of the node cut off, or ""
 	isolated.Store("")
@@ -534,7 +534,7 @@ func deposedLeaderWrite(t *testing.T, tune func(*Config), hold func(old *member,
 		}
 		return false
 	})
-	hold(old, cut)
+	hold(old)
 	isolated.Store("")
 	healed := time.Now()
 	var o deposedOutcome
