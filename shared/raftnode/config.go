@@ -102,6 +102,10 @@ type Config struct {
 	// cut, set by tests only, drops the raft message batches this node
 	// sends to a target it returns true for, as a partition would.
 	cut func(target string) bool
+	// loseDeferredCommits, set by tests only, makes Close drop the commit
+	// indexes the LogDB deferred (logdb.go) instead of writing them, as a
+	// crash would.
+	loseDeferredCommits bool
 }
 
 // withDefaults returns cfg with the zero numeric fields filled in.

@@ -171,6 +171,7 @@ func (n *Node) Start() error {
 	listener := nodeListener{n: n}
 	nhc.RaftEventListener = listener
 	nhc.SystemEventListener = listener
+	nhc.Expert.LogDBFactory = logDBFactory{loseDeferred: n.cfg.loseDeferredCommits}
 	nhc.Expert.TransportFactory = transportFactory{timeout: time.Second + n.electionTimeout, cut: n.cfg.cut, redialled: func(target string) {
 		n.metrics.redials.Inc()
 		n.log.Info("Raft connection was closed by the peer (restarted or stopped); dialled it again before sending", "target", target)
