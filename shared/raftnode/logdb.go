@@ -104,6 +104,8 @@ type replicaKey struct{ shard, replica uint64 }
 type stepWorkerStates struct {
 	termVote map[replicaKey][2]uint64
 	deferred map[replicaKey]pb.State
+	// batch is reused to pass a batch with the deferred states appended.
+	batch []pb.Update
 }
 
 // lazyCommitLogDB is the wrapper described at the top of this file.
@@ -170,9 +172,11 @@ func (l *lazyCommitLogDB) SaveRaftState(updates []pb.Update, worker uint64) erro
 				delete(w.deferred, replicaKey{ud.ShardID, ud.ReplicaID}) // superseded
 			}
 		}
-		batch = withDeferred(updates, w.deferred)
+		batch = w.withDeferred(updates)
 	}
-	if err := l.ILogDB.SaveRaftState(batch, worker); err != nil {
+	err := l.ILogDB.SaveRaftState(batch, worker)
+	clear(w.batch) // keep no entries alive
+	if err != nil {
 		return err
 	}
 	clear(w.deferred)
@@ -185,17 +189,17 @@ func (l *lazyCommitLogDB) SaveRaftState(updates []pb.Update, worker uint64) erro
 }
 
 // withDeferred returns updates followed by one state-only update per
-// deferred state; updates itself is left as dragonboat passed it.
-func withDeferred(updates []pb.Update, deferred map[replicaKey]pb.State) []pb.Update {
-	if len(deferred) == 0 {
+// deferred state, in w.batch; updates itself is left as dragonboat passed
+// it.
+func (w *stepWorkerStates) withDeferred(updates []pb.Update) []pb.Update {
+	if len(w.deferred) == 0 {
 		return updates
 	}
-	batch := make([]pb.Update, len(updates), len(updates)+len(deferred))
-	copy(batch, updates)
-	for k, st := range deferred {
-		batch = append(batch, pb.Update{ShardID: k.shard, ReplicaID: k.replica, State: st})
+	w.batch = append(w.batch[:0], updates...)
+	for k, st := range w.deferred {
+		w.batch = append(w.batch, pb.Update{ShardID: k.shard, ReplicaID: k.replica, State: st})
 	}
-	return batch
+	return w.batch
 }
 
 // ReadRaftState implements raftio.ILogDB. snapshotIndex is the index of
@@ -244,7 +248,7 @@ func (l *lazyCommitLogDB) Close() error {
 		if len(w.deferred) == 0 || l.loseDeferred {
 			continue
 		}
-		if err := l.ILogDB.SaveRaftState(withDeferred(nil, w.deferred), uint64(i+1)); err != nil {
+		if err := l.ILogDB.SaveRaftState(w.withDeferred(nil), uint64(i+1)); err != nil {
 			errs = append(errs, fmt.Errorf("write the commit indexes of step worker %d: %w", i+1, err))
 		}
 		clear(w.deferred)
