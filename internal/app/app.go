@@ -379,7 +379,6 @@ func (a *App) forceNewCluster(raftCfg raftnode.Config, cfCfg chainfire.Config, s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	shard.StateAppliedIndex = 0
 	if err := node.ForceNewCluster(ctx, shard, cf.CreateStateMachine); err != nil {
 		return fmt.Errorf("centra: --force-new-cluster: %w", err)
 	}

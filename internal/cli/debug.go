@@ -214,15 +214,14 @@ func checkLogs(r *checkReport, db *pebble.DB, logs []*raftnode.ShardLog, stateOK
 		case applied > max(l.LastIndex, l.SnapshotIndex):
 			r.fail(name, []string{fmt.Sprintf("the state DB applied index %d is beyond the last raft log index %d: the log lost entries this member applied", applied, max(l.LastIndex, l.SnapshotIndex))},
 				"if other members are healthy, wipe and rejoin this one; if it is the only survivor, run --force-new-cluster on another member with a higher raft_index or restore a backup")
-		case applied > l.Commit:
-			r.warn(name, fmt.Sprintf("the state DB applied index %d is beyond the persisted commit index %d (the entries are in the log): a crash came between applying them and recording their commit; "+
-				"the member learns the commit again from its leader, but --force-new-cluster cannot use it", applied, l.Commit))
 		case applied < l.SnapshotIndex:
 			r.fail(name, []string{fmt.Sprintf("the state DB applied index %d is below the raft snapshot at %d (dragonboat refuses to start the replica)", applied, l.SnapshotIndex)}, adviceRejoin)
-		case verbose:
-			r.ok(name, "state DB applied index %d <= commit %d, >= snapshot %d", applied, l.Commit, l.SnapshotIndex)
-		default:
+		case !verbose:
 			quiet++
+		case applied > l.Commit:
+			r.ok(name, "state DB applied index %d is beyond the stored commit index %d, within the log: commit indexes are written lazily (a crash lost the latest); the member raises it to %d when it starts", applied, l.Commit, applied)
+		default:
+			r.ok(name, "state DB applied index %d <= commit %d, >= snapshot %d", applied, l.Commit, l.SnapshotIndex)
 		}
 	}
 	if quiet > 0 {

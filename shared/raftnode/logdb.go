@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	_ "unsafe" // go:linkname
 
 	"github.com/lni/dragonboat/v4/config"
@@ -63,6 +64,8 @@ func newDefaultLogDB(config.NodeHostConfig, config.LogDBCallback, []string, []st
 // logDBFactory is set as NodeHostConfig.Expert.LogDBFactory.
 type logDBFactory struct {
 	loseDeferred bool // Config.loseDeferredCommits (tests)
+	// created receives the LogDB, for StartShard's commit floors.
+	created *atomic.Pointer[lazyCommitLogDB]
 }
 
 // Name implements config.LogDBFactory. It is the default factory's name:
@@ -92,6 +95,9 @@ func (f logDBFactory) Create(nhc config.NodeHostConfig, cb config.LogDBCallback,
 	}
 	l := newLazyCommitLogDB(db, workers)
 	l.loseDeferred = f.loseDeferred
+	if f.created != nil {
+		f.created.Store(l)
+	}
 	return l, nil
 }
 
@@ -116,12 +122,15 @@ type lazyCommitLogDB struct {
 	// that touches workers.
 	mu      sync.RWMutex
 	workers []stepWorkerStates // index: step worker ID - 1
+	// floors are the commit indexes ReadRaftState raises a replica's
+	// stored one to (raiseCommitOnLoad), guarded by mu (write lock).
+	floors map[replicaKey]uint64
 	// loseDeferred makes Close drop the deferred states (tests).
 	loseDeferred bool
 }
 
 func newLazyCommitLogDB(db raftio.ILogDB, workers uint64) *lazyCommitLogDB {
-	l := &lazyCommitLogDB{ILogDB: db, workers: make([]stepWorkerStates, workers)}
+	l := &lazyCommitLogDB{ILogDB: db, workers: make([]stepWorkerStates, workers), floors: map[replicaKey]uint64{}}
 	for i := range l.workers {
 		l.workers[i] = stepWorkerStates{termVote: map[replicaKey][2]uint64{}, deferred: map[replicaKey]pb.State{}}
 	}
@@ -202,15 +211,39 @@ func (w *stepWorkerStates) withDeferred(updates []pb.Update) []pb.Update {
 	return w.batch
 }
 
-// ReadRaftState implements raftio.ILogDB. snapshotIndex is the index of
-// the replica's latest snapshot; a commit index below it was deferred and
-// lost in a crash, and is raised to it (see the top of this file).
+// raiseCommitOnLoad makes the next ReadRaftState of the replica report a
+// commit index of at least applied, the index its state machine's DB holds
+// (ShardConfig.StateAppliedIndex): only committed entries are applied, so
+// a stored commit index below it was deferred and lost in a crash. Without
+// it the replica would restart below its own state, and --force-new-cluster
+// would refuse the member (force.go).
+func (l *lazyCommitLogDB) raiseCommitOnLoad(shardID, replicaID, applied uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.floors[replicaKey{shardID, replicaID}] = applied
+}
+
+// ReadRaftState implements raftio.ILogDB. A stored commit index below the
+// replica's latest snapshot (snapshotIndex) or below its floor
+// (raiseCommitOnLoad) was deferred and lost in a crash: it is raised to the
+// higher of the two, but never beyond the last entry in the log.
 func (l *lazyCommitLogDB) ReadRaftState(shardID, replicaID, snapshotIndex uint64) (raftio.RaftState, error) {
 	rs, err := l.ILogDB.ReadRaftState(shardID, replicaID, snapshotIndex)
-	if err == nil && !pb.IsEmptyState(rs.State) && rs.State.Commit < snapshotIndex {
-		rs.State.Commit = snapshotIndex
+	if err != nil || pb.IsEmptyState(rs.State) {
+		return rs, err
 	}
-	return rs, err
+	l.mu.Lock()
+	floor := l.floors[replicaKey{shardID, replicaID}]
+	delete(l.floors, replicaKey{shardID, replicaID})
+	l.mu.Unlock()
+	last := snapshotIndex
+	if rs.EntryCount > 0 {
+		last = max(last, rs.FirstIndex+rs.EntryCount-1)
+	}
+	if c := max(snapshotIndex, min(floor, last)); rs.State.Commit < c {
+		rs.State.Commit = c
+	}
+	return rs, nil
 }
 
 // forget drops what is kept for a replica whose records are being removed
@@ -218,6 +251,7 @@ func (l *lazyCommitLogDB) ReadRaftState(shardID, replicaID, snapshotIndex uint64
 func (l *lazyCommitLogDB) forget(k replicaKey) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	delete(l.floors, k)
 	for i := range l.workers {
 		delete(l.workers[i].termVote, k)
 		delete(l.workers[i].deferred, k)

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/lni/dragonboat/v4/config"
 	pb "github.com/lni/dragonboat/v4/raftpb"
+	"github.com/lni/dragonboat/v4/statemachine"
 )
 
 // openTestLogDB opens dragonboat's default LogDB in dir through
@@ -124,49 +126,73 @@ func TestLogDBDefersCommitOnlyStates(t *testing.T) {
 	want(db, 3, pb.State{Term: 2, Vote: 1, Commit: 3}, "written by Close")
 }
 
-// TestRestartAfterLosingDeferredCommits stops every member of a shard as
-// a crash of all of them would, dropping the commit indexes their LogDBs
-// deferred, and restarts them: each comes back with a commit index below
-// its state machine's applied index and its latest snapshot's index, and
-// every acknowledged write is still read back from every member.
-func TestRestartAfterLosingDeferredCommits(t *testing.T) {
+// crashedCluster bootstraps a 3-member shard whose members drop their
+// deferred commit indexes when stopped, as a crash would, writes n keys
+// k0..k<n-1>, runs before on every member once it applied them, and stops
+// every member. It returns the cluster and each member's applied index.
+func crashedCluster(t *testing.T, n int, before func(m *member)) (*cluster, map[uint64]uint64) {
 	c := newCluster(t, func(cfg *Config) { cfg.loseDeferredCommits = true })
 	c.bootstrap(3)
 	leader, _ := c.waitLeader()
-	const n = 20
 	for i := range n {
 		c.propose(c.members[leader], fmt.Sprintf("k%d", i), "v")
 	}
 	applied := map[uint64]uint64{}
 	for _, m := range c.members {
 		c.waitRead(m, fmt.Sprintf("k%d", n-1), "v")
-		if _, err := m.node.RequestSnapshot(testCtx(t, 10*time.Second), testShard); err != nil {
-			t.Fatalf("snapshot on member %d: %v", m.id, err)
+		if before != nil {
+			before(m)
 		}
 		applied[m.id] = m.app.applied.Load()
 	}
-	behind := 0
 	for _, m := range c.members {
 		m.stop(t)
-		// What the member's LogDB holds now, unclamped.
-		dirs, err := filepath.Glob(filepath.Join(m.dir, "raft", "*", "*", "logdb-0"))
-		if err != nil || len(dirs) != 1 {
-			t.Fatalf("member %d: LogDB dir: %v, %v", m.id, dirs, err)
-		}
-		db := openTestLogDB(t, filepath.Dir(dirs[0]))
-		ss, err := db.GetSnapshot(testShard, m.id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rs, err := db.ILogDB.ReadRaftState(testShard, m.id, ss.Index)
-		if err != nil {
-			t.Fatal(err)
-		}
+	}
+	return c, applied
+}
+
+// storedLogState returns what a stopped member's LogDB holds: the commit
+// index (as stored, not raised) and the latest snapshot's index.
+func storedLogState(t *testing.T, m *member) (commit, snapshot uint64) {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(m.dir, "raft", "*", "*", "logdb-0"))
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("member %d: LogDB dir: %v, %v", m.id, dirs, err)
+	}
+	db := openTestLogDB(t, filepath.Dir(dirs[0]))
+	defer func() {
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("member %d: LogDB commit %d, snapshot %d, applied %d", m.id, rs.State.Commit, ss.Index, applied[m.id])
-		if rs.State.Commit < ss.Index {
+	}()
+	ss, err := db.GetSnapshot(testShard, m.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := db.ILogDB.ReadRaftState(testShard, m.id, ss.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs.State.Commit, ss.Index
+}
+
+// TestRestartAfterLosingDeferredCommits stops every member of a shard as
+// a crash of all of them would, dropping the commit indexes their LogDBs
+// deferred, and restarts them: each comes back with a stored commit index
+// below its state machine's applied index and its latest snapshot's index,
+// and every acknowledged write is still read back from every member.
+func TestRestartAfterLosingDeferredCommits(t *testing.T) {
+	const n = 20
+	c, applied := crashedCluster(t, n, func(m *member) {
+		if _, err := m.node.RequestSnapshot(testCtx(t, 10*time.Second), testShard); err != nil {
+			t.Fatalf("snapshot on member %d: %v", m.id, err)
+		}
+	})
+	behind := 0
+	for _, m := range c.members {
+		commit, snapshot := storedLogState(t, m)
+		t.Logf("member %d: LogDB commit %d, snapshot %d, applied %d", m.id, commit, snapshot, applied[m.id])
+		if commit < snapshot {
 			behind++
 		}
 	}
@@ -179,7 +205,7 @@ func TestRestartAfterLosingDeferredCommits(t *testing.T) {
 	for _, m := range c.members {
 		c.startShard(m, ShardConfig{ShardID: testShard, ReplicaID: m.id})
 	}
-	leader, _ = c.waitLeader()
+	leader, _ := c.waitLeader()
 	c.propose(c.members[leader], "after", "restart")
 	for _, m := range c.members {
 		for i := range n {
@@ -189,5 +215,43 @@ func TestRestartAfterLosingDeferredCommits(t *testing.T) {
 		if first := m.app.firstApplied.Load(); first <= applied[m.id] {
 			t.Fatalf("member %d re-applied entry %d, at or below its applied index %d", m.id, first, applied[m.id])
 		}
+	}
+}
+
+// TestForceNewClusterAfterLosingDeferredCommits crashes every member of a
+// shard so that the survivor's stored commit index is below what its state
+// DB applied, and recovers from it alone: ForceNewCluster must accept it
+// (the commit index is raised to the applied index at load) and keep every
+// acknowledged write.
+func TestForceNewClusterAfterLosingDeferredCommits(t *testing.T) {
+	const n = 20
+	c, applied := crashedCluster(t, n, nil)
+	m := c.members[1]
+	if commit, _ := storedLogState(t, m); commit >= applied[m.id] {
+		t.Fatalf("member 1's LogDB commit index %d is not below its applied index %d: the test did not set up what it checks", commit, applied[m.id])
+	}
+	cfg := testConfig(c.logger.With("member", m.id), m.dir, m.addr)
+	node, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenStateDB(filepath.Join(m.dir, "state"), &pebble.Options{}, c.logger, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := ShardKeyspace(testShard)
+	err = node.ForceNewCluster(testCtx(t, time.Minute), ShardConfig{ShardID: testShard, ReplicaID: m.id, StateAppliedIndex: applied[m.id]},
+		func(uint64, uint64) statemachine.IOnDiskStateMachine {
+			return NewDiskStateMachine(db, ks, &kvApplier{ks: ks, db: db})
+		})
+	if cerr := db.Close(); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatalf("ForceNewCluster on a member whose stored commit index is below its applied index: %v", err)
+	}
+	c.start(m, ShardConfig{ShardID: testShard, ReplicaID: m.id})
+	for i := range n {
+		c.waitRead(m, fmt.Sprintf("k%d", i), "v")
 	}
 }

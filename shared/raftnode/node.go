@@ -41,6 +41,7 @@ type Node struct {
 	peerNamer atomic.Pointer[PeerNamer]
 
 	nh     atomic.Pointer[dragonboat.NodeHost] // set while running
+	logdb  atomic.Pointer[lazyCommitLogDB]     // the NodeHost's LogDB
 	closed atomic.Bool
 	shards sync.Map // shard ID -> *shardState
 
@@ -171,7 +172,7 @@ func (n *Node) Start() error {
 	listener := nodeListener{n: n}
 	nhc.RaftEventListener = listener
 	nhc.SystemEventListener = listener
-	nhc.Expert.LogDBFactory = logDBFactory{loseDeferred: n.cfg.loseDeferredCommits}
+	nhc.Expert.LogDBFactory = logDBFactory{loseDeferred: n.cfg.loseDeferredCommits, created: &n.logdb}
 	nhc.Expert.TransportFactory = transportFactory{timeout: time.Second + n.electionTimeout, cut: n.cfg.cut, redialled: func(target string) {
 		n.metrics.redials.Inc()
 		n.log.Info("Raft connection was closed by the peer (restarted or stopped); dialled it again before sending", "target", target)
@@ -333,6 +334,9 @@ func (n *Node) StartShard(sc ShardConfig, create statemachine.CreateOnDiskStateM
 		// members again would fail validation after a join or a forced new
 		// cluster (both record a join).
 		sc.InitialMembers, sc.Join = nil, false
+		if l := n.logdb.Load(); l != nil && sc.StateAppliedIndex > 0 {
+			l.raiseCommitOnLoad(sc.ShardID, sc.ReplicaID, sc.StateAppliedIndex)
+		}
 	} else {
 		if !sc.Join && len(sc.InitialMembers) == 0 {
 			return fmt.Errorf("%w: shard %d replica %d: NodeHostDir has no raft data for this replica; pass InitialMembers to bootstrap a new shard, or set Join after adding the replica with AddReplica/AddNonVoting",
