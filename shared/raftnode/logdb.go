@@ -49,9 +49,10 @@ import (
 // Deferred states are kept per step worker (SaveRaftState's second argument)
 // and flushed only by that worker: dragonboat gives every shard one step
 // worker, so a deferred state is never written after, and over, a newer
-// state of its shard written by another goroutine. The rare calls from other
-// goroutines (RemoveNodeData, ImportSnapshot, Close) take the write lock,
-// the step workers the read lock.
+// state of its shard written by another goroutine. The step workers take
+// the read lock; the rare calls from other goroutines (RemoveNodeData,
+// ImportSnapshot, Close, and the commit floors of StartShard and
+// ReadRaftState) take the write lock.
 
 // newDefaultLogDB is dragonboat's default LogDB constructor
 // (logdb.DefaultFactory.Create), reached by go:linkname because the factory
@@ -185,6 +186,7 @@ func (l *lazyCommitLogDB) SaveRaftState(updates []pb.Update, worker uint64) erro
 	}
 	err := l.ILogDB.SaveRaftState(batch, worker)
 	clear(w.batch) // keep no entries alive
+	w.batch = w.batch[:0]
 	if err != nil {
 		return err
 	}
