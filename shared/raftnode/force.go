@@ -119,7 +119,7 @@ func (n *Node) exportApplied(ctx context.Context, shardID uint64, dir string) (u
 		switch {
 		case err == nil && index >= st.CommitIndex:
 			if index < st.AppliedIndex {
-				return 0, fmt.Errorf("%w: force new cluster: shard %d's state DB applied index %d is ahead of the raft log's commit index %d (a crash between applying entries and recording their commit); this member cannot be recovered alone without a rewind: run --force-new-cluster on another member", ErrStateMismatch, shardID, st.AppliedIndex, st.CommitIndex)
+				return 0, fmt.Errorf("%w: force new cluster: shard %d's state DB applied index %d is beyond its raft log's commit index %d: the log does not hold entries the state DB applied (a lost or older LogDB directory; run 'centra debug check --data-dir' on it), so this member cannot be recovered alone without a rewind: run --force-new-cluster on another member", ErrStateMismatch, shardID, st.AppliedIndex, st.CommitIndex)
 			}
 			return index, nil
 		case err == nil:
