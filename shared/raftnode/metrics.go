@@ -21,6 +21,7 @@ type metrics struct {
 	failures        *prometheus.CounterVec
 	leaderChanges   prometheus.Counter
 	redials         prometheus.Counter
+	handshakeFails  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,11 +47,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "raftnode_transport_redials_total",
 			Help: "Raft message connections dialled again before a send because the peer had closed them (it restarted or stopped); each would have lost a message batch before.",
 		}),
+		handshakeFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "raftnode_transport_handshake_failures_total",
+			Help: "Inbound raft connections whose TLS handshake failed (a peer's certificate not signed by this node's CA, or a peer that does not trust this node's certificate); the log names the peer and the error.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.requestDuration, m.retries, m.failures, m.leaderChanges, m.redials}
+	cs := []prometheus.Collector{m.requestDuration, m.retries, m.failures, m.leaderChanges, m.redials, m.handshakeFails}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

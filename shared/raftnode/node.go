@@ -176,7 +176,7 @@ func (n *Node) Start() error {
 	nhc.Expert.TransportFactory = transportFactory{timeout: time.Second + n.electionTimeout, cut: n.cfg.cut, redialled: func(target string) {
 		n.metrics.redials.Inc()
 		n.log.Info("Raft connection was closed by the peer (restarted or stopped); dialled it again before sending", "target", target)
-	}}
+	}, log: n.log, handshakeFailed: n.metrics.handshakeFails.Inc}
 	nh, err := dragonboat.NewNodeHost(nhc)
 	if err != nil {
 		detachDragonboatLogs(sink)

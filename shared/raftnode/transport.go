@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
@@ -16,8 +17,9 @@ import (
 	pb "github.com/lni/dragonboat/v4/raftpb"
 )
 
-// The raft transport is dragonboat's own TCP transport (listener, wire
-// format, snapshot streaming) with the dial of message connections replaced.
+// The raft transport is dragonboat's own TCP transport (wire format,
+// snapshot streaming, message handling) with the dial of message
+// connections and the listener (listener.go) replaced.
 // dragonboat keeps one long-lived, one-way connection per peer address and
 // never reads from it, so it learns that the peer closed the connection
 // (crashed, restarted) only when a write fails, and the first write after
@@ -72,6 +74,11 @@ type transportFactory struct {
 	redialled func(target string)
 	// cut is Config.cut (tests).
 	cut func(target string) bool
+	// log receives the listener's warnings (listener.go); nil in tests.
+	log *slog.Logger
+	// handshakeFailed is called for every inbound connection whose TLS
+	// handshake failed.
+	handshakeFailed func()
 }
 
 // Create implements config.TransportFactory.
@@ -83,11 +90,13 @@ func (f transportFactory) Create(nhc config.NodeHostConfig, h raftio.MessageHand
 // with dragonboat's default transport.
 func (transportFactory) Validate(addr string) bool { return config.IsValidAddress(addr) }
 
-// transport is dragonboat's TCP transport except for GetConnection.
+// transport is dragonboat's TCP transport except for GetConnection and
+// the listener (Start, Close: listener.go).
 type transport struct {
 	raftio.ITransport
-	nhc config.NodeHostConfig
-	f   transportFactory
+	nhc  config.NodeHostConfig
+	f    transportFactory
+	recv *receiver
 }
 
 // GetConnection dials target for raft messages.
