@@ -35,7 +35,8 @@ test-e2e: build
 # go to that store. SEED is the first run's seed of each store (default:
 # from the clock), FAULTS the fault kinds drawn from (default all; each store
 # takes those that apply to it); prints a summary table per store. KEEP=1
-# keeps every run's directory (the nodes' data and logs; the path is logged).
+# keeps every run's directory (the nodes' data and logs; the path is logged);
+# TLS=1 runs every cluster with mutual TLS on every listener.
 RUNS ?= 2
 DURATION ?= 20s
 SEED ?= 0
@@ -47,7 +48,7 @@ test-faults: build
 	cd e2e/faults && $(CURDIR)/bin/faults.test -test.run '^Test($(subst chainfire,Chainfire,$(subst flaredb,FlareDB,$(ONLY))))Faults$$' -test.timeout 0 \
 		-centra-bin=$(CURDIR)/$(BIN) -runs=$(if $(findstring |,$(ONLY)),$(shell echo $$(( ($(RUNS) + 1) / 2 ))),$(RUNS)) \
 		-flaredb-runs=$(if $(findstring |,$(ONLY)),$(shell echo $$(( $(RUNS) / 2 ))),$(RUNS)) -seed=$(SEED) -duration=$(DURATION) -nodes=$(NODES) -faults=$(FAULTS) \
-		-out=$(CURDIR)/bin/faults $(if $(KEEP),-keep)
+		-out=$(CURDIR)/bin/faults $(if $(KEEP),-keep) $(if $(TLS),-tls)
 
 # The bounded subset of the fault suite that make test runs (TestFaultsCI:
 # six 15 s scenarios, about three minutes; partitions and disk-full skip

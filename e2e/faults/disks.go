@@ -161,7 +161,7 @@ func (d *disks) storeDiskLow(c *framework.Cluster, n *framework.Node) func(ctx c
 		if err := waitDiskLow(ctx, c.Node(0), n.StoreID(), on); err != nil || on {
 			return err
 		}
-		cli, err := flaredb.New(strings.Join(c.Endpoints(), ","))
+		cli, err := newFlareDB(c)
 		if err != nil {
 			return err
 		}

@@ -145,5 +145,9 @@
 // prints the run's seed and fault schedule and writes porcupine's HTML
 // visualization under -out; -seed replays a run's schedule (the
 // interleaving of the traffic is the machine's), and -keep (make KEEP=1)
-// keeps the nodes' logs of runs that passed.
+// keeps the nodes' logs of runs that passed. -tls (make TLS=1) runs every
+// cluster with mutual TLS on every listener (raft, API, stores: certificates
+// of a fresh CA naming 127.0.0.1 and the node's namespace address), as the
+// runbooks deploy it; TestFaultsCI runs its partition, membership and
+// flaredb-partition scenarios that way, the others in plaintext.
 package faults

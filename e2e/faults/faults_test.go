@@ -29,6 +29,7 @@ var (
 	outFlag      = flag.String("out", "", "directory for porcupine visualizations of violations (default: a temporary directory that is kept)")
 	faultsFlag   = flag.String("faults", "all", "comma-separated fault kinds to draw from (all, "+strings.Join(faultNames[:], ", ")+")")
 	nodesFlag    = flag.Int("nodes", 3, "control-plane nodes (3 or 5)")
+	tlsFlag      = flag.Bool("tls", false, "run the clusters with mutual TLS on every listener (raft, API, stores), as the runbooks deploy them")
 	tickFlag     = flag.Uint64("tick-ms", config.Default().Raft.TickIntervalMs, "raft.tick_interval_ms (default: centra's default)")
 	electionFlag = flag.Uint64("election-ticks", config.Default().Raft.ElectionTicks, "raft.election_ticks (default: centra's default)")
 )
@@ -151,33 +152,37 @@ const ciDuration = 15 * time.Second
 // cannot inject (no root for network namespaces or tmpfs) is skipped with
 // the reason.
 func TestFaultsCI(t *testing.T) {
+	// The partition and membership scenarios run with mutual TLS, the
+	// others in plaintext.
 	scenarios := []struct {
 		name  string
 		kinds []faultKind
+		tls   bool
 	}{
-		{"kill-pause", []faultKind{killLeader, killRandom, pauseLeader, pauseRandom}},
-		{"partition", []faultKind{isolateLeader, splitMinority, oneWay}},
-		{"membership", []faultKind{transferLeader, churnFollower}},
-		{"disk-full", []faultKind{diskFull}},
+		{"kill-pause", []faultKind{killLeader, killRandom, pauseLeader, pauseRandom}, false},
+		{"partition", []faultKind{isolateLeader, splitMinority, oneWay}, true},
+		{"membership", []faultKind{transferLeader, churnFollower}, true},
+		{"disk-full", []faultKind{diskFull}, false},
 	}
 	seed := firstSeed()
 	var results []result
 	for i, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			cfg := runConfig{seed: seed + uint64(i), nodes: 3, duration: ciDuration, kinds: sc.kinds, strict: true}
+			cfg := runConfig{seed: seed + uint64(i), nodes: 3, duration: ciDuration, kinds: sc.kinds, strict: true, tls: sc.tls}
 			results = append(results, chainfireRun(t, cfg))
 		})
 	}
 	fdb := []struct {
 		name  string
 		kinds []faultKind
+		tls   bool
 	}{
-		{"flaredb-kill-pause-operators", []faultKind{killRandom, pauseRandom, splitRegion, moveReplica, transferRegionLead}},
-		{"flaredb-partition", []faultKind{isolateLeader, splitMinority, oneWay, splitIsolated, moveIsolated}},
+		{"flaredb-kill-pause-operators", []faultKind{killRandom, pauseRandom, splitRegion, moveReplica, transferRegionLead}, false},
+		{"flaredb-partition", []faultKind{isolateLeader, splitMinority, oneWay, splitIsolated, moveIsolated}, true},
 	}
 	for i, sc := range fdb {
 		t.Run(sc.name, func(t *testing.T) {
-			cfg := runConfig{seed: seed + uint64(len(scenarios)+i), nodes: 1, stores: flaredbStores, duration: ciDuration, kinds: sc.kinds, strict: true}
+			cfg := runConfig{seed: seed + uint64(len(scenarios)+i), nodes: 1, stores: flaredbStores, duration: ciDuration, kinds: sc.kinds, strict: true, tls: sc.tls}
 			results = append(results, flaredbRun(t, cfg))
 		})
 	}
@@ -204,6 +209,9 @@ type runConfig struct {
 	// stores, when not 0, makes a FlareDB run: stores with a strong and
 	// an eventual namespace, the faults' targets.
 	stores int
+	// tls runs the cluster with mutual TLS on every listener (as -tls
+	// does for every run).
+	tls bool
 }
 
 // setup starts the cluster of cfg with what its faults need: a network
@@ -212,6 +220,9 @@ type runConfig struct {
 // in res.skipped (or skips the test when cfg.strict).
 func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemesis, []faultKind) {
 	opts := []framework.Option{framework.WithNodes(cfg.nodes), framework.WithTickMs(*tickFlag), framework.WithElectionTicks(*electionFlag), framework.WithProcessGroups()}
+	if cfg.tls || *tlsFlag {
+		opts = append(opts, framework.WithTLS())
+	}
 	nm := &nemesis{t: t}
 	var kinds, dropped []faultKind
 	var reasons []string
@@ -260,6 +271,9 @@ func setup(t *testing.T, cfg runConfig, res *result) (*framework.Cluster, *nemes
 		t.Skipf("SKIP: no fault of %v can be injected here: %s", cfg.kinds, res.skipped)
 	}
 	nm.c = framework.NewCluster(t, opts...)
+	if ca := nm.c.CAFile(); ca != "" {
+		t.Logf("mutual TLS on every listener, certificates of CA %s", ca)
+	}
 	if cfg.stores > 0 {
 		nm.targets = nm.c.Stores()
 		nm.leader = func(ctx context.Context) (int, error) { return leaderStore(ctx, nm.c.Node(0), nm.targets) }

@@ -72,9 +72,8 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 	if err := disableBalance(t.Context(), cp); err != nil {
 		t.Fatalf("PD schedulers: %v", err)
 	}
-	endpoints := strings.Join(c.Endpoints(), ",")
 	newClient := func() *flaredb.Client {
-		cli, err := flaredb.New(endpoints)
+		cli, err := newFlareDB(c)
 		if err != nil {
 			t.Fatalf("FlareDB client: %v", err)
 		}
@@ -117,7 +116,7 @@ func flaredbRun(t *testing.T, cfg runConfig) result {
 		report("eventual namespace %s (%d acknowledged writes):\n  %s", eventualNS, ew.acked, strings.Join(problems, "\n  "))
 	}
 	final, err := restartAndRead(t, c, h, flaredbKeys, func() (doer, func(), error) {
-		cli, err := flaredb.New(endpoints)
+		cli, err := newFlareDB(c)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -243,7 +242,7 @@ func TestFlareDBFollowerDiskFull(t *testing.T) {
 	cp := c.Node(0)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cli, err := flaredb.New(strings.Join(c.Endpoints(), ","))
+	cli, err := newFlareDB(c)
 	if err != nil {
 		t.Fatal(err)
 	}

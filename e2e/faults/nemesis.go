@@ -296,7 +296,7 @@ func (nm *nemesis) inject(ctx context.Context, f fault) error {
 		}
 	case churnFollower:
 		followers := nm.c.Followers(leader)
-		if err := churn(rctx, target, nm.c.Node(followers[f.Node%len(followers)]), f); err != nil {
+		if err := churn(rctx, nm.c, target, nm.c.Node(followers[f.Node%len(followers)]), f); err != nil {
 			return err
 		}
 	case diskFull:
@@ -559,9 +559,12 @@ func moveLeader(ctx context.Context, c *framework.Cluster, leader, to *framework
 // waits until it serves reads and is a voter again (it joins as a
 // non-voting replica, promoted once caught up): until then the cluster
 // has one voter less, and the next fault would find no quorum.
-func churn(ctx context.Context, leader, follower *framework.Node, f fault) error {
+func churn(ctx context.Context, c *framework.Cluster, leader, follower *framework.Node, f fault) error {
 	id := fmt.Sprint(follower.ID)
-	if r := framework.RunCLI("cluster", "member-remove", "--endpoint", leader.Endpoint(), "--node-id", id); r.Err != nil {
+	cli := func(args ...string) framework.CmdResult {
+		return framework.RunCLI(append(append([]string{"cluster", args[0]}, c.TLSFlags()...), args[1:]...)...)
+	}
+	if r := cli("member-remove", "--endpoint", leader.Endpoint(), "--node-id", id); r.Err != nil {
 		return fmt.Errorf("member-remove %s: %s", id, r)
 	}
 	if err := follower.Stop(); err != nil {
@@ -577,7 +580,7 @@ func churn(ctx context.Context, leader, follower *framework.Node, f fault) error
 	if err := follower.WaitLog(ctx, "Waiting to be added to a cluster"); err != nil {
 		return err
 	}
-	r := framework.RunCLI("cluster", "member-add", "--endpoint", leader.Endpoint(), "--node-id", id, "--peer-url", follower.RaftAddr())
+	r := cli("member-add", "--endpoint", leader.Endpoint(), "--node-id", id, "--peer-url", follower.RaftAddr())
 	if r.Err != nil {
 		return fmt.Errorf("member-add %s: %s", id, r)
 	}

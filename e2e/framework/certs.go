@@ -19,13 +19,13 @@ type tlsFiles struct {
 	client                *tls.Config // CA + client certificate
 }
 
-// makeCerts runs `centra certs init` for every node (IP SAN 127.0.0.1) and
-// loads the client certificate.
+// makeCerts runs `centra certs init` for every node and loads the client
+// certificate.
 func (c *Cluster) makeCerts() error {
 	dir := filepath.Join(c.base, "certs")
 	args := []string{"certs", "init", "--dir", dir}
 	for i := range c.opts.nodes {
-		args = append(args, "--node", fmt.Sprintf("node%d=127.0.0.1", i+1))
+		args = append(args, "--node", fmt.Sprintf("node%d=%s", i+1, c.certAddrs(i)))
 	}
 	if r := RunCLI(args...); r.Err != nil {
 		return fmt.Errorf("centra %s: %s", strings.Join(args, " "), r)
@@ -44,10 +44,22 @@ func (c *Cluster) makeCerts() error {
 	if err != nil {
 		return err
 	}
-	// Every node listens on 127.0.0.1, the certificates' only address.
+	// Every certificate holds 127.0.0.1, which clients verify whatever
+	// address they dial (WithNetns: the namespace's).
 	f.client = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ServerName: "127.0.0.1"}
 	c.tls = f
 	return nil
+}
+
+// certAddrs is the addresses of the certificate of node (or, past the
+// nodes, store) i: 127.0.0.1 and, WithNetns, the address in its namespace,
+// which its peers dial and verify.
+func (c *Cluster) certAddrs(i int) string {
+	if c.opts.netns == nil {
+		return "127.0.0.1"
+	}
+	_, host := c.opts.netns(i)
+	return "127.0.0.1," + host
 }
 
 func loadCA(path string) (*x509.CertPool, error) {
@@ -90,6 +102,10 @@ func (c *Cluster) CAFile() string {
 	}
 	return c.tls.caFile
 }
+
+// ClientTLS returns a copy of the TLS config the framework's clients use
+// (CA and client certificate), or nil without TLS.
+func (n *Node) ClientTLS() *tls.Config { return n.c.ClientTLS() }
 
 // ClientTLS returns a copy of the TLS config the framework's clients use
 // (CA and client certificate), or nil without TLS.

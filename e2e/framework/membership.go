@@ -90,7 +90,11 @@ func (c *Cluster) prepareDir(n *Node, configName string) error {
 		return err
 	}
 	if c.tls != nil {
-		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"=127.0.0.1"); r.Err != nil {
+		addrs := "127.0.0.1"
+		if n.store {
+			addrs = c.certAddrs(len(c.nodes) + n.Index)
+		}
+		if r := RunCLI("certs", "init", "--dir", c.tls.dir, "--node", n.Name+"="+addrs); r.Err != nil {
 			return fmt.Errorf("certificate for %s: %s", n.Name, r)
 		}
 	}
