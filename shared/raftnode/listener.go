@@ -65,6 +65,7 @@ type receiver struct {
 
 	mu        sync.Mutex
 	closed    bool
+	done      chan struct{} // closed by Close
 	listeners []net.Listener
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
@@ -90,7 +91,7 @@ func (t *transport) Start() error {
 	if err != nil {
 		return err
 	}
-	t.recv = &receiver{tcp: (*tcpTransport)(v.UnsafePointer()), tls: tlsConfig, listeners: lns, conns: map[net.Conn]struct{}{}}
+	t.recv = &receiver{tcp: (*tcpTransport)(v.UnsafePointer()), tls: tlsConfig, listeners: lns, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
 	for _, ln := range lns {
 		t.recv.wg.Add(1)
 		go t.accept(ln)
@@ -112,6 +113,7 @@ func (t *transport) Close() error {
 		return nil
 	}
 	r.closed = true
+	close(r.done)
 	for _, ln := range r.listeners {
 		ln.Close()
 	}
@@ -170,17 +172,20 @@ func (t *transport) accept(ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			r.mu.Lock()
-			closed := r.closed
-			r.mu.Unlock()
-			if closed {
-				return
-			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), acceptBackoffMax)
+			select {
+			case <-r.done:
+				return
+			default:
+			}
 			if t.f.log != nil {
 				t.f.log.Warn("Raft listener cannot accept a connection; retrying (out of file descriptors? raise LimitNOFILE)", "address", ln.Addr().String(), "retry_in", backoff, "error", err)
 			}
-			time.Sleep(backoff)
+			select {
+			case <-r.done:
+				return
+			case <-time.After(backoff):
+			}
 			continue
 		}
 		backoff = 0

@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,6 +320,60 @@ func TestListenerHandshakesOffTheAcceptLoop(t *testing.T) {
 		return e == 1
 	})
 	t.Logf("good peer served after %v", time.Since(start))
+}
+
+// flakyListener fails its first n Accepts with EMFILE, as a process out of
+// file descriptors does.
+type flakyListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.n.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestListenerRetriesAcceptErrors: an Accept error (EMFILE) is logged and
+// retried, where dragonboat's accept loop panics the process, and the
+// connection accepted after it is served.
+func TestListenerRetriesAcceptErrors(t *testing.T) {
+	peerCfg, senderCfg := transportConfigs(t, false)
+	logger, logs := testLogger(t)
+	tr, in := startReceiver(t, peerCfg, transportFactory{timeout: time.Second, log: logger})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyListener{Listener: ln}
+	flaky.n.Store(3)
+	r := tr.(*transport).recv
+	r.mu.Lock()
+	r.listeners = append(r.listeners, flaky)
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go tr.(*transport).accept(flaky)
+
+	conn, err := newTCPTransport(senderCfg, nil, nil).GetConnection(context.Background(), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SendMessageBatch(entryBatch([]byte("after EMFILE"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the batch sent after three failed accepts to arrive", func() bool {
+		e, _ := in.count()
+		return e == 1
+	})
+	if got := strings.Count(logs.String(), "Raft listener cannot accept a connection"); got != 3 {
+		t.Fatalf("%d accept warnings logged, want 3:\n%s", got, logs)
+	}
+	if !strings.Contains(logs.String(), "too many open files") {
+		t.Fatalf("the warning does not name the error:\n%s", logs)
+	}
 }
 
 // TestListenerCloseEndsConnections: Close ends every accepted connection,
