@@ -192,6 +192,29 @@ func (b *inbox) count() (entries, chunks int) {
 	return len(b.entries), len(b.chunks)
 }
 
+// waitEntries waits until n entries arrived.
+func (b *inbox) waitEntries(t *testing.T, timeout time.Duration, n int, what string) {
+	t.Helper()
+	eventually(t, timeout, what, func() bool {
+		e, _ := b.count()
+		return e == n
+	})
+}
+
+// sendEntry sends one batch holding cmd from sender to addr, on a new
+// connection that stays open until the test ends (a close resets it).
+func sendEntry(t *testing.T, sender raftio.ITransport, addr string, cmd []byte) {
+	t.Helper()
+	conn, err := sender.GetConnection(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	if err := conn.SendMessageBatch(entryBatch(cmd)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startReceiver starts our transport (listener.go) at cfg's address.
 func startReceiver(t *testing.T, cfg config.NodeHostConfig, f transportFactory) (raftio.ITransport, *inbox) {
 	t.Helper()
@@ -306,19 +329,9 @@ func TestListenerHandshakesOffTheAcceptLoop(t *testing.T) {
 	eventually(t, 5*time.Second, "the stranger's handshake failure to be counted", func() bool { return failed.Load() == 1 })
 
 	start := time.Now()
-	conn, err := transportFactory{timeout: time.Second}.Create(senderCfg, nil, nil).GetConnection(context.Background(), peerCfg.RaftAddress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SendMessageBatch(entryBatch([]byte("x"))); err != nil {
-		t.Fatal(err)
-	}
+	sendEntry(t, transportFactory{timeout: time.Second}.Create(senderCfg, nil, nil), peerCfg.RaftAddress, []byte("x"))
 	// Three silent connections held dragonboat's accept loop for 9 s.
-	eventually(t, 4*time.Second, "the good peer's batch to arrive past three silent connections", func() bool {
-		e, _ := in.count()
-		return e == 1
-	})
+	in.waitEntries(t, 4*time.Second, 1, "the good peer's batch to arrive past three silent connections")
 	t.Logf("good peer served after %v", time.Since(start))
 }
 
@@ -356,18 +369,8 @@ func TestListenerRetriesAcceptErrors(t *testing.T) {
 	r.mu.Unlock()
 	go tr.(*transport).accept(flaky)
 
-	conn, err := newTCPTransport(senderCfg, nil, nil).GetConnection(context.Background(), ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SendMessageBatch(entryBatch([]byte("after EMFILE"))); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, "the batch sent after three failed accepts to arrive", func() bool {
-		e, _ := in.count()
-		return e == 1
-	})
+	sendEntry(t, newTCPTransport(senderCfg, nil, nil), ln.Addr().String(), []byte("after EMFILE"))
+	in.waitEntries(t, 10*time.Second, 1, "the batch sent after three failed accepts to arrive")
 	if got := strings.Count(logs.String(), "Raft listener cannot accept a connection"); got != 3 {
 		t.Fatalf("%d accept warnings logged, want 3:\n%s", got, logs)
 	}
