@@ -64,7 +64,6 @@ type receiver struct {
 	tls *tls.Config
 
 	mu        sync.Mutex
-	closed    bool
 	done      chan struct{} // closed by Close
 	listeners []net.Listener
 	conns     map[net.Conn]struct{}
@@ -108,11 +107,10 @@ func (t *transport) Close() error {
 		return t.ITransport.Close()
 	}
 	r.mu.Lock()
-	if r.closed {
+	if r.stopping() {
 		r.mu.Unlock()
 		return nil
 	}
-	r.closed = true
 	close(r.done)
 	for _, ln := range r.listeners {
 		ln.Close()
@@ -123,6 +121,16 @@ func (t *transport) Close() error {
 	r.mu.Unlock()
 	r.wg.Wait()
 	return t.ITransport.Close()
+}
+
+// stopping reports whether Close has begun.
+func (r *receiver) stopping() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // listenRaft binds addr as described above.
@@ -172,15 +180,11 @@ func (t *transport) accept(ln net.Listener) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			backoff = min(max(2*backoff, 5*time.Millisecond), acceptBackoffMax)
-			select {
-			case <-r.done:
+			if r.stopping() {
 				return
-			default:
 			}
-			if t.f.log != nil {
-				t.f.log.Warn("Raft listener cannot accept a connection; retrying (out of file descriptors? raise LimitNOFILE)", "address", ln.Addr().String(), "retry_in", backoff, "error", err)
-			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), acceptBackoffMax)
+			t.f.log.Warn("Raft listener cannot accept a connection; retrying (out of file descriptors? raise LimitNOFILE)", "address", ln.Addr().String(), "retry_in", backoff, "error", err)
 			select {
 			case <-r.done:
 				return
@@ -190,7 +194,7 @@ func (t *transport) accept(ln net.Listener) {
 		}
 		backoff = 0
 		r.mu.Lock()
-		if r.closed {
+		if r.stopping() {
 			r.mu.Unlock()
 			conn.Close()
 			return
@@ -237,9 +241,7 @@ func (t *transport) serve(conn net.Conn) {
 // handshakeFailed counts a failed TLS handshake and logs it, at most once
 // per handshakeWarnEvery.
 func (t *transport) handshakeFailed(remote net.Addr, err error) {
-	if t.f.handshakeFailed != nil {
-		t.f.handshakeFailed()
-	}
+	t.f.handshakeFailed()
 	r := t.recv
 	r.warnMu.Lock()
 	now := time.Now()
@@ -251,10 +253,8 @@ func (t *transport) handshakeFailed(remote net.Addr, err error) {
 	suppressed := r.suppressed
 	r.lastWarn, r.suppressed = now, 0
 	r.warnMu.Unlock()
-	if t.f.log != nil {
-		t.f.log.Warn("Raft TLS handshake from a peer failed; its certificate must be signed by this node's CA and it must trust this node's certificate",
-			"remote", remote.String(), "ca_file", t.nhc.CAFile, "cert_file", t.nhc.CertFile, "error", err, "failures_not_logged", suppressed)
-	}
+	t.f.log.Warn("Raft TLS handshake from a peer failed; its certificate must be signed by this node's CA and it must trust this node's certificate",
+		"remote", remote.String(), "ca_file", t.nhc.CAFile, "cert_file", t.nhc.CertFile, "error", err, "failures_not_logged", suppressed)
 }
 
 // bufferedConn is an accepted connection as serveConn reads it: reads come

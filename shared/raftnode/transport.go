@@ -74,15 +74,22 @@ type transportFactory struct {
 	redialled func(target string)
 	// cut is Config.cut (tests).
 	cut func(target string) bool
-	// log receives the listener's warnings (listener.go); nil in tests.
+	// log receives the listener's warnings (listener.go); nil discards
+	// them.
 	log *slog.Logger
-	// handshakeFailed is called for every inbound connection whose TLS
-	// handshake failed.
+	// handshakeFailed, if set, is called for every inbound connection
+	// whose TLS handshake failed.
 	handshakeFailed func()
 }
 
 // Create implements config.TransportFactory.
 func (f transportFactory) Create(nhc config.NodeHostConfig, h raftio.MessageHandler, ch raftio.ChunkHandler) raftio.ITransport {
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if f.handshakeFailed == nil {
+		f.handshakeFailed = func() {}
+	}
 	return &transport{ITransport: newTCPTransport(nhc, h, ch), nhc: nhc, f: f}
 }
 
