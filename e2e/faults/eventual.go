@@ -19,21 +19,16 @@ import (
 	flaredbv1 "github.com/centra-cloud/centra/gen/centra/flaredb/v1"
 	"github.com/centra-cloud/centra/gen/centra/flaredb/v1/flaredbv1connect"
 	metav1 "github.com/centra-cloud/centra/gen/centra/meta/v1"
-	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // newFlareDB returns a FlareDB client of c's control-plane nodes, over
 // mutual TLS in a TLS cluster.
 func newFlareDB(c *framework.Cluster) (*flaredb.Client, error) {
-	scheme := "http://"
-	if c.ClientTLS() != nil {
-		scheme = "https://"
-	}
 	var urls []string
-	for _, ep := range c.Endpoints() {
-		urls = append(urls, scheme+ep)
+	for _, n := range c.Nodes() {
+		urls = append(urls, n.URL())
 	}
-	return flaredb.New(strings.Join(urls, ","), flaredb.WithHTTPClient(centratls.HTTPClient(c.ClientTLS(), 5*time.Second)))
+	return flaredb.New(strings.Join(urls, ","), flaredb.WithTLS(c.ClientTLS()))
 }
 
 // eventualNS is the FlareDB namespace under the convergence check,
@@ -153,7 +148,7 @@ func readReplicas(ctx context.Context, cp *framework.Node, stores []*framework.N
 // scanReplica scans the eventual namespace's part of one region on store
 // s. It returns nil pairs when the region holds no part of the namespace.
 func scanReplica(ctx context.Context, s *framework.Node, rctx *flaredbv1.Context) (map[string]string, error) {
-	kv := flaredbv1connect.NewKVServiceClient(centratls.HTTPClient(s.ClientTLS(), 5*time.Second), s.URL())
+	kv := flaredbv1connect.NewKVServiceClient(s.ConnectClient(), s.URL())
 	stream, err := kv.Scan(ctx, connect.NewRequest(&flaredbv1.ScanRequest{Context: rctx}))
 	if err != nil {
 		return nil, err

@@ -105,10 +105,6 @@ func (c *Cluster) CAFile() string {
 
 // ClientTLS returns a copy of the TLS config the framework's clients use
 // (CA and client certificate), or nil without TLS.
-func (n *Node) ClientTLS() *tls.Config { return n.c.ClientTLS() }
-
-// ClientTLS returns a copy of the TLS config the framework's clients use
-// (CA and client certificate), or nil without TLS.
 func (c *Cluster) ClientTLS() *tls.Config {
 	if c.tls == nil {
 		return nil

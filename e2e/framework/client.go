@@ -12,6 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	centratls "github.com/centra-cloud/centra/shared/tls"
 )
 
 // httpClient returns a client for the node's HTTP endpoints (TLS-aware).
@@ -22,6 +24,18 @@ func (n *Node) httpClient() *http.Client {
 	}
 	return &http.Client{Transport: tr, Timeout: 3 * time.Second}
 }
+
+// ConnectClient returns the cluster's shared HTTP/2 client for Connect
+// calls to any of its nodes and stores (in a TLS cluster with the
+// framework's client certificate); its connections are closed with the
+// cluster.
+func (c *Cluster) ConnectClient() *http.Client {
+	c.connectOnce.Do(func() { c.connect = centratls.HTTPClient(c.ClientTLS(), 5*time.Second) })
+	return c.connect
+}
+
+// ConnectClient is the node's cluster's ConnectClient.
+func (n *Node) ConnectClient() *http.Client { return n.c.ConnectClient() }
 
 // Get fetches path (e.g. "/metrics") from the API listener and returns the
 // status code and body.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -150,6 +151,9 @@ type Cluster struct {
 	stores []*Node
 	tls    *tlsFiles
 	base   string // holds every file of the cluster
+	// connect is ConnectClient's, built on first use.
+	connectOnce sync.Once
+	connect     *http.Client
 	// bootMembers is initial_members of the bootstrapping nodes.
 	bootMembers []string
 }
@@ -523,6 +527,9 @@ func stopNodes(nodes []*Node) []error {
 }
 
 func (c *Cluster) cleanup() {
+	if c.connect != nil {
+		c.connect.CloseIdleConnections()
+	}
 	all := append(append([]*Node(nil), c.nodes...), c.stores...)
 	for _, n := range all {
 		for _, crash := range n.Crashes() {

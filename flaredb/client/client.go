@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strings"
@@ -26,6 +27,7 @@ type KvPair struct {
 type Client struct {
 	pd          *pdclient.Client
 	httpClient  connect.HTTPClient
+	tls         *tls.Config // WithTLS, for the client's own HTTP client
 	ownsHTTP    bool
 	connectOpts []connect.ClientOption
 	scheme      string // of store URLs: "http" or "https", as the endpoints
@@ -54,6 +56,14 @@ type Option func(*Client)
 // An *http.Client is a connect.HTTPClient.
 func WithHTTPClient(hc connect.HTTPClient) Option {
 	return func(c *Client) { c.httpClient = hc }
+}
+
+// WithTLS sets the TLS config (CA, client certificate) of the client's own
+// HTTP client, which it closes with Close; https:// endpoints need it
+// unless the system's CAs sign the nodes' certificates and no client
+// certificate is required. WithHTTPClient overrides it.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *Client) { c.tls = cfg }
 }
 
 // WithClientOptions adds Connect client options (protocol, interceptors)
@@ -110,7 +120,7 @@ func New(endpoints string, opts ...Option) (*Client, error) {
 		}
 	}
 	if c.httpClient == nil {
-		c.httpClient = centratls.HTTPClient(nil, 5*time.Second)
+		c.httpClient = centratls.HTTPClient(c.tls, 5*time.Second)
 		c.ownsHTTP = true
 	}
 	if c.minBackoff <= 0 {
